@@ -1,0 +1,217 @@
+/**
+ * The error catalogue. Every error the library raises is an `OccamsError`
+ * with a stable `code`; retry decisions read `retriable`, never messages.
+ *
+ * Two families:
+ * - internal errors (`rpc_*`): the framework's own. The first nine are the
+ *   occams v1 wire codes (sent as flag 2 with the ASCII code as the blob);
+ *   the rest are raised locally and never sent.
+ * - user errors: what a handler chose to fail with (errno, message, value).
+ */
+
+export const ErrorCode = {
+  // occams v1 wire codes
+  Unreachable: 'rpc_unreachable',
+  Io: 'rpc_io_err',
+  Timeout: 'rpc_timeout',
+  MethodNotFound: 'rpc_method_notfound',
+  ServiceNotFound: 'rpc_service_notfound',
+  Encode: 'rpc_encode',
+  Decode: 'rpc_decode',
+  Internal: 'rpc_internal_err',
+  InvalidVersion: 'rpc_invalid_ver',
+  // local codes
+  Protocol: 'rpc_protocol',
+  FrameTooLarge: 'rpc_frame_too_large',
+  QueueFull: 'rpc_queue_full',
+  Closed: 'rpc_closed',
+  Cancelled: 'rpc_cancelled',
+  Overloaded: 'rpc_overloaded',
+  InvalidOption: 'rpc_invalid_option',
+  // user errors
+  UserErrno: 'user_errno',
+  UserError: 'user_error',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Codes a request may be retried after (on another connection or server). */
+const RETRIABLE: ReadonlySet<string> = new Set([ErrorCode.Unreachable, ErrorCode.Io, ErrorCode.Timeout]);
+
+export class OccamsError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+  get retriable(): boolean {
+    return RETRIABLE.has(this.code);
+  }
+  /** True for errors produced by the framework rather than a handler. */
+  get internal(): boolean {
+    return this.code.startsWith('rpc_');
+  }
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+export class UnreachableError extends OccamsError {
+  constructor(message = 'address unreachable', options?: { cause?: unknown }) {
+    super(ErrorCode.Unreachable, message, options);
+  }
+}
+export class IoError extends OccamsError {
+  constructor(message = 'connection lost', options?: { cause?: unknown }) {
+    super(ErrorCode.Io, message, options);
+  }
+}
+export class TimeoutError extends OccamsError {
+  constructor(message = 'request timed out', options?: { cause?: unknown }) {
+    super(ErrorCode.Timeout, message, options);
+  }
+}
+export class MethodNotFoundError extends OccamsError {
+  constructor(message = 'method not found', options?: { cause?: unknown }) {
+    super(ErrorCode.MethodNotFound, message, options);
+  }
+}
+export class ServiceNotFoundError extends OccamsError {
+  constructor(message = 'service not found', options?: { cause?: unknown }) {
+    super(ErrorCode.ServiceNotFound, message, options);
+  }
+}
+export class EncodeError extends OccamsError {
+  constructor(message = 'cannot encode value', options?: { cause?: unknown }) {
+    super(ErrorCode.Encode, message, options);
+  }
+}
+export class DecodeError extends OccamsError {
+  constructor(message = 'cannot decode message', options?: { cause?: unknown }) {
+    super(ErrorCode.Decode, message, options);
+  }
+}
+export class InternalError extends OccamsError {
+  constructor(message = 'internal server error', options?: { cause?: unknown }) {
+    super(ErrorCode.Internal, message, options);
+  }
+}
+export class InvalidVersionError extends OccamsError {
+  constructor(message = 'unsupported protocol version', options?: { cause?: unknown }) {
+    super(ErrorCode.InvalidVersion, message, options);
+  }
+}
+/** The peer broke the framing rules (bad magic, bad flag, bad length...). */
+export class ProtocolError extends OccamsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Protocol, message, options);
+  }
+}
+export class FrameTooLargeError extends OccamsError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super(ErrorCode.FrameTooLarge, `frame of ${size} bytes exceeds maxFrameSize ${limit}`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+/** The window is full and so is the bounded queue of waiting callers. */
+export class QueueFullError extends OccamsError {
+  constructor(message = 'request queue is full') {
+    super(ErrorCode.QueueFull, message);
+  }
+}
+export class ClosedError extends OccamsError {
+  constructor(message = 'client is closed', options?: { cause?: unknown }) {
+    super(ErrorCode.Closed, message, options);
+  }
+}
+export class CancelledError extends OccamsError {
+  constructor(message = 'request cancelled') {
+    super(ErrorCode.Cancelled, message);
+  }
+}
+/** The server refuses work (connection limit, in-flight cap). */
+export class OverloadedError extends OccamsError {
+  constructor(message = 'server overloaded') {
+    super(ErrorCode.Overloaded, message);
+  }
+}
+export class InvalidOptionError extends OccamsError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super(ErrorCode.InvalidOption, `invalid option ${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** A handler failed with a numeric code (wire flag 1). */
+export class RemoteErrnoError extends OccamsError {
+  readonly errno: number;
+  constructor(errno: number) {
+    super(ErrorCode.UserErrno, `remote error errno ${errno}`);
+    this.errno = errno;
+  }
+}
+
+/**
+ * A handler failed with bytes (wire flag 2): a UTF-8 message, or (from
+ * servers speaking the extensions) a value encoded with the codec.
+ */
+export class RemoteError extends OccamsError {
+  /** The raw error bytes as received. */
+  readonly data: Buffer;
+  /** The decoded error value when the server sent one, else the message. */
+  readonly error: unknown;
+  constructor(data: Buffer, error?: unknown) {
+    const message = error === undefined ? data.toString('utf8') : describe(error);
+    super(ErrorCode.UserError, message);
+    this.data = data;
+    this.error = error === undefined ? message : error;
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value !== null && typeof value === 'object' && typeof (value as { message?: unknown }).message === 'string') {
+    return (value as { message: string }).message;
+  }
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+const WIRE_ERRORS: Record<string, new () => OccamsError> = {
+  [ErrorCode.Unreachable]: UnreachableError,
+  [ErrorCode.Io]: IoError,
+  [ErrorCode.Timeout]: TimeoutError,
+  [ErrorCode.MethodNotFound]: MethodNotFoundError,
+  [ErrorCode.ServiceNotFound]: ServiceNotFoundError,
+  [ErrorCode.Encode]: EncodeError,
+  [ErrorCode.Decode]: DecodeError,
+  [ErrorCode.Internal]: InternalError,
+  [ErrorCode.InvalidVersion]: InvalidVersionError,
+};
+
+/**
+ * Turns flag-2 error bytes into an error: `rpc_*` strings are the framework's
+ * reserved internal codes, anything else is the handler's own message.
+ */
+export function errorFromWireBytes(data: Buffer): OccamsError {
+  // 'r' 'p' 'c' '_'
+  if (data.length >= 4 && data[0] === 0x72 && data[1] === 0x70 && data[2] === 0x63 && data[3] === 0x5f) {
+    const code = data.toString('latin1');
+    const Known = WIRE_ERRORS[code];
+    return Known ? new Known() : new OccamsError(code, `remote internal error ${code}`);
+  }
+  return new RemoteError(data);
+}
+
+/** Normalizes anything thrown into an OccamsError (wrapping as cause). */
+export function toOccamsError(err: unknown, Fallback: new (m?: string, o?: { cause?: unknown }) => OccamsError = IoError): OccamsError {
+  if (err instanceof OccamsError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new Fallback(message, { cause: err });
+}

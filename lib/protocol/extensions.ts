@@ -1,0 +1,55 @@
+/**
+ * nestjs-occams extensions to occams v1 (specified in docs/PROTOCOL.md).
+ *
+ * Negotiation: a client that speaks them sends HELLO (a numeric action) as
+ * its first request. A server that speaks them answers ok with its feature
+ * bits and from then on may send extension frames on that connection; any
+ * other answer (a v1 server's error) means "plain v1". A server never sends
+ * an extension frame to a connection that did not say HELLO, and a client
+ * never sets extension bits before the server's answer.
+ */
+
+/** Numeric control actions, chosen far from user numeric actions. */
+export const ACTION_HELLO = 0x4f43_0001;
+export const ACTION_CANCEL = 0x4f43_0002;
+
+/** Request `format` byte bits (v1 peers send 0 and ignore the byte). */
+export const FORMAT_EVENT = 0x01; // no response is owed
+export const FORMAT_EXT_HEADER = 0x02; // msg starts with u32 len + msgpack ext header
+
+/** Extension response flags (only to connections that said HELLO). */
+export const FLAG_STREAM_ITEM = 3; // one value of a streamed result; more follow
+export const FLAG_ERROR_VALUE = 4; // error value encoded with the codec, in the blob
+export const FLAG_GOAWAY = 5; // seq 0: server is draining, send new requests elsewhere
+
+/** Feature bits carried in HELLO and its answer. */
+export const FEATURE_EVENTS = 1 << 0;
+export const FEATURE_META = 1 << 1;
+export const FEATURE_STREAMING = 1 << 2;
+export const FEATURE_CANCEL = 1 << 3;
+export const FEATURE_DEADLINE = 1 << 4;
+export const FEATURE_ERROR_VALUE = 1 << 5;
+export const FEATURE_GOAWAY = 1 << 6;
+export const ALL_FEATURES =
+  FEATURE_EVENTS |
+  FEATURE_META |
+  FEATURE_STREAMING |
+  FEATURE_CANCEL |
+  FEATURE_DEADLINE |
+  FEATURE_ERROR_VALUE |
+  FEATURE_GOAWAY;
+
+/** Extension protocol revision carried in HELLO. */
+export const EXTENSIONS_VERSION = 1;
+
+/**
+ * What travels in the ext header: request metadata (Nest's
+ * `ReadPacket.metadata`) and the time left before the caller gives up,
+ * relative so that clocks need not agree.
+ */
+export interface RequestExtHeader {
+  /** metadata key/values */
+  m?: Record<string, unknown>;
+  /** milliseconds left until the caller's deadline, at send time */
+  d?: number;
+}

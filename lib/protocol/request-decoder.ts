@@ -1,0 +1,63 @@
+import { FrameTooLargeError, InvalidVersionError, ProtocolError } from '../errors.js';
+import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, MAGIC, REQUEST_HEADER_SIZE, VERSION } from './constants.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { readU53, readU64Lossy } from './u64.js';
+
+/** Receives decoded requests; `msg`/`blob` are views valid until you drop them. */
+export interface RequestSink {
+  onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void;
+}
+
+/** Decodes request frames (server side). */
+export class RequestDecoder extends FrameDecoder {
+  private readonly sink: RequestSink;
+  private readonly maxFrameSize: number;
+
+  constructor(sink: RequestSink, maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {
+    super(REQUEST_HEADER_SIZE);
+    this.sink = sink;
+    this.maxFrameSize = maxFrameSize;
+  }
+
+  protected bodyLength(buf: Buffer, off: number): number {
+    checkMagicAndVersion(buf, off);
+    const action = buf.readUInt32LE(off + 4);
+    const actionLen = action >= ACTION_STRING_BIT ? action & ACTION_LEN_MASK : 0;
+    const bodyLen = actionLen + buf.readUInt32LE(off + 24) + buf.readUInt32LE(off + 28);
+    if (bodyLen > this.maxFrameSize - REQUEST_HEADER_SIZE) {
+      throw new FrameTooLargeError(bodyLen + REQUEST_HEADER_SIZE, this.maxFrameSize);
+    }
+    return bodyLen;
+  }
+
+  protected emit(hdr: Buffer, h: number, body: Buffer, b: number): void {
+    const rawAction = hdr.readUInt32LE(h + 4);
+    const seq = readU53(hdr, h + 8);
+    if (seq < 0) throw new ProtocolError('request seq exceeds 2^53');
+    const msgLen = hdr.readUInt32LE(h + 24);
+    const blobLen = hdr.readUInt32LE(h + 28);
+    let action: number | string;
+    if (rawAction >= ACTION_STRING_BIT) {
+      const actionLen = rawAction & ACTION_LEN_MASK;
+      action = body.toString('utf8', b, b + actionLen);
+      b += actionLen;
+    } else {
+      action = rawAction;
+    }
+    this.sink.onRequest(
+      hdr[h + 3]!,
+      action,
+      seq,
+      readU64Lossy(hdr, h + 16),
+      body.subarray(b, b + msgLen),
+      body.subarray(b + msgLen, b + msgLen + blobLen),
+    );
+  }
+}
+
+export function checkMagicAndVersion(buf: Buffer, off: number): void {
+  const magic = buf.readUInt16LE(off);
+  if (magic !== MAGIC) throw new ProtocolError(`bad magic 0x${magic.toString(16)}`);
+  const ver = buf[off + 2]!;
+  if (ver !== VERSION) throw new InvalidVersionError(`unsupported protocol version ${ver}`);
+}

@@ -1,0 +1,46 @@
+import { FrameTooLargeError, ProtocolError } from '../errors.js';
+import { DEFAULT_MAX_FRAME_SIZE, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { checkMagicAndVersion } from './request-decoder.js';
+import { readU53 } from './u64.js';
+
+/**
+ * Receives decoded responses. For flag 1 `msgLen` is the errno and `msg` is
+ * empty. Flags are not judged here: what a flag means is the client's call.
+ */
+export interface ResponseSink {
+  onResponse(flag: number, seq: number, msgLen: number, msg: Buffer, blob: Buffer): void;
+}
+
+/** Decodes response frames (client side). */
+export class ResponseDecoder extends FrameDecoder {
+  private readonly sink: ResponseSink;
+  private readonly maxFrameSize: number;
+
+  constructor(sink: ResponseSink, maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {
+    super(RESPONSE_HEADER_SIZE);
+    this.sink = sink;
+    this.maxFrameSize = maxFrameSize;
+  }
+
+  protected bodyLength(buf: Buffer, off: number): number {
+    checkMagicAndVersion(buf, off);
+    const blobLen = buf.readInt32LE(off + 16);
+    if (blobLen < 0) throw new ProtocolError(`negative blob_len ${blobLen}`);
+    const bodyLen = (buf[off + 3] === FLAG_ERRNO ? 0 : buf.readUInt32LE(off + 4)) + blobLen;
+    if (bodyLen > this.maxFrameSize - RESPONSE_HEADER_SIZE) {
+      throw new FrameTooLargeError(bodyLen + RESPONSE_HEADER_SIZE, this.maxFrameSize);
+    }
+    return bodyLen;
+  }
+
+  protected emit(hdr: Buffer, h: number, body: Buffer, b: number): void {
+    const flag = hdr[h + 3]!;
+    const msgLen = hdr.readUInt32LE(h + 4);
+    const seq = readU53(hdr, h + 8);
+    if (seq < 0) throw new ProtocolError('response seq exceeds 2^53');
+    const blobLen = hdr.readInt32LE(h + 16);
+    const bodyMsgLen = flag === FLAG_ERRNO ? 0 : msgLen;
+    this.sink.onResponse(flag, seq, msgLen, body.subarray(b, b + bodyMsgLen), body.subarray(b + bodyMsgLen, b + bodyMsgLen + blobLen));
+  }
+}

@@ -1,0 +1,52 @@
+import { FLAG_ERRNO, MAGIC, RESPONSE_HEADER_SIZE, VERSION } from './constants.js';
+import { writeU53 } from './u64.js';
+
+/** A decoded response. `msg` and `blob` are views into the received bytes. */
+export interface ResponseFrame {
+  flag: number;
+  seq: number;
+  /** flag 1: the errno; otherwise the msg length */
+  msgLen: number;
+  msg: Buffer;
+  blob: Buffer;
+}
+
+/** Writes a response header at `off` (note: msg_len before seq). */
+export function writeResponseHeader(
+  buf: Buffer,
+  off: number,
+  flag: number,
+  msgLenOrErrno: number,
+  seq: number,
+  blobLen: number,
+): void {
+  buf.writeUInt16LE(MAGIC, off);
+  buf[off + 2] = VERSION;
+  buf[off + 3] = flag;
+  buf.writeUInt32LE(msgLenOrErrno >>> 0, off + 4);
+  writeU53(buf, off + 8, seq);
+  buf.writeInt32LE(blobLen, off + 16);
+}
+
+export interface EncodeResponseInput {
+  flag?: number;
+  seq: number;
+  msg?: Uint8Array;
+  blob?: Uint8Array;
+  /** flag 1 only */
+  errno?: number;
+}
+
+/** Encodes one whole response frame into a new buffer (not the hot path). */
+export function encodeResponse(input: EncodeResponseInput): Buffer {
+  const flag = input.flag ?? 0;
+  const msg = flag === FLAG_ERRNO ? EMPTY : (input.msg ?? EMPTY);
+  const blob = input.blob ?? EMPTY;
+  const buf = Buffer.allocUnsafe(RESPONSE_HEADER_SIZE + msg.length + blob.length);
+  writeResponseHeader(buf, 0, flag, flag === FLAG_ERRNO ? (input.errno ?? 0) : msg.length, input.seq, blob.length);
+  buf.set(msg, RESPONSE_HEADER_SIZE);
+  buf.set(blob, RESPONSE_HEADER_SIZE + msg.length);
+  return buf;
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,100 @@
+import type { OccamsError } from '../errors.js';
+import type { Timed } from './timeout-wheel.js';
+
+/**
+ * Receives the outcome of one call. Exactly one of `onResult` / `onError`
+ * is called, once, unless the call was cancelled (then neither is).
+ */
+export interface ResponseHandler {
+  /** A streamed value (servers speaking the extensions); more follow. */
+  onItem?(value: unknown): void;
+  /** The final value (undefined when the server sent none) and the raw blob. */
+  onResult(value: unknown, blob: Buffer): void;
+  onError(err: OccamsError): void;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** timeout for this call in ms (overrides the connection default) */
+  timeout?: number;
+  /** raw bytes sent after the message (the v1 blob) */
+  blob?: Uint8Array;
+  /** metadata the server sees (extension; dropped for plain v1 servers) */
+  meta?: Record<string, unknown>;
+  /** absolute deadline, epoch ms; the server is told the time left (extension) */
+  deadline?: number;
+  /** fire-and-forget: no response is owed (extension; plain v1 servers answer and the answer is discarded) */
+  event?: boolean;
+}
+
+export const enum CallKind {
+  /** a user request; counts against the window */
+  User,
+  /** an event to a server speaking the extensions: not windowed, no response */
+  Event,
+  /** PING or HELLO: not windowed */
+  Control,
+}
+
+export const enum CallState {
+  Queued,
+  Sent,
+  Done,
+}
+
+/** Something that can cancel a call it issued. */
+export interface CallOwner {
+  cancel(call: Call): void;
+}
+
+/**
+ * One request's bookkeeping, from `call()` to its single settlement.
+ * Invariants: `state` only moves Queued -> Sent -> Done (or straight to
+ * Done); while Sent, `pending.get(seq) === this`; while in the timeout
+ * wheel, `timerSlot >= 0`.
+ */
+export class Call implements Timed {
+  timerSlot = -1;
+  timerPrev: Timed | null = null;
+  timerNext: Timed | null = null;
+  state: CallState = CallState.Queued;
+  seq = 0;
+
+  constructor(
+    readonly owner: CallOwner,
+    readonly kind: CallKind,
+    readonly action: number | string,
+    readonly value: unknown,
+    readonly handler: ResponseHandler,
+    readonly options: CallOptions | undefined,
+  ) {}
+
+  /** Stops waiting for this call: frees its slot, tells the server if it can be told. */
+  cancel(): void {
+    this.owner.cancel(this);
+  }
+
+  get settled(): boolean {
+    return this.state === CallState.Done;
+  }
+}
+
+/** Adapts a call to a Promise (the convenient, slightly slower API). */
+export class PromiseHandler implements ResponseHandler {
+  constructor(
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (err: OccamsError) => void,
+  ) {}
+  onResult(value: unknown): void {
+    this.resolve(value);
+  }
+  onError(err: OccamsError): void {
+    this.reject(err);
+  }
+}
+
+/** Discards everything (pings, fire-and-forget events). */
+export const IGNORE: ResponseHandler = {
+  onResult() {},
+  onError() {},
+};

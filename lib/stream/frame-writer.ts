@@ -1,0 +1,132 @@
+import type { Writable } from 'node:stream';
+import { REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
+import { writeRequestHeader } from '../protocol/request-frame.js';
+import { writeResponseHeader } from '../protocol/response-frame.js';
+
+/** Size of a fresh write arena. */
+export const ARENA_SIZE = 256 * 1024;
+/** Pending bytes that trigger a flush before the end of the tick. */
+export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Coalesces frames into one socket write per tick.
+ *
+ *   arena: [ flushed ... | start .. pending .. pos | free ...... ]
+ *                          └─ one socket.write at flush ─┘
+ *
+ * Frames are written at fixed offsets straight into the arena; the pending
+ * region goes out in one `write` on `process.nextTick` (after every promise
+ * continuation of the current turn has queued its frame), or at once past
+ * the byte threshold. Flushed bytes are never touched again; a full arena is
+ * replaced, never reused, so a write the kernel has not taken yet stays
+ * intact.
+ */
+export class FrameWriter {
+  private readonly socket: Writable;
+  private readonly threshold: number;
+  private arena: Buffer = Buffer.allocUnsafe(ARENA_SIZE);
+  /** first byte not yet handed to the socket */
+  private start = 0;
+  /** first free byte; start <= pos <= arena.length */
+  private pos = 0;
+  private scheduled = false;
+  private readonly flushOnTick = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  /**
+   * @param onBackpressure called when `socket.write` returns false (the
+   *   socket's buffer passed its high-water mark); wait for 'drain'.
+   */
+  constructor(socket: Writable, threshold = DEFAULT_FLUSH_THRESHOLD, private readonly onBackpressure?: () => void) {
+    this.socket = socket;
+    this.threshold = threshold;
+  }
+
+  /** Bytes waiting for the next flush. */
+  get pending(): number {
+    return this.pos - this.start;
+  }
+
+  /** Writes a request frame; `ext` (if any) is prefixed to msg as u32 len + bytes. */
+  request(
+    format: number,
+    action: number,
+    actionBytes: Uint8Array | undefined,
+    seq: number,
+    clientId: number,
+    msg: Uint8Array,
+    blob: Uint8Array | undefined,
+    ext: Uint8Array | undefined,
+  ): void {
+    const actionLen = actionBytes === undefined ? 0 : actionBytes.length;
+    const blobLen = blob === undefined ? 0 : blob.length;
+    const msgLen = ext === undefined ? msg.length : 4 + ext.length + msg.length;
+    const size = REQUEST_HEADER_SIZE + actionLen + msgLen + blobLen;
+    const buf = this.reserve(size);
+    let off = this.pos;
+    writeRequestHeader(buf, off, format, action, actionBytes, seq, clientId, msgLen, blobLen);
+    off += REQUEST_HEADER_SIZE;
+    if (actionBytes !== undefined) {
+      buf.set(actionBytes, off);
+      off += actionLen;
+    }
+    if (ext !== undefined) {
+      buf.writeUInt32LE(ext.length, off);
+      buf.set(ext, off + 4);
+      off += 4 + ext.length;
+    }
+    buf.set(msg, off);
+    if (blob !== undefined) buf.set(blob, off + msg.length);
+    this.commit(size);
+  }
+
+  /** Writes a response frame; for flag 1 pass the errno as `msgLenOrErrno` and an empty msg. */
+  response(flag: number, msgLenOrErrno: number, seq: number, msg: Uint8Array, blob: Uint8Array | undefined): void {
+    const blobLen = blob === undefined ? 0 : blob.length;
+    const size = RESPONSE_HEADER_SIZE + msg.length + blobLen;
+    const buf = this.reserve(size);
+    const off = this.pos;
+    writeResponseHeader(buf, off, flag, msgLenOrErrno, seq, blobLen);
+    buf.set(msg, off + RESPONSE_HEADER_SIZE);
+    if (blob !== undefined) buf.set(blob, off + RESPONSE_HEADER_SIZE + msg.length);
+    this.commit(size);
+  }
+
+  /** Hands the pending region to the socket. Returns what `socket.write` said. */
+  flush(): boolean {
+    if (this.pos === this.start) return true;
+    const chunk = this.arena.subarray(this.start, this.pos);
+    this.start = this.pos;
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return false;
+    const ok = socket.write(chunk);
+    if (!ok) this.onBackpressure?.();
+    return ok;
+  }
+
+  private reserve(size: number): Buffer {
+    if (this.arena.length - this.pos < size) {
+      this.flush();
+      this.arena = Buffer.allocUnsafe(Math.max(ARENA_SIZE, size));
+      this.start = 0;
+      this.pos = 0;
+    }
+    return this.arena;
+  }
+
+  private commit(size: number): void {
+    this.pos += size;
+    if (this.pos - this.start >= this.threshold) {
+      this.flush();
+    } else if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flushOnTick);
+    }
+  }
+}
+
+export { EMPTY as EMPTY_BYTES };

@@ -1,0 +1,75 @@
+import { ErrorCode } from '../errors.js';
+import type { Dispatch, RpcLogger } from './dispatch.js';
+import { consoleLogger } from './dispatch.js';
+import type { ServerRequest } from './server-request.js';
+
+/** Throw from a MethodDispatch handler to answer with a numeric user error (flag 1). */
+export class ErrnoReply extends Error {
+  constructor(readonly errno: number) {
+    super(`errno ${errno}`);
+  }
+}
+
+/** Throw from a MethodDispatch handler to answer with a user error: a string goes as UTF-8, anything else through the codec. */
+export class ErrorReply extends Error {
+  constructor(readonly error: unknown) {
+    super(typeof error === 'string' ? error : 'user error');
+  }
+}
+
+export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
+
+/**
+ * A Dispatch from a plain table of functions, for the stream layer without
+ * Nest: `new MethodDispatch({ 'Calc.add': ([a, b]) => a + b })`. Handlers
+ * return a value or a promise; unknown actions get `rpc_method_notfound`.
+ */
+export class MethodDispatch implements Dispatch {
+  private readonly methods = new Map<string | number, MethodHandler>();
+
+  constructor(
+    methods: Record<string, MethodHandler> = {},
+    private readonly logger: RpcLogger = consoleLogger,
+  ) {
+    for (const [name, fn] of Object.entries(methods)) this.methods.set(name, fn);
+  }
+
+  add(action: string | number, fn: MethodHandler): this {
+    this.methods.set(action, fn);
+    return this;
+  }
+
+  dispatch(req: ServerRequest): void | Promise<void> {
+    const fn = this.methods.get(req.action);
+    if (fn === undefined) {
+      req.internal(ErrorCode.MethodNotFound);
+      return;
+    }
+    let result: unknown;
+    try {
+      result = fn(req.msg, req);
+    } catch (err) {
+      this.fail(req, err);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      return (result as Promise<unknown>).then(
+        (value) => void req.ok(value),
+        (err: unknown) => this.fail(req, err),
+      );
+    }
+    req.ok(result);
+  }
+
+  private fail(req: ServerRequest, err: unknown): void {
+    if (err instanceof ErrnoReply) req.errno(err.errno);
+    else if (err instanceof ErrorReply) {
+      if (typeof err.error === 'string' || err.error instanceof Uint8Array) req.error(err.error);
+      else req.errorValue(err.error);
+    } else {
+      const e = err as Error;
+      this.logger.error(`method ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+      req.internal(ErrorCode.Internal);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import type tls from 'node:tls';
+import type { Codec } from '../codec/codec.js';
+import { msgpackCodec } from '../codec/msgpack-codec.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
+import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_FLUSH_THRESHOLD } from './frame-writer.js';
+
+export const DEFAULT_MAX_IN_FLIGHT = 128;
+export const DEFAULT_MAX_QUEUED = 4096;
+export const DEFAULT_TIMEOUT = 20_000;
+export const DEFAULT_TIMER_RESOLUTION = 1_000;
+export const DEFAULT_PING_INTERVAL = 1_000;
+export const DEFAULT_MAX_MISSED_PINGS = 3;
+export const DEFAULT_CONNECT_TIMEOUT = 10_000;
+
+/** Options of one client connection (ClientStream). */
+export interface ClientStreamOptions {
+  /** requests outstanding at once on this connection (the sliding window); default 128 */
+  maxInFlight?: number;
+  /** callers allowed to wait for a window slot; past it calls fail with rpc_queue_full; default 4096 */
+  maxQueued?: number;
+  /** default per-request timeout in ms; default 20 000 */
+  timeout?: number;
+  /** how often timeouts and pings are checked, ms; default 1 000 */
+  timerResolution?: number;
+  /** ping when nothing was received for this long, ms; 0 disables; default 1 000 */
+  pingInterval?: number;
+  /** unanswered ping intervals before the connection is declared dead; default 3 */
+  maxMissedPings?: number;
+  /** largest frame accepted from the server; default 16 MiB */
+  maxFrameSize?: number;
+  /** pending bytes that flush before the end of the tick; default 64 KiB */
+  flushThreshold?: number;
+  /** ms to connect (and handshake); default 10 000 */
+  connectTimeout?: number;
+  /** announce and use the nestjs-occams extensions; default true */
+  extensions?: boolean;
+  /** TLS client options; when set the connection uses TLS */
+  tls?: tls.ConnectionOptions;
+  /** value codec; default msgpack */
+  codec?: Codec;
+  /** client id written in every request; default one random id per process */
+  clientId?: number;
+  /** clock in ms, injectable for tests; default Date.now */
+  now?: () => number;
+}
+
+export type NormalizedClientStreamOptions = Required<Omit<ClientStreamOptions, 'tls'>> & Pick<ClientStreamOptions, 'tls'>;
+
+/** One random 48-bit id per process: safe as a double, distinct enough. */
+export const PROCESS_CLIENT_ID = Math.floor(Math.random() * 2 ** 48) + 1;
+
+export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): NormalizedClientStreamOptions {
+  return {
+    maxInFlight: positiveInt(o.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight'),
+    maxQueued: nonNegativeInt(o.maxQueued, DEFAULT_MAX_QUEUED, 'maxQueued'),
+    timeout: positiveInt(o.timeout, DEFAULT_TIMEOUT, 'timeout'),
+    timerResolution: positiveInt(o.timerResolution, DEFAULT_TIMER_RESOLUTION, 'timerResolution'),
+    pingInterval: nonNegativeInt(o.pingInterval, DEFAULT_PING_INTERVAL, 'pingInterval'),
+    maxMissedPings: positiveInt(o.maxMissedPings, DEFAULT_MAX_MISSED_PINGS, 'maxMissedPings'),
+    maxFrameSize: positiveInt(o.maxFrameSize, DEFAULT_MAX_FRAME_SIZE, 'maxFrameSize'),
+    flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
+    connectTimeout: nonNegativeInt(o.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout'),
+    extensions: o.extensions ?? true,
+    tls: o.tls,
+    codec: o.codec ?? msgpackCodec,
+    clientId: nonNegativeInt(o.clientId, PROCESS_CLIENT_ID, 'clientId'),
+    now: o.now ?? Date.now,
+  };
+}
+
+export function positiveInt(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidOptionError(name, `expected a positive integer, got ${value}`);
+  return value;
+}
+
+export function nonNegativeInt(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidOptionError(name, `expected an integer >= 0, got ${value}`);
+  return value;
+}

@@ -1,0 +1,307 @@
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { MsgpackCodec } from '../codec/msgpack-codec.js';
+import type { Codec } from '../codec/codec.js';
+import { ErrorCode, OccamsError } from '../errors.js';
+import { ACTION_PING, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
+import {
+  ACTION_CANCEL,
+  ACTION_HELLO,
+  ALL_FEATURES,
+  EXTENSIONS_VERSION,
+  FEATURE_GOAWAY,
+  FLAG_GOAWAY,
+  FORMAT_EVENT,
+  FORMAT_EXT_HEADER,
+  type RequestExtHeader,
+} from '../protocol/extensions.js';
+import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js';
+import type { Dispatch, RpcLogger } from './dispatch.js';
+import { EMPTY_BYTES, FrameWriter } from './frame-writer.js';
+import type { NormalizedRpcServerOptions } from './server-options.js';
+import { ServerRequest } from './server-request.js';
+
+const extCodec: Codec = new MsgpackCodec();
+const ENCODE_ERROR = Buffer.from(ErrorCode.Encode, 'latin1');
+
+export type ServerConnectionState = 'open' | 'draining' | 'closed';
+
+/**
+ * One client connection on the server: one reader, one writer.
+ *
+ *   socket ─► RequestDecoder ─► Dispatch ─► ServerRequest.ok() ─► FrameWriter ─► socket
+ *                 ▲ paused while: writes backed up past highWaterMark,
+ *                 │               inFlight >= maxInFlightPerConnection,
+ *                 │               draining (graceful close)
+ *
+ * Invariant: `inFlight` counts requests handed to the Dispatch and not yet
+ * settled; a draining connection ends once it is 0 and the writes are out.
+ */
+export class ServerConnection implements RequestSink {
+  readonly id: number;
+  readonly socket: Socket;
+  private readonly options: NormalizedRpcServerOptions;
+  private readonly dispatcher: Dispatch;
+  private readonly codec: Codec;
+  private readonly logger: RpcLogger;
+  private readonly writer: FrameWriter;
+  private readonly decoder: RequestDecoder;
+  private readonly onClosed: (conn: ServerConnection) => void;
+  /** requests that registered a cancel handler, by seq */
+  private readonly cancellable = new Map<number, ServerRequest>();
+  private inFlight = 0;
+  private features = 0;
+  private writeBlocked = false;
+  private readPaused = false;
+  private _state: ServerConnectionState = 'open';
+  /** client id from the first request (informative) */
+  clientId = 0;
+
+  constructor(
+    id: number,
+    socket: Socket,
+    dispatcher: Dispatch,
+    options: NormalizedRpcServerOptions,
+    onClosed: (conn: ServerConnection) => void,
+  ) {
+    this.id = id;
+    this.socket = socket;
+    this.dispatcher = dispatcher;
+    this.options = options;
+    this.codec = options.codec;
+    this.logger = options.logger;
+    this.onClosed = onClosed;
+    this.writer = new FrameWriter(socket, options.flushThreshold, () => this.onWriteBackpressure());
+    this.decoder = new RequestDecoder(this, options.maxFrameSize);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (err) => this.logger.warn(`connection ${this.describe()} error: ${err.message}`));
+    socket.on('close', () => this.onSocketClose());
+    if (options.readTimeout > 0) {
+      socket.setTimeout(options.readTimeout, () => this.onReadTimeout());
+    }
+  }
+
+  get state(): ServerConnectionState {
+    return this._state;
+  }
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  /** The client's TLS certificate subject when the connection is TLS. */
+  get peerCertificate(): ReturnType<TLSSocket['getPeerCertificate']> | undefined {
+    const s = this.socket as TLSSocket;
+    return typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
+  }
+  get stats(): { inFlight: number; features: number; state: ServerConnectionState; writeBuffer: number } {
+    return { inFlight: this.inFlight, features: this.features, state: this._state, writeBuffer: this.socket.writableLength };
+  }
+
+  /** True when the client negotiated this extension feature. */
+  has(feature: number): boolean {
+    return (this.features & feature) !== 0;
+  }
+
+  // ---- reading -------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    const err = this.decoder.push(chunk);
+    if (err !== undefined) this.abort(`protocol violation: ${err.message}`, err);
+  }
+
+  /** RequestSink: one decoded request. */
+  onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
+    if (this._state === 'closed') return;
+    this.clientId = clientId;
+    if (typeof action === 'number') {
+      if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY_BYTES, undefined);
+      if (action === ACTION_HELLO && this.options.extensions) return this.onHello(seq, msg);
+      if (action === ACTION_CANCEL && this.features !== 0) return void this.cancellable.get(seq)?.cancel();
+    }
+    const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
+    let header: RequestExtHeader | undefined;
+    if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
+      const extLen = msg.length >= 4 ? msg.readUInt32LE(0) : -1;
+      if (extLen < 0 || extLen > msg.length - 4) {
+        return this.abort(`malformed extension header in request ${seq}`);
+      }
+      try {
+        header = extCodec.decode(msg.subarray(4, 4 + extLen)) as RequestExtHeader;
+      } catch {
+        header = undefined;
+      }
+      msg = msg.subarray(4 + extLen);
+    }
+    let value: unknown;
+    try {
+      value = msg.length === 0 ? undefined : this.codec.decode(msg);
+    } catch (err) {
+      this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
+      if (!isEvent) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY_BYTES, Buffer.from(ErrorCode.Decode, 'latin1'));
+      return;
+    }
+    const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
+    if (header !== undefined && header !== null && typeof header === 'object') {
+      if (header.m !== undefined && typeof header.m === 'object') req.meta = header.m;
+      if (typeof header.d === 'number') req.deadline = Date.now() + header.d;
+    }
+    if (++this.inFlight >= this.options.maxInFlightPerConnection) this.updateReading();
+    try {
+      const result = this.dispatcher.dispatch(req);
+      if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+        (result as Promise<void>).then(undefined, (err: unknown) => this.handlerFailed(req, err));
+      }
+    } catch (err) {
+      this.handlerFailed(req, err);
+    }
+  }
+
+  private onHello(seq: number, msg: Buffer): void {
+    let offered = 0;
+    try {
+      const hello = extCodec.decode(msg) as { f?: unknown } | undefined;
+      if (typeof hello?.f === 'number') offered = hello.f;
+    } catch {
+      offered = 0;
+    }
+    this.features = offered & ALL_FEATURES;
+    const answer = extCodec.encode({ v: EXTENSIONS_VERSION, f: this.features });
+    this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
+  }
+
+  private handlerFailed(req: ServerRequest, err: unknown): void {
+    const e = err as Error;
+    this.logger.error(`handler for ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+    req.internal(ErrorCode.Internal);
+  }
+
+  // ---- writing (called by ServerRequest) ------------------------------------
+
+  sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): void {
+    if (this._state === 'closed') return;
+    if (value === undefined) return this.writer.response(flag, 0, seq, EMPTY_BYTES, blob);
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(value);
+    } catch (err) {
+      this.logger.error(`cannot encode response ${seq}: ${(err as Error).message}`);
+      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY_BYTES, ENCODE_ERROR);
+    }
+    this.writer.response(flag, bytes.length, seq, bytes, blob);
+  }
+
+  sendErrno(seq: number, code: number): void {
+    if (this._state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY_BYTES, undefined);
+  }
+
+  sendBytes(flag: number, seq: number, bytes: Uint8Array): void {
+    if (this._state !== 'closed') this.writer.response(flag, 0, seq, EMPTY_BYTES, bytes);
+  }
+
+  sendEncodedError(flag: number, seq: number, value: unknown): void {
+    if (this._state === 'closed') return;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(value);
+    } catch {
+      bytes = ENCODE_ERROR;
+      flag = FLAG_ERROR_BYTES;
+    }
+    this.writer.response(flag, 0, seq, EMPTY_BYTES, bytes);
+  }
+
+  trackCancellable(req: ServerRequest): void {
+    if (this.features !== 0) this.cancellable.set(req.seq, req);
+  }
+
+  /** A request settled (answered, or cancelled). */
+  settled(req: ServerRequest): void {
+    if (this.cancellable.size !== 0) this.cancellable.delete(req.seq);
+    const wasAtCap = this.inFlight-- >= this.options.maxInFlightPerConnection;
+    if (this._state === 'draining') this.maybeEnd();
+    else if (wasAtCap) this.updateReading();
+  }
+
+  // ---- flow control --------------------------------------------------------
+
+  private onWriteBackpressure(): void {
+    const buffered = this.socket.writableLength;
+    if (buffered > this.options.maxWriteBuffer) {
+      this.abort(`peer is not reading (${buffered} bytes buffered)`);
+    } else if (buffered >= this.options.highWaterMark && !this.writeBlocked) {
+      this.writeBlocked = true;
+      this.updateReading();
+    }
+  }
+
+  private onDrain(): void {
+    if (this.writeBlocked) {
+      this.writeBlocked = false;
+      this.updateReading();
+    }
+    if (this._state === 'draining') this.maybeEnd();
+  }
+
+  /** Reads only while open, writes are not backed up and the in-flight cap has room. */
+  private updateReading(): void {
+    const shouldPause =
+      this._state !== 'open' || this.writeBlocked || this.inFlight >= this.options.maxInFlightPerConnection;
+    if (shouldPause === this.readPaused) return;
+    this.readPaused = shouldPause;
+    if (shouldPause) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private onReadTimeout(): void {
+    if (this.decoder.buffered > 0) this.abort(`read timeout: ${this.decoder.buffered} bytes of an unfinished frame`);
+  }
+
+  // ---- ending --------------------------------------------------------------
+
+  /**
+   * Graceful: stop reading, tell the client (GOAWAY, if it speaks the
+   * extension), answer what is in flight, then end.
+   */
+  drain(): void {
+    if (this._state !== 'open') return;
+    this._state = 'draining';
+    this.updateReading();
+    if (this.has(FEATURE_GOAWAY)) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY_BYTES, undefined);
+    this.maybeEnd();
+  }
+
+  private maybeEnd(): void {
+    if (this.inFlight > 0 || this.socket.writableEnded) return;
+    this.writer.flush();
+    this.socket.end();
+  }
+
+  /** Closes this connection at once (logged); the server goes on. */
+  abort(reason: string, cause?: OccamsError): void {
+    if (this._state === 'closed') return;
+    this.logger.warn(`closing connection ${this.describe()}: ${reason}${cause ? ` [${cause.code}]` : ''}`);
+    this.destroy();
+  }
+
+  destroy(): void {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    this.socket.destroy();
+  }
+
+  private onSocketClose(): void {
+    this._state = 'closed';
+    // Requests still in dispatch settle into the void; cancel what can be.
+    for (const req of [...this.cancellable.values()]) req.cancel();
+    this.cancellable.clear();
+    this.onClosed(this);
+  }
+
+  describe(): string {
+    return `#${this.id} ${this.socket.remoteAddress ?? 'unix'}${this.socket.remotePort ? `:${this.socket.remotePort}` : ''}`;
+  }
+}

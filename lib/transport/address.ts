@@ -1,0 +1,47 @@
+import { InvalidOptionError } from '../errors.js';
+
+/** Where a server listens or a client connects. */
+export type Address = TcpAddress | UnixAddress;
+export interface TcpAddress {
+  host: string;
+  port: number;
+}
+export interface UnixAddress {
+  path: string;
+}
+
+/** What users may write: `host:port`, `tcp://host:port`, `unix:/path`, `/path`, or an object. */
+export type AddressLike = string | TcpAddress | UnixAddress;
+
+export function isUnixAddress(a: Address): a is UnixAddress {
+  return (a as UnixAddress).path !== undefined;
+}
+
+export function parseAddress(input: AddressLike, option = 'address'): Address {
+  if (typeof input !== 'string') {
+    if (input && typeof (input as UnixAddress).path === 'string') return { path: (input as UnixAddress).path };
+    const t = input as TcpAddress;
+    if (t && typeof t.host === 'string' && isPort(t.port)) return { host: t.host, port: t.port };
+    throw new InvalidOptionError(option, `expected {host, port} or {path}, got ${JSON.stringify(input)}`);
+  }
+  let s = input.trim();
+  if (s.startsWith('unix:')) return { path: s.slice(s.startsWith('unix://') ? 7 : 5) };
+  if (s.startsWith('/') || s.startsWith('./')) return { path: s };
+  s = s.replace(/^(tcp|tls):\/\//, '');
+  const colon = s.lastIndexOf(':');
+  if (colon <= 0) throw new InvalidOptionError(option, `expected host:port, got "${input}"`);
+  let host = s.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(s.slice(colon + 1));
+  if (!isPort(port)) throw new InvalidOptionError(option, `bad port in "${input}"`);
+  return { host, port };
+}
+
+export function formatAddress(a: Address): string {
+  if (isUnixAddress(a)) return `unix:${a.path}`;
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+function isPort(p: unknown): p is number {
+  return typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 65535;
+}

@@ -1,0 +1,3 @@
+export * from './address.js';
+export * from './dial.js';
+export * from './listen.js';
