@@ -14,7 +14,9 @@ import { OccamsError } from '../errors.js';
  * - a body is buffered only after its header passed every check (magic,
  *   version, size limit), so a hostile length never allocates;
  * - after the first protocol error the decoder is dead and keeps returning
- *   that error: the connection must close.
+ *   that error: the connection must close;
+ * - `pause()` stops emitting at the next frame boundary, even mid-chunk; the
+ *   rest of the chunk waits in `stash` until `resume()`.
  * Subclasses read the fixed-offset header fields.
  */
 export abstract class FrameDecoder {
@@ -26,6 +28,9 @@ export abstract class FrameDecoder {
   private body: Buffer | undefined;
   private bodyFill = 0;
   private failure: OccamsError | undefined;
+  private paused = false;
+  /** bytes received while paused, not looked at yet */
+  private stash: Buffer | undefined;
 
   protected constructor(headerSize: number) {
     this.headerSize = headerSize;
@@ -34,7 +39,26 @@ export abstract class FrameDecoder {
 
   /** Bytes held for an unfinished frame (for tests and stats). */
   get buffered(): number {
-    return this.body !== undefined ? this.headerSize + this.bodyFill : this.headerFill;
+    const held = this.body !== undefined ? this.headerSize + this.bodyFill : this.headerFill;
+    return held + (this.stash?.length ?? 0);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stops emitting frames at the next frame boundary. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Emits what was held back, then carries on. */
+  resume(): OccamsError | undefined {
+    if (!this.paused) return this.failure;
+    this.paused = false;
+    const stash = this.stash;
+    this.stash = undefined;
+    return stash === undefined ? this.failure : this.push(stash);
   }
 
   get failed(): OccamsError | undefined {
@@ -47,6 +71,10 @@ export abstract class FrameDecoder {
    */
   push(chunk: Buffer): OccamsError | undefined {
     if (this.failure !== undefined) return this.failure;
+    if (this.paused) {
+      this.stash = this.stash === undefined ? chunk : Buffer.concat([this.stash, chunk]);
+      return undefined;
+    }
     try {
       this.consume(chunk);
     } catch (err) {
@@ -62,6 +90,10 @@ export abstract class FrameDecoder {
     const len = chunk.length;
     let off = 0;
     while (off < len) {
+      if (this.paused) {
+        this.stash = chunk.subarray(off);
+        return;
+      }
       const body = this.body;
       if (body !== undefined) {
         const n = Math.min(body.length - this.bodyFill, len - off);

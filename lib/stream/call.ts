@@ -37,6 +37,8 @@ export const enum CallKind {
 }
 
 export const enum CallState {
+  /** created, not yet admitted to the window or the queue */
+  New,
   Queued,
   Sent,
   Done,
@@ -49,15 +51,15 @@ export interface CallOwner {
 
 /**
  * One request's bookkeeping, from `call()` to its single settlement.
- * Invariants: `state` only moves Queued -> Sent -> Done (or straight to
- * Done); while Sent, `pending.get(seq) === this`; while in the timeout
+ * Invariants: `state` only moves New -> (Queued ->) Sent -> Done, or
+ * straight to Done; while Sent, `pending.get(seq) === this`; while in the timeout
  * wheel, `timerSlot >= 0`.
  */
 export class Call implements Timed {
   timerSlot = -1;
   timerPrev: Timed | null = null;
   timerNext: Timed | null = null;
-  state: CallState = CallState.Queued;
+  state: CallState = CallState.New;
   seq = 0;
 
   constructor(

@@ -170,6 +170,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
       this.inFlight++;
       this.send(call);
     } else if (this.queue.length < this.options.maxQueued) {
+      call.state = CallState.Queued;
       this.queued++;
       this.queue.push(call);
     } else {

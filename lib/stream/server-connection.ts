@@ -252,8 +252,14 @@ export class ServerConnection implements RequestSink {
       this._state !== 'open' || this.writeBlocked || this.inFlight >= this.options.maxInFlightPerConnection;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
-    if (shouldPause) this.socket.pause();
-    else this.socket.resume();
+    if (shouldPause) {
+      this.decoder.pause(); // stops even in the middle of a chunk
+      this.socket.pause();
+      return;
+    }
+    const err = this.decoder.resume();
+    if (err !== undefined) return this.abort(`protocol violation: ${err.message}`, err);
+    if (!this.decoder.isPaused) this.socket.resume();
   }
 
   private onReadTimeout(): void {

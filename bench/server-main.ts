@@ -1,0 +1,19 @@
+/** Server process: `node server-main.js <transport>`; talks to the runner over IPC. */
+import { loadTransport } from './transport.js';
+
+const transport = await loadTransport(process.argv[2]!);
+const server = await transport.serve();
+let base = process.cpuUsage();
+process.on('message', (msg: string) => {
+  if (msg === 'reset') {
+    base = process.cpuUsage();
+    process.send!({ type: 'reset' });
+  } else if (msg === 'stats') {
+    const cpu = process.cpuUsage(base);
+    process.send!({ type: 'stats', cpuMicros: cpu.user + cpu.system, maxRssKiB: process.resourceUsage().maxRSS });
+  } else if (msg === 'stop') {
+    void server.close().finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 2000).unref();
+  }
+});
+process.send!({ type: 'ready', port: server.port });

@@ -1,0 +1,2 @@
+import { limitTransport } from './limit.js';
+export default limitTransport('limit-msgpack', true);

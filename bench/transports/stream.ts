@@ -1,0 +1,20 @@
+/** The stream layer alone: ClientStream -> RpcServer, no Nest. */
+import { ClientStream, MethodDispatch, RpcServer, silentLogger, type TcpAddress } from '../../lib/index.js';
+import type { BenchTransport } from '../transport.js';
+
+const transport: BenchTransport = {
+  name: 'stream',
+  async serve() {
+    const server = new RpcServer(new MethodDispatch({ echo: (m: unknown) => m }), { logger: silentLogger });
+    const address = (await server.listen('127.0.0.1:0')) as TcpAddress;
+    return { port: address.port, close: () => server.close() };
+  },
+  async connect(port) {
+    const stream = await ClientStream.connect({ host: '127.0.0.1', port }, { maxInFlight: 1024 });
+    return {
+      call: (payload) => stream.request('echo', payload),
+      close: () => stream.close(),
+    };
+  },
+};
+export default transport;

@@ -1,0 +1,363 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Codec } from '../lib/codec/codec.js';
+import { ErrnoReply, ErrorReply } from '../lib/stream/method-dispatch.js';
+import { ClientStream } from '../lib/stream/client-stream.js';
+import { RpcServer } from '../lib/stream/rpc-server.js';
+import { MethodDispatch } from '../lib/stream/method-dispatch.js';
+import { FEATURE_STREAMING } from '../lib/protocol/extensions.js';
+import type { OccamsError } from '../lib/errors.js';
+import { MemoryLogger, sleep, startServer, waitFor } from './support/servers.js';
+import { testPki } from './support/certs.js';
+
+const calculator = {
+  'Calc.add': ([a, b]: [number, number]) => a + b,
+  'Calc.div': ([a, b]: [number, number]) => {
+    if (b === 0) throw new ErrorReply('division by zero');
+    return Math.trunc(a / b);
+  },
+  'Calc.errno': (v: number) => {
+    if (v < 0) throw new ErrnoReply(22);
+    return v * 2;
+  },
+  'Calc.value_error': () => {
+    throw new ErrorReply({ reason: 'bad', field: 'x' });
+  },
+  'Calc.crash': () => {
+    throw new Error('secret internals');
+  },
+  echo: (m: unknown) => m,
+  slowEcho: async ([ms, v]: [number, unknown]) => {
+    await sleep(ms);
+    return v;
+  },
+  never: () => new Promise(() => {}),
+};
+
+const catchErr = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a rejection'); }, (e: OccamsError) => e);
+
+describe('ClientStream <-> RpcServer', () => {
+  let ctx: Awaited<ReturnType<typeof startServer>>;
+  let client: ClientStream;
+  beforeEach(async () => {
+    ctx = await startServer(calculator);
+    client = await ClientStream.connect(ctx.url, { timerResolution: 50 });
+  });
+  afterEach(async () => {
+    client.destroy();
+    await ctx.server.destroy();
+  });
+
+  it('answers a request, with blob, and negotiates the extensions', async () => {
+    expect(await client.request('Calc.add', [2, 3])).toBe(5);
+    expect(await client.request('echo', { a: [1, 'x', null], b: Buffer.from([1, 2]) })).toEqual({ a: [1, 'x', null], b: Buffer.from([1, 2]) });
+    expect(client.features).not.toBe(0);
+  });
+
+  it('answers ping', async () => {
+    const rtt = await client.ping();
+    expect(rtt).toBeGreaterThanOrEqual(0);
+  });
+
+  it('reports user errors in both wire forms, and value errors', async () => {
+    const div = await catchErr(client.request('Calc.div', [1, 0]));
+    expect(div.code).toBe('user_error');
+    expect(div.message).toBe('division by zero');
+    expect(div.retriable).toBe(false);
+    const errno = await catchErr(client.request('Calc.errno', -1));
+    expect(errno).toMatchObject({ code: 'user_errno', errno: 22 });
+    const value = await catchErr(client.request('Calc.value_error', null));
+    expect(value).toMatchObject({ code: 'user_error', error: { reason: 'bad', field: 'x' } });
+  });
+
+  it('reports internal errors without leaking handler messages', async () => {
+    const crash = await catchErr(client.request('Calc.crash', null));
+    expect(crash.code).toBe('rpc_internal_err');
+    expect(crash.message).not.toContain('secret');
+    expect(ctx.logger.lines.join('\n')).toContain('secret internals');
+    expect((await catchErr(client.request('No.such', 1))).code).toBe('rpc_method_notfound');
+  });
+
+  it('answers an undecodable msg with rpc_decode', async () => {
+    const broken: Codec = { name: 'broken', encode: () => Buffer.from([0x92, 0x01]), decode: (b) => b };
+    const bad = await ClientStream.connect(ctx.url, { codec: broken });
+    try {
+      expect((await catchErr(bad.request('echo', 1))).code).toBe('rpc_decode');
+    } finally {
+      bad.destroy();
+    }
+  });
+
+  it('times out in batches and drops the late response', async () => {
+    const started = Date.now();
+    const err = await catchErr(client.request('slowEcho', [400, 'late'], { timeout: 100 }));
+    expect(err.code).toBe('rpc_timeout');
+    expect(err.retriable).toBe(true);
+    expect(Date.now() - started).toBeLessThan(400);
+    await sleep(450); // the late answer arrives and is dropped
+    expect(client.stats.pending).toBe(0);
+    expect(await client.request('Calc.add', [1, 1])).toBe(2);
+  });
+
+  it('fails every call in flight when destroyed, exactly once', async () => {
+    const outcomes: string[] = [];
+    const calls = Array.from({ length: 50 }, () =>
+      client.request('never', null).then(
+        () => outcomes.push('ok'),
+        (e: OccamsError) => outcomes.push(e.code),
+      ),
+    );
+    await sleep(20);
+    client.destroy();
+    client.destroy();
+    await Promise.all(calls);
+    expect(outcomes).toHaveLength(50);
+    expect(new Set(outcomes)).toEqual(new Set(['rpc_closed']));
+    expect((await catchErr(client.request('echo', 1))).code).toBe('rpc_closed');
+  });
+
+  it('close() lets calls in flight finish, refuses new ones', async () => {
+    const inflight = [client.request('slowEcho', [50, 'a']), client.request('slowEcho', [80, 'b'])];
+    const closed = client.close();
+    expect((await catchErr(client.request('echo', 1))).code).toBe('rpc_closed');
+    expect(await Promise.all(inflight)).toEqual(['a', 'b']);
+    await closed;
+    expect(client.state).toBe('closed');
+    await client.close(); // idempotent
+  });
+
+  it('matches 10,000 pipelined requests on one connection', async () => {
+    const n = 10_000;
+    const wide = await ClientStream.connect(ctx.url, { maxInFlight: 1024, maxQueued: n });
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => wide.request('echo', i)));
+    wide.destroy();
+    expect(results).toEqual(Array.from({ length: n }, (_, i) => i));
+    // and out of order: random delays
+    const mixed = await Promise.all(Array.from({ length: 200 }, (_, i) => client.request('slowEcho', [i % 7, i])));
+    expect(mixed).toEqual(Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  it('speaks plain v1 when the extensions are off', async () => {
+    const v1 = await ClientStream.connect(ctx.url, { extensions: false });
+    try {
+      expect(v1.features).toBe(0);
+      expect(await v1.request('Calc.add', [20, 22])).toBe(42);
+      expect((await catchErr(v1.request('Calc.value_error', null))).code).toBe('user_error');
+    } finally {
+      v1.destroy();
+    }
+  });
+});
+
+describe('sliding window', () => {
+  it('never has more than maxInFlight at the server; queue overflow is a coded error', async () => {
+    let active = 0;
+    let peak = 0;
+    const ctx = await startServer({
+      work: async (v: number) => {
+        active++;
+        peak = Math.max(peak, active);
+        await sleep(2);
+        active--;
+        return v;
+      },
+    });
+    const client = await ClientStream.connect(ctx.url, { maxInFlight: 16, maxQueued: 100 });
+    try {
+      const ok = await Promise.all(Array.from({ length: 116 }, (_, i) => client.request('work', i)));
+      expect(ok).toHaveLength(116);
+      expect(peak).toBeLessThanOrEqual(16);
+      expect(peak).toBeGreaterThan(1);
+      const outcomes = await Promise.allSettled(Array.from({ length: 130 }, (_, i) => client.request('work', i)));
+      const rejected = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
+      expect(rejected).toHaveLength(14);
+      expect(rejected.every((r) => r.reason.code === 'rpc_queue_full')).toBe(true);
+    } finally {
+      client.destroy();
+      await ctx.server.destroy();
+    }
+  });
+
+  it('cancel frees the slot of a queued or sent call', async () => {
+    const ctx = await startServer({ never: () => new Promise(() => {}), echo: (v: unknown) => v });
+    const client = await ClientStream.connect(ctx.url, { maxInFlight: 1 });
+    try {
+      const seen: string[] = [];
+      const handler = { onResult: () => seen.push('result'), onError: () => seen.push('error') };
+      const sent = client.call('never', null, handler);
+      const queued = client.call('never', null, handler);
+      expect(client.stats).toMatchObject({ inFlight: 1, queued: 1 });
+      queued.cancel();
+      sent.cancel();
+      expect(client.stats).toMatchObject({ inFlight: 0, queued: 0, pending: 0 });
+      expect(await client.request('echo', 'free')).toBe('free');
+      expect(seen).toEqual([]);
+    } finally {
+      client.destroy();
+      await ctx.server.destroy();
+    }
+  });
+});
+
+describe('liveness', () => {
+  it('declares the connection dead after unanswered pings', async () => {
+    // A server that accepts and then never answers anything.
+    const net = await import('node:net');
+    const silent = net.createServer((s) => s.on('data', () => {}));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const client = new ClientStream(net.connect(port, '127.0.0.1'), { timerResolution: 20, pingInterval: 40, maxMissedPings: 2 });
+    try {
+      const pending = catchErr(client.request('anything', 1, { timeout: 10_000 }));
+      const err = await pending;
+      expect(err.code).toBe('rpc_unreachable');
+      expect(client.state).toBe('closed');
+    } finally {
+      client.destroy();
+      silent.close();
+    }
+  });
+});
+
+describe('server close with requests in flight', () => {
+  it('graceful close answers everything owed; destroy fails the rest with io errors', async () => {
+    const ctx = await startServer({ slowEcho: async ([ms, v]: [number, unknown]) => (await sleep(ms), v), never: () => new Promise(() => {}) });
+    const client = await ClientStream.connect(ctx.url);
+    const owed = Array.from({ length: 20 }, (_, i) => client.request('slowEcho', [30, i]));
+    await sleep(10);
+    const goaway = new Promise((r) => client.once('goaway', r));
+    await ctx.server.close();
+    await goaway;
+    expect(await Promise.all(owed)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+
+    const ctx2 = await startServer({ never: () => new Promise(() => {}) });
+    const client2 = await ClientStream.connect(ctx2.url);
+    const hung = Array.from({ length: 10 }, () => catchErr(client2.request('never', null)));
+    await sleep(20);
+    await ctx2.server.destroy();
+    const errs = await Promise.all(hung);
+    expect(errs.every((e) => e.code === 'rpc_io_err' && e.retriable)).toBe(true);
+    client.destroy();
+    client2.destroy();
+  });
+
+  it('closeWait bounds a graceful close', async () => {
+    const ctx = await startServer({ never: () => new Promise(() => {}) }, { closeWait: 100 });
+    const client = await ClientStream.connect(ctx.url);
+    const hung = catchErr(client.request('never', null));
+    await sleep(20);
+    const t0 = Date.now();
+    await ctx.server.close();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect((await hung).code).toBe('rpc_io_err');
+    client.destroy();
+  });
+});
+
+describe('transports', () => {
+  it('works over a Unix socket', async () => {
+    const sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'occams-')), 'rpc.sock');
+    const server = new RpcServer(new MethodDispatch({ echo: (v: unknown) => v }), { address: `unix:${sock}`, logger: new MemoryLogger() });
+    await server.listen();
+    const client = await ClientStream.connect(`unix:${sock}`);
+    try {
+      expect(await client.request('echo', 'over unix')).toBe('over unix');
+    } finally {
+      client.destroy();
+      await server.destroy();
+    }
+  });
+
+  it('works over TLS with a certificate generated at test time', async () => {
+    const pki = testPki();
+    const ctx = await startServer({ echo: (v: unknown) => v }, { tls: { key: pki.serverKey, cert: pki.serverCert } });
+    const client = await ClientStream.connect(`localhost:${ctx.address.port}`, { tls: { ca: pki.ca } });
+    try {
+      expect(await client.request('echo', 'secret')).toBe('secret');
+    } finally {
+      client.destroy();
+    }
+    // verification is on by default: a client that does not trust the CA is refused
+    const untrusted = await catchErr(ClientStream.connect(`localhost:${ctx.address.port}`, { tls: {} }));
+    expect(untrusted.code).toBe('rpc_unreachable');
+    await ctx.server.destroy();
+  });
+});
+
+describe('extensions', () => {
+  it('streams items, then completion; a v1 peer gets only the last value', async () => {
+    const server = new RpcServer(
+      {
+        dispatch(req) {
+          let i = 0;
+          const timer = setInterval(() => {
+            if (i < 3) req.item(i++);
+            else {
+              clearInterval(timer);
+              req.end();
+            }
+          }, 5);
+        },
+      },
+      { logger: new MemoryLogger() },
+    );
+    const address = await server.listen();
+    const ext = await ClientStream.connect(address);
+    const v1 = await ClientStream.connect(address, { extensions: false });
+    try {
+      expect(ext.features & FEATURE_STREAMING).toBeTruthy();
+      const items: unknown[] = [];
+      const final = await new Promise((resolve, reject) =>
+        ext.call('count', null, { onItem: (v) => items.push(v), onResult: resolve, onError: reject }),
+      );
+      expect(items).toEqual([0, 1, 2]);
+      expect(final).toBeUndefined();
+      expect(await v1.request('count', null)).toBe(2);
+    } finally {
+      ext.destroy();
+      v1.destroy();
+      await server.destroy();
+    }
+  });
+
+  it('carries metadata, deadlines and events; cancel reaches the server', async () => {
+    const seen: { meta?: unknown; timeLeft?: number; events: unknown[]; cancelled: number } = { events: [], cancelled: 0 };
+    const server = new RpcServer(
+      {
+        dispatch(req) {
+          if (req.action === 'meta') {
+            seen.meta = req.meta;
+            seen.timeLeft = req.timeLeft;
+            req.ok('ok');
+          } else if (req.action === 'event') {
+            expect(req.isEvent).toBe(true);
+            seen.events.push(req.msg);
+            req.ok('ignored');
+          } else if (req.action === 'forever') {
+            req.onCancel(() => seen.cancelled++);
+          }
+        },
+      },
+      { logger: new MemoryLogger() },
+    );
+    const address = await server.listen();
+    const client = await ClientStream.connect(address);
+    try {
+      await client.request('meta', null, { meta: { trace: 'abc' }, deadline: Date.now() + 5000 });
+      expect(seen.meta).toEqual({ trace: 'abc' });
+      expect(seen.timeLeft).toBeGreaterThan(3000);
+      expect(seen.timeLeft).toBeLessThanOrEqual(5000);
+      await client.request('event', 'e1', { event: true });
+      await waitFor(() => seen.events.length === 1);
+      const call = client.call('forever', null, { onResult() {}, onError() {} });
+      await sleep(20);
+      call.cancel();
+      await waitFor(() => seen.cancelled === 1);
+      expect(server.stats.inFlight).toBe(0);
+    } finally {
+      client.destroy();
+      await server.destroy();
+    }
+  });
+});

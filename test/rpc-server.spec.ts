@@ -1,0 +1,110 @@
+import type net from 'node:net';
+import { ClientStream } from '../lib/stream/client-stream.js';
+import { encodeRequest } from '../lib/protocol/request-frame.js';
+import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
+
+/** Collects decoded responses from a raw socket. */
+function collect(socket: net.Socket) {
+  const responses: { flag: number; seq: number; value: unknown }[] = [];
+  const decoder = new ResponseDecoder({
+    onResponse: (flag, seq, _len, msg) => responses.push({ flag, seq, value: msg.length ? msgpackCodec.decode(msg) : undefined }),
+  });
+  socket.on('data', (c: Buffer) => decoder.push(c));
+  return responses;
+}
+
+const closed = (s: net.Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
+
+describe('RpcServer with raw peers', () => {
+  it('decodes requests that arrive one byte at a time', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v });
+    const raw = await rawConnect(ctx.address.port);
+    const responses = collect(raw);
+    const frames = Buffer.concat([
+      encodeRequest({ action: 'echo', seq: 1, msg: Buffer.from(msgpackCodec.encode({ hello: 'byte by byte' })) }),
+      encodeRequest({ action: 0, seq: 2 }),
+    ]);
+    for (let i = 0; i < frames.length; i++) {
+      raw.write(frames.subarray(i, i + 1));
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => responses.length === 2);
+    expect(responses).toEqual([
+      { flag: 0, seq: 1, value: { hello: 'byte by byte' } },
+      { flag: 0, seq: 2, value: undefined },
+    ]);
+    raw.destroy();
+    await ctx.server.destroy();
+  });
+
+  it('a bad header closes only that connection, with a logged reason', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v });
+    const good = await ClientStream.connect(ctx.url);
+    const bad = await rawConnect(ctx.address.port);
+    bad.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n-----'));
+    await closed(bad);
+    expect(ctx.logger.lines.some((l) => /closing connection .*bad magic/.test(l))).toBe(true);
+    const oversize = await rawConnect(ctx.address.port);
+    const header = encodeRequest({ action: 'echo', seq: 1 });
+    header.writeUInt32LE(0xffff_fff0, 24); // msg_len near 4 GiB
+    oversize.write(header);
+    await closed(oversize);
+    expect(ctx.logger.lines.some((l) => /rpc_frame_too_large/.test(l))).toBe(true);
+    expect(await good.request('echo', 'still served')).toBe('still served');
+    good.destroy();
+    await ctx.server.destroy();
+  });
+
+  it('closes a connection that sends half a frame and stalls (read timeout)', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v }, { readTimeout: 100 });
+    const raw = await rawConnect(ctx.address.port);
+    raw.write(encodeRequest({ action: 'echo', seq: 1 }).subarray(0, 10));
+    await closed(raw);
+    expect(ctx.logger.lines.some((l) => /read timeout/.test(l))).toBe(true);
+    await ctx.server.destroy();
+  });
+
+  it('stops reading from a peer that does not read its responses, then catches up', async () => {
+    let dispatched = 0;
+    const big = 'x'.repeat(64 * 1024);
+    const ctx = await startServer(
+      {
+        big: () => {
+          dispatched++;
+          return big;
+        },
+      },
+      { highWaterMark: 256 * 1024 },
+    );
+    const raw = await rawConnect(ctx.address.port);
+    raw.pause(); // never read
+    const n = 2000; // 2000 x 64 KiB = 125 MiB of responses
+    const frames = Buffer.concat(Array.from({ length: n }, (_, i) => encodeRequest({ action: 'big', seq: i + 1, msg: Buffer.from([0xc0]) })));
+    raw.write(frames);
+    await sleep(300);
+    const conn = [...(ctx.server as unknown as { connections: Set<{ stats: { writeBuffer: number } }> }).connections][0]!;
+    expect(dispatched).toBeLessThan(n);
+    expect(conn.stats.writeBuffer).toBeLessThan(16 * 1024 * 1024);
+    // now read everything: every request gets its answer
+    let count = 0;
+    const decoder = new ResponseDecoder({ onResponse: () => count++ });
+    raw.on('data', (c: Buffer) => decoder.push(c));
+    raw.resume();
+    await waitFor(() => count === n, 15_000);
+    expect(dispatched).toBe(n);
+    raw.destroy();
+    await ctx.server.destroy();
+  });
+
+  it('refuses connections past maxConnections', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v }, { maxConnections: 1 });
+    const first = await ClientStream.connect(ctx.url);
+    await expect(ClientStream.connect(ctx.url, { connectTimeout: 2000 })).rejects.toMatchObject({ code: 'rpc_unreachable' });
+    expect(await first.request('echo', 1)).toBe(1);
+    expect(ctx.logger.lines.some((l) => /maxConnections/.test(l))).toBe(true);
+    first.destroy();
+    await ctx.server.destroy();
+  });
+});

@@ -1,0 +1,46 @@
+import net from 'node:net';
+import { type RpcLogger } from '../../lib/stream/dispatch.js';
+import { MethodDispatch, type MethodHandler } from '../../lib/stream/method-dispatch.js';
+import { RpcServer } from '../../lib/stream/rpc-server.js';
+import type { RpcServerOptions } from '../../lib/stream/server-options.js';
+import type { TcpAddress } from '../../lib/transport/address.js';
+
+/** A logger that remembers what it was told (and prints nothing). */
+export class MemoryLogger implements RpcLogger {
+  readonly lines: string[] = [];
+  log(m: string) {
+    this.lines.push(`log: ${m}`);
+  }
+  warn(m: string) {
+    this.lines.push(`warn: ${m}`);
+  }
+  error(m: string) {
+    this.lines.push(`error: ${m}`);
+  }
+}
+
+export async function startServer(methods: Record<string, MethodHandler>, options: RpcServerOptions = {}) {
+  const logger = options.logger instanceof MemoryLogger ? options.logger : new MemoryLogger();
+  const server = new RpcServer(new MethodDispatch(methods, logger), { logger, ...options });
+  const address = (await server.listen()) as TcpAddress;
+  return { server, address, logger, url: `${address.host}:${address.port}` };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 10 ms for at most `ms`. */
+export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+/** A raw TCP socket for speaking bytes directly. */
+export function rawConnect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
