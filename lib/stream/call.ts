@@ -25,6 +25,24 @@ export interface CallOptions {
   deadline?: number;
   /** fire-and-forget: no response is owed (extension; plain v1 servers answer and the answer is discarded) */
   event?: boolean;
+  /** pools: false forbids any retry of this call (a non-idempotent call) */
+  retry?: boolean;
+  /** pools: true allows retrying this call after a timeout too */
+  idempotent?: boolean;
+}
+
+/** What `call()` returns, whoever issued it. */
+export interface CallHandle {
+  /** Stops waiting: frees the slot, tells the server when it can. No callback follows. */
+  cancel(): void;
+}
+
+/** Anything requests can be sent through: a ClientStream, a ClientPool, a FailoverPool. */
+export interface Caller {
+  call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle;
+  request(action: string | number, value?: unknown, options?: CallOptions): Promise<unknown>;
+  close(): Promise<void>;
+  destroy(err?: Error): void;
 }
 
 export const enum CallKind {

@@ -89,6 +89,11 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   private _draining = false;
   private closeError: OccamsError | undefined;
   private closed: Promise<void> | undefined;
+  /**
+   * Called whenever a user call leaves the window (for pools that keep
+   * their own queue). Set by the owner; not an event, to stay cheap.
+   */
+  onSlotFreed: (() => void) | undefined = undefined;
 
   /** Connects, then negotiates the extensions (unless turned off). */
   static async connect(address: AddressLike, options: ClientStreamOptions = {}): Promise<ClientStream> {
@@ -404,7 +409,10 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     if (call.kind === CallKind.User) {
       if (state === CallState.Sent) this.inFlight--;
       else if (state === CallState.Queued) this.queued--;
-      if (this._state !== 'closed') this.pump();
+      if (this._state !== 'closed') {
+        this.pump();
+        if (state === CallState.Sent && this.onSlotFreed !== undefined) this.onSlotFreed();
+      }
     }
     if (this._state === 'closing') this.maybeEnd();
   }

@@ -13,3 +13,6 @@ export * from '../errors.js';
 export * from '../codec/index.js';
 export * from '../transport/index.js';
 export * as protocol from '../protocol/index.js';
+export * from './backoff.js';
+export * from './client-pool.js';
+export * from './failover-pool.js';

@@ -1,0 +1,242 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
+import { isObservable, type Observable, type Observer, type Subscription } from 'rxjs';
+import { ErrorCode } from '../errors.js';
+import type { RpcLogger } from '../stream/dispatch.js';
+import type { Dispatch } from '../stream/dispatch.js';
+import { RpcServer } from '../stream/rpc-server.js';
+import type { RpcServerOptions } from '../stream/server-options.js';
+import type { ServerRequest } from '../stream/server-request.js';
+import type { Address, AddressLike } from '../transport/address.js';
+import { replyWithError } from './error-reply.js';
+import { OccamsContext } from './occams-context.js';
+import { OCCAMS_TRANSPORT } from './occams-transport.js';
+
+export const DEFAULT_OCCAMS_HOST = '127.0.0.1';
+export const DEFAULT_OCCAMS_PORT = 7100;
+/** Distinct action strings whose handler lookup is cached. */
+const MAX_CACHED_ROUTES = 10_000;
+
+export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 'logger'> {
+  /** TCP host; default 127.0.0.1 */
+  host?: string;
+  /** TCP port; 0 picks a free one; default 7100 */
+  port?: number;
+  /** listen on a Unix socket path instead of TCP */
+  path?: string;
+  /** any address form (overrides host/port/path) */
+  address?: AddressLike;
+  /** where the transport logs; default a Nest Logger named OccamsServer */
+  logger?: LoggerService;
+}
+
+export type OccamsServerStatus = 'listening' | 'draining' | 'closed';
+
+export type OccamsServerEvents = {
+  connection: (conn: unknown) => void;
+  disconnect: (conn: unknown) => void;
+  close: () => void;
+};
+
+/**
+ * The Nest transport strategy:
+ * `NestFactory.createMicroservice(AppModule, { strategy: new OccamsServer({ port }) })`.
+ * Each request's action string is the Nest pattern; the handler lookup is
+ * cached per action string, so the hot path is one Map lookup.
+ */
+export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus> implements CustomTransportStrategy, Dispatch {
+  override transportId = OCCAMS_TRANSPORT;
+  private readonly options: OccamsServerOptions;
+  private readonly rpcLogger: RpcLogger;
+  private rpc: RpcServer | undefined;
+  private readonly routes = new Map<string, MessageHandler | null>();
+  private readonly pendingListeners: [string, (...args: any[]) => void][] = [];
+  private readonly defaultStartHook = this.onProcessingStartHook;
+
+  constructor(options: OccamsServerOptions = {}) {
+    super();
+    this.options = options;
+    const logger = options.logger ?? new Logger('OccamsServer');
+    (this as unknown as { logger: LoggerService }).logger = logger;
+    this.rpcLogger = {
+      log: (m) => logger.log(m),
+      warn: (m) => logger.warn(m),
+      error: (m, stack) => logger.error(m, stack),
+    };
+  }
+
+  /** The bound address once listening (port 0 resolved). */
+  get address(): Address | undefined {
+    return this.rpc?.address;
+  }
+
+  listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): void {
+    const { host, port, path, address, logger: _logger, ...rest } = this.options;
+    const where: AddressLike =
+      address ?? (path !== undefined ? { path } : { host: host ?? DEFAULT_OCCAMS_HOST, port: port ?? DEFAULT_OCCAMS_PORT });
+    const rpc = new RpcServer(this, { ...rest, logger: this.rpcLogger });
+    this.rpc = rpc;
+    for (const [event, cb] of this.pendingListeners) rpc.on(event, cb);
+    this.pendingListeners.length = 0;
+    rpc.on('close', () => this._status$.next('closed'));
+    rpc.listen(where).then(
+      () => {
+        this._status$.next('listening');
+        callback();
+      },
+      (err: unknown) => {
+        this.logger.error(`cannot listen on ${JSON.stringify(where)}: ${(err as Error).message}`);
+        callback(err);
+      },
+    );
+  }
+
+  /** Graceful: stops accepting, answers what is in flight (bounded by closeWait), then closes. */
+  async close(): Promise<void> {
+    if (!this.rpc) return;
+    this._status$.next('draining');
+    await this.rpc.close();
+  }
+
+  on<K extends keyof OccamsServerEvents>(event: K, callback: OccamsServerEvents[K]): void {
+    if (this.rpc) this.rpc.on(event, callback as (...args: any[]) => void);
+    else this.pendingListeners.push([event, callback as (...args: any[]) => void]);
+  }
+
+  unwrap<T = RpcServer>(): T {
+    if (!this.rpc) throw new Error('Not initialized. Please call the "listen"/"startAllMicroservices" method before accessing the server.');
+    return this.rpc as T;
+  }
+
+  override addHandler(pattern: any, callback: MessageHandler, isEventHandler = false, extras: Record<string, any> = {}): void {
+    super.addHandler(pattern, callback, isEventHandler, extras);
+    this.routes.clear();
+  }
+
+  /** Dispatch: one request from the stream layer. */
+  dispatch(req: ServerRequest): void {
+    const pattern = typeof req.action === 'string' ? req.action : String(req.action);
+    const handler = this.route(pattern);
+    const ctx = new OccamsContext([pattern, req]);
+    if (req.isEvent || handler?.isEventHandler) {
+      this.runEvent(pattern, handler, req, ctx);
+      return;
+    }
+    if (!handler) {
+      req.internal(ErrorCode.MethodNotFound);
+      return;
+    }
+    if (this.onProcessingStartHook === this.defaultStartHook && this.onProcessingEndHook === undefined) {
+      void this.runRequest(handler, req, ctx, undefined);
+    } else {
+      this.runWithProcessingHooks(ctx, (runEndHook) => this.runRequest(handler, req, ctx, runEndHook));
+    }
+  }
+
+  private route(pattern: string): MessageHandler | null {
+    let handler = this.routes.get(pattern);
+    if (handler === undefined) {
+      handler = this.getHandlerByPattern(pattern);
+      if (this.routes.size < MAX_CACHED_ROUTES) this.routes.set(pattern, handler);
+    }
+    return handler;
+  }
+
+  private async runRequest(handler: MessageHandler, req: ServerRequest, ctx: OccamsContext, endHook: (() => void) | undefined): Promise<void> {
+    let result: unknown;
+    try {
+      result = await handler(req.msg, ctx);
+    } catch (err) {
+      replyWithError(req, err);
+      endHook?.();
+      return;
+    }
+    if (!isObservable(result)) {
+      req.ok(result);
+      endHook?.();
+      return;
+    }
+    const observer = new ResponseObserver(req, endHook);
+    const subscription = (result as Observable<unknown>).subscribe(observer);
+    if (!req.settled) {
+      observer.subscription = subscription;
+      req.onCancel(() => subscription.unsubscribe());
+    }
+  }
+
+  private runEvent(pattern: string, handler: MessageHandler | null, req: ServerRequest, ctx: OccamsContext): void {
+    if (!handler) {
+      this.logger.error(`There is no matching event handler defined in the remote service. Event pattern: ${pattern}`);
+      req.ok();
+      return;
+    }
+    this.handleEvent(pattern, { pattern, data: req.msg, metadata: req.meta as Record<string, string> | undefined }, ctx).then(
+      () => req.ok(),
+      (err: unknown) => {
+        this.logger.error(`event handler for ${pattern} failed: ${(err as Error)?.message ?? String(err)}`);
+        req.ok();
+      },
+    );
+  }
+}
+
+/**
+ * Turns a handler's Observable into frames. The first value is held until
+ * the end of the tick: a result that completes at once (the usual case)
+ * goes out as one ok frame; a real stream sends each value as it comes.
+ */
+class ResponseObserver implements Observer<unknown> {
+  subscription: Subscription | undefined;
+  private held: unknown = undefined;
+  private holding = false;
+  private streaming = false;
+
+  constructor(
+    private readonly req: ServerRequest,
+    private readonly endHook: (() => void) | undefined,
+  ) {}
+
+  next(value: unknown): void {
+    if (this.streaming) {
+      this.req.item(value);
+    } else if (!this.holding) {
+      this.holding = true;
+      this.held = value;
+      process.nextTick(releaseHeld, this);
+    } else {
+      this.startStreaming();
+      this.req.item(value);
+    }
+  }
+
+  error(err: unknown): void {
+    this.holding = false;
+    replyWithError(this.req, err);
+    this.endHook?.();
+  }
+
+  complete(): void {
+    if (this.holding) {
+      this.holding = false;
+      this.req.ok(this.held);
+    } else {
+      this.req.end();
+    }
+    this.held = undefined;
+    this.endHook?.();
+  }
+
+  startStreaming(): void {
+    if (this.streaming) return;
+    this.streaming = true;
+    if (this.holding) {
+      this.holding = false;
+      this.req.item(this.held);
+      this.held = undefined;
+    }
+  }
+}
+
+function releaseHeld(observer: ResponseObserver): void {
+  observer.startStreaming();
+}

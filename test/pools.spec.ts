@@ -1,0 +1,270 @@
+import { Backoff, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER, type Scheduler } from '../lib/stream/backoff.js';
+import { ClientPool, type PoolState } from '../lib/stream/client-pool.js';
+import { FailoverPool } from '../lib/stream/failover-pool.js';
+import { MethodDispatch } from '../lib/stream/method-dispatch.js';
+import { RpcServer } from '../lib/stream/rpc-server.js';
+import { UnreachableError, type OccamsError } from '../lib/errors.js';
+import type { TcpAddress } from '../lib/transport/address.js';
+import { MemoryLogger, sleep, waitFor } from './support/servers.js';
+
+/** A server that answers `whoami` with its name and `echo` with its input. */
+async function named(name: string, host = '127.0.0.1', port = 0, delay = 0) {
+  const server = new RpcServer(
+    new MethodDispatch({
+      whoami: () => name,
+      echo: async (v: unknown) => (delay ? (await sleep(delay), v) : v),
+      slow: async (ms: number) => (await sleep(ms), name),
+    }),
+    { logger: new MemoryLogger(), address: `${host}:${port}` },
+  );
+  const address = (await server.listen()) as TcpAddress;
+  return { server, address, url: `${address.host}:${address.port}` };
+}
+
+/** Keeps `concurrency` callers busy for `ms`; every request is accounted for. */
+async function load(pool: { request(a: string, v: unknown): Promise<unknown> }, ms: number, concurrency = 32) {
+  const tally = { sent: 0, ok: 0, failed: 0, codes: new Map<string, number>() };
+  const until = Date.now() + ms;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < until) {
+        tally.sent++;
+        try {
+          await pool.request('echo', tally.sent);
+          tally.ok++;
+        } catch (e) {
+          tally.failed++;
+          const code = (e as OccamsError).code;
+          tally.codes.set(code, (tally.codes.get(code) ?? 0) + 1);
+          await sleep(1);
+        }
+      }
+    }),
+  );
+  return tally;
+}
+
+const fast = { timerResolution: 50, pingInterval: 100, maxMissedPings: 3, connectTimeout: 1000, backoff: { initial: 50, max: 200 } };
+
+describe('ClientPool', () => {
+  it('opens more connections when every one is at its window, closes idle extras', async () => {
+    const s = await named('a');
+    const pool = new ClientPool(s.url, { ...fast, connections: 1, maxConnections: 3, maxInFlight: 4, idleTimeout: 200 });
+    const states: PoolState[] = [];
+    pool.on('state', (st: PoolState) => states.push(st));
+    await pool.connect();
+    const calls = Array.from({ length: 24 }, () => pool.request('slow', 100));
+    await waitFor(() => pool.stats.connections === 3, 3000);
+    expect(await Promise.all(calls)).toHaveLength(24);
+    await waitFor(() => pool.stats.connections === 1, 3000);
+    expect(states).toEqual(['connecting', 'ready']);
+    await pool.close();
+    expect(pool.state).toBe('closed');
+    await s.server.destroy();
+  });
+
+  it('queues behind the window and refuses past the queue bound', async () => {
+    const s = await named('a');
+    const pool = new ClientPool(s.url, { ...fast, maxInFlight: 2, maxQueued: 3 });
+    await pool.connect();
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => pool.request('slow', 50)));
+    const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as OccamsError).code));
+    expect(codes.filter((c) => c === 'ok')).toHaveLength(5);
+    expect(codes.filter((c) => c === 'rpc_queue_full')).toHaveLength(3);
+    pool.destroy();
+    await s.server.destroy();
+  });
+
+  it('goes unhealthy when the server dies, fails fast, and recovers when it is back on the same port', async () => {
+    const s = await named('a');
+    const pool = new ClientPool(s.url, fast);
+    expect(await pool.request('whoami')).toBe('a');
+    await s.server.destroy();
+    await waitFor(() => pool.state === 'unhealthy', 3000);
+    const t0 = Date.now();
+    await expect(pool.request('whoami')).rejects.toBeInstanceOf(UnreachableError);
+    expect(Date.now() - t0).toBeLessThan(100);
+    const again = await named('a2', '127.0.0.1', s.address.port);
+    await waitFor(() => pool.state === 'ready', 3000);
+    expect(await pool.request('whoami')).toBe('a2');
+    pool.destroy();
+    await again.server.destroy();
+  });
+
+  it('spaces reconnect attempts per the backoff constants and resets on success (fake clock)', async () => {
+    let now = 0;
+    const timers: { at: number; fn: () => void }[] = [];
+    const scheduler: Scheduler = {
+      now: () => now,
+      setTimeout: (fn, ms) => {
+        const t = { at: now + ms, fn };
+        timers.push(t);
+        return t;
+      },
+      clearTimeout: (h) => void timers.splice(timers.indexOf(h as never), 1),
+    };
+    const attempts: number[] = [];
+    let succeed = false;
+    const s = await named('a');
+    const pool = new ClientPool(s.url, {
+      scheduler,
+      backoff: { random: () => 0.5 }, // no jitter: exact constants
+      connectionFactory: async (address, options) => {
+        attempts.push(now);
+        if (!succeed) throw new Error('refused');
+        const { ClientStream } = await import('../lib/stream/client-stream.js');
+        return ClientStream.connect(address, options);
+      },
+    });
+    pool.connect().catch(() => {});
+    const advance = async () => {
+      await sleep(5); // let the failed attempt settle
+      timers.sort((a, b) => a.at - b.at);
+      const t = timers.shift()!;
+      now = t.at;
+      t.fn();
+    };
+    for (let i = 0; i < 6; i++) await advance();
+    await sleep(5);
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    const expected = [];
+    for (let d = BACKOFF_INITIAL_MS, i = 0; i < gaps.length; i++, d = Math.min(BACKOFF_MAX_MS, d * BACKOFF_MULTIPLIER)) expected.push(Math.round(d));
+    expect(gaps).toEqual(expected);
+    succeed = true;
+    await advance();
+    await waitFor(() => pool.state === 'ready');
+    // after a success the next failure starts from the initial delay again
+    expect(new Backoff({ random: () => 0.5 }).next()).toBe(BACKOFF_INITIAL_MS);
+    pool.destroy();
+    await s.server.destroy();
+  });
+
+  it('keeps jitter within bounds', () => {
+    const b = new Backoff();
+    for (let i = 0, base = BACKOFF_INITIAL_MS; i < 20; i++, base = Math.min(BACKOFF_MAX_MS, base * BACKOFF_MULTIPLIER)) {
+      const d = b.next();
+      expect(d).toBeGreaterThanOrEqual(Math.floor(base * (1 - BACKOFF_JITTER)));
+      expect(d).toBeLessThanOrEqual(Math.ceil(base * (1 + BACKOFF_JITTER)));
+    }
+  });
+});
+
+describe('FailoverPool', () => {
+  it('round robin splits requests evenly', async () => {
+    const a = await named('a');
+    const b = await named('b');
+    const pool = new FailoverPool([a.url, b.url], { ...fast, strategy: 'round-robin' });
+    await pool.connect();
+    const who = await Promise.all(Array.from({ length: 1000 }, () => pool.request('whoami')));
+    const share = who.filter((w) => w === 'a').length / who.length;
+    expect(share).toBeGreaterThanOrEqual(0.4);
+    expect(share).toBeLessThanOrEqual(0.6);
+    pool.destroy();
+    await Promise.all([a.server.destroy(), b.server.destroy()]);
+  });
+
+  it('first-healthy prefers the first address and fails over when it dies', async () => {
+    const a = await named('a');
+    const b = await named('b');
+    const pool = new FailoverPool([a.url, b.url], fast);
+    expect(await pool.request('whoami')).toBe('a');
+    await a.server.destroy();
+    expect(await pool.request('whoami')).toBe('b');
+    pool.destroy();
+    await b.server.destroy();
+  });
+
+  for (const retry of [true, false]) {
+    it(`one of two servers killed under load, retry ${retry ? 'on' : 'off'}: nothing hangs, nothing lost`, async () => {
+      const a = await named('a', '127.0.0.1', 0, 1);
+      const b = await named('b', '127.0.0.1', 0, 1);
+      const pool = new FailoverPool([a.url, b.url], { ...fast, strategy: 'round-robin', retryLimit: retry ? 2 : 0 });
+      await pool.connect();
+      const running = load(pool, 1200);
+      await sleep(400);
+      await a.server.destroy();
+      const tally = await running;
+      expect(tally.sent).toBe(tally.ok + tally.failed);
+      expect(tally.ok).toBeGreaterThan(100);
+      if (retry) expect(tally.failed).toBe(0);
+      else {
+        // requests in flight on the killed server fail, and only with retriable codes
+        expect(tally.failed).toBeGreaterThan(0);
+        for (const code of tally.codes.keys()) expect(['rpc_io_err', 'rpc_unreachable']).toContain(code);
+      }
+      pool.destroy();
+      await b.server.destroy();
+    });
+  }
+
+  it('all servers down: fails fast with rpc_unreachable, then uses a server started later', async () => {
+    const a = await named('a');
+    const port = a.address.port;
+    await a.server.destroy();
+    const pool = new FailoverPool([`127.0.0.1:${port}`], fast);
+    const t0 = Date.now();
+    await expect(pool.request('whoami')).rejects.toMatchObject({ code: 'rpc_unreachable' });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await expect(pool.request('whoami')).rejects.toMatchObject({ code: 'rpc_unreachable' });
+    const back = await named('back', '127.0.0.1', port);
+    await waitFor(() => pool.healthy && pool.members[0]!.state === 'ready', 3000);
+    expect(await pool.request('whoami')).toBe('back');
+    pool.destroy();
+    await back.server.destroy();
+  });
+
+  it('updateAddresses while traffic flows loses nothing', async () => {
+    const a = await named('a');
+    const b = await named('b');
+    const c = await named('c');
+    const pool = new FailoverPool([a.url, b.url], { ...fast, strategy: 'round-robin' });
+    await pool.connect();
+    const running = load(pool, 800);
+    await sleep(200);
+    pool.updateAddresses([b.url, c.url]);
+    await sleep(200);
+    pool.updateAddresses([c.url]);
+    const tally = await running;
+    expect(tally.failed).toBe(0);
+    expect(tally.sent).toBe(tally.ok);
+    expect(pool.members.map((p) => p.address)).toEqual([c.address]);
+    expect(await pool.request('whoami')).toBe('c');
+    pool.destroy();
+    await Promise.all([a.server.destroy(), b.server.destroy(), c.server.destroy()]);
+  });
+
+  it('expands a host name that resolves to two loopback addresses into two pools', async () => {
+    const a = await named('one', '127.0.0.1');
+    const b = await named('two', '127.0.0.2', a.address.port).catch(() => undefined);
+    if (!b) throw new Error('127.0.0.2 is not usable on this machine');
+    const lookups: string[] = [];
+    const pool = new FailoverPool([`rpc.service.local:${a.address.port}`], {
+      ...fast,
+      strategy: 'round-robin',
+      resolver: async (host) => (lookups.push(host), ['127.0.0.1', '127.0.0.2']),
+      resolveInterval: 100,
+    });
+    await pool.connect();
+    expect(pool.members.map((p) => p.address)).toEqual([
+      { host: '127.0.0.1', port: a.address.port },
+      { host: '127.0.0.2', port: a.address.port },
+    ]);
+    const who = new Set(await Promise.all(Array.from({ length: 20 }, () => pool.request('whoami'))));
+    expect(who).toEqual(new Set(['one', 'two']));
+    await waitFor(() => lookups.length >= 2, 2000); // re-resolved on its interval
+    expect(lookups.every((h) => h === 'rpc.service.local')).toBe(true);
+    pool.destroy();
+    await Promise.all([a.server.destroy(), b.server.destroy()]);
+  });
+
+  it('never retries user errors or a call that forbids retries', async () => {
+    let calls = 0;
+    const server = new RpcServer(new MethodDispatch({ count: () => ++calls }), { logger: new MemoryLogger() });
+    const addr = (await server.listen()) as TcpAddress;
+    const pool = new FailoverPool([`${addr.host}:${addr.port}`], fast);
+    await expect(pool.request('nope')).rejects.toMatchObject({ code: 'rpc_method_notfound' });
+    expect(await pool.request('count', null, { retry: false })).toBe(1);
+    pool.destroy();
+    await server.destroy();
+  });
+});
