@@ -1,6 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Nest resolves constructor and pipe types from decorator metadata, which
+  // tsc emits (emitDecoratorMetadata) and vite's transform must emit too.
+  oxc: {
+    decorator: { legacy: true, emitDecoratorMetadata: true },
+  },
   test: {
     globals: true,
     root: './',

@@ -1,0 +1,219 @@
+import type { OnApplicationShutdown } from '@nestjs/common';
+import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
+import { Observable, type Subscriber } from 'rxjs';
+import type { OccamsError } from '../errors.js';
+import type { CallHandle, CallOptions, ResponseHandler } from '../stream/call.js';
+import { ClientPool, type PoolState } from '../stream/client-pool.js';
+import { FailoverPool, type FailoverPoolOptions } from '../stream/failover-pool.js';
+import type { AddressLike } from '../transport/address.js';
+import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './occams-server.js';
+
+export interface OccamsClientOptions extends FailoverPoolOptions {
+  /** TCP host; default 127.0.0.1 */
+  host?: string;
+  /** TCP port; default 7100 */
+  port?: number;
+  /** a Unix socket path instead of host/port */
+  path?: string;
+  /** one address in any form (`host:port`, `unix:/path`, a host name to resolve) */
+  address?: AddressLike;
+  /** several servers: failover / round robin across them */
+  addresses?: AddressLike[];
+  /**
+   * Patterns safe to run twice: only these are retried after a timeout
+   * (unreachable/io are retried for every call unless `retry: false`).
+   */
+  idempotent?: string[] | ((pattern: string) => boolean);
+}
+
+/** Per-call options: `client.send(pattern, data, { timeout: 500 })`. */
+export interface OccamsCallOptions {
+  /** ms before this call fails with rpc_timeout; also sent to the server as a deadline */
+  timeout?: number;
+  /** absolute deadline (epoch ms) instead of `timeout` */
+  deadline?: number;
+  /** extra metadata for this call (merged over the dispatch hook's) */
+  metadata?: Record<string, string>;
+  /** override the `idempotent` option for this call */
+  idempotent?: boolean;
+  /** false: never retry this call anywhere */
+  retry?: boolean;
+}
+
+export type OccamsClientStatus = 'connected' | 'disconnected' | 'reconnecting';
+
+export type OccamsClientEvents = {
+  state: (pool: ClientPool, next: PoolState, prev: PoolState) => void;
+  addresses: (list: unknown[]) => void;
+  resolveError: (err: Error) => void;
+};
+
+/**
+ * The Nest client proxy for occams servers. `send()` returns a cold
+ * Observable (each subscription is one request; unsubscribing cancels it,
+ * and streamed results arrive as many `next`s); `emit()` sends an event.
+ * Errors are OccamsError subclasses: `code`, `retriable`, and for handler
+ * errors `errno` or the message / decoded `error` value.
+ */
+export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientStatus> implements OnApplicationShutdown {
+  private readonly pool: FailoverPool;
+  private readonly isIdempotent: (pattern: string) => boolean;
+  private readonly patternCache = new Map<unknown, string>();
+  private wasConnected = false;
+
+  constructor(options: OccamsClientOptions = {}) {
+    super();
+    const { host, port, path, address, addresses, idempotent, ...poolOptions } = options;
+    const list: AddressLike[] =
+      addresses ?? [address ?? (path !== undefined ? { path } : { host: host ?? DEFAULT_OCCAMS_HOST, port: port ?? DEFAULT_OCCAMS_PORT })];
+    this.pool = new FailoverPool(list, poolOptions);
+    if (typeof idempotent === 'function') this.isIdempotent = idempotent;
+    else {
+      const set = new Set(idempotent ?? []);
+      this.isIdempotent = (p) => set.has(p);
+    }
+    this.pool.on('state', () => this.updateStatus());
+  }
+
+  async connect(): Promise<FailoverPool> {
+    await this.pool.connect();
+    this.updateStatus();
+    return this.pool;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+    this._status$.next('disconnected');
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
+
+  override on<K extends keyof OccamsClientEvents>(event: K, callback: OccamsClientEvents[K]): void {
+    this.pool.on(event, callback as (...args: any[]) => void);
+  }
+
+  unwrap<T = FailoverPool>(): T {
+    return this.pool as T;
+  }
+
+  override send<TResult = any, TInput = any>(pattern: any, data: TInput, options?: OccamsCallOptions): Observable<TResult> {
+    if (pattern === null || pattern === undefined || data === null || data === undefined) {
+      return new Observable((s) => s.error(new InvalidMessageException()));
+    }
+    const action = this.action(pattern);
+    return new Observable<TResult>((subscriber) => {
+      const handler = new SubscriberHandler(subscriber);
+      const handle = this.pool.call(action, data, handler, this.callOptions(action, data, pattern, options, false));
+      handler.handle = handle;
+      return handler;
+    });
+  }
+
+  /** Promise form of `send` for single-valued patterns (skips RxJS). */
+  request<TResult = any>(pattern: any, data: unknown, options?: OccamsCallOptions): Promise<TResult> {
+    const action = this.action(pattern);
+    return this.pool.request(action, data, this.callOptions(action, data, pattern, options, false)) as Promise<TResult>;
+  }
+
+  protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    const action = this.action(packet.pattern);
+    const handler: ResponseHandler = {
+      onItem: (response) => callback({ response }),
+      onResult: (response) => callback({ response, isDisposed: true }),
+      onError: (err) => callback({ err }),
+    };
+    const handle = this.pool.call(action, packet.data, handler, this.callOptions(action, packet.data, packet.pattern, undefined, false, packet));
+    return () => handle.cancel();
+  }
+
+  protected async dispatchEvent<T = any>(packet: ReadPacket): Promise<T> {
+    const action = this.action(packet.pattern);
+    return (await this.pool.request(action, packet.data, this.callOptions(action, packet.data, packet.pattern, undefined, true, packet))) as T;
+  }
+
+  /** The action string for a pattern: strings verbatim, objects in Nest's normalized form. */
+  private action(pattern: unknown): string {
+    if (typeof pattern === 'string') return pattern;
+    let action = this.patternCache.get(pattern);
+    if (action === undefined) {
+      action = this.normalizePattern(pattern as never);
+      if (typeof pattern !== 'object' && this.patternCache.size < 1024) this.patternCache.set(pattern, action);
+    }
+    return action;
+  }
+
+  private callOptions(
+    action: string,
+    data: unknown,
+    pattern: unknown,
+    options: OccamsCallOptions | undefined,
+    event: boolean,
+    packet?: ReadPacket,
+  ): CallOptions | undefined {
+    let meta: Record<string, unknown> | undefined;
+    if (this.onDispatchHook !== undefined) {
+      const p: ReadPacket = packet ?? { pattern, data };
+      if (packet === undefined) this.onDispatchHook(p);
+      meta = p.metadata;
+    } else if (packet?.metadata !== undefined) {
+      meta = packet.metadata;
+    }
+    if (options?.metadata !== undefined) meta = { ...meta, ...options.metadata };
+    const idempotent = options?.idempotent ?? this.isIdempotent(action);
+    if (options === undefined && meta === undefined && !event && !idempotent) return undefined;
+    const out: CallOptions = { event, idempotent };
+    if (meta !== undefined) out.meta = meta;
+    if (options?.retry === false) out.retry = false;
+    if (options?.deadline !== undefined) {
+      out.deadline = options.deadline;
+      out.timeout = Math.max(1, options.deadline - Date.now());
+    } else if (options?.timeout !== undefined) {
+      out.timeout = options.timeout;
+      out.deadline = Date.now() + options.timeout;
+    }
+    return out;
+  }
+
+  private updateStatus(): void {
+    const pools = this.pool.members;
+    if (pools.some((p) => p.state === 'ready')) {
+      this.wasConnected = true;
+      this._status$.next('connected');
+    } else if (this.wasConnected && pools.some((p) => p.state === 'connecting' || p.state === 'unhealthy')) {
+      this._status$.next('reconnecting');
+    } else {
+      this._status$.next('disconnected');
+    }
+  }
+}
+
+/**
+ * Bridges one call to one RxJS subscriber, and is that subscription's
+ * teardown (unsubscribe before the end cancels the call).
+ */
+class SubscriberHandler implements ResponseHandler {
+  handle: CallHandle | undefined;
+  private done = false;
+  constructor(private readonly subscriber: Subscriber<any>) {}
+  onItem(value: unknown): void {
+    this.subscriber.next(value);
+  }
+  onResult(value: unknown): void {
+    this.done = true;
+    if (value !== undefined) this.subscriber.next(value);
+    this.subscriber.complete();
+  }
+  onError(err: OccamsError): void {
+    this.done = true;
+    this.subscriber.error(err);
+  }
+  unsubscribe(): void {
+    if (!this.done) {
+      this.done = true;
+      this.handle?.cancel();
+    }
+  }
+}

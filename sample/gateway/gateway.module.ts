@@ -1,0 +1,21 @@
+import { Module } from '@nestjs/common';
+import { DEFAULT_OCCAMS_PORT, OccamsModule } from '../../lib/index.js';
+import { CALCULATOR, GatewayController } from './gateway.controller.js';
+
+@Module({
+  imports: [
+    OccamsModule.registerAsync([
+      {
+        name: CALCULATOR,
+        useFactory: () => ({
+          host: process.env.OCCAMS_HOST ?? '127.0.0.1',
+          port: Number(process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT),
+          timeout: 5000,
+          idempotent: ['Calculator.add', 'Calculator.div'],
+        }),
+      },
+    ]),
+  ],
+  controllers: [GatewayController],
+})
+export class GatewayModule {}

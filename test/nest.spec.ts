@@ -1,0 +1,234 @@
+import 'reflect-metadata';
+import { Injectable, type INestApplication, type INestMicroservice, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
+import { firstValueFrom, lastValueFrom, type Observable, take, toArray } from 'rxjs';
+import {
+  InjectOccamsClient,
+  OccamsClient,
+  type OccamsError,
+  OccamsModule,
+  OccamsServer,
+  RemoteErrnoError,
+  RemoteError,
+  type TcpAddress,
+} from '../lib/index.js';
+import { HybridAppModule, Probe, TestAppModule } from './support/nest-apps.js';
+import { sleep, waitFor } from './support/servers.js';
+
+async function startMicroservice(options: ConstructorParameters<typeof OccamsServer>[0] = {}) {
+  const strategy = new OccamsServer({ port: 0, ...options });
+  const app = await NestFactory.createMicroservice(TestAppModule, { strategy, logger: false });
+  await app.listen();
+  const { port } = strategy.address as TcpAddress;
+  return { app, strategy, port };
+}
+
+const errorOf = (o: Observable<unknown>) =>
+  firstValueFrom(o).then(
+    (v) => {
+      throw new Error(`expected an error, got ${JSON.stringify(v)}`);
+    },
+    (e: OccamsError) => e,
+  );
+
+describe('OccamsServer + OccamsClient in real Nest apps', () => {
+  let ms: Awaited<ReturnType<typeof startMicroservice>>;
+  let client: OccamsClient;
+  beforeAll(async () => {
+    ms = await startMicroservice();
+    client = new OccamsClient({ port: ms.port, timerResolution: 50 });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.close();
+    await ms.app.close();
+  });
+
+  it('request/response with string and object patterns', async () => {
+    expect(await firstValueFrom(client.send('echo', { hello: 'world', n: [1, 2] }))).toEqual({ hello: 'world', n: [1, 2] });
+    expect(await firstValueFrom(client.send({ cmd: 'sum' }, [1, 2, 3]))).toBe(6);
+    expect(await firstValueFrom(client.send('async', 'later'))).toBe('later');
+    expect(await client.request('echo', 42)).toBe(42);
+  });
+
+  it('send() is cold: nothing is sent until subscribed, each subscription is a request', async () => {
+    const before = ((await client.request('probe', {})) as { events: unknown[] }).events.length;
+    const obs = client.send('audit', { cold: true }); // a request to an event handler runs it, if sent
+    await sleep(20);
+    expect(((await client.request('probe', {})) as { events: unknown[] }).events.length).toBe(before);
+    const echo = client.send('echo', 'x');
+    expect(await Promise.all([firstValueFrom(echo), firstValueFrom(echo)])).toEqual(['x', 'x']);
+    void obs;
+  });
+
+  it('events reach @EventPattern handlers with metadata, and get no response', async () => {
+    await lastValueFrom(client.emit('audit', { who: 'alice' }), { defaultValue: undefined });
+    let events: { entry: unknown; isEvent: boolean }[] = [];
+    await waitFor(() => {
+      void client.request('probe', {}).then((p) => (events = (p as { events: typeof events }).events));
+      return events.some((e) => (e.entry as { who?: string }).who === 'alice');
+    });
+    expect(events.find((e) => (e.entry as { who?: string }).who === 'alice')!.isEvent).toBe(true);
+  });
+
+  it('streams many values then completes; unsubscribing mid-stream stops the handler', async () => {
+    expect(await lastValueFrom(client.send('ticks', 5).pipe(toArray()))).toEqual([0, 1, 2, 3, 4]);
+    const stoppedBefore = ((await client.request('probe', {})) as { streamsStopped: number }).streamsStopped;
+    const firstThree = await lastValueFrom(client.send<number>('ticks', 1000).pipe(take(3), toArray()));
+    expect(firstThree).toEqual([0, 1, 2]);
+    let stopped = stoppedBefore;
+    await waitFor(() => {
+      void client.request('probe', {}).then((p) => (stopped = (p as { streamsStopped: number }).streamsStopped));
+      return stopped >= stoppedBefore + 1;
+    }, 1000); // the uncancelled stream would run for 5 s
+    expect(ms.strategy.unwrap<{ stats: { inFlight: number } }>().stats.inFlight).toBeLessThanOrEqual(1);
+  });
+
+  it('maps every error form end to end', async () => {
+    const message = await errorOf(client.send('fail.message', {}));
+    expect(message).toBeInstanceOf(RemoteError);
+    expect(message).toMatchObject({ code: 'user_error', message: 'something went wrong', retriable: false });
+
+    const errno = await errorOf(client.send('fail.errno', {}));
+    expect(errno).toBeInstanceOf(RemoteErrnoError);
+    expect((errno as RemoteErrnoError).errno).toBe(5);
+
+    const object = await errorOf(client.send('fail.object', {}));
+    expect((object as RemoteError).error).toEqual({ reason: 'quota', limit: 10 });
+
+    const crash = await errorOf(client.send('fail.crash', {}));
+    expect(crash.code).toBe('rpc_internal_err');
+    expect(crash.message).not.toContain('hunter2');
+
+    const missing = await errorOf(client.send('no.such.pattern', {}));
+    expect(missing.code).toBe('rpc_method_notfound');
+  });
+
+  it('runs pipes (ValidationPipe rejects a bad payload), guards, interceptors and filters', async () => {
+    expect(await firstValueFrom(client.send('users.create', { name: 'bob', age: 3 }))).toEqual({ created: 'bob', isDto: true });
+    const invalid = (await errorOf(client.send('users.create', { name: 7, age: -1 }))) as RemoteError;
+    expect(invalid.error).toEqual({ message: 'validation failed', fields: ['name', 'age'] });
+
+    expect(await firstValueFrom(client.send('guarded', { token: 'let-me-in' }))).toBe('welcome');
+    const denied = await errorOf(client.send('guarded', { token: 'nope' }));
+    expect(denied.message).toBe('Forbidden resource');
+
+    expect(await firstValueFrom(client.send('intercepted', 5))).toEqual({ wrapped: 5 });
+
+    const filtered = (await errorOf(client.send('filtered', {}))) as RemoteError;
+    expect(filtered.error).toEqual({ teapot: true, original: 'brewing' });
+  });
+
+  it('carries setOnDispatchHook metadata, per-call metadata and the deadline to the context', async () => {
+    const hooked = new OccamsClient({ port: ms.port });
+    hooked.setOnDispatchHook((packet) => {
+      packet.metadata = { traceId: 'trace-123' };
+    });
+    const seen = (await firstValueFrom(hooked.send('ctx', {}, { timeout: 3000, metadata: { tenant: 'acme' } }))) as {
+      pattern: string;
+      seq: number;
+      metadata: Record<string, string>;
+      timeLeft: number;
+    };
+    expect(seen.pattern).toBe('ctx');
+    expect(seen.seq).toBeGreaterThan(0);
+    expect(seen.metadata).toEqual({ traceId: 'trace-123', tenant: 'acme' });
+    expect(seen.timeLeft).toBeGreaterThan(2000);
+    expect(seen.timeLeft).toBeLessThanOrEqual(3000);
+    await hooked.close();
+  });
+
+  it('fails a call past its per-call timeout with rpc_timeout', async () => {
+    const err = await errorOf(client.send('slow', 2000, { timeout: 100 }));
+    expect(err.code).toBe('rpc_timeout');
+    expect(err.retriable).toBe(true);
+  });
+
+  it('exposes status and unwrap', async () => {
+    expect(await firstValueFrom(client.status)).toBe('connected');
+    expect(client.unwrap<{ healthy: boolean }>().healthy).toBe(true);
+    expect(await firstValueFrom(ms.strategy.status)).toBe('listening');
+  });
+});
+
+describe('OccamsModule', () => {
+  @Injectable()
+  class Consumer {
+    constructor(@InjectOccamsClient('MATH') readonly math: OccamsClient) {}
+  }
+
+  it('register() provides a named client', async () => {
+    const ms = await startMicroservice();
+    const moduleRef = await Test.createTestingModule({
+      imports: [OccamsModule.register([{ name: 'MATH', port: ms.port }])],
+      providers: [Consumer],
+    }).compile();
+    await moduleRef.init();
+    const consumer = moduleRef.get(Consumer);
+    expect(consumer.math).toBeInstanceOf(OccamsClient);
+    expect(await firstValueFrom(consumer.math.send({ cmd: 'sum' }, [2, 2]))).toBe(4);
+    await moduleRef.close(); // closes the client
+    expect(consumer.math.unwrap<{ members: { state: string }[] }>().members[0]!.state).toBe('closed');
+    await ms.app.close();
+  });
+
+  it('registerAsync() builds the client from a factory with injected config', async () => {
+    const ms = await startMicroservice();
+    @Injectable()
+    class FakeConfig {
+      get(key: string) {
+        return key === 'CALC_PORT' ? ms.port : undefined;
+      }
+    }
+    @Module({ providers: [FakeConfig], exports: [FakeConfig] })
+    class ConfigModule {}
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        OccamsModule.registerAsync({
+          clients: [{ name: 'MATH', imports: [ConfigModule], inject: [FakeConfig], useFactory: (c: FakeConfig) => ({ port: c.get('CALC_PORT') }) }],
+          isGlobal: true,
+        }),
+      ],
+      providers: [Consumer],
+    }).compile();
+    await moduleRef.init();
+    expect(await firstValueFrom(moduleRef.get(Consumer).math.send('echo', 'async-configured'))).toBe('async-configured');
+    await moduleRef.close();
+    await ms.app.close();
+  });
+});
+
+describe('hybrid app and shutdown', () => {
+  it('serves HTTP and occams from one app', async () => {
+    const app: INestApplication = await NestFactory.create(HybridAppModule, { logger: false });
+    const strategy = new OccamsServer({ port: 0 });
+    app.connectMicroservice({ strategy });
+    await app.startAllMicroservices();
+    await app.listen(0, '127.0.0.1');
+    const url = await app.getUrl();
+    expect(await (await fetch(`${url}/http/ping`)).json()).toEqual({ pong: true });
+    const client = new OccamsClient({ port: (strategy.address as TcpAddress).port });
+    expect(await firstValueFrom(client.send('echo', 'hybrid'))).toBe('hybrid');
+    await client.close();
+    await app.close();
+  });
+
+  it('graceful shutdown answers every request in flight', async () => {
+    const ms = await startMicroservice();
+    const client = new OccamsClient({ port: ms.port });
+    await client.connect();
+    const inflight = Array.from({ length: 50 }, (_, i) => firstValueFrom(client.send('slow', 50 + i)));
+    await sleep(20);
+    await ms.app.close();
+    const results = await Promise.all(inflight);
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => 50 + i));
+    await client.close();
+  });
+
+  it('lets the Probe provider be injected by type (decorator metadata works under test)', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [TestAppModule] }).compile();
+    expect(moduleRef.get(Probe)).toBeInstanceOf(Probe);
+    await moduleRef.close();
+  });
+});
