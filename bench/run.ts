@@ -42,6 +42,11 @@ const inflights = arg('inflight', '1,64,1024').split(',').map(Number);
 const payloads = arg('payloads', 'small,16k').split(',');
 const seconds = Number(arg('seconds', quick ? '1' : '3'));
 const warmup = Number(arg('warmup', quick ? '0.5' : '1'));
+/** --profile client|server|both: run that side under --cpu-prof (profiles in bench/results/profiles) */
+const profile = arg('profile', '');
+const profileDir = path.join(resultsDir, 'profiles');
+const profArgs = (side: string) =>
+  profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
 
 function waitMessage(child: ChildProcess, type: string, ms: number): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -66,11 +71,15 @@ function waitMessage(child: ChildProcess, type: string, ms: number): Promise<any
 async function runPoint(transport: string, payload: string, inflight: number): Promise<Point> {
   const point: Point = { transport, payload, inflight, ok: false };
   const opts = { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] as any };
-  const server = fork(path.join(here, 'server-main.js'), [transport], opts);
+  const server = fork(path.join(here, 'server-main.js'), [transport], { ...opts, execArgv: profArgs('server') });
   let client: ChildProcess | undefined;
   try {
     const { port } = await waitMessage(server, 'ready', 20_000);
-    client = fork(path.join(here, 'client-main.js'), [transport, String(port), String(inflight), payload, String(seconds), String(warmup)], opts);
+    client = fork(path.join(here, 'client-main.js'), [transport, String(port), String(inflight), payload, String(seconds), String(warmup)], {
+      ...opts,
+      env: { ...process.env, BENCH_INFLIGHT: String(inflight) },
+      execArgv: profArgs('client'),
+    });
     await waitMessage(client, 'measure', (warmup + 20) * 1000);
     server.send('reset');
     await waitMessage(server, 'reset', 5000);
@@ -93,6 +102,7 @@ async function runPoint(transport: string, payload: string, inflight: number): P
   } catch (err) {
     point.note = `failed: ${(err as Error).message}`;
   } finally {
+    if (client && profile) await new Promise((r) => (client!.exitCode !== null ? r(null) : client!.once('exit', r)));
     client?.kill('SIGKILL');
     server.send?.('stop');
     setTimeout(() => server.kill('SIGKILL'), 1000).unref();

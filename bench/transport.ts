@@ -33,3 +33,14 @@ export async function loadTransport(name: string): Promise<BenchTransport> {
   const mod = (await import(`./transports/${name}.js`)) as { default: BenchTransport };
   return mod.default;
 }
+
+/**
+ * The window our clients are configured with: the workload's in-flight
+ * count, at least the default 128 (Nest TCP and the bare-socket limit have
+ * no window at all; OCCAMS_BENCH_WINDOW overrides).
+ */
+export function benchWindow(): number {
+  const forced = Number(process.env.OCCAMS_BENCH_WINDOW);
+  if (forced > 0) return forced;
+  return Math.max(128, Number(process.env.BENCH_INFLIGHT) || 0);
+}

@@ -1,6 +1,6 @@
 /** The stream layer alone: ClientStream -> RpcServer, no Nest. */
 import { ClientStream, MethodDispatch, RpcServer, silentLogger, type TcpAddress } from '../../lib/index.js';
-import type { BenchTransport } from '../transport.js';
+import { type BenchTransport, benchWindow } from '../transport.js';
 
 const transport: BenchTransport = {
   name: 'stream',
@@ -10,7 +10,7 @@ const transport: BenchTransport = {
     return { port: address.port, close: () => server.close() };
   },
   async connect(port) {
-    const stream = await ClientStream.connect({ host: '127.0.0.1', port }, { maxInFlight: 1024 });
+    const stream = await ClientStream.connect({ host: '127.0.0.1', port }, { maxInFlight: benchWindow() });
     return {
       call: (payload) => stream.request('echo', payload),
       close: () => stream.close(),

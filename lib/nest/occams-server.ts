@@ -158,6 +158,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     }
     const observer = new ResponseObserver(req, endHook);
     const subscription = (result as Observable<unknown>).subscribe(observer);
+    observer.subscribed();
     if (!req.settled) {
       observer.subscription = subscription;
       req.onCancel(() => subscription.unsubscribe());
@@ -184,12 +185,15 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
  * Turns a handler's Observable into frames. The first value is held until
  * the end of the tick: a result that completes at once (the usual case)
  * goes out as one ok frame; a real stream sends each value as it comes.
+ * Values emitted while `subscribe()` runs need no tick to decide: if the
+ * Observable has not completed when `subscribe()` returns, it is a stream.
  */
 class ResponseObserver implements Observer<unknown> {
   subscription: Subscription | undefined;
   private held: unknown = undefined;
   private holding = false;
   private streaming = false;
+  private inSubscribe = true;
 
   constructor(
     private readonly req: ServerRequest,
@@ -202,7 +206,7 @@ class ResponseObserver implements Observer<unknown> {
     } else if (!this.holding) {
       this.holding = true;
       this.held = value;
-      process.nextTick(releaseHeld, this);
+      if (!this.inSubscribe) process.nextTick(releaseHeld, this);
     } else {
       this.startStreaming();
       this.req.item(value);
@@ -224,6 +228,12 @@ class ResponseObserver implements Observer<unknown> {
     }
     this.held = undefined;
     this.endHook?.();
+  }
+
+  /** `subscribe()` returned: a value still held belongs to a stream. */
+  subscribed(): void {
+    this.inSubscribe = false;
+    if (this.holding) this.startStreaming();
   }
 
   startStreaming(): void {

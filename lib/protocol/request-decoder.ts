@@ -1,5 +1,6 @@
 import { FrameTooLargeError, InvalidVersionError, ProtocolError } from '../errors.js';
 import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, MAGIC, REQUEST_HEADER_SIZE, VERSION } from './constants.js';
+import { ActionNames } from './action-names.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { readU53, readU64Lossy } from './u64.js';
 
@@ -12,6 +13,7 @@ export interface RequestSink {
 export class RequestDecoder extends FrameDecoder {
   private readonly sink: RequestSink;
   private readonly maxFrameSize: number;
+  private readonly names = new ActionNames();
 
   constructor(sink: RequestSink, maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {
     super(REQUEST_HEADER_SIZE);
@@ -39,7 +41,7 @@ export class RequestDecoder extends FrameDecoder {
     let action: number | string;
     if (rawAction >= ACTION_STRING_BIT) {
       const actionLen = rawAction & ACTION_LEN_MASK;
-      action = body.toString('utf8', b, b + actionLen);
+      action = this.names.decode(body, b, b + actionLen);
       b += actionLen;
     } else {
       action = rawAction;
@@ -49,11 +51,14 @@ export class RequestDecoder extends FrameDecoder {
       action,
       seq,
       readU64Lossy(hdr, h + 16),
-      body.subarray(b, b + msgLen),
-      body.subarray(b + msgLen, b + msgLen + blobLen),
+      msgLen === 0 ? EMPTY : body.subarray(b, b + msgLen),
+      blobLen === 0 ? EMPTY : body.subarray(b + msgLen, b + msgLen + blobLen),
     );
   }
 }
+
+/** Shared zero-length view for absent msg/blob sections. */
+export const EMPTY: Buffer = Buffer.alloc(0);
 
 export function checkMagicAndVersion(buf: Buffer, off: number): void {
   const magic = buf.readUInt16LE(off);

@@ -5,7 +5,7 @@ import {
   REQUEST_HEADER_SIZE,
   VERSION,
 } from './constants.js';
-import { writeU53 } from './u64.js';
+import { writeU32, writeU53 } from './u64.js';
 
 /** A decoded request. `msg` and `blob` are views into the received bytes. */
 export interface RequestFrame {
@@ -33,18 +33,15 @@ export function writeRequestHeader(
   msgLen: number,
   blobLen: number,
 ): void {
-  buf.writeUInt16LE(MAGIC, off);
+  buf[off] = MAGIC & 0xff;
+  buf[off + 1] = MAGIC >>> 8;
   buf[off + 2] = VERSION;
   buf[off + 3] = format;
-  if (actionBytes !== undefined) {
-    buf.writeUInt32LE((ACTION_STRING_BIT | actionBytes.length) >>> 0, off + 4);
-  } else {
-    buf.writeInt32LE(action, off + 4);
-  }
+  writeU32(buf, off + 4, actionBytes !== undefined ? ACTION_STRING_BIT | actionBytes.length : action);
   writeU53(buf, off + 8, seq);
   writeU53(buf, off + 16, clientId);
-  buf.writeUInt32LE(msgLen, off + 24);
-  buf.writeUInt32LE(blobLen, off + 28);
+  writeU32(buf, off + 24, msgLen);
+  writeU32(buf, off + 28, blobLen);
 }
 
 /** Size of a whole request frame. */

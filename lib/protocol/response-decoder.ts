@@ -1,7 +1,7 @@
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { checkMagicAndVersion } from './request-decoder.js';
+import { EMPTY, checkMagicAndVersion } from './request-decoder.js';
 import { readU53 } from './u64.js';
 
 /**
@@ -41,6 +41,12 @@ export class ResponseDecoder extends FrameDecoder {
     if (seq < 0) throw new ProtocolError('response seq exceeds 2^53');
     const blobLen = hdr.readInt32LE(h + 16);
     const bodyMsgLen = flag === FLAG_ERRNO ? 0 : msgLen;
-    this.sink.onResponse(flag, seq, msgLen, body.subarray(b, b + bodyMsgLen), body.subarray(b + bodyMsgLen, b + bodyMsgLen + blobLen));
+    this.sink.onResponse(
+      flag,
+      seq,
+      msgLen,
+      bodyMsgLen === 0 ? EMPTY : body.subarray(b, b + bodyMsgLen),
+      blobLen === 0 ? EMPTY : body.subarray(b + bodyMsgLen, b + bodyMsgLen + blobLen),
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { FLAG_ERRNO, MAGIC, RESPONSE_HEADER_SIZE, VERSION } from './constants.js';
-import { writeU53 } from './u64.js';
+import { writeU32, writeU53 } from './u64.js';
 
 /** A decoded response. `msg` and `blob` are views into the received bytes. */
 export interface ResponseFrame {
@@ -20,12 +20,13 @@ export function writeResponseHeader(
   seq: number,
   blobLen: number,
 ): void {
-  buf.writeUInt16LE(MAGIC, off);
+  buf[off] = MAGIC & 0xff;
+  buf[off + 1] = MAGIC >>> 8;
   buf[off + 2] = VERSION;
   buf[off + 3] = flag;
-  buf.writeUInt32LE(msgLenOrErrno >>> 0, off + 4);
+  writeU32(buf, off + 4, msgLenOrErrno);
   writeU53(buf, off + 8, seq);
-  buf.writeInt32LE(blobLen, off + 16);
+  writeU32(buf, off + 16, blobLen);
 }
 
 export interface EncodeResponseInput {

@@ -21,8 +21,23 @@ export function readU64Lossy(buf: Buffer, off: number): number {
 }
 
 export function writeU53(buf: Buffer, off: number, value: number): void {
-  if (value > MAX_U53 || value < 0) throw new RangeError(`u64 value out of range: ${value}`);
-  const lo = value % TWO_32;
-  buf.writeUInt32LE(lo, off);
-  buf.writeUInt32LE((value - lo) / TWO_32, off + 4);
+  let hi = 0;
+  let lo = value;
+  if (value > 0xffff_ffff) {
+    if (value > MAX_U53) throw new RangeError(`u64 value out of range: ${value}`);
+    lo = value % TWO_32;
+    hi = (value - lo) / TWO_32;
+  } else if (!(value >= 0)) {
+    throw new RangeError(`u64 value out of range: ${value}`);
+  }
+  writeU32(buf, off, lo);
+  writeU32(buf, off + 4, hi);
+}
+
+/** Little-endian u32 without Buffer's argument checks (callers pass valid values). */
+export function writeU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v;
+  buf[off + 1] = v >>> 8;
+  buf[off + 2] = v >>> 16;
+  buf[off + 3] = v >>> 24;
 }

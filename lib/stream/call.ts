@@ -1,5 +1,5 @@
 import type { OccamsError } from '../errors.js';
-import type { Timed } from './timeout-wheel.js';
+import type { Bucket, Timed } from './timeout-wheel.js';
 
 /**
  * Receives the outcome of one call. Exactly one of `onResult` / `onError`
@@ -71,10 +71,10 @@ export interface CallOwner {
  * One request's bookkeeping, from `call()` to its single settlement.
  * Invariants: `state` only moves New -> (Queued ->) Sent -> Done, or
  * straight to Done; while Sent, `pending.get(seq) === this`; while in the timeout
- * wheel, `timerSlot >= 0`.
+ * wheel, `timerBucket !== null`.
  */
 export class Call implements Timed {
-  timerSlot = -1;
+  timerBucket: Bucket | null = null;
   timerPrev: Timed | null = null;
   timerNext: Timed | null = null;
   state: CallState = CallState.New;

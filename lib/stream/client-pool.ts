@@ -6,7 +6,7 @@ import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type Re
 import { ClientStream } from './client-stream.js';
 import { Fifo } from './fifo.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions, positiveInt, nonNegativeInt } from './options.js';
-import { type Timed, TimeoutWheel } from './timeout-wheel.js';
+import { type Bucket, type Timed, TimeoutWheel } from './timeout-wheel.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
 export const DEFAULT_IDLE_TIMEOUT = 120_000;
@@ -54,7 +54,7 @@ const enum Q {
 
 /** A call waiting in the pool's queue for a connection with room. */
 class PooledCall implements Timed, CallHandle, ResponseHandler {
-  timerSlot = -1;
+  timerBucket: Bucket | null = null;
   timerPrev: Timed | null = null;
   timerNext: Timed | null = null;
   state = Q.Queued;

@@ -89,6 +89,9 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   private _draining = false;
   private closeError: OccamsError | undefined;
   private closed: Promise<void> | undefined;
+  /** the last action string sent and its UTF-8 bytes */
+  private lastAction = '';
+  private lastActionBytes: Buffer = Buffer.alloc(0);
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -292,7 +295,11 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     call.seq = seq;
     const action = call.action;
     if (typeof action === 'string') {
-      this.writer.request(format, 0, actionBytes(action), seq, this.options.clientId, msg, call.options?.blob, ext);
+      if (action !== this.lastAction) {
+        this.lastAction = action;
+        this.lastActionBytes = actionBytes(action);
+      }
+      this.writer.request(format, 0, this.lastActionBytes, seq, this.options.clientId, msg, call.options?.blob, ext);
     } else {
       this.writer.request(format, action, undefined, seq, this.options.clientId, msg, call.options?.blob, ext);
     }
@@ -389,7 +396,11 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     // A stream is alive while items arrive: its timeout restarts per item.
     this.wheel.remove(call);
     this.armTimeout(call, call.options?.timeout ?? this.options.timeout);
-    deliver(call.handler, 'onItem', value);
+    try {
+      call.handler.onItem?.(value);
+    } catch (err) {
+      rethrow(err);
+    }
   }
 
   private onGoaway(): void {
@@ -420,13 +431,21 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   private settle(call: Call, value: unknown, blob: Buffer): void {
     if (call.state === CallState.Done) return;
     this.finish(call);
-    deliver(call.handler, 'onResult', value, blob);
+    try {
+      call.handler.onResult(value, blob);
+    } catch (err) {
+      rethrow(err);
+    }
   }
 
   private fail(call: Call, err: OccamsError): void {
     if (call.state === CallState.Done) return;
     this.finish(call);
-    deliver(call.handler, 'onError', err);
+    try {
+      call.handler.onError(err);
+    } catch (e) {
+      rethrow(e);
+    }
   }
 
   private get idle(): boolean {
@@ -445,7 +464,6 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     const now = this.options.now();
     const expired = this.wheel.takeExpired(Math.floor(now / this.options.timerResolution));
     for (const call of expired) {
-      call.timerSlot = -1;
       this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
     }
     const interval = this.options.pingInterval;
@@ -465,15 +483,11 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
 const EMPTY_BUFFER = Buffer.alloc(0);
 
 /**
- * Calls a handler method; a throw from user code is rethrown on its own
- * (as any callback error would be) without corrupting the stream's state.
+ * A throw from a user's handler is rethrown on its own (as any callback
+ * error would be), after the stream's state is already consistent.
  */
-function deliver(handler: ResponseHandler, method: 'onItem' | 'onResult' | 'onError', a: unknown, b?: unknown): void {
-  try {
-    (handler[method] as ((x: unknown, y?: unknown) => void) | undefined)?.call(handler, a, b);
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
-  }
+function rethrow(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
 }

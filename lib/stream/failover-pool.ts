@@ -133,6 +133,8 @@ export class FailoverPool extends EventEmitter implements Caller {
   }
 
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
+    // One address: no other pool to retry on, so no journey to track.
+    if (this.pools.length === 1 && this.started && !this.closed) return this.pools[0]!.call(action, value, handler, options);
     const fc = new FailoverCall(this, action, value, handler, options);
     if (!this.started) {
       this.start().then(

@@ -4,17 +4,27 @@
  * fields, so adding and removing is O(1) with no allocation, and a tick
  * fails whole buckets at once. No timer per request.
  *
- *   slots: Map<slot, head>   head ⇄ entry ⇄ entry ⇄ ...
+ *   slots: Map<slot, Bucket>   bucket.head ⇄ entry ⇄ entry ⇄ ...
+ *
+ * Buckets stay in the map until their slot expires, even when empty, and
+ * the last bucket used is remembered: the common case (many calls filed in
+ * the same second) touches no Map at all.
  */
 export interface Timed {
-  /** slot the entry is filed under; -1 when not in the wheel */
-  timerSlot: number;
+  /** the bucket the entry is filed in; null when not in the wheel */
+  timerBucket: Bucket | null;
   timerPrev: Timed | null;
   timerNext: Timed | null;
 }
 
+export class Bucket {
+  head: Timed | null = null;
+  constructor(readonly slot: number) {}
+}
+
 export class TimeoutWheel<T extends Timed> {
-  private readonly slots = new Map<number, T>();
+  private readonly slots = new Map<number, Bucket>();
+  private last: Bucket | undefined;
   private count = 0;
 
   get size(): number {
@@ -22,43 +32,53 @@ export class TimeoutWheel<T extends Timed> {
   }
 
   add(entry: T, slot: number): void {
-    const head = this.slots.get(slot);
-    entry.timerSlot = slot;
+    let bucket = this.last;
+    if (bucket === undefined || bucket.slot !== slot) {
+      bucket = this.slots.get(slot);
+      if (bucket === undefined) {
+        bucket = new Bucket(slot);
+        this.slots.set(slot, bucket);
+      }
+      this.last = bucket;
+    }
+    const head = bucket.head;
+    entry.timerBucket = bucket;
     entry.timerPrev = null;
-    entry.timerNext = head ?? null;
-    if (head !== undefined) head.timerPrev = entry;
-    this.slots.set(slot, entry);
+    entry.timerNext = head;
+    if (head !== null) head.timerPrev = entry;
+    bucket.head = entry;
     this.count++;
   }
 
   remove(entry: T): void {
-    const slot = entry.timerSlot;
-    if (slot < 0) return;
+    const bucket = entry.timerBucket;
+    if (bucket === null) return;
     const prev = entry.timerPrev;
     const next = entry.timerNext;
     if (prev !== null) prev.timerNext = next;
-    else if (next !== null) this.slots.set(slot, next as T);
-    else this.slots.delete(slot);
+    else bucket.head = next;
     if (next !== null) next.timerPrev = prev;
-    entry.timerSlot = -1;
+    entry.timerBucket = null;
     entry.timerPrev = entry.timerNext = null;
     this.count--;
   }
 
-  /** Removes and returns, in one list, every entry filed at a slot <= `slot`. */
+  /** Removes and returns every entry filed at a slot <= `slot`. */
   takeExpired(slot: number): T[] {
     const out: T[] = [];
-    for (const [s, head] of this.slots) {
+    for (const [s, bucket] of this.slots) {
       if (s > slot) continue;
       this.slots.delete(s);
-      for (let e: Timed | null = head; e !== null; ) {
+      if (this.last === bucket) this.last = undefined;
+      for (let e: Timed | null = bucket.head; e !== null; ) {
         const next: Timed | null = e.timerNext;
-        e.timerSlot = -1;
+        e.timerBucket = null;
         e.timerPrev = e.timerNext = null;
         this.count--;
         out.push(e as T);
         e = next;
       }
+      bucket.head = null;
     }
     return out;
   }
