@@ -45,6 +45,9 @@ import { TimeoutWheel } from './timeout-wheel.js';
 
 export type ClientStreamState = 'ready' | 'closing' | 'closed';
 
+/** Timed-out or cancelled seqs remembered so their late answers are told from duplicates. */
+const MAX_ABANDONED = 16_384;
+
 /** Buffered event bytes past which fire-and-forget events are refused. */
 const MAX_EVENT_BACKLOG = 8 * 1024 * 1024;
 
@@ -89,6 +92,13 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   private _draining = false;
   private closeError: OccamsError | undefined;
   private closed: Promise<void> | undefined;
+  /**
+   * Seqs of sent calls we stopped waiting for (timeout, cancel), whose
+   * answers may still come and are dropped; any other answer for a seq
+   * already settled is a duplicate, a protocol violation. Bounded: the
+   * oldest are forgotten first.
+   */
+  private readonly abandoned = new Set<number>();
   /** the last action string sent and its UTF-8 bytes */
   private lastAction = '';
   private lastActionBytes: Buffer = Buffer.alloc(0);
@@ -230,6 +240,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   cancel(call: Call): void {
     if (call.state === CallState.Done) return;
     const wasSent = call.state === CallState.Sent;
+    if (wasSent) this.abandon(call.seq);
     this.finish(call);
     if (wasSent && (this._features & FEATURE_CANCEL) !== 0 && this._state !== 'closed') {
       this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY_BYTES, undefined, undefined);
@@ -352,7 +363,10 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     if (call === undefined) {
       if (flag === FLAG_GOAWAY && seq === 0 && this._features !== 0) return this.onGoaway();
       if (seq === 0 || seq >= this.nextSeq) throw new ProtocolError(`response for seq ${seq} that was never sent`);
-      return; // late: the call timed out or was cancelled
+      if (!this.abandoned.has(seq)) throw new ProtocolError(`duplicate response for seq ${seq}`);
+      // late: the call timed out or was cancelled; a stream may still send items
+      if (flag !== FLAG_STREAM_ITEM) this.abandoned.delete(seq);
+      return;
     }
     switch (flag) {
       case FLAG_OK: {
@@ -448,6 +462,11 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     }
   }
 
+  private abandon(seq: number): void {
+    if (this.abandoned.size >= MAX_ABANDONED) this.abandoned.delete(this.abandoned.values().next().value!);
+    this.abandoned.add(seq);
+  }
+
   private get idle(): boolean {
     return this.inFlight === 0 && this.queued === 0;
   }
@@ -464,6 +483,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     const now = this.options.now();
     const expired = this.wheel.takeExpired(Math.floor(now / this.options.timerResolution));
     for (const call of expired) {
+      if (call.state === CallState.Sent) this.abandon(call.seq);
       this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
     }
     const interval = this.options.pingInterval;

@@ -52,6 +52,8 @@ export class ServerConnection implements RequestSink {
   private inFlight = 0;
   private features = 0;
   private writeBlocked = false;
+  /** armed while writes are backed up: a peer that never drains is cut off */
+  private writeStall: NodeJS.Timeout | undefined;
   private readPaused = false;
   private _state: ServerConnectionState = 'open';
   /** client id from the first request (informative) */
@@ -234,6 +236,13 @@ export class ServerConnection implements RequestSink {
       this.abort(`peer is not reading (${buffered} bytes buffered)`);
     } else if (buffered >= this.options.highWaterMark && !this.writeBlocked) {
       this.writeBlocked = true;
+      if (this.options.writeTimeout > 0) {
+        this.writeStall = setTimeout(
+          () => this.abort(`write timeout: peer read nothing for ${this.options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
+          this.options.writeTimeout,
+        );
+        this.writeStall.unref();
+      }
       this.updateReading();
     }
   }
@@ -241,6 +250,7 @@ export class ServerConnection implements RequestSink {
   private onDrain(): void {
     if (this.writeBlocked) {
       this.writeBlocked = false;
+      clearTimeout(this.writeStall);
       this.updateReading();
     }
     if (this._state === 'draining') this.maybeEnd();
@@ -301,6 +311,7 @@ export class ServerConnection implements RequestSink {
 
   private onSocketClose(): void {
     this._state = 'closed';
+    clearTimeout(this.writeStall);
     // Requests still in dispatch settle into the void; cancel what can be.
     for (const req of [...this.cancellable.values()]) req.cancel();
     this.cancellable.clear();

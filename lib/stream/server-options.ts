@@ -13,6 +13,7 @@ export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_MAX_WRITE_BUFFER = 64 * 1024 * 1024;
 export const DEFAULT_CLOSE_WAIT = 90_000;
 export const DEFAULT_READ_TIMEOUT = 5_000;
+export const DEFAULT_WRITE_TIMEOUT = 30_000;
 
 export interface RpcServerOptions {
   /** where to listen: `host:port` (port 0 = any free port), `unix:/path`, `{host, port}`, `{path}`; default 127.0.0.1:0 */
@@ -32,6 +33,8 @@ export interface RpcServerOptions {
   maxWriteBuffer?: number;
   /** ms a connection may hold half a frame without sending more; 0 = no limit; default 5 000 */
   readTimeout?: number;
+  /** ms a peer may leave our writes backed up (not reading) before it is disconnected; 0 = no limit; default 30 000 */
+  writeTimeout?: number;
   /** how long `close()` waits for owed responses before destroying, ms; default 90 000 */
   closeWait?: number;
   flushThreshold?: number;
@@ -53,6 +56,7 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     highWaterMark: positiveInt(o.highWaterMark, DEFAULT_HIGH_WATER_MARK, 'highWaterMark'),
     maxWriteBuffer: positiveInt(o.maxWriteBuffer, DEFAULT_MAX_WRITE_BUFFER, 'maxWriteBuffer'),
     readTimeout: nonNegativeInt(o.readTimeout, DEFAULT_READ_TIMEOUT, 'readTimeout'),
+    writeTimeout: nonNegativeInt(o.writeTimeout, DEFAULT_WRITE_TIMEOUT, 'writeTimeout'),
     closeWait: nonNegativeInt(o.closeWait, DEFAULT_CLOSE_WAIT, 'closeWait'),
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
     extensions: o.extensions ?? true,
