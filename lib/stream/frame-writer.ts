@@ -10,6 +10,24 @@ export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
+/** Spare arenas kept per writer. */
+const MAX_SPARE_ARENAS = 2;
+
+/** A write buffer and the socket writes still reading from it. */
+class Arena {
+  writes = 0;
+  retired = false;
+  readonly written: () => void;
+  constructor(
+    readonly buf: Buffer,
+    owner: FrameWriter,
+  ) {
+    this.written = () => {
+      if (--this.writes === 0 && this.retired) owner.recycle(this);
+    };
+  }
+}
+
 /**
  * Coalesces frames into one socket write per tick.
  *
@@ -19,14 +37,16 @@ const EMPTY = Buffer.alloc(0);
  * Frames are written at fixed offsets straight into the arena; the pending
  * region goes out in one `write` on `process.nextTick` (after every promise
  * continuation of the current turn has queued its frame), or at once past
- * the byte threshold. Flushed bytes are never touched again; a full arena is
- * replaced, never reused, so a write the kernel has not taken yet stays
- * intact.
+ * the byte threshold. Flushed bytes are never touched again while the
+ * socket may still read them: a full arena is retired and only reused once
+ * every write from it has completed, so steady traffic allocates nothing.
  */
 export class FrameWriter {
   private readonly socket: Writable;
   private readonly threshold: number;
-  private arena: Buffer = Buffer.allocUnsafe(ARENA_SIZE);
+  private current: Arena;
+  private arena: Buffer;
+  private readonly spare: Arena[] = [];
   /** first byte not yet handed to the socket */
   private start = 0;
   /** first free byte; start <= pos <= arena.length */
@@ -44,6 +64,8 @@ export class FrameWriter {
   constructor(socket: Writable, threshold = DEFAULT_FLUSH_THRESHOLD, private readonly onBackpressure?: () => void) {
     this.socket = socket;
     this.threshold = threshold;
+    this.current = new Arena(Buffer.allocUnsafe(ARENA_SIZE), this);
+    this.arena = this.current.buf;
   }
 
   /** Bytes waiting for the next flush. */
@@ -103,15 +125,30 @@ export class FrameWriter {
     this.start = this.pos;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return false;
-    const ok = socket.write(chunk);
+    const arena = this.current;
+    arena.writes++;
+    const ok = socket.write(chunk, arena.written);
     if (!ok) this.onBackpressure?.();
     return ok;
+  }
+
+  /** An arena whose writes have all completed comes back for reuse. */
+  recycle(arena: Arena): void {
+    if (arena.buf.length === ARENA_SIZE && this.spare.length < MAX_SPARE_ARENAS) {
+      arena.retired = false;
+      this.spare.push(arena);
+    }
   }
 
   private reserve(size: number): Buffer {
     if (this.arena.length - this.pos < size) {
       this.flush();
-      this.arena = Buffer.allocUnsafe(Math.max(ARENA_SIZE, size));
+      const old = this.current;
+      old.retired = true;
+      if (old.writes === 0) this.recycle(old);
+      const next = size <= ARENA_SIZE ? this.spare.pop() : undefined;
+      this.current = next ?? new Arena(Buffer.allocUnsafe(Math.max(ARENA_SIZE, size)), this);
+      this.arena = this.current.buf;
       this.start = 0;
       this.pos = 0;
     }
