@@ -1,4 +1,5 @@
 import { BaseRpcContext } from '@nestjs/microservices';
+import type { PeerCertificate } from 'node:tls';
 import type { ServerRequest } from '../stream/server-request.js';
 
 type OccamsContextArgs = [pattern: string, request: ServerRequest];
@@ -45,6 +46,10 @@ export class OccamsContext extends BaseRpcContext<OccamsContextArgs> {
   /** The raw blob that followed the message (empty when none). */
   getBlob(): Buffer {
     return this.args[1].blob;
+  }
+  /** The client's TLS certificate when the server requires one (mutual TLS). */
+  getPeerCertificate(): PeerCertificate | undefined {
+    return this.args[1].connection.peerCertificate;
   }
   /** True for `emit()`ted events (no response is sent). */
   isEvent(): boolean {

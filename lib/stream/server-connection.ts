@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { MsgpackCodec } from '../codec/msgpack-codec.js';
 import type { Codec } from '../codec/codec.js';
 import { ErrorCode, OccamsError } from '../errors.js';
@@ -95,7 +95,7 @@ export class ServerConnection implements RequestSink {
     return this.socket.remotePort;
   }
   /** The client's TLS certificate subject when the connection is TLS. */
-  get peerCertificate(): ReturnType<TLSSocket['getPeerCertificate']> | undefined {
+  get peerCertificate(): PeerCertificate | undefined {
     const s = this.socket as TLSSocket;
     return typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
   }
