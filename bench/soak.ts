@@ -108,16 +108,15 @@ for (const slot of slots) {
 }
 
 // Duplicates: an id executed on more than one server (or twice on one).
-const seen = new Map<number, number>();
-for (const f of fs.readdirSync(dir)) {
-  const buf = fs.readFileSync(path.join(dir, f));
-  for (let o = 0; o + 8 <= buf.length; o += 8) {
-    const id = buf.readDoubleLE(o);
-    seen.set(id, (seen.get(id) ?? 0) + 1);
-  }
-}
+// Every executed id, sorted: equal neighbours are duplicates.
+const files = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f)));
+const ids = new Float64Array(files.reduce((n, b) => n + Math.floor(b.length / 8), 0));
+let filled = 0;
+for (const buf of files) for (let o = 0; o + 8 <= buf.length; o += 8) ids[filled++] = buf.readDoubleLE(o);
+ids.sort();
 let duplicates = 0;
-for (const count of seen.values()) if (count > 1) duplicates += count - 1;
+for (let k = 1; k < ids.length; k++) if (ids[k] === ids[k - 1]) duplicates++;
+const executed = ids.length - duplicates;
 fs.rmSync(dir, { recursive: true, force: true });
 
 const failed: Record<string, number> = {};
@@ -136,7 +135,7 @@ const report = {
   failedTotal: Object.values(failed).reduce((a, b) => a + b, 0),
   lost: sum('lost'),
   wrongAnswers: sum('wrongAnswers'),
-  executed: seen.size,
+  executed,
   duplicates,
   recoveryMs: recoveries.length ? { median: recoveries.sort((a, b) => a - b)[recoveries.length >> 1], max: Math.max(...recoveries), samples: recoveries.length } : null,
   peakRssMiB: { clients: tallies.map((t) => Math.round(t.peakRssMiB)), servers: slots.map((s) => Math.round(s.peakRssMiB)) },

@@ -257,6 +257,24 @@ describe('FailoverPool', () => {
     await Promise.all([a.server.destroy(), b.server.destroy()]);
   });
 
+  it('a graceful close (GOAWAY) moves new requests to the other server while calls in flight finish', async () => {
+    const a = await named('a');
+    const b = await named('b');
+    const pool = new FailoverPool([a.url, b.url], fast); // first-healthy: everything goes to a
+    expect(await pool.request('whoami')).toBe('a');
+    const inflight = pool.request('slow', 300);
+    await sleep(20);
+    const closing = a.server.close();
+    await waitFor(() => !pool.members[0]!.healthy, 1000);
+    const t0 = Date.now();
+    expect(await pool.request('whoami')).toBe('b');
+    expect(Date.now() - t0).toBeLessThan(200); // not stuck behind the drain
+    expect(await inflight).toBe('a');
+    await closing;
+    pool.destroy();
+    await b.server.destroy();
+  });
+
   it('never retries user errors or a call that forbids retries', async () => {
     let calls = 0;
     const server = new RpcServer(new MethodDispatch({ count: () => ++calls }), { logger: new MemoryLogger() });

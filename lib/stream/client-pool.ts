@@ -147,9 +147,17 @@ export class ClientPool extends EventEmitter implements Caller {
   get state(): PoolState {
     return this._state;
   }
-  /** Worth sending to: not known to be down, not closed. */
+  /**
+   * Worth sending to: not known to be down, not closed, and not only
+   * connections whose server announced it is draining (GOAWAY).
+   */
   get healthy(): boolean {
-    return this._state === 'idle' || this._state === 'connecting' || this._state === 'ready';
+    const s = this._state;
+    if (s !== 'idle' && s !== 'connecting' && s !== 'ready') return false;
+    const streams = this.streams;
+    if (streams.length === 0) return true;
+    for (let i = 0; i < streams.length; i++) if (!streams[i]!.draining) return true;
+    return false;
   }
   get stats(): PoolStats {
     let inFlight = 0;
