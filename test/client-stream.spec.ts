@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Codec } from '../lib/codec/codec.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { ErrnoReply, ErrorReply } from '../lib/stream/method-dispatch.js';
 import { ClientStream } from '../lib/stream/client-stream.js';
 import { RpcServer } from '../lib/stream/rpc-server.js';
@@ -173,6 +174,33 @@ describe('sliding window', () => {
       const rejected = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
       expect(rejected).toHaveLength(14);
       expect(rejected.every((r) => r.reason.code === 'rpc_queue_full')).toBe(true);
+    } finally {
+      client.destroy();
+      await ctx.server.destroy();
+    }
+  });
+
+  it('a value that cannot be encoded fails with rpc_encode and gives its slot back', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v });
+    const picky: Codec = {
+      name: 'picky',
+      encode: (v) => {
+        if (v === 'poison') throw new Error('cannot encode poison');
+        return msgpackCodec.encode(v);
+      },
+      decode: (b) => msgpackCodec.decode(b),
+    };
+    const client = await ClientStream.connect(ctx.url, { maxInFlight: 1, codec: picky });
+    try {
+      const results = await Promise.allSettled([
+        client.request('echo', 'a'),
+        client.request('echo', 'poison'), // queued, fails when its turn comes
+        client.request('echo', 'b'),
+      ]);
+      expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as OccamsError).code))).toEqual(['a', 'rpc_encode', 'b']);
+      await expect(client.request('echo', 'poison')).rejects.toMatchObject({ code: 'rpc_encode' });
+      expect(client.stats).toMatchObject({ inFlight: 0, queued: 0 });
+      expect(await client.request('echo', 'c')).toBe('c');
     } finally {
       client.destroy();
       await ctx.server.destroy();

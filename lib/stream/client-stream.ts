@@ -185,7 +185,6 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     }
     this.armTimeout(call, options?.timeout ?? this.options.timeout);
     if (this.inFlight < this.options.maxInFlight && this.queued === 0) {
-      this.inFlight++;
       this.send(call);
     } else if (this.queue.length < this.options.maxQueued) {
       call.state = CallState.Queued;
@@ -282,7 +281,10 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
 
   // ---- sending -------------------------------------------------------------
 
-  /** Encodes and writes a call. Returns false when it failed (and was settled). */
+  /**
+   * Encodes and writes a call; a User call takes its window slot here, and
+   * only once it is on its way. Returns false when it failed (and was settled).
+   */
   private send(call: Call): boolean {
     let msg: Uint8Array;
     let ext: Uint8Array | undefined;
@@ -317,6 +319,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     if (call.kind !== CallKind.Event) {
       call.state = CallState.Sent;
       this.pending.set(seq, call);
+      if (call.kind === CallKind.User) this.inFlight++;
     }
     return true;
   }
@@ -343,7 +346,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
       const call = this.queue.shift()!;
       if (call.state !== CallState.Queued) continue;
       this.queued--;
-      this.inFlight++;
+      call.state = CallState.New;
       this.send(call);
     }
   }
