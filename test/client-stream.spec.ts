@@ -151,6 +151,39 @@ describe('ClientStream <-> RpcServer', () => {
   });
 });
 
+describe('peers without the extensions', () => {
+  it('falls back to plain v1 when a server hangs up on HELLO', async () => {
+    const { RequestDecoder } = await import('../lib/protocol/request-decoder.js');
+    const { encodeResponse } = await import('../lib/protocol/response-frame.js');
+    const net = await import('node:net');
+    let hangups = 0;
+    const strict = net.createServer((socket) => {
+      const decoder = new RequestDecoder({
+        onRequest: (_f, action, seq, _c, msg) => {
+          if (typeof action === 'number' && action !== 0) {
+            hangups++;
+            return void socket.destroy(); // an unknown numeric action: this peer closes
+          }
+          socket.write(encodeResponse({ seq, msg: msg.length ? Buffer.from(msg) : undefined }));
+        },
+      });
+      socket.on('data', (c: Buffer) => decoder.push(c));
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => strict.listen(0, '127.0.0.1', r));
+    const port = (strict.address() as { port: number }).port;
+    const client = await ClientStream.connect({ host: '127.0.0.1', port });
+    try {
+      expect(hangups).toBe(1);
+      expect(client.features).toBe(0);
+      expect(await client.request('echo', 'plain v1')).toBe('plain v1');
+    } finally {
+      client.destroy();
+      strict.close();
+    }
+  });
+});
+
 describe('sliding window', () => {
   it('never has more than maxInFlight at the server; queue overflow is a coded error', async () => {
     let active = 0;

@@ -5,6 +5,7 @@ import type { Codec } from '../codec/codec.js';
 import {
   ClosedError,
   DecodeError,
+  ErrorCode,
   EncodeError,
   IoError,
   OccamsError,
@@ -108,20 +109,27 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
    */
   onSlotFreed: (() => void) | undefined = undefined;
 
-  /** Connects, then negotiates the extensions (unless turned off). */
+  /**
+   * Connects, then negotiates the extensions (unless turned off). A server
+   * that hangs up on HELLO instead of answering it is dialled again and
+   * spoken to in plain v1.
+   */
   static async connect(address: AddressLike, options: ClientStreamOptions = {}): Promise<ClientStream> {
     const opts = normalizeClientStreamOptions(options);
-    const socket = await dial(parseAddress(address), { tls: opts.tls, connectTimeout: opts.connectTimeout });
+    const where = parseAddress(address);
+    const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
     const stream = new ClientStream(socket, opts);
-    if (opts.extensions) {
-      try {
-        await stream.handshake();
-      } catch (err) {
-        stream.destroy(err as Error);
-        throw err instanceof OccamsError && err.retriable ? new UnreachableError(err.message, { cause: err }) : err;
+    if (!opts.extensions) return stream;
+    try {
+      await stream.handshake();
+      return stream;
+    } catch (err) {
+      stream.destroy(err as Error);
+      if (err instanceof OccamsError && err.code === ErrorCode.Io) {
+        return ClientStream.connect(where, { ...opts, extensions: false });
       }
+      throw err instanceof OccamsError && err.retriable ? new UnreachableError(err.message, { cause: err }) : err;
     }
-    return stream;
   }
 
   /** Wraps an already connected socket. Call `handshake()` to use the extensions. */
