@@ -25,8 +25,6 @@ export const ErrorCode = {
   FrameTooLarge: 'rpc_frame_too_large',
   QueueFull: 'rpc_queue_full',
   Closed: 'rpc_closed',
-  Cancelled: 'rpc_cancelled',
-  Overloaded: 'rpc_overloaded',
   InvalidOption: 'rpc_invalid_option',
   // user errors
   UserErrno: 'user_errno',
@@ -126,17 +124,6 @@ export class ClosedError extends OccamsError {
     super(ErrorCode.Closed, message, options);
   }
 }
-export class CancelledError extends OccamsError {
-  constructor(message = 'request cancelled') {
-    super(ErrorCode.Cancelled, message);
-  }
-}
-/** The server refuses work (connection limit, in-flight cap). */
-export class OverloadedError extends OccamsError {
-  constructor(message = 'server overloaded') {
-    super(ErrorCode.Overloaded, message);
-  }
-}
 export class InvalidOptionError extends OccamsError {
   readonly option: string;
   constructor(option: string, message: string) {
@@ -207,11 +194,4 @@ export function errorFromWireBytes(data: Buffer): OccamsError {
     return Known ? new Known() : new OccamsError(code, `remote internal error ${code}`);
   }
   return new RemoteError(data);
-}
-
-/** Normalizes anything thrown into an OccamsError (wrapping as cause). */
-export function toOccamsError(err: unknown, Fallback: new (m?: string, o?: { cause?: unknown }) => OccamsError = IoError): OccamsError {
-  if (err instanceof OccamsError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new Fallback(message, { cause: err });
 }
