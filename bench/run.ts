@@ -4,7 +4,7 @@
  * compete. Usage (after `npm run build`):
  *   node dist/bench/run.js [--quick] [--transports a,b] [--inflight 1,64,1024]
  *                          [--payloads small,16k] [--seconds 3] [--warmup 1]
- * Writes bench/results/latest.json and latest.md (and a chart, see chart.ts).
+ * Writes bench/results/latest.{json,md,svg} (quick.* with --quick).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,8 +40,8 @@ const quick = process.argv.includes('--quick');
 const transports = arg('transports', 'occams,nest-tcp,grpc,stream,limit-raw,limit-msgpack').split(',');
 const inflights = arg('inflight', '1,64,1024').split(',').map(Number);
 const payloads = arg('payloads', 'small,16k').split(',');
-const seconds = Number(arg('seconds', quick ? '1' : '3'));
-const warmup = Number(arg('warmup', quick ? '0.5' : '1'));
+const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
+const warmup = Number(arg('warmup', quick ? '0.3' : '1'));
 /** --profile client|server|both: run that side under --cpu-prof (profiles in bench/results/profiles) */
 const profile = arg('profile', '');
 const profileDir = path.join(resultsDir, 'profiles');
@@ -68,25 +68,40 @@ function waitMessage(child: ChildProcess, type: string, ms: number): Promise<any
   });
 }
 
-async function runPoint(transport: string, payload: string, inflight: number): Promise<Point> {
+interface ServerHandle {
+  child: ChildProcess;
+  port: number;
+}
+
+async function startServer(transport: string): Promise<ServerHandle> {
+  const child = fork(path.join(here, 'server-main.js'), [transport], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: profArgs('server') });
+  const { port } = await waitMessage(child, 'ready', 20_000);
+  return { child, port };
+}
+
+async function stopServer(server: ServerHandle): Promise<void> {
+  server.child.send?.('stop');
+  setTimeout(() => server.child.kill('SIGKILL'), 1000).unref();
+  await new Promise((r) => (server.child.exitCode !== null ? r(null) : server.child.once('exit', r)));
+}
+
+/** One point: a fresh client process against the transport's server process. */
+async function runPoint(server: ServerHandle, transport: string, payload: string, inflight: number): Promise<Point> {
   const point: Point = { transport, payload, inflight, ok: false };
-  const opts = { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] as any };
-  const server = fork(path.join(here, 'server-main.js'), [transport], { ...opts, execArgv: profArgs('server') });
   let client: ChildProcess | undefined;
   try {
-    const { port } = await waitMessage(server, 'ready', 20_000);
-    client = fork(path.join(here, 'client-main.js'), [transport, String(port), String(inflight), payload, String(seconds), String(warmup)], {
-      ...opts,
+    client = fork(path.join(here, 'client-main.js'), [transport, String(server.port), String(inflight), payload, String(seconds), String(warmup)], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: { ...process.env, BENCH_INFLIGHT: String(inflight) },
       execArgv: profArgs('client'),
     });
     await waitMessage(client, 'measure', (warmup + 20) * 1000);
-    server.send('reset');
-    await waitMessage(server, 'reset', 5000);
+    server.child.send('reset');
+    await waitMessage(server.child, 'reset', 5000);
     client.send('go');
     const r = await waitMessage(client, 'result', (seconds + 15) * 1000);
-    server.send('stats');
-    const s = await waitMessage(server, 'stats', 5000);
+    server.child.send('stats');
+    const s = await waitMessage(server.child, 'stats', 5000);
     Object.assign(point, {
       ok: r.requests > 0,
       note: r.requests > 0 ? undefined : 'no request completed (stalled)',
@@ -104,9 +119,6 @@ async function runPoint(transport: string, payload: string, inflight: number): P
   } finally {
     if (client && profile) await new Promise((r) => (client!.exitCode !== null ? r(null) : client!.once('exit', r)));
     client?.kill('SIGKILL');
-    server.send?.('stop');
-    setTimeout(() => server.kill('SIGKILL'), 1000).unref();
-    await new Promise((r) => (server.exitCode !== null ? r(null) : server.once('exit', r)));
   }
   return point;
 }
@@ -125,18 +137,27 @@ const RATIOS: [string, string][] = [
 ];
 
 const points: Point[] = [];
-for (const payload of payloads) {
-  for (const inflight of inflights) {
-    for (const t of transports) {
-      const p = await runPoint(t, payload, inflight);
+for (const t of transports) {
+  // One server process per transport, reused across its points (a stalled
+  // point, like Nest TCP at 16 KiB x 1024, gets a fresh one after it).
+  let server = await startServer(t);
+  for (const payload of payloads) {
+    for (const inflight of inflights) {
+      const p = await runPoint(server, t, payload, inflight);
       points.push(p);
+      if (!p.ok) {
+        await stopServer(server);
+        server = await startServer(t);
+      }
       const line = p.ok
         ? `${Math.round(p.rps!)} req/s  p50 ${p.p50us!.toFixed(0)} µs  p99 ${p.p99us!.toFixed(0)} µs  cpu/req client ${p.clientCpuUsPerReq!.toFixed(1)} µs server ${p.serverCpuUsPerReq!.toFixed(1)} µs`
         : p.note;
       console.log(`${payload.padEnd(5)} ${String(inflight).padStart(4)}  ${t.padEnd(14)} ${line}`);
     }
   }
+  await stopServer(server);
 }
+points.sort((a, b) => payloads.indexOf(a.payload) - payloads.indexOf(b.payload) || a.inflight - b.inflight || transports.indexOf(a.transport) - transports.indexOf(b.transport));
 
 const ratios: Record<string, number | undefined> = {};
 for (const payload of payloads) {
@@ -151,9 +172,11 @@ for (const payload of payloads) {
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const report = { date: new Date().toISOString(), machine, seconds, warmup, points, ratios };
 fs.mkdirSync(resultsDir, { recursive: true });
-fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
-fs.writeFileSync(path.join(resultsDir, 'latest.md'), markdown(report));
-fs.writeFileSync(path.join(resultsDir, 'latest.svg'), renderChart(points));
+// A quick run is a smoke check: it never replaces the full run's figures.
+const base = quick ? 'quick' : 'latest';
+fs.writeFileSync(path.join(resultsDir, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
+fs.writeFileSync(path.join(resultsDir, `${base}.md`), markdown(report));
+fs.writeFileSync(path.join(resultsDir, `${base}.svg`), renderChart(points));
 console.log('\n' + markdown(report));
 
 function fmt(n: number | undefined, digits = 0): string {

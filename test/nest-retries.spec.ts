@@ -69,3 +69,13 @@ describe('OccamsClient retry safety', () => {
     await second.destroy();
   });
 });
+
+describe('server options from config', () => {
+  it('reads OCCAMS_* keys through any getter (process.env, ConfigService#get)', async () => {
+    const { occamsServerOptionsFrom } = await import('../lib/index.js');
+    const config: Record<string, string> = { OCCAMS_HOST: '0.0.0.0', OCCAMS_PORT: '7200', OCCAMS_MAX_CONNECTIONS: '50', OCCAMS_CLOSE_WAIT: '' };
+    expect(occamsServerOptionsFrom((k) => config[k])).toEqual({ host: '0.0.0.0', port: 7200, maxConnections: 50 });
+    expect(occamsServerOptionsFrom((k) => ({ RPC_PATH: '/tmp/rpc.sock' })[k], 'RPC_')).toEqual({ path: '/tmp/rpc.sock' });
+    expect(() => occamsServerOptionsFrom((k) => (k === 'OCCAMS_PORT' ? 'seventy' : undefined))).toThrow(/OCCAMS_PORT must be a number/);
+  });
+});
