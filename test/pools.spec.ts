@@ -63,6 +63,20 @@ describe('ClientPool', () => {
     await s.server.destroy();
   });
 
+  it('close() lets queued and in-flight calls finish, then closes', async () => {
+    const s = await named('a');
+    const pool = new ClientPool(s.url, { ...fast, maxInFlight: 1 });
+    await pool.connect();
+    const calls = [pool.request('slow', 40), pool.request('slow', 40), pool.request('slow', 40)];
+    const t0 = Date.now();
+    await pool.close();
+    expect(await Promise.all(calls)).toEqual(['a', 'a', 'a']);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(pool.state).toBe('closed');
+    await expect(pool.request('whoami')).rejects.toMatchObject({ code: 'rpc_closed' });
+    await s.server.destroy();
+  });
+
   it('queues behind the window and refuses past the queue bound', async () => {
     const s = await named('a');
     const pool = new ClientPool(s.url, { ...fast, maxInFlight: 2, maxQueued: 3 });

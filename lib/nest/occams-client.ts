@@ -59,7 +59,6 @@ export type OccamsClientEvents = {
 export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientStatus> implements OnApplicationShutdown {
   private readonly pool: FailoverPool;
   private readonly isIdempotent: (pattern: string) => boolean;
-  private readonly patternCache = new Map<unknown, string>();
   private wasConnected = false;
 
   constructor(options: OccamsClientOptions = {}) {
@@ -136,13 +135,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
 
   /** The action string for a pattern: strings verbatim, objects in Nest's normalized form. */
   private action(pattern: unknown): string {
-    if (typeof pattern === 'string') return pattern;
-    let action = this.patternCache.get(pattern);
-    if (action === undefined) {
-      action = this.normalizePattern(pattern as never);
-      if (typeof pattern !== 'object' && this.patternCache.size < 1024) this.patternCache.set(pattern, action);
-    }
-    return action;
+    return typeof pattern === 'string' ? pattern : this.normalizePattern(pattern as never);
   }
 
   private callOptions(

@@ -224,6 +224,7 @@ export class ClientPool extends EventEmitter implements Caller {
     pc.state = Q.Done;
     this.queued--;
     this.wheel.remove(pc);
+    this.queueEmptied();
   }
 
   /** Graceful: queued calls still go out, calls in flight finish, then connections close. */
@@ -234,9 +235,15 @@ export class ClientPool extends EventEmitter implements Caller {
       this.scheduler.clearTimeout(this.reconnectTimer);
       if (this.streams.length === 0) this.failQueued(new ClosedError('pool closed before a connection was ready'));
     }
-    const deadline = this.scheduler.now() + this.timeout;
-    while (this.queued > 0 && this.streams.length > 0 && this.scheduler.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
+    if (this.queued > 0) {
+      // queued calls still go out as slots free; those left after the
+      // timeout (or once no connection is left) fail
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise((r) => this.once('drained', r)),
+        new Promise((r) => (timer = setTimeout(r, this.timeout))),
+      ]);
+      clearTimeout(timer);
     }
     this.failQueued(new ClosedError('pool closed'));
     await Promise.all(this.streams.map((s) => s.close()));
@@ -276,6 +283,12 @@ export class ClientPool extends EventEmitter implements Caller {
       const left = Math.max(1, pc.deadline - this.scheduler.now());
       pc.inner = stream.call(pc.action, pc.value, pc, { ...pc.options, timeout: left });
     }
+    this.queueEmptied();
+  }
+
+  /** While closing, tells close() that nothing waits in the queue any more. */
+  private queueEmptied(): void {
+    if (this.queued === 0 && this._state === 'closing') this.emit('drained');
   }
 
   private maybeGrow(): void {
@@ -338,6 +351,7 @@ export class ClientPool extends EventEmitter implements Caller {
     if (i >= 0) this.streams.splice(i, 1);
     this.idleSince.delete(stream);
     this.emit('disconnect', stream, err);
+    if (this._state === 'closing' && this.streams.length === 0) this.emit('drained');
     if (this._state === 'closing' || this._state === 'closed') return;
     if (this.streams.length === 0 && this.connecting === 0) {
       // the address may be gone: reconnect now; backoff starts if that fails
@@ -372,6 +386,7 @@ export class ClientPool extends EventEmitter implements Caller {
       this.queued--;
       deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out waiting for a connection`));
     }
+    this.queueEmptied();
     if (this.idleTimeout > 0 && this.streams.length > this.min) {
       for (const s of [...this.streams]) {
         if (s.load > 0) {

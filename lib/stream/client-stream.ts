@@ -35,7 +35,7 @@ import {
   type RequestExtHeader,
 } from '../protocol/extensions.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
-import { type AddressLike, parseAddress } from '../transport/address.js';
+import { type Address, type AddressLike, parseAddress } from '../transport/address.js';
 import { dial } from '../transport/dial.js';
 import { actionBytes } from './action-cache.js';
 import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler } from './call.js';
@@ -125,10 +125,25 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
       return stream;
     } catch (err) {
       stream.destroy(err as Error);
-      if (err instanceof OccamsError && err.code === ErrorCode.Io) {
-        return ClientStream.connect(where, { ...opts, extensions: false });
-      }
+      if (err instanceof OccamsError && err.code === ErrorCode.Io) return ClientStream.connectPlain(where, opts, err);
       throw err instanceof OccamsError && err.retriable ? new UnreachableError(err.message, { cause: err }) : err;
+    }
+  }
+
+  /**
+   * The fallback after a hang-up on HELLO: plain v1, proven alive with a
+   * PING (a server that refuses us, e.g. at its connection limit or for a
+   * missing client certificate, hangs up on that too).
+   */
+  private static async connectPlain(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError): Promise<ClientStream> {
+    const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
+    const stream = new ClientStream(socket, { ...opts, extensions: false });
+    try {
+      await stream.ping(opts.connectTimeout || opts.timeout);
+      return stream;
+    } catch (err) {
+      stream.destroy(err as Error);
+      throw new UnreachableError(`connection refused after connect: ${first.message}`, { cause: err });
     }
   }
 

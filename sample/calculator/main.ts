@@ -6,6 +6,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { DEFAULT_OCCAMS_PORT, OccamsServer } from '../../lib/index.js';
 import { CalculatorModule } from './calculator.module.js';
+import { exitGracefully } from '../graceful-exit.js';
 
 const port = Number(process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT);
 const app = await NestFactory.createMicroservice(CalculatorModule, {
@@ -14,18 +15,4 @@ const app = await NestFactory.createMicroservice(CalculatorModule, {
 await app.listen();
 console.log(`calculator listening on 127.0.0.1:${port}`);
 
-// Graceful stop: answer what is in flight, close connections, exit 0.
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    void app.close().then(
-      () => {
-        console.log(`calculator stopped (${signal})`);
-        process.exit(0);
-      },
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  });
-}
+exitGracefully('calculator', app);

@@ -5,24 +5,11 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { GatewayModule } from './gateway.module.js';
+import { exitGracefully } from '../graceful-exit.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const app = await NestFactory.create(GatewayModule, { logger: ['error', 'warn', 'log'] });
 await app.listen(port, '127.0.0.1');
 console.log(`gateway listening on http://127.0.0.1:${port}`);
 
-// Graceful stop: answer what is in flight, close connections, exit 0.
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    void app.close().then(
-      () => {
-        console.log(`gateway stopped (${signal})`);
-        process.exit(0);
-      },
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  });
-}
+exitGracefully('gateway', app);
