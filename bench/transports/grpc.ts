@@ -2,12 +2,11 @@
 import 'reflect-metadata';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type ClientGrpc, ClientsModule, Transport } from '@nestjs/microservices';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { freePort } from '../free-port.js';
-import { EchoModule } from '../nest-echo.js';
+import { EchoModule, nestClientContext } from '../nest-echo.js';
 import type { BenchTransport } from '../transport.js';
 
 const protoPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bench/proto/echo.proto');
@@ -29,20 +28,13 @@ const transport: BenchTransport = {
     return { port, close: () => app.close() };
   },
   async connect(port) {
-    @Module({
-      imports: [
-        ClientsModule.register([
+    const { client, close } = await nestClientContext<ClientGrpc>(
+      ClientsModule.register([
           { name: 'ECHO', transport: Transport.GRPC, options: { package: 'bench', protoPath, url: `127.0.0.1:${port}` } },
-        ]),
-      ],
-    })
-    class ClientModule {}
-    const ctx: INestApplicationContext = await NestFactory.createApplicationContext(ClientModule, { logger: ['error'] });
-    const service = ctx.get<ClientGrpc>('ECHO').getService<EchoService>('Echo');
-    return {
-      call: (payload) => firstValueFrom(service.echo(payload)),
-      close: () => ctx.close(),
-    };
+      ]),
+    );
+    const service = client.getService<EchoService>('Echo');
+    return { call: (payload) => firstValueFrom(service.echo(payload)), close };
   },
 };
 export default transport;
