@@ -1,7 +1,7 @@
 import net from 'node:net';
 import fc from 'fast-check';
-import { ClientStream } from '../lib/stream/client-stream.js';
-import { ClientPool } from '../lib/stream/client-pool.js';
+import { ClientStream } from '../lib/client/client-stream.js';
+import { ClientPool } from '../lib/client/client-pool.js';
 import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { encodeResponse } from '../lib/protocol/response-frame.js';

@@ -1,8 +1,9 @@
-import { Backoff, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER, type Scheduler } from '../lib/stream/backoff.js';
-import { ClientPool, type PoolState } from '../lib/stream/client-pool.js';
-import { FailoverPool } from '../lib/stream/failover-pool.js';
-import { MethodDispatch } from '../lib/stream/method-dispatch.js';
-import { RpcServer } from '../lib/stream/rpc-server.js';
+import { Backoff, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../lib/core/backoff.js';
+import { FakeClock } from './support/fake-clock.js';
+import { ClientPool, type PoolState } from '../lib/client/client-pool.js';
+import { FailoverPool } from '../lib/client/failover-pool.js';
+import { MethodDispatch } from '../lib/server/method-dispatch.js';
+import { RpcServer } from '../lib/server/rpc-server.js';
 import { UnreachableError, type OccamsError } from '../lib/errors.js';
 import type { TcpAddress } from '../lib/transport/address.js';
 import { MemoryLogger, sleep, waitFor } from './support/servers.js';
@@ -106,37 +107,24 @@ describe('ClientPool', () => {
   });
 
   it('spaces reconnect attempts per the backoff constants and resets on success (fake clock)', async () => {
-    let now = 0;
-    const timers: { at: number; fn: () => void }[] = [];
-    const scheduler: Scheduler = {
-      now: () => now,
-      setTimeout: (fn, ms) => {
-        const t = { at: now + ms, fn };
-        timers.push(t);
-        return t;
-      },
-      clearTimeout: (h) => void timers.splice(timers.indexOf(h as never), 1),
-    };
+    const clock = new FakeClock(0);
     const attempts: number[] = [];
     let succeed = false;
     const s = await named('a');
     const pool = new ClientPool(s.url, {
-      scheduler,
+      clock,
       backoff: { random: () => 0.5 }, // no jitter: exact constants
       connectionFactory: async (address, options) => {
-        attempts.push(now);
+        attempts.push(clock.now());
         if (!succeed) throw new Error('refused');
-        const { ClientStream } = await import('../lib/stream/client-stream.js');
+        const { ClientStream } = await import('../lib/client/client-stream.js');
         return ClientStream.connect(address, options);
       },
     });
     pool.connect().catch(() => {});
     const advance = async () => {
       await sleep(5); // let the failed attempt settle
-      timers.sort((a, b) => a.at - b.at);
-      const t = timers.shift()!;
-      now = t.at;
-      t.fn();
+      clock.advance(Math.min(...clock.delays()));
     };
     for (let i = 0; i < 6; i++) await advance();
     await sleep(5);

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { ClientStream } from '../lib/stream/client-stream.js';
+import { ClientStream } from '../lib/client/client-stream.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 import { msgpackCodec } from '../lib/codec/msgpack-codec.js';

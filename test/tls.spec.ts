@@ -1,5 +1,5 @@
-import { ClientStream } from '../lib/stream/client-stream.js';
-import { RpcServer } from '../lib/stream/rpc-server.js';
+import { ClientStream } from '../lib/client/client-stream.js';
+import { RpcServer } from '../lib/server/rpc-server.js';
 import type { TcpAddress } from '../lib/transport/address.js';
 import type { OccamsError } from '../lib/errors.js';
 import { testPki } from './support/certs.js';

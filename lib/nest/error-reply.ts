@@ -1,5 +1,5 @@
 import { ErrorCode } from '../errors.js';
-import type { ServerRequest } from '../stream/server-request.js';
+import type { ServerRequest } from '../server/server-request.js';
 
 /** What Nest's BaseRpcExceptionFilter emits for an exception it does not know. */
 const UNKNOWN_EXCEPTION_MESSAGE = 'Internal server error';

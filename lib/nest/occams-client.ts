@@ -3,11 +3,11 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { Observable, type Subscriber } from 'rxjs';
 import type { OccamsError } from '../errors.js';
-import type { CallHandle, CallOptions, ResponseHandler } from '../stream/call.js';
-import { ClientPool, type PoolState } from '../stream/client-pool.js';
-import { FailoverPool, type FailoverPoolOptions } from '../stream/failover-pool.js';
-import type { AddressLike } from '../transport/address.js';
-import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './occams-server.js';
+import type { CallHandle, CallOptions, ResponseHandler } from '../client/call.js';
+import { ClientPool, type PoolState } from '../client/client-pool.js';
+import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.js';
+import { type AddressLike, addressFromParts } from '../transport/address.js';
+import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 
 export interface OccamsClientOptions extends FailoverPoolOptions {
   /** TCP host; default 127.0.0.1 */
@@ -64,8 +64,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
   constructor(options: OccamsClientOptions = {}) {
     super();
     const { host, port, path, address, addresses, idempotent, ...poolOptions } = options;
-    const list: AddressLike[] =
-      addresses ?? [address ?? (path !== undefined ? { path } : { host: host ?? DEFAULT_OCCAMS_HOST, port: port ?? DEFAULT_OCCAMS_PORT })];
+    const list: AddressLike[] = addresses ?? [addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT)];
     this.pool = new FailoverPool(list, poolOptions);
     if (typeof idempotent === 'function') this.isIdempotent = idempotent;
     else {

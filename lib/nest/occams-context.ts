@@ -1,6 +1,6 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { PeerCertificate } from 'node:tls';
-import type { ServerRequest } from '../stream/server-request.js';
+import type { ServerRequest } from '../server/server-request.js';
 
 type OccamsContextArgs = [pattern: string, request: ServerRequest];
 

@@ -2,18 +2,17 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import { isObservable, type Observable, type Observer, type Subscription } from 'rxjs';
 import { ErrorCode } from '../errors.js';
-import type { RpcLogger } from '../stream/dispatch.js';
-import type { Dispatch } from '../stream/dispatch.js';
-import { RpcServer } from '../stream/rpc-server.js';
-import type { RpcServerOptions } from '../stream/server-options.js';
-import type { ServerRequest } from '../stream/server-request.js';
-import type { Address, AddressLike } from '../transport/address.js';
+import type { Dispatch } from '../server/dispatch.js';
+import type { RpcLogger } from '../server/logger.js';
+import { RpcServer } from '../server/rpc-server.js';
+import type { RpcServerOptions } from '../server/server-options.js';
+import type { ServerRequest } from '../server/server-request.js';
+import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
+import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
 import { OccamsContext } from './occams-context.js';
 import { OCCAMS_TRANSPORT } from './occams-transport.js';
 
-export const DEFAULT_OCCAMS_HOST = '127.0.0.1';
-export const DEFAULT_OCCAMS_PORT = 7100;
 /** Distinct action strings whose handler lookup is cached. */
 const MAX_CACHED_ROUTES = 10_000;
 
@@ -72,8 +71,13 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
 
   listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): void {
     const { host, port, path, address, logger: _logger, ...rest } = this.options;
-    const where: AddressLike =
-      address ?? (path !== undefined ? { path } : { host: host ?? DEFAULT_OCCAMS_HOST, port: port ?? DEFAULT_OCCAMS_PORT });
+    let where: AddressLike;
+    try {
+      where = addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT);
+    } catch (err) {
+      callback(err);
+      return;
+    }
     const rpc = new RpcServer(this, { ...rest, logger: this.rpcLogger });
     this.rpc = rpc;
     for (const [event, cb] of this.pendingListeners) rpc.on(event, cb);

@@ -30,3 +30,6 @@ export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
 
 /** Largest seq/client id we carry as a double (2^53 - 1). */
 export const MAX_U53 = Number.MAX_SAFE_INTEGER;
+
+/** Shared zero-length view for absent msg/blob sections (never written to). */
+export const EMPTY: Buffer = Buffer.alloc(0);

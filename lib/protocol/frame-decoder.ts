@@ -1,4 +1,5 @@
-import { OccamsError } from '../errors.js';
+import { InvalidVersionError, OccamsError, ProtocolError } from '../errors.js';
+import { MAGIC, VERSION } from './constants.js';
 
 /**
  * Incremental frame decoder: bytes in, whole frames out.
@@ -143,4 +144,12 @@ export abstract class FrameDecoder {
 
   /** Emits one frame: header at `hdr[hdrOff]`, body at `body[bodyOff]`. */
   protected abstract emit(hdr: Buffer, hdrOff: number, body: Buffer, bodyOff: number): void;
+}
+
+/** The first check of every frame header, request or response. */
+export function checkMagicAndVersion(buf: Buffer, off: number): void {
+  const magic = buf.readUInt16LE(off);
+  if (magic !== MAGIC) throw new ProtocolError(`bad magic 0x${magic.toString(16)}`);
+  const ver = buf[off + 2]!;
+  if (ver !== VERSION) throw new InvalidVersionError(`unsupported protocol version ${ver}`);
 }

@@ -1,7 +1,7 @@
-import { FrameTooLargeError, InvalidVersionError, ProtocolError } from '../errors.js';
-import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, MAGIC, REQUEST_HEADER_SIZE, VERSION } from './constants.js';
+import { FrameTooLargeError, ProtocolError } from '../errors.js';
+import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, EMPTY, REQUEST_HEADER_SIZE } from './constants.js';
 import { ActionNames } from './action-names.js';
-import { FrameDecoder } from './frame-decoder.js';
+import { FrameDecoder, checkMagicAndVersion } from './frame-decoder.js';
 import { readU53, readU64Lossy } from './u64.js';
 
 /** Receives decoded requests; `msg`/`blob` are views valid until you drop them. */
@@ -55,14 +55,4 @@ export class RequestDecoder extends FrameDecoder {
       blobLen === 0 ? EMPTY : body.subarray(b + msgLen, b + msgLen + blobLen),
     );
   }
-}
-
-/** Shared zero-length view for absent msg/blob sections. */
-export const EMPTY: Buffer = Buffer.alloc(0);
-
-export function checkMagicAndVersion(buf: Buffer, off: number): void {
-  const magic = buf.readUInt16LE(off);
-  if (magic !== MAGIC) throw new ProtocolError(`bad magic 0x${magic.toString(16)}`);
-  const ver = buf[off + 2]!;
-  if (ver !== VERSION) throw new InvalidVersionError(`unsupported protocol version ${ver}`);
 }

@@ -1,10 +1,4 @@
-import {
-  ACTION_LEN_MASK,
-  ACTION_STRING_BIT,
-  MAGIC,
-  REQUEST_HEADER_SIZE,
-  VERSION,
-} from './constants.js';
+import { ACTION_LEN_MASK, ACTION_STRING_BIT, EMPTY, MAGIC, REQUEST_HEADER_SIZE, VERSION } from './constants.js';
 import { writeU32, writeU53 } from './u64.js';
 
 /** A decoded request. `msg` and `blob` are views into the received bytes. */
@@ -86,5 +80,3 @@ export function encodeRequest(input: EncodeRequestInput): Buffer {
   buf.set(blob, off + msg.length);
   return buf;
 }
-
-const EMPTY = new Uint8Array(0);

@@ -1,7 +1,6 @@
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
-import { DEFAULT_MAX_FRAME_SIZE, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
-import { FrameDecoder } from './frame-decoder.js';
-import { EMPTY, checkMagicAndVersion } from './request-decoder.js';
+import { DEFAULT_MAX_FRAME_SIZE, EMPTY, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
+import { FrameDecoder, checkMagicAndVersion } from './frame-decoder.js';
 import { readU53 } from './u64.js';
 
 /**

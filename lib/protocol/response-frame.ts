@@ -1,4 +1,4 @@
-import { FLAG_ERRNO, MAGIC, RESPONSE_HEADER_SIZE, VERSION } from './constants.js';
+import { EMPTY, FLAG_ERRNO, MAGIC, RESPONSE_HEADER_SIZE, VERSION } from './constants.js';
 import { writeU32, writeU53 } from './u64.js';
 
 /** A decoded response. `msg` and `blob` are views into the received bytes. */
@@ -49,5 +49,3 @@ export function encodeResponse(input: EncodeResponseInput): Buffer {
   buf.set(blob, RESPONSE_HEADER_SIZE + msg.length);
   return buf;
 }
-
-const EMPTY = new Uint8Array(0);

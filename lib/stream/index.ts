@@ -1,18 +1,4 @@
-export * from './call.js';
-export * from './client-stream.js';
-export * from './dispatch.js';
-export * from './method-dispatch.js';
-export * from './options.js';
-export * from './rpc-server.js';
-export * from './server-connection.js';
-export * from './server-options.js';
-export * from './server-request.js';
-export { FrameWriter } from './frame-writer.js';
-export { TimeoutWheel, type Timed } from './timeout-wheel.js';
-export * from '../errors.js';
-export * from '../codec/index.js';
-export * from '../transport/index.js';
-export * as protocol from '../protocol/index.js';
-export * from './backoff.js';
-export * from './client-pool.js';
-export * from './failover-pool.js';
+// `nestjs-occams/stream`: the Nest-independent stream layer, client and server.
+export * from '../client/index.js';
+export * from '../server/index.js';
+export * from '../shared.js';

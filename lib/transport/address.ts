@@ -45,3 +45,20 @@ export function formatAddress(a: Address): string {
 function isPort(p: unknown): p is number {
   return typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 65535;
 }
+
+/** The Nest-style ways of saying where: `address`, else `path`, else `host`/`port`. */
+export interface AddressParts {
+  host?: string;
+  port?: number | string;
+  path?: string;
+  address?: AddressLike;
+}
+
+/** One address from the Nest-style parts; a port may be a string of digits (env, ConfigService). */
+export function addressFromParts(parts: AddressParts, defaultHost: string, defaultPort: number): AddressLike {
+  if (parts.address !== undefined) return parts.address;
+  if (parts.path !== undefined) return { path: parts.path };
+  const port = parts.port === undefined ? defaultPort : typeof parts.port === 'string' && /^\d+$/.test(parts.port.trim()) ? Number(parts.port) : parts.port;
+  if (!isPort(port)) throw new InvalidOptionError('port', `expected a port number 0-65535, got ${JSON.stringify(parts.port)}`);
+  return { host: parts.host ?? defaultHost, port };
+}

@@ -1,8 +1,8 @@
 import net from 'node:net';
-import { type RpcLogger } from '../../lib/stream/dispatch.js';
-import { MethodDispatch, type MethodHandler } from '../../lib/stream/method-dispatch.js';
-import { RpcServer } from '../../lib/stream/rpc-server.js';
-import type { RpcServerOptions } from '../../lib/stream/server-options.js';
+import { type RpcLogger } from '../../lib/server/logger.js';
+import { MethodDispatch, type MethodHandler } from '../../lib/server/method-dispatch.js';
+import { RpcServer } from '../../lib/server/rpc-server.js';
+import type { RpcServerOptions } from '../../lib/server/server-options.js';
 import type { TcpAddress } from '../../lib/transport/address.js';
 
 /** A logger that remembers what it was told (and prints nothing). */

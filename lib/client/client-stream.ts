@@ -17,7 +17,7 @@ import {
   UnreachableError,
   errorFromWireBytes,
 } from '../errors.js';
-import { ACTION_PING, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
+import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import {
   ACTION_CANCEL,
   ACTION_HELLO,
@@ -37,12 +37,13 @@ import {
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import { type Address, type AddressLike, parseAddress } from '../transport/address.js';
 import { dial } from '../transport/dial.js';
-import { actionBytes } from './action-cache.js';
+import { actionBytes } from '../core/action-bytes.js';
 import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler } from './call.js';
-import { Fifo } from './fifo.js';
-import { EMPTY_BYTES, FrameWriter } from './frame-writer.js';
-import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './options.js';
-import { TimeoutWheel } from './timeout-wheel.js';
+import { Fifo } from '../core/fifo.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { FrameWriter } from '../core/frame-writer.js';
+import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
+import { TimeoutWheel } from '../core/timeout-wheel.js';
 
 export type ClientStreamState = 'ready' | 'closing' | 'closed';
 
@@ -78,7 +79,8 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   private readonly pending = new Map<number, Call>();
   /** User calls waiting for a window slot; may hold cancelled (Done) calls */
   private readonly queue = new Fifo<Call>();
-  private readonly timer: NodeJS.Timeout;
+  private readonly clock: Clock;
+  private readonly timer: TimerHandle;
   /** next seq to use; seqs < nextSeq have been sent */
   private nextSeq = 1;
   /** User calls Sent and not Done; <= options.maxInFlight */
@@ -153,15 +155,15 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     this.options = normalizeClientStreamOptions(options);
     this.socket = socket;
     this.codec = this.options.codec;
+    this.clock = this.options.clock;
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
-    this.lastReceived = this.options.now();
+    this.lastReceived = this.clock.now();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.destroy(new IoError(`connection error: ${err.message}`, { cause: err })));
     socket.on('close', () => this.destroy(this._state === 'closing' && this.idle ? undefined : new IoError('connection closed by peer')));
-    this.timer = setInterval(() => this.tick(), this.options.timerResolution);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.tick(), this.options.timerResolution);
   }
 
   get state(): ClientStreamState {
@@ -203,7 +205,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     }
     if (isEvent) {
       if (this.socket.writableLength > MAX_EVENT_BACKLOG) this.fail(call, new QueueFullError('event backlog is full'));
-      else if (this.send(call)) this.settle(call, undefined, EMPTY_BUFFER);
+      else if (this.send(call)) this.settle(call, undefined, EMPTY);
       return call;
     }
     this.armTimeout(call, options?.timeout ?? this.options.timeout);
@@ -228,10 +230,10 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
 
   /** Sends a PING and resolves with the round trip in ms. */
   ping(timeout = this.options.timeout): Promise<number> {
-    const started = this.options.now();
+    const started = this.clock.now();
     return new Promise((resolve, reject) => {
       if (this._state === 'closed') return reject(this.closeError ?? new ClosedError());
-      const call = new Call(this, CallKind.Control, ACTION_PING, undefined, new PromiseHandler(() => resolve(this.options.now() - started), reject), undefined);
+      const call = new Call(this, CallKind.Control, ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), undefined);
       this.armTimeout(call, timeout);
       this.send(call);
     });
@@ -265,7 +267,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     if (wasSent) this.abandon(call.seq);
     this.finish(call);
     if (wasSent && (this._features & FEATURE_CANCEL) !== 0 && this._state !== 'closed') {
-      this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY_BYTES, undefined, undefined);
+      this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
     }
   }
 
@@ -286,7 +288,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   destroy(err?: Error): void {
     if (this._state === 'closed') return;
     this._state = 'closed';
-    clearInterval(this.timer);
+    this.clock.clear(this.timer);
     const error = err === undefined ? new ClosedError() : err instanceof OccamsError ? err : new IoError(err.message, { cause: err });
     this.closeError = error;
     this.socket.destroy();
@@ -314,7 +316,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
     try {
       if (call.kind === CallKind.Control) {
-        msg = call.value === undefined ? EMPTY_BYTES : extCodec.encode(call.value);
+        msg = call.value === undefined ? EMPTY : extCodec.encode(call.value);
       } else {
         const header = this.extHeader(call.options);
         if (header !== undefined) {
@@ -359,7 +361,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
 
   private armTimeout(call: Call, timeout: number): void {
     const res = this.options.timerResolution;
-    this.wheel.add(call, Math.ceil((this.options.now() + timeout) / res));
+    this.wheel.add(call, Math.ceil((this.clock.now() + timeout) / res));
   }
 
   /** Sends queued calls while the window has room. */
@@ -377,7 +379,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   // ---- receiving -----------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    this.lastReceived = this.options.now();
+    this.lastReceived = this.clock.now();
     this.missedPings = 0;
     const err = this.decoder.push(chunk);
     if (err !== undefined) this.destroy(new IoError(`protocol violation from server: ${err.message}`, { cause: err }));
@@ -506,7 +508,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   // ---- timer ---------------------------------------------------------------
 
   private tick(): void {
-    const now = this.options.now();
+    const now = this.clock.now();
     const expired = this.wheel.takeExpired(Math.floor(now / this.options.timerResolution));
     for (const call of expired) {
       if (call.state === CallState.Sent) this.abandon(call.seq);
@@ -525,8 +527,6 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     }
   }
 }
-
-const EMPTY_BUFFER = Buffer.alloc(0);
 
 /**
  * A throw from a user's handler is rethrown on its own (as any callback

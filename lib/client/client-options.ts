@@ -2,8 +2,9 @@ import type tls from 'node:tls';
 import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
-import { InvalidOptionError } from '../errors.js';
-import { DEFAULT_FLUSH_THRESHOLD } from './frame-writer.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { nonNegativeInt, positiveInt } from '../core/validate.js';
+import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_MAX_QUEUED = 4096;
@@ -41,8 +42,8 @@ export interface ClientStreamOptions {
   codec?: Codec;
   /** client id written in every request; default one random id per process */
   clientId?: number;
-  /** clock in ms, injectable for tests; default Date.now */
-  now?: () => number;
+  /** time and timers, injectable for tests; default the system clock */
+  clock?: Clock;
 }
 
 export type NormalizedClientStreamOptions = Required<Omit<ClientStreamOptions, 'tls'>> & Pick<ClientStreamOptions, 'tls'>;
@@ -65,18 +66,6 @@ export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): Norma
     tls: o.tls,
     codec: o.codec ?? msgpackCodec,
     clientId: nonNegativeInt(o.clientId, PROCESS_CLIENT_ID, 'clientId'),
-    now: o.now ?? Date.now,
+    clock: o.clock ?? systemClock,
   };
-}
-
-export function positiveInt(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidOptionError(name, `expected a positive integer, got ${value}`);
-  return value;
-}
-
-export function nonNegativeInt(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidOptionError(name, `expected an integer >= 0, got ${value}`);
-  return value;
 }

@@ -5,7 +5,7 @@ import { ClosedError, ErrorCode, type OccamsError, UnreachableError } from '../e
 import { type Address, type AddressLike, formatAddress, isUnixAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler } from './call.js';
 import { ClientPool, type ClientPoolOptions } from './client-pool.js';
-import { nonNegativeInt } from './options.js';
+import { nonNegativeInt } from '../core/validate.js';
 import { InvalidOptionError } from '../errors.js';
 
 export const DEFAULT_RETRY_LIMIT = 2;

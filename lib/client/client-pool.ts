@@ -1,12 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { ClosedError, OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
-import { Backoff, type BackoffOptions, realScheduler, type Scheduler } from './backoff.js';
+import { Backoff, type BackoffOptions } from '../core/backoff.js';
+import { type Clock, type TimerHandle, sleep } from '../core/clock.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler } from './call.js';
 import { ClientStream } from './client-stream.js';
-import { Fifo } from './fifo.js';
-import { type ClientStreamOptions, normalizeClientStreamOptions, positiveInt, nonNegativeInt } from './options.js';
-import { type Bucket, type Timed, TimeoutWheel } from './timeout-wheel.js';
+import { Fifo } from '../core/fifo.js';
+import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
+import { nonNegativeInt, positiveInt } from '../core/validate.js';
+import { type Bucket, type Timed, TimeoutWheel } from '../core/timeout-wheel.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
 export const DEFAULT_IDLE_TIMEOUT = 120_000;
@@ -34,7 +36,6 @@ export interface ClientPoolOptions extends ClientStreamOptions {
   /** an extra connection (beyond `connections`) idle this long is closed, ms; default 120 000 */
   idleTimeout?: number;
   backoff?: BackoffOptions;
-  scheduler?: Scheduler;
   connectionFactory?: ConnectionFactory;
 }
 
@@ -110,7 +111,7 @@ export class ClientPool extends EventEmitter implements Caller {
   private readonly maxQueued: number;
   private readonly timeout: number;
   private readonly timerResolution: number;
-  private readonly scheduler: Scheduler;
+  private readonly clock: Clock;
   private readonly factory: ConnectionFactory;
   private readonly backoff: Backoff;
   private readonly streams: ClientStream[] = [];
@@ -121,8 +122,8 @@ export class ClientPool extends EventEmitter implements Caller {
   /** PooledCalls Queued and not Done */
   private queued = 0;
   private connecting = 0;
-  private ticker: NodeJS.Timeout | undefined;
-  private reconnectTimer: unknown;
+  private ticker: TimerHandle | undefined;
+  private reconnectTimer: TimerHandle | undefined;
   private lastError: Error | undefined;
   private _state: PoolState = 'idle';
   private readonly pumpBound = (): void => this.pump();
@@ -130,7 +131,7 @@ export class ClientPool extends EventEmitter implements Caller {
   constructor(address: AddressLike, options: ClientPoolOptions = {}) {
     super();
     this.address = parseAddress(address);
-    const { connections, maxConnections, idleTimeout, backoff, scheduler, connectionFactory, ...streamOptions } = options;
+    const { connections, maxConnections, idleTimeout, backoff, connectionFactory, ...streamOptions } = options;
     const normalized = normalizeClientStreamOptions(streamOptions);
     this.streamOptions = streamOptions;
     this.min = positiveInt(connections, DEFAULT_POOL_CONNECTIONS, 'connections');
@@ -139,7 +140,7 @@ export class ClientPool extends EventEmitter implements Caller {
     this.maxQueued = normalized.maxQueued;
     this.timeout = normalized.timeout;
     this.timerResolution = normalized.timerResolution;
-    this.scheduler = scheduler ?? realScheduler;
+    this.clock = normalized.clock;
     this.factory = connectionFactory ?? ((a, o) => ClientStream.connect(a, o));
     this.backoff = new Backoff(backoff);
   }
@@ -205,7 +206,7 @@ export class ClientPool extends EventEmitter implements Caller {
       return failNow(handler, new QueueFullError(`every connection to ${formatAddress(this.address)} is at its window and ${this.maxQueued} callers are waiting`));
     }
     const timeout = options?.timeout ?? this.timeout;
-    const pc = new PooledCall(this, action, value, handler, options, this.scheduler.now() + timeout);
+    const pc = new PooledCall(this, action, value, handler, options, this.clock.now() + timeout);
     this.wheel.add(pc, Math.ceil(pc.deadline / this.timerResolution));
     this.queue.push(pc);
     this.queued++;
@@ -232,18 +233,15 @@ export class ClientPool extends EventEmitter implements Caller {
     if (this._state === 'closed') return;
     if (this._state !== 'closing') {
       this.setState('closing');
-      this.scheduler.clearTimeout(this.reconnectTimer);
+      this.clock.clear(this.reconnectTimer);
       if (this.streams.length === 0) this.failQueued(new ClosedError('pool closed before a connection was ready'));
     }
     if (this.queued > 0) {
       // queued calls still go out as slots free; those left after the
       // timeout (or once no connection is left) fail
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise((r) => this.once('drained', r)),
-        new Promise((r) => (timer = setTimeout(r, this.timeout))),
-      ]);
-      clearTimeout(timer);
+      const wait = sleep(this.clock, this.timeout);
+      await Promise.race([new Promise((r) => this.once('drained', r)), wait.promise]);
+      wait.cancel();
     }
     this.failQueued(new ClosedError('pool closed'));
     await Promise.all(this.streams.map((s) => s.close()));
@@ -254,7 +252,7 @@ export class ClientPool extends EventEmitter implements Caller {
   destroy(err?: Error): void {
     if (this._state === 'closed') return;
     const error = err === undefined ? new ClosedError('pool destroyed') : err instanceof OccamsError ? err : new ClosedError(err.message, { cause: err });
-    this.scheduler.clearTimeout(this.reconnectTimer);
+    this.clock.clear(this.reconnectTimer);
     this.failQueued(error);
     for (const s of [...this.streams]) s.destroy(error);
     this.finishClose();
@@ -280,7 +278,7 @@ export class ClientPool extends EventEmitter implements Caller {
       this.queued--;
       this.wheel.remove(pc);
       pc.state = Q.Sent;
-      const left = Math.max(1, pc.deadline - this.scheduler.now());
+      const left = Math.max(1, pc.deadline - this.clock.now());
       pc.inner = stream.call(pc.action, pc.value, pc, { ...pc.options, timeout: left });
     }
     this.queueEmptied();
@@ -341,7 +339,7 @@ export class ClientPool extends EventEmitter implements Caller {
     this.setState('unhealthy');
     this.failQueued(new UnreachableError(`cannot connect to ${formatAddress(this.address)}: ${err.message}`, { cause: err }));
     const delay = this.backoff.next();
-    this.reconnectTimer = this.scheduler.setTimeout(() => {
+    this.reconnectTimer = this.clock.setTimeout(() => {
       if (this._state === 'unhealthy') this.startConnecting();
     }, delay);
   }
@@ -374,12 +372,11 @@ export class ClientPool extends EventEmitter implements Caller {
 
   private ensureTicker(): void {
     if (this.ticker !== undefined) return;
-    this.ticker = setInterval(() => this.tick(), this.timerResolution);
-    this.ticker.unref();
+    this.ticker = this.clock.setInterval(() => this.tick(), this.timerResolution);
   }
 
   private tick(): void {
-    const now = this.scheduler.now();
+    const now = this.clock.now();
     for (const pc of this.wheel.takeExpired(Math.floor(now / this.timerResolution))) {
       if (pc.state !== Q.Queued) continue;
       pc.state = Q.Done;
@@ -416,7 +413,7 @@ export class ClientPool extends EventEmitter implements Caller {
   }
 
   private finishClose(): void {
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.clock.clear(this.ticker);
     this.ticker = undefined;
     if (this._state !== 'closed') this.setState('closed');
   }

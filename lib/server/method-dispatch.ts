@@ -1,6 +1,6 @@
 import { ErrorCode } from '../errors.js';
-import type { Dispatch, RpcLogger } from './dispatch.js';
-import { consoleLogger } from './dispatch.js';
+import type { Dispatch } from './dispatch.js';
+import { type RpcLogger, consoleLogger } from './logger.js';
 import type { ServerRequest } from './server-request.js';
 
 /** Throw from a MethodDispatch handler to answer with a numeric user error (flag 1). */

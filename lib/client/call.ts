@@ -1,5 +1,5 @@
 import type { OccamsError } from '../errors.js';
-import type { Bucket, Timed } from './timeout-wheel.js';
+import type { Bucket, Timed } from '../core/timeout-wheel.js';
 
 /**
  * Receives the outcome of one call. Exactly one of `onResult` / `onError`

@@ -3,9 +3,9 @@ import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import type { AddressLike } from '../transport/address.js';
-import { type RpcLogger, consoleLogger } from './dispatch.js';
-import { DEFAULT_FLUSH_THRESHOLD } from './frame-writer.js';
-import { nonNegativeInt, positiveInt } from './options.js';
+import { type RpcLogger, consoleLogger } from './logger.js';
+import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
+import { nonNegativeInt, positiveInt } from '../core/validate.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;

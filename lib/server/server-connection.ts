@@ -3,7 +3,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { MsgpackCodec } from '../codec/msgpack-codec.js';
 import type { Codec } from '../codec/codec.js';
 import { ErrorCode, OccamsError } from '../errors.js';
-import { ACTION_PING, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
+import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import {
   ACTION_CANCEL,
   ACTION_HELLO,
@@ -16,8 +16,9 @@ import {
   type RequestExtHeader,
 } from '../protocol/extensions.js';
 import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js';
-import type { Dispatch, RpcLogger } from './dispatch.js';
-import { EMPTY_BYTES, FrameWriter } from './frame-writer.js';
+import type { Dispatch } from './dispatch.js';
+import type { RpcLogger } from './logger.js';
+import { FrameWriter } from '../core/frame-writer.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { ServerRequest } from './server-request.js';
 
@@ -120,7 +121,7 @@ export class ServerConnection implements RequestSink {
     if (this._state === 'closed') return;
     this.clientId = clientId;
     if (typeof action === 'number') {
-      if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY_BYTES, undefined);
+      if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY, undefined);
       if (action === ACTION_HELLO && this.options.extensions) return this.onHello(seq, msg);
       if (action === ACTION_CANCEL && this.features !== 0) return void this.cancellable.get(seq)?.cancel();
     }
@@ -143,7 +144,7 @@ export class ServerConnection implements RequestSink {
       value = msg.length === 0 ? undefined : this.codec.decode(msg);
     } catch (err) {
       this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
-      if (!isEvent) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY_BYTES, Buffer.from(ErrorCode.Decode, 'latin1'));
+      if (!isEvent) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, Buffer.from(ErrorCode.Decode, 'latin1'));
       return;
     }
     const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
@@ -185,23 +186,23 @@ export class ServerConnection implements RequestSink {
 
   sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): void {
     if (this._state === 'closed') return;
-    if (value === undefined) return this.writer.response(flag, 0, seq, EMPTY_BYTES, blob);
+    if (value === undefined) return this.writer.response(flag, 0, seq, EMPTY, blob);
     let bytes: Uint8Array;
     try {
       bytes = this.codec.encode(value);
     } catch (err) {
       this.logger.error(`cannot encode response ${seq}: ${(err as Error).message}`);
-      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY_BYTES, ENCODE_ERROR);
+      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, ENCODE_ERROR);
     }
     this.writer.response(flag, bytes.length, seq, bytes, blob);
   }
 
   sendErrno(seq: number, code: number): void {
-    if (this._state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY_BYTES, undefined);
+    if (this._state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY, undefined);
   }
 
   sendBytes(flag: number, seq: number, bytes: Uint8Array): void {
-    if (this._state !== 'closed') this.writer.response(flag, 0, seq, EMPTY_BYTES, bytes);
+    if (this._state !== 'closed') this.writer.response(flag, 0, seq, EMPTY, bytes);
   }
 
   sendEncodedError(flag: number, seq: number, value: unknown): void {
@@ -213,7 +214,7 @@ export class ServerConnection implements RequestSink {
       bytes = ENCODE_ERROR;
       flag = FLAG_ERROR_BYTES;
     }
-    this.writer.response(flag, 0, seq, EMPTY_BYTES, bytes);
+    this.writer.response(flag, 0, seq, EMPTY, bytes);
   }
 
   trackCancellable(req: ServerRequest): void {
@@ -286,7 +287,7 @@ export class ServerConnection implements RequestSink {
     if (this._state !== 'open') return;
     this._state = 'draining';
     this.updateReading();
-    if (this.has(FEATURE_GOAWAY)) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY_BYTES, undefined);
+    if (this.has(FEATURE_GOAWAY)) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
     this.maybeEnd();
   }
 

@@ -8,8 +8,6 @@ export const ARENA_SIZE = 256 * 1024;
 /** Pending bytes that trigger a flush before the end of the tick. */
 export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
 
-const EMPTY = Buffer.alloc(0);
-
 /** Spare arenas kept per writer. */
 const MAX_SPARE_ARENAS = 2;
 
@@ -165,5 +163,3 @@ export class FrameWriter {
     }
   }
 }
-
-export { EMPTY as EMPTY_BYTES };

@@ -1,0 +1,17 @@
+// The server side of the stream layer.
+export type { Dispatch } from './dispatch.js';
+export { type RpcLogger, consoleLogger, silentLogger } from './logger.js';
+export { ErrnoReply, ErrorReply, MethodDispatch, type MethodHandler } from './method-dispatch.js';
+export { RpcServer, type RpcServerState } from './rpc-server.js';
+export type { ServerConnection, ServerConnectionState } from './server-connection.js';
+export {
+  DEFAULT_CLOSE_WAIT,
+  DEFAULT_HIGH_WATER_MARK,
+  DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+  DEFAULT_MAX_WRITE_BUFFER,
+  DEFAULT_READ_TIMEOUT,
+  DEFAULT_SERVER_ADDRESS,
+  DEFAULT_WRITE_TIMEOUT,
+  type RpcServerOptions,
+} from './server-options.js';
+export type { ServerRequest, WireErrorCode } from './server-request.js';
