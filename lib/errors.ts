@@ -26,6 +26,7 @@ export const ErrorCode = {
   QueueFull: 'rpc_queue_full',
   Closed: 'rpc_closed',
   InvalidOption: 'rpc_invalid_option',
+  IllegalState: 'rpc_illegal_state',
   // user errors
   UserErrno: 'user_errno',
   UserError: 'user_error',
@@ -129,6 +130,13 @@ export class InvalidOptionError extends OccamsError {
   constructor(option: string, message: string) {
     super(ErrorCode.InvalidOption, `invalid option ${option}: ${message}`);
     this.option = option;
+  }
+}
+
+/** A component was asked to move between states its table forbids: a bug in this library. */
+export class IllegalStateError extends OccamsError {
+  constructor(message: string) {
+    super(ErrorCode.IllegalState, message);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { OccamsError } from '../errors.js';
-import type { Bucket, Timed } from '../core/timeout-wheel.js';
+import { TimedEntry } from '../core/timeout-wheel.js';
+import type { Waiter } from '../core/wait-queue.js';
 
 /**
  * Receives the outcome of one call. Exactly one of `onResult` / `onError`
@@ -54,11 +55,13 @@ export const enum CallKind {
   Control,
 }
 
+/** How far a call got: the retry policy reads this (never sent is always safe to retry). */
 export const enum CallState {
-  /** created, not yet admitted to the window or the queue */
+  /** created, or waiting in a queue (`waiting` true); nothing went out */
   New,
-  Queued,
+  /** written for the socket: the server may run it */
   Sent,
+  /** settled or cancelled; nothing more happens */
   Done,
 }
 
@@ -69,15 +72,13 @@ export interface CallOwner {
 
 /**
  * One request's bookkeeping, from `call()` to its single settlement.
- * Invariants: `state` only moves New -> (Queued ->) Sent -> Done, or
- * straight to Done; while Sent, `pending.get(seq) === this`; while in the timeout
- * wheel, `timerBucket !== null`.
+ * Invariants: `state` only moves New -> Sent -> Done, or New -> Done;
+ * `waiting` only while New; while Sent, `pending.get(seq) === this`; while in
+ * the timeout wheel, `timerBucket !== null`.
  */
-export class Call implements Timed {
-  timerBucket: Bucket | null = null;
-  timerPrev: Timed | null = null;
-  timerNext: Timed | null = null;
+export class Call extends TimedEntry implements Waiter {
   state: CallState = CallState.New;
+  waiting = false;
   seq = 0;
 
   constructor(
@@ -87,7 +88,9 @@ export class Call implements Timed {
     readonly value: unknown,
     readonly handler: ResponseHandler,
     readonly options: CallOptions | undefined,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Stops waiting for this call: frees its slot, tells the server if it can be told. */
   cancel(): void {
@@ -96,6 +99,9 @@ export class Call implements Timed {
 
   get settled(): boolean {
     return this.state === CallState.Done;
+  }
+  get sent(): boolean {
+    return this.state !== CallState.New;
   }
 }
 
@@ -118,3 +124,21 @@ export const IGNORE: ResponseHandler = {
   onResult() {},
   onError() {},
 };
+
+/**
+ * Delivers an error to a user's handler; a throw from it is rethrown on its
+ * own (as any callback error would be), after our state is consistent.
+ */
+export function deliverError(handler: ResponseHandler, err: OccamsError): void {
+  try {
+    handler.onError(err);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+export function rethrow(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
+}

@@ -1,14 +1,14 @@
-import { EventEmitter } from 'node:events';
-import { ClosedError, OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
-import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { Backoff, type BackoffOptions } from '../core/backoff.js';
-import { type Clock, type TimerHandle, sleep } from '../core/clock.js';
-import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler } from './call.js';
-import { ClientStream } from './client-stream.js';
-import { Fifo } from '../core/fifo.js';
-import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { Lifecycle } from '../core/lifecycle.js';
+import { TimedEntry, TimeoutWheel } from '../core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt } from '../core/validate.js';
-import { type Bucket, type Timed, TimeoutWheel } from '../core/timeout-wheel.js';
+import { WaitQueue, type Waiter } from '../core/wait-queue.js';
+import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
+import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
+import { type CallHandle, type CallOptions, CallState, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
+import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
+import { ClientStream } from './client-stream.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
 export const DEFAULT_IDLE_TIMEOUT = 120_000;
@@ -16,14 +16,14 @@ export const DEFAULT_IDLE_TIMEOUT = 120_000;
 export type PoolState = 'idle' | 'connecting' | 'ready' | 'unhealthy' | 'closing' | 'closed';
 
 /** Legal state moves; anything else is a bug and throws. */
-const TRANSITIONS: Record<PoolState, readonly PoolState[]> = {
+const TRANSITIONS = {
   idle: ['connecting', 'closing', 'closed'],
   connecting: ['ready', 'unhealthy', 'closing', 'closed'],
   ready: ['connecting', 'closing', 'closed'],
   unhealthy: ['connecting', 'closing', 'closed'],
   closing: ['closed'],
   closed: [],
-};
+} as const;
 
 /** Opens one connection; injectable for tests. */
 export type ConnectionFactory = (address: Address, options: ClientStreamOptions) => Promise<ClientStream>;
@@ -47,18 +47,10 @@ export interface PoolStats {
   healthy: boolean;
 }
 
-const enum Q {
-  Queued,
-  Sent,
-  Done,
-}
-
 /** A call waiting in the pool's queue for a connection with room. */
-class PooledCall implements Timed, CallHandle, ResponseHandler {
-  timerBucket: Bucket | null = null;
-  timerPrev: Timed | null = null;
-  timerNext: Timed | null = null;
-  state = Q.Queued;
+class PooledCall extends TimedEntry implements Waiter, CallHandle, ResponseHandler {
+  state = CallState.New;
+  waiting = false;
   inner: CallHandle | undefined;
   constructor(
     readonly pool: ClientPool,
@@ -68,21 +60,23 @@ class PooledCall implements Timed, CallHandle, ResponseHandler {
     readonly options: CallOptions | undefined,
     /** epoch ms at which the call times out */
     readonly deadline: number,
-  ) {}
+  ) {
+    super();
+  }
   cancel(): void {
-    if (this.state === Q.Queued) this.pool.dequeue(this);
-    else if (this.state === Q.Sent) this.inner!.cancel();
-    this.state = Q.Done;
+    if (this.state === CallState.New) this.pool.dequeue(this);
+    else if (this.state === CallState.Sent) this.inner!.cancel();
+    this.state = CallState.Done;
   }
   onItem(value: unknown): void {
     this.handler.onItem?.(value);
   }
   onResult(value: unknown, blob: Buffer): void {
-    this.state = Q.Done;
+    this.state = CallState.Done;
     this.handler.onResult(value, blob);
   }
   onError(err: OccamsError): void {
-    this.state = Q.Done;
+    this.state = CallState.Done;
     this.handler.onError(err);
   }
 }
@@ -93,43 +87,39 @@ class PooledCall implements Timed, CallHandle, ResponseHandler {
  *   call() ─► least-loaded connection with window room ─► ClientStream
  *      │ none has room
  *      ▼
- *   queue (bounded FIFO) ─► drained as slots free; more connections opened
- *                           up to maxConnections; failed at once when the
- *                           address turns unhealthy
+ *   WaitQueue (bounded) ─► drained as slots free; more connections opened
+ *                          up to maxConnections; failed at once when the
+ *                          address turns unhealthy
  *
  * Health: each connection pings while idle and dies on silence; when the
  * last one is gone the pool reconnects at once, then with backoff while
  * unhealthy. Events: 'state' (next, prev), 'connect' (stream), 'disconnect'
- * (stream, error), 'connectError' (a failed connect).
+ * (stream, error), 'connectError' (a failed connect), 'close'.
  */
-export class ClientPool extends EventEmitter implements Caller {
+export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unhealthy'> implements Caller {
   readonly address: Address;
   private readonly streamOptions: ClientStreamOptions;
   private readonly min: number;
   private readonly max: number;
   private readonly idleTimeout: number;
-  private readonly maxQueued: number;
   private readonly timeout: number;
-  private readonly timerResolution: number;
   private readonly clock: Clock;
   private readonly factory: ConnectionFactory;
   private readonly backoff: Backoff;
   private readonly streams: ClientStream[] = [];
   /** when each stream was last seen with nothing in flight (for idle close) */
   private readonly idleSince = new Map<ClientStream, number>();
-  private readonly queue = new Fifo<PooledCall>();
-  private readonly wheel = new TimeoutWheel<PooledCall>();
-  /** PooledCalls Queued and not Done */
-  private queued = 0;
+  private readonly queue: WaitQueue<PooledCall>;
+  /** deadlines of the queued calls only; sent calls time out in their stream */
+  private readonly wheel: TimeoutWheel<PooledCall>;
   private connecting = 0;
-  private ticker: TimerHandle | undefined;
+  private idleTimer: TimerHandle | undefined;
   private reconnectTimer: TimerHandle | undefined;
   private lastError: Error | undefined;
-  private _state: PoolState = 'idle';
   private readonly pumpBound = (): void => this.pump();
 
   constructor(address: AddressLike, options: ClientPoolOptions = {}) {
-    super();
+    super(`pool ${typeof address === 'string' ? address : JSON.stringify(address)}`, TRANSITIONS, 'idle');
     this.address = parseAddress(address);
     const { connections, maxConnections, idleTimeout, backoff, connectionFactory, ...streamOptions } = options;
     const normalized = normalizeClientStreamOptions(streamOptions);
@@ -137,23 +127,20 @@ export class ClientPool extends EventEmitter implements Caller {
     this.min = positiveInt(connections, DEFAULT_POOL_CONNECTIONS, 'connections');
     this.max = Math.max(this.min, positiveInt(maxConnections, this.min, 'maxConnections'));
     this.idleTimeout = nonNegativeInt(idleTimeout, DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
-    this.maxQueued = normalized.maxQueued;
     this.timeout = normalized.timeout;
-    this.timerResolution = normalized.timerResolution;
     this.clock = normalized.clock;
+    this.queue = new WaitQueue(normalized.maxQueued);
+    this.wheel = new TimeoutWheel(this.clock, normalized.timerResolution, (pc) => this.expire(pc));
     this.factory = connectionFactory ?? ((a, o) => ClientStream.connect(a, o));
     this.backoff = new Backoff(backoff);
   }
 
-  get state(): PoolState {
-    return this._state;
-  }
   /**
    * Worth sending to: not known to be down, not closed, and not only
    * connections whose server announced it is draining (GOAWAY).
    */
   get healthy(): boolean {
-    const s = this._state;
+    const s = this.state;
     if (s !== 'idle' && s !== 'connecting' && s !== 'ready') return false;
     const streams = this.streams;
     if (streams.length === 0) return true;
@@ -163,7 +150,7 @@ export class ClientPool extends EventEmitter implements Caller {
   get stats(): PoolStats {
     let inFlight = 0;
     for (const s of this.streams) inFlight += s.load;
-    return { state: this._state, connections: this.streams.length, inFlight, queued: this.queued, healthy: this.healthy };
+    return { state: this.state, connections: this.streams.length, inFlight, queued: this.queue.length, healthy: this.healthy };
   }
   /** The open connections (read-only view, for tests and diagnostics). */
   get connections(): readonly ClientStream[] {
@@ -172,8 +159,8 @@ export class ClientPool extends EventEmitter implements Caller {
 
   /** Opens the minimum number of connections; resolves when the first is ready (or rejects when it fails). */
   connect(): Promise<void> {
-    if (this._state === 'ready') return Promise.resolve();
-    if (this._state === 'closing' || this._state === 'closed') return Promise.reject(new ClosedError('pool is closed'));
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.ending) return Promise.reject(new ClosedError('pool is closed'));
     const done = new Promise<void>((resolve, reject) => {
       const onState = (next: PoolState) => {
         if (next === 'ready') resolve();
@@ -183,12 +170,12 @@ export class ClientPool extends EventEmitter implements Caller {
       };
       this.on('state', onState);
     });
-    if (this._state === 'idle' || this._state === 'unhealthy') this.startConnecting();
+    if (this.state === 'idle' || this.state === 'unhealthy') this.startConnecting();
     return done;
   }
 
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
-    switch (this._state) {
+    switch (this.state) {
       case 'closing':
       case 'closed':
         return failNow(handler, new ClosedError('pool is closed'));
@@ -198,19 +185,16 @@ export class ClientPool extends EventEmitter implements Caller {
         this.startConnecting();
         break;
     }
-    if (this.queued === 0) {
+    if (this.queue.length === 0) {
       const stream = this.pick();
       if (stream !== undefined) return stream.call(action, value, handler, options);
     }
-    if (this.queue.length >= this.maxQueued) {
-      return failNow(handler, new QueueFullError(`every connection to ${formatAddress(this.address)} is at its window and ${this.maxQueued} callers are waiting`));
+    if (this.queue.full) {
+      return failNow(handler, new QueueFullError(`every connection to ${formatAddress(this.address)} is at its window and ${this.queue.max} callers are waiting`));
     }
-    const timeout = options?.timeout ?? this.timeout;
-    const pc = new PooledCall(this, action, value, handler, options, this.clock.now() + timeout);
-    this.wheel.add(pc, Math.ceil(pc.deadline / this.timerResolution));
+    const pc = new PooledCall(this, action, value, handler, options, this.clock.now() + (options?.timeout ?? this.timeout));
+    this.wheel.add(pc, pc.deadline);
     this.queue.push(pc);
-    this.queued++;
-    this.ensureTicker();
     this.maybeGrow();
     return pc;
   }
@@ -221,41 +205,43 @@ export class ClientPool extends EventEmitter implements Caller {
 
   /** Removes a queued call (cancel). */
   dequeue(pc: PooledCall): void {
-    if (pc.state !== Q.Queued) return;
-    pc.state = Q.Done;
-    this.queued--;
+    if (!this.queue.remove(pc)) return;
+    pc.state = CallState.Done;
     this.wheel.remove(pc);
     this.queueEmptied();
   }
 
+  // ---- lifecycle -------------------------------------------------------------
+
+  protected override onEnter(next: PoolState, prev: PoolState): void {
+    this.emit('state', next, prev);
+  }
+
   /** Graceful: queued calls still go out, calls in flight finish, then connections close. */
-  async close(): Promise<void> {
-    if (this._state === 'closed') return;
-    if (this._state !== 'closing') {
-      this.setState('closing');
-      this.clock.clear(this.reconnectTimer);
-      if (this.streams.length === 0) this.failQueued(new ClosedError('pool closed before a connection was ready'));
-    }
-    if (this.queued > 0) {
+  protected async beginClose(): Promise<void> {
+    this.clock.clear(this.reconnectTimer);
+    if (this.streams.length === 0) this.failQueued(new ClosedError('pool closed before a connection was ready'));
+    if (this.queue.length > 0) {
       // queued calls still go out as slots free; those left after the
       // timeout (or once no connection is left) fail
-      const wait = sleep(this.clock, this.timeout);
-      await Promise.race([new Promise((r) => this.once('drained', r)), wait.promise]);
-      wait.cancel();
+      let wake: () => void = () => {};
+      const drained = new Promise<void>((resolve) => (wake = resolve));
+      const timer = this.clock.setTimeout(wake, this.timeout);
+      this.on('drained', wake);
+      await drained;
+      this.off('drained', wake);
+      this.clock.clear(timer);
     }
     this.failQueued(new ClosedError('pool closed'));
     await Promise.all(this.streams.map((s) => s.close()));
-    this.finishClose();
   }
 
-  /** Aborts everything with `err` (default rpc_closed). Idempotent. */
-  destroy(err?: Error): void {
-    if (this._state === 'closed') return;
-    const error = err === undefined ? new ClosedError('pool destroyed') : err instanceof OccamsError ? err : new ClosedError(err.message, { cause: err });
+  protected abort(error: OccamsError): void {
     this.clock.clear(this.reconnectTimer);
+    this.clock.clear(this.idleTimer);
+    this.wheel.stop();
     this.failQueued(error);
     for (const s of [...this.streams]) s.destroy(error);
-    this.finishClose();
   }
 
   // ---- selection -----------------------------------------------------------
@@ -270,14 +256,12 @@ export class ClientPool extends EventEmitter implements Caller {
   }
 
   private pump(): void {
-    while (this.queued > 0) {
+    while (this.queue.length > 0) {
       const stream = this.pick();
       if (stream === undefined) return;
       const pc = this.queue.shift()!;
-      if (pc.state !== Q.Queued) continue;
-      this.queued--;
       this.wheel.remove(pc);
-      pc.state = Q.Sent;
+      pc.state = CallState.Sent;
       const left = Math.max(1, pc.deadline - this.clock.now());
       pc.inner = stream.call(pc.action, pc.value, pc, { ...pc.options, timeout: left });
     }
@@ -286,7 +270,7 @@ export class ClientPool extends EventEmitter implements Caller {
 
   /** While closing, tells close() that nothing waits in the queue any more. */
   private queueEmptied(): void {
-    if (this.queued === 0 && this._state === 'closing') this.emit('drained');
+    if (this.queue.length === 0 && this.state === 'closing') this.emit('drained');
   }
 
   private maybeGrow(): void {
@@ -295,11 +279,17 @@ export class ClientPool extends EventEmitter implements Caller {
     this.openStream();
   }
 
+  private expire(pc: PooledCall): void {
+    if (!this.queue.remove(pc)) return;
+    pc.state = CallState.Done;
+    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out waiting for a connection`));
+    this.queueEmptied();
+  }
+
   // ---- connections ---------------------------------------------------------
 
   private startConnecting(): void {
-    this.setState('connecting');
-    this.ensureTicker();
+    this.transition('connecting');
     this.openStream();
   }
 
@@ -313,7 +303,7 @@ export class ClientPool extends EventEmitter implements Caller {
 
   private adopt(stream: ClientStream): void {
     this.connecting--;
-    if (this._state === 'closing' || this._state === 'closed') {
+    if (this.ending) {
       stream.destroy();
       return;
     }
@@ -323,9 +313,12 @@ export class ClientPool extends EventEmitter implements Caller {
     this.streams.push(stream);
     this.backoff.reset();
     this.lastError = undefined;
-    if (this._state !== 'ready') this.setState('ready');
+    this.transition('ready');
     this.emit('connect', stream);
     if (this.streams.length + this.connecting < this.min) this.openStream();
+    if (this.streams.length > this.min && this.idleTimeout > 0 && this.idleTimer === undefined) {
+      this.idleTimer = this.clock.setInterval(() => this.closeIdle(), Math.min(this.idleTimeout, 1_000));
+    }
     this.pump();
     this.maybeGrow();
   }
@@ -333,15 +326,14 @@ export class ClientPool extends EventEmitter implements Caller {
   private connectFailed(err: Error): void {
     this.connecting--;
     this.lastError = err;
-    if (this._state === 'closing' || this._state === 'closed') return;
+    if (this.ending) return;
     this.emit('connectError', err);
     if (this.streams.length > 0 || this.connecting > 0) return; // an extra connection failed; the pool is fine
-    this.setState('unhealthy');
+    this.transition('unhealthy');
     this.failQueued(new UnreachableError(`cannot connect to ${formatAddress(this.address)}: ${err.message}`, { cause: err }));
-    const delay = this.backoff.next();
     this.reconnectTimer = this.clock.setTimeout(() => {
-      if (this._state === 'unhealthy') this.startConnecting();
-    }, delay);
+      if (this.state === 'unhealthy') this.startConnecting();
+    }, this.backoff.next());
   }
 
   private onStreamClosed(stream: ClientStream, err?: Error): void {
@@ -349,8 +341,8 @@ export class ClientPool extends EventEmitter implements Caller {
     if (i >= 0) this.streams.splice(i, 1);
     this.idleSince.delete(stream);
     this.emit('disconnect', stream, err);
-    if (this._state === 'closing' && this.streams.length === 0) this.emit('drained');
-    if (this._state === 'closing' || this._state === 'closed') return;
+    if (this.state === 'closing' && this.streams.length === 0) this.emit('drained');
+    if (this.ending) return;
     if (this.streams.length === 0 && this.connecting === 0) {
       // the address may be gone: reconnect now; backoff starts if that fails
       this.startConnecting();
@@ -362,68 +354,40 @@ export class ClientPool extends EventEmitter implements Caller {
   private onGoaway(stream: ClientStream): void {
     // The server is draining: stop picking it (stream.available is false
     // now), open a replacement, let what is in flight finish.
-    if (this._state !== 'ready') return;
+    if (this.state !== 'ready') return;
     const live = this.streams.filter((s) => !s.draining).length;
     if (live + this.connecting < this.min) this.openStream();
     void stream.close();
   }
 
-  // ---- timer ---------------------------------------------------------------
-
-  private ensureTicker(): void {
-    if (this.ticker !== undefined) return;
-    this.ticker = this.clock.setInterval(() => this.tick(), this.timerResolution);
-  }
-
-  private tick(): void {
+  /** Closes connections beyond `connections` that stayed idle for `idleTimeout`. */
+  private closeIdle(): void {
     const now = this.clock.now();
-    for (const pc of this.wheel.takeExpired(Math.floor(now / this.timerResolution))) {
-      if (pc.state !== Q.Queued) continue;
-      pc.state = Q.Done;
-      this.queued--;
-      deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out waiting for a connection`));
+    if (this.streams.length <= this.min) {
+      this.clock.clear(this.idleTimer);
+      this.idleTimer = undefined;
+      return;
     }
-    this.queueEmptied();
-    if (this.idleTimeout > 0 && this.streams.length > this.min) {
-      for (const s of [...this.streams]) {
-        if (s.load > 0) {
-          this.idleSince.delete(s);
-          continue;
-        }
-        const since = this.idleSince.get(s) ?? now;
-        this.idleSince.set(s, since);
-        if (now - since >= this.idleTimeout && this.streams.length > this.min) {
-          this.streams.splice(this.streams.indexOf(s), 1);
-          void s.close();
-        }
+    for (const s of [...this.streams]) {
+      if (s.load > 0) {
+        this.idleSince.delete(s);
+        continue;
+      }
+      const since = this.idleSince.get(s) ?? now;
+      this.idleSince.set(s, since);
+      if (now - since >= this.idleTimeout && this.streams.length > this.min) {
+        this.streams.splice(this.streams.indexOf(s), 1);
+        void s.close();
       }
     }
   }
 
-  // ---- helpers -------------------------------------------------------------
-
   private failQueued(err: OccamsError): void {
     for (const pc of this.queue.drain()) {
-      if (pc.state !== Q.Queued) continue;
-      pc.state = Q.Done;
+      pc.state = CallState.Done;
       this.wheel.remove(pc);
       deliverError(pc.handler, err);
     }
-    this.queued = 0;
-  }
-
-  private finishClose(): void {
-    this.clock.clear(this.ticker);
-    this.ticker = undefined;
-    if (this._state !== 'closed') this.setState('closed');
-  }
-
-  private setState(next: PoolState): void {
-    const prev = this._state;
-    if (prev === next) return;
-    if (!TRANSITIONS[prev].includes(next)) throw new Error(`ClientPool: illegal transition ${prev} -> ${next}`);
-    this._state = next;
-    this.emit('state', next, prev);
   }
 }
 
@@ -432,14 +396,4 @@ const NOOP_HANDLE: CallHandle = { cancel() {} };
 function failNow(handler: ResponseHandler, err: OccamsError): CallHandle {
   deliverError(handler, err);
   return NOOP_HANDLE;
-}
-
-function deliverError(handler: ResponseHandler, err: OccamsError): void {
-  try {
-    handler.onError(err);
-  } catch (e) {
-    queueMicrotask(() => {
-      throw e;
-    });
-  }
 }

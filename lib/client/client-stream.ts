@@ -1,28 +1,15 @@
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { MsgpackCodec } from '../codec/msgpack-codec.js';
 import type { Codec } from '../codec/codec.js';
-import {
-  ClosedError,
-  DecodeError,
-  ErrorCode,
-  EncodeError,
-  IoError,
-  OccamsError,
-  ProtocolError,
-  QueueFullError,
-  RemoteErrnoError,
-  RemoteError,
-  TimeoutError,
-  UnreachableError,
-  errorFromWireBytes,
-} from '../errors.js';
+import type { Clock } from '../core/clock.js';
+import { FrameWriter } from '../core/frame-writer.js';
+import { Lifecycle } from '../core/lifecycle.js';
+import { TimeoutWheel } from '../core/timeout-wheel.js';
+import { WaitQueue } from '../core/wait-queue.js';
+import { ClosedError, DecodeError, EncodeError, IoError, type OccamsError, ProtocolError, QueueFullError, RemoteErrnoError, RemoteError, TimeoutError, UnreachableError, errorFromWireBytes } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import {
   ACTION_CANCEL,
   ACTION_HELLO,
-  ALL_FEATURES,
-  EXTENSIONS_VERSION,
   FEATURE_CANCEL,
   FEATURE_DEADLINE,
   FEATURE_EVENTS,
@@ -34,27 +21,22 @@ import {
   FORMAT_EXT_HEADER,
   type RequestExtHeader,
 } from '../protocol/extensions.js';
+import { grantedFeatures, helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
-import { type Address, type AddressLike, parseAddress } from '../transport/address.js';
-import { dial } from '../transport/dial.js';
+import type { AddressLike } from '../transport/address.js';
+import { AbandonedSeqs } from './abandoned-seqs.js';
 import { actionBytes } from '../core/action-bytes.js';
-import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler } from './call.js';
-import { Fifo } from '../core/fifo.js';
-import type { Clock, TimerHandle } from '../core/clock.js';
-import { FrameWriter } from '../core/frame-writer.js';
+import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
 import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
-import { TimeoutWheel } from '../core/timeout-wheel.js';
+import { connectClientStream } from './handshake.js';
+import { Heartbeat, type HeartbeatPort } from './heartbeat.js';
 
 export type ClientStreamState = 'ready' | 'closing' | 'closed';
 
-/** Timed-out or cancelled seqs remembered so their late answers are told from duplicates. */
-const MAX_ABANDONED = 16_384;
+const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
 /** Buffered event bytes past which fire-and-forget events are refused. */
 const MAX_EVENT_BACKLOG = 8 * 1024 * 1024;
-
-/** Ext headers are always msgpack, whatever the value codec. */
-const extCodec: Codec = new MsgpackCodec();
 
 /**
  * One multiplexed connection to an occams server.
@@ -62,49 +44,36 @@ const extCodec: Codec = new MsgpackCodec();
  *   call() ─► window free? ─yes─► encode ─► FrameWriter (one write per tick)
  *                │ no                              │
  *                ▼                                 ▼ seq
- *          queue (bounded FIFO) ◄─ slot freed ─ pending Map<seq, Call> ◄─ ResponseDecoder
+ *          WaitQueue (bounded) ◄─ slot freed ─ pending Map<seq, Call> ◄─ ResponseDecoder
  *                                                  ▲
- *                      TimeoutWheel (1 tick/s) ────┘ fails whole buckets
+ *                 TimeoutWheel (aligned ticks) ────┘ fails whole buckets
  *
- * Events: 'close' (error), 'goaway' (the server is draining).
+ * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
+ * Events: 'close' (error), 'goaway' (the server is draining), 'state'.
  */
-export class ClientStream extends EventEmitter implements CallOwner, ResponseSink {
+export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink {
   readonly options: NormalizedClientStreamOptions;
   private readonly socket: Socket;
   private readonly writer: FrameWriter;
   private readonly decoder: ResponseDecoder;
   private readonly codec: Codec;
-  private readonly wheel = new TimeoutWheel<Call>();
+  private readonly clock: Clock;
+  private readonly wheel: TimeoutWheel<Call>;
+  private readonly heartbeat: Heartbeat;
   /** every Sent call awaiting its response, by seq */
   private readonly pending = new Map<number, Call>();
-  /** User calls waiting for a window slot; may hold cancelled (Done) calls */
-  private readonly queue = new Fifo<Call>();
-  private readonly clock: Clock;
-  private readonly timer: TimerHandle;
+  /** User calls waiting for a window slot */
+  private readonly queue: WaitQueue<Call>;
+  private readonly abandoned = new AbandonedSeqs();
   /** next seq to use; seqs < nextSeq have been sent */
   private nextSeq = 1;
   /** User calls Sent and not Done; <= options.maxInFlight */
   private inFlight = 0;
-  /** User calls Queued and not Done */
-  private queued = 0;
-  private lastReceived: number;
-  private lastPingSent = 0;
-  private missedPings = 0;
-  private _state: ClientStreamState = 'ready';
   private _features = 0;
   private _draining = false;
-  private closeError: OccamsError | undefined;
-  private closed: Promise<void> | undefined;
-  /**
-   * Seqs of sent calls we stopped waiting for (timeout, cancel), whose
-   * answers may still come and are dropped; any other answer for a seq
-   * already settled is a duplicate, a protocol violation. Bounded: the
-   * oldest are forgotten first.
-   */
-  private readonly abandoned = new Set<number>();
   /** the last action string sent and its UTF-8 bytes */
   private lastAction = '';
-  private lastActionBytes: Buffer = Buffer.alloc(0);
+  private lastActionBytes: Buffer = EMPTY;
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -116,59 +85,39 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
    * that hangs up on HELLO instead of answering it is dialled again and
    * spoken to in plain v1.
    */
-  static async connect(address: AddressLike, options: ClientStreamOptions = {}): Promise<ClientStream> {
-    const opts = normalizeClientStreamOptions(options);
-    const where = parseAddress(address);
-    const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
-    const stream = new ClientStream(socket, opts);
-    if (!opts.extensions) return stream;
-    try {
-      await stream.handshake();
-      return stream;
-    } catch (err) {
-      stream.destroy(err as Error);
-      if (err instanceof OccamsError && err.code === ErrorCode.Io) return ClientStream.connectPlain(where, opts, err);
-      throw err instanceof OccamsError && err.retriable ? new UnreachableError(err.message, { cause: err }) : err;
-    }
-  }
-
-  /**
-   * The fallback after a hang-up on HELLO: plain v1, proven alive with a
-   * PING (a server that refuses us, e.g. at its connection limit or for a
-   * missing client certificate, hangs up on that too).
-   */
-  private static async connectPlain(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError): Promise<ClientStream> {
-    const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
-    const stream = new ClientStream(socket, { ...opts, extensions: false });
-    try {
-      await stream.ping(opts.connectTimeout || opts.timeout);
-      return stream;
-    } catch (err) {
-      stream.destroy(err as Error);
-      throw new UnreachableError(`connection refused after connect: ${first.message}`, { cause: err });
-    }
+  static connect(address: AddressLike, options: ClientStreamOptions = {}): Promise<ClientStream> {
+    return connectClientStream(address, normalizeClientStreamOptions(options));
   }
 
   /** Wraps an already connected socket. Call `handshake()` to use the extensions. */
   constructor(socket: Socket, options: ClientStreamOptions = {}) {
-    super();
+    super('connection', TRANSITIONS, 'ready');
     this.options = normalizeClientStreamOptions(options);
     this.socket = socket;
     this.codec = this.options.codec;
     this.clock = this.options.clock;
+    this.queue = new WaitQueue(this.options.maxQueued);
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
-    this.lastReceived = this.clock.now();
+    this.wheel = new TimeoutWheel(this.clock, this.options.timerResolution, (call) => this.expire(call));
+    const port: HeartbeatPort = {
+      ping: () => {
+        const every = this.options.pingInterval;
+        this.control(ACTION_PING, undefined, IGNORE, every * (this.options.maxMissedPings + 1));
+      },
+      dead: (missed) => this.destroy(new UnreachableError(`no answer to ${missed} pings`)),
+    };
+    this.heartbeat = new Heartbeat(port, this.clock, this.options.pingInterval, this.options.maxMissedPings);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.destroy(new IoError(`connection error: ${err.message}`, { cause: err })));
-    socket.on('close', () => this.destroy(this._state === 'closing' && this.idle ? undefined : new IoError('connection closed by peer')));
-    this.timer = this.clock.setInterval(() => this.tick(), this.options.timerResolution);
+    socket.on('close', () => {
+      if (this.state === 'closing' && this.idle) this.terminate(undefined);
+      else this.destroy(new IoError('connection closed by peer'));
+    });
+    this.heartbeat.start();
   }
 
-  get state(): ClientStreamState {
-    return this._state;
-  }
   /** Extension feature bits both sides speak (0 for a plain v1 server). */
   get features(): number {
     return this._features;
@@ -179,14 +128,14 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   }
   /** True when a new call would be sent at once (ready, not draining, window open). */
   get available(): boolean {
-    return this._state === 'ready' && !this._draining && this.inFlight < this.options.maxInFlight;
+    return this.state === 'ready' && !this._draining && this.inFlight < this.options.maxInFlight;
   }
   get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number } {
-    return { state: this._state, inFlight: this.inFlight, queued: this.queued, pending: this.pending.size, features: this._features };
+    return { state: this.state, inFlight: this.inFlight, queued: this.queue.length, pending: this.pending.size, features: this._features };
   }
   /** User calls in flight plus queued. */
   get load(): number {
-    return this.inFlight + this.queued;
+    return this.inFlight + this.queue.length;
   }
   get remoteAddress(): string | undefined {
     return this.socket.remoteAddress ?? undefined;
@@ -199,7 +148,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): Call {
     const isEvent = options?.event === true && (this._features & FEATURE_EVENTS) !== 0;
     const call = new Call(this, isEvent ? CallKind.Event : CallKind.User, action, value, handler, options);
-    if (this._state !== 'ready') {
+    if (this.state !== 'ready') {
       this.fail(call, this.closeError ?? new ClosedError());
       return call;
     }
@@ -208,12 +157,10 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
       else if (this.send(call)) this.settle(call, undefined, EMPTY);
       return call;
     }
-    this.armTimeout(call, options?.timeout ?? this.options.timeout);
-    if (this.inFlight < this.options.maxInFlight && this.queued === 0) {
+    this.wheel.add(call, this.clock.now() + (options?.timeout ?? this.options.timeout));
+    if (this.inFlight < this.options.maxInFlight && this.queue.length === 0) {
       this.send(call);
-    } else if (this.queue.length < this.options.maxQueued) {
-      call.state = CallState.Queued;
-      this.queued++;
+    } else if (!this.queue.full) {
       this.queue.push(call);
     } else {
       this.fail(call, new QueueFullError(`window full and ${this.options.maxQueued} callers already waiting`));
@@ -232,10 +179,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   ping(timeout = this.options.timeout): Promise<number> {
     const started = this.clock.now();
     return new Promise((resolve, reject) => {
-      if (this._state === 'closed') return reject(this.closeError ?? new ClosedError());
-      const call = new Call(this, CallKind.Control, ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), undefined);
-      this.armTimeout(call, timeout);
-      this.send(call);
+      this.control(ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), timeout);
     });
   }
 
@@ -244,67 +188,55 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     return new Promise((resolve, reject) => {
       const handler: ResponseHandler = {
         onResult: (value) => {
-          const answer = value as { v?: unknown; f?: unknown } | undefined;
-          this._features = typeof answer?.f === 'number' ? answer.f & ALL_FEATURES : 0;
+          this._features = grantedFeatures(value);
           resolve(this._features);
         },
         onError: (err) => {
-          if (err.retriable || err.code === 'rpc_closed') return reject(err);
+          if (err.retriable || err instanceof ClosedError) return reject(err);
           this._features = 0; // a v1 server answered with an error: plain v1
           resolve(0);
         },
       };
-      const hello = { v: EXTENSIONS_VERSION, f: ALL_FEATURES, c: this.codec.name };
-      const call = new Call(this, CallKind.Control, ACTION_HELLO, hello, handler, undefined);
-      this.armTimeout(call, timeout);
-      this.send(call);
+      this.control(ACTION_HELLO, helloOffer(this.codec.name), handler, timeout);
     });
   }
 
+  /** CallOwner: stops waiting for `call`; tells an extension server to stop its handler. */
   cancel(call: Call): void {
     if (call.state === CallState.Done) return;
     const wasSent = call.state === CallState.Sent;
-    if (wasSent) this.abandon(call.seq);
+    if (wasSent) this.abandoned.add(call.seq);
     this.finish(call);
-    if (wasSent && (this._features & FEATURE_CANCEL) !== 0 && this._state !== 'closed') {
+    if (wasSent && (this._features & FEATURE_CANCEL) !== 0 && this.state !== 'closed') {
       this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
     }
   }
 
-  /**
-   * Graceful close: refuses new calls, lets the ones already accepted
-   * (in flight and queued) finish or time out, then closes the connection.
-   */
-  close(): Promise<void> {
-    if (this._state === 'ready') {
-      this._state = 'closing';
-      this.closeError = new ClosedError();
-      this.maybeEnd();
-    }
-    return this.whenClosed();
+  // ---- lifecycle -----------------------------------------------------------
+
+  /** Graceful close: refuses new calls, lets accepted ones (in flight and queued) finish or time out. */
+  protected beginClose(): undefined {
+    this.heartbeat.stop(); // what is still owed is bounded by its timeouts
+    this.maybeEnd();
+    return undefined;
   }
 
-  /** Aborts: every call still open fails with `err` (default rpc_closed). Idempotent. */
-  destroy(err?: Error): void {
-    if (this._state === 'closed') return;
-    this._state = 'closed';
-    this.clock.clear(this.timer);
-    const error = err === undefined ? new ClosedError() : err instanceof OccamsError ? err : new IoError(err.message, { cause: err });
-    this.closeError = error;
+  protected abort(error: OccamsError): void {
+    this.heartbeat.stop();
+    this.wheel.stop();
     this.socket.destroy();
     const open: Call[] = [...this.pending.values(), ...this.queue.drain()];
     for (const call of open) this.fail(call, error);
-    this.emit('close', err === undefined ? undefined : error);
-  }
-
-  /** Resolves once the connection is closed (however that happens). */
-  whenClosed(): Promise<void> {
-    if (this._state === 'closed') return Promise.resolve();
-    this.closed ??= new Promise((resolve) => this.once('close', () => resolve()));
-    return this.closed;
   }
 
   // ---- sending -------------------------------------------------------------
+
+  private control(action: number, body: unknown, handler: ResponseHandler, timeout: number): void {
+    const call = new Call(this, CallKind.Control, action, body, handler, undefined);
+    if (this.state === 'closed') return this.fail(call, this.closeError ?? new ClosedError());
+    this.wheel.add(call, this.clock.now() + timeout);
+    this.send(call);
+  }
 
   /**
    * Encodes and writes a call; a User call takes its window slot here, and
@@ -316,11 +248,11 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
     try {
       if (call.kind === CallKind.Control) {
-        msg = call.value === undefined ? EMPTY : extCodec.encode(call.value);
+        msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else {
         const header = this.extHeader(call.options);
         if (header !== undefined) {
-          ext = Buffer.from(extCodec.encode(header));
+          ext = Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;
         }
         msg = this.codec.encode(call.value);
@@ -354,24 +286,17 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     let header: RequestExtHeader | undefined;
     if (options.meta !== undefined && (this._features & FEATURE_META) !== 0) header = { m: options.meta };
     if (options.deadline !== undefined && (this._features & FEATURE_DEADLINE) !== 0) {
-      (header ??= {}).d = Math.max(0, Math.round(options.deadline - Date.now()));
+      (header ??= {}).d = Math.max(0, Math.round(options.deadline - this.clock.now()));
     }
     return header;
-  }
-
-  private armTimeout(call: Call, timeout: number): void {
-    const res = this.options.timerResolution;
-    this.wheel.add(call, Math.ceil((this.clock.now() + timeout) / res));
   }
 
   /** Sends queued calls while the window has room. */
   private pump(): void {
     const max = this.options.maxInFlight;
-    while (this.inFlight < max && this.queued > 0) {
-      const call = this.queue.shift()!;
-      if (call.state !== CallState.Queued) continue;
-      this.queued--;
-      call.state = CallState.New;
+    while (this.inFlight < max) {
+      const call = this.queue.shift();
+      if (call === undefined) return;
       this.send(call);
     }
   }
@@ -379,8 +304,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   // ---- receiving -----------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    this.lastReceived = this.clock.now();
-    this.missedPings = 0;
+    this.heartbeat.received(this.clock.now());
     const err = this.decoder.push(chunk);
     if (err !== undefined) this.destroy(new IoError(`protocol violation from server: ${err.message}`, { cause: err }));
   }
@@ -401,7 +325,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
         let value: unknown;
         if (msgLen !== 0) {
           try {
-            value = call.kind === CallKind.Control ? extCodec.decode(msg) : this.codec.decode(msg);
+            value = call.kind === CallKind.Control ? helloCodec.decode(msg) : this.codec.decode(msg);
           } catch (err) {
             return this.fail(call, new DecodeError(`cannot decode response: ${(err as Error).message}`, { cause: err }));
           }
@@ -437,7 +361,7 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     }
     // A stream is alive while items arrive: its timeout restarts per item.
     this.wheel.remove(call);
-    this.armTimeout(call, call.options?.timeout ?? this.options.timeout);
+    this.wheel.add(call, this.clock.now() + (call.options?.timeout ?? this.options.timeout));
     try {
       call.handler.onItem?.(value);
     } catch (err) {
@@ -459,15 +383,15 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     call.state = CallState.Done;
     this.wheel.remove(call);
     if (state === CallState.Sent) this.pending.delete(call.seq);
+    else this.queue.remove(call);
     if (call.kind === CallKind.User) {
       if (state === CallState.Sent) this.inFlight--;
-      else if (state === CallState.Queued) this.queued--;
-      if (this._state !== 'closed') {
+      if (this.state !== 'closed') {
         this.pump();
         if (state === CallState.Sent && this.onSlotFreed !== undefined) this.onSlotFreed();
       }
     }
-    if (this._state === 'closing') this.maybeEnd();
+    if (this.state === 'closing') this.maybeEnd();
   }
 
   private settle(call: Call, value: unknown, blob: Buffer): void {
@@ -483,20 +407,16 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
   private fail(call: Call, err: OccamsError): void {
     if (call.state === CallState.Done) return;
     this.finish(call);
-    try {
-      call.handler.onError(err);
-    } catch (e) {
-      rethrow(e);
-    }
+    deliverError(call.handler, err);
   }
 
-  private abandon(seq: number): void {
-    if (this.abandoned.size >= MAX_ABANDONED) this.abandoned.delete(this.abandoned.values().next().value!);
-    this.abandoned.add(seq);
+  private expire(call: Call): void {
+    if (call.state === CallState.Sent) this.abandoned.add(call.seq);
+    this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
   }
 
   private get idle(): boolean {
-    return this.inFlight === 0 && this.queued === 0;
+    return this.inFlight === 0 && this.queue.length === 0;
   }
 
   private maybeEnd(): void {
@@ -504,36 +424,4 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
     this.writer.flush();
     this.socket.end();
   }
-
-  // ---- timer ---------------------------------------------------------------
-
-  private tick(): void {
-    const now = this.clock.now();
-    const expired = this.wheel.takeExpired(Math.floor(now / this.options.timerResolution));
-    for (const call of expired) {
-      if (call.state === CallState.Sent) this.abandon(call.seq);
-      this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
-    }
-    const interval = this.options.pingInterval;
-    if (interval > 0 && this._state === 'ready' && now - this.lastReceived >= interval && now - this.lastPingSent >= interval) {
-      if (this.lastPingSent > this.lastReceived && ++this.missedPings >= this.options.maxMissedPings) {
-        this.destroy(new UnreachableError(`no answer to ${this.missedPings} pings`));
-        return;
-      }
-      this.lastPingSent = now;
-      const ping = new Call(this, CallKind.Control, ACTION_PING, undefined, IGNORE, undefined);
-      this.armTimeout(ping, interval * (this.options.maxMissedPings + 1));
-      this.send(ping);
-    }
-  }
-}
-
-/**
- * A throw from a user's handler is rethrown on its own (as any callback
- * error would be), after the stream's state is already consistent.
- */
-function rethrow(err: unknown): void {
-  queueMicrotask(() => {
-    throw err;
-  });
 }

@@ -1,6 +1,6 @@
 import dns from 'node:dns';
-import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError, ErrorCode, type OccamsError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, isUnixAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler } from './call.js';
@@ -74,7 +74,7 @@ class FailoverCall implements CallHandle, ResponseHandler {
  * and every `resolveInterval`. Events: 'addresses' (Address[]),
  * 'resolveError' (Error), 'state' (pool, next, prev).
  */
-export class FailoverPool extends EventEmitter implements Caller {
+export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private readonly options: FailoverPoolOptions;
   private readonly strategy: FailoverStrategy;
   private readonly retryLimit: number;
@@ -91,10 +91,9 @@ export class FailoverPool extends EventEmitter implements Caller {
   private resolveTimer: NodeJS.Timeout | undefined;
   private started = false;
   private starting: Promise<void> | undefined;
-  private closed = false;
 
   constructor(addresses: AddressLike[], options: FailoverPoolOptions = {}) {
-    super();
+    super('failover pool', { open: ['closing', 'closed'], closing: ['closed'], closed: [] }, 'open');
     if (addresses.length === 0) throw new InvalidOptionError('addresses', 'at least one address is required');
     this.options = options;
     this.configured = addresses.map((a) => parseAddress(a, 'addresses'));
@@ -134,7 +133,7 @@ export class FailoverPool extends EventEmitter implements Caller {
 
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
     // One address: no other pool to retry on, so no journey to track.
-    if (this.pools.length === 1 && this.started && !this.closed) return this.pools[0]!.call(action, value, handler, options);
+    if (this.pools.length === 1 && this.started && this.state === 'open') return this.pools[0]!.call(action, value, handler, options);
     const fc = new FailoverCall(this, action, value, handler, options);
     if (!this.started) {
       this.start().then(
@@ -153,7 +152,7 @@ export class FailoverPool extends EventEmitter implements Caller {
 
   /** Replaces the address list: kept pools are reused, removed ones drain and close, new ones are created. */
   updateAddresses(list: AddressLike[]): void {
-    if (this.closed) return;
+    if (this.ending) return;
     const wanted = list.map((a) => parseAddress(a, 'addresses'));
     const keys = new Set(wanted.map(formatAddress));
     for (const [key, pool] of this.byKey) {
@@ -175,14 +174,12 @@ export class FailoverPool extends EventEmitter implements Caller {
     this.emit('addresses', wanted);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
+  protected async beginClose(): Promise<void> {
     if (this.resolveTimer) clearInterval(this.resolveTimer);
     await Promise.all([...this.byKey.values()].map((p) => p.close()));
   }
 
-  destroy(err?: Error): void {
-    this.closed = true;
+  protected abort(err: OccamsError): void {
     if (this.resolveTimer) clearInterval(this.resolveTimer);
     for (const p of this.byKey.values()) p.destroy(err);
   }
@@ -190,7 +187,7 @@ export class FailoverPool extends EventEmitter implements Caller {
   // ---- selection and retry (called by FailoverCall) -------------------------
 
   shouldRetry(fc: FailoverCall, err: OccamsError): boolean {
-    if (this.closed || fc.attempts >= this.retryLimit || !err.retriable) return false;
+    if (this.ending || fc.attempts >= this.retryLimit || !err.retriable) return false;
     if (fc.options?.retry === false) return false;
     if (err.code === ErrorCode.Timeout) return this.retryTimeouts || fc.options?.idempotent === true;
     return true;
@@ -204,7 +201,7 @@ export class FailoverPool extends EventEmitter implements Caller {
 
   private attempt(fc: FailoverCall, exclude: ClientPool | undefined): void {
     if (fc.done) return;
-    if (this.closed) return fc.onError(new ClosedError('pool is closed'));
+    if (this.ending) return fc.onError(new ClosedError('pool is closed'));
     const pool = this.pick(exclude);
     if (pool === undefined) {
       fc.done = true;
@@ -244,7 +241,7 @@ export class FailoverPool extends EventEmitter implements Caller {
       this.updateAddresses(list);
       this.started = true;
       const interval = nonNegativeInt(this.options.resolveInterval, DEFAULT_RESOLVE_INTERVAL, 'resolveInterval');
-      if (interval > 0 && !this.closed) {
+      if (interval > 0 && !this.ending) {
         this.resolveTimer = setInterval(() => void this.refresh(), interval);
         this.resolveTimer.unref();
       }

@@ -25,6 +25,12 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Keeps only the items `keep` accepts, in order. */
+  retain(keep: (item: T) => boolean): void {
+    this.items = (this.items.slice(this.head) as T[]).filter(keep);
+    this.head = 0;
+  }
+
   /** Removes everything, returning it in order. */
   drain(): T[] {
     const out = this.items.slice(this.head) as T[];

@@ -1,7 +1,8 @@
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { listen } from '../transport/listen.js';
+import { sleep } from '../core/clock.js';
+import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
@@ -9,30 +10,32 @@ import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcSer
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
 
+const TRANSITIONS = {
+  idle: ['listening', 'closing', 'closed'],
+  listening: ['closing', 'closed'],
+  closing: ['closed'],
+  closed: [],
+} as const;
+
 /**
  * Serves occams requests on TCP, TLS or a Unix socket, handing each to a
  * Dispatch. Events: 'connection' (ServerConnection), 'disconnect'
  * (ServerConnection), 'close'.
  */
-export class RpcServer extends EventEmitter {
+export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   readonly options: NormalizedRpcServerOptions;
   private readonly dispatcher: Dispatch;
   private readonly connections = new Set<ServerConnection>();
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
-  private _state: RpcServerState = 'idle';
-  private closing: Promise<void> | undefined;
 
   constructor(dispatcher: Dispatch, options: RpcServerOptions = {}) {
-    super();
+    super('server', TRANSITIONS, 'idle');
     this.dispatcher = dispatcher;
     this.options = normalizeRpcServerOptions(options);
   }
 
-  get state(): RpcServerState {
-    return this._state;
-  }
   /** The bound address (port 0 resolved); undefined before `listen`. */
   get address(): Address | undefined {
     return this.bound;
@@ -40,13 +43,13 @@ export class RpcServer extends EventEmitter {
   get stats(): { state: RpcServerState; connections: number; inFlight: number } {
     let inFlight = 0;
     for (const c of this.connections) inFlight += c.stats.inFlight;
-    return { state: this._state, connections: this.connections.size, inFlight };
+    return { state: this.state, connections: this.connections.size, inFlight };
   }
 
   /** Starts listening; resolves with the bound address. */
   async listen(address = this.options.address): Promise<Address> {
-    if (this._state !== 'idle') throw new ClosedError(`server is ${this._state}`);
-    this._state = 'listening';
+    if (this.state !== 'idle') throw new ClosedError(`server is ${this.state}`);
+    this.transition('listening');
     try {
       const listener = await listen(parseAddress(address), { tls: this.options.tls });
       this.server = listener.server;
@@ -54,16 +57,16 @@ export class RpcServer extends EventEmitter {
       listener.server.on(listener.connectionEvent, (socket: net.Socket) => this.accept(socket));
       listener.server.on('tlsClientError', (err: Error) => this.options.logger.warn(`TLS handshake refused: ${err.message}`));
       listener.server.on('error', (err) => this.options.logger.error(`listener error: ${err.message}`));
-      if (this._state !== 'listening') listener.server.close();
+      if ((this.state as RpcServerState) !== 'listening') listener.server.close();
       return listener.address;
     } catch (err) {
-      this._state = 'closed';
+      this.terminate(undefined);
       throw err;
     }
   }
 
   private accept(socket: net.Socket): void {
-    if (this._state !== 'listening') {
+    if (this.state !== 'listening') {
       socket.destroy();
       return;
     }
@@ -80,50 +83,47 @@ export class RpcServer extends EventEmitter {
 
   private forget(conn: ServerConnection): void {
     if (this.connections.delete(conn)) this.emit('disconnect', conn);
-    if (this._state === 'closing' && this.connections.size === 0) this.finishClose();
+    if (this.state === 'closing' && this.connections.size === 0) this.emit('drained');
   }
 
   /**
-   * Graceful close: stop accepting, stop reading, send every response still
-   * owed, then close; connections still busy after `closeWait` ms are
-   * destroyed. Idempotent.
+   * Graceful close (`close()`): stop accepting, stop reading, send every
+   * response still owed, then close; connections still busy after
+   * `closeWait` ms are destroyed.
    */
-  close(): Promise<void> {
-    if (this._state === 'closed') return Promise.resolve();
-    if (this.closing) return this.closing;
-    this.closing = new Promise((resolve) => this.once('close', resolve));
-    this._state = 'closing';
+  protected async beginClose(): Promise<void> {
     this.server?.close();
-    const wait = this.options.closeWait;
-    const timer = setTimeout(() => {
-      if (this.connections.size > 0) {
-        this.options.logger.warn(`closeWait ${wait} ms elapsed: destroying ${this.connections.size} connection(s)`);
-      }
-      for (const c of this.connections) c.destroy();
-    }, wait);
-    timer.unref();
-    this.once('close', () => clearTimeout(timer));
     for (const c of this.connections) c.drain();
-    if (this.connections.size === 0) this.finishClose();
-    return this.closing;
+    if (this.connections.size === 0) return;
+    const wait = sleep(this.options.clock, this.options.closeWait);
+    const drained = new Promise<void>((resolve) => this.once('drained', resolve));
+    const timedOut = await Promise.race([drained.then(() => false), wait.promise.then(() => true)]);
+    wait.cancel();
+    if (!timedOut) return;
+    this.options.logger.warn(`closeWait ${this.options.closeWait} ms elapsed: destroying ${this.connections.size} connection(s)`);
+    await this.abortConnections();
   }
 
-  /** Immediate close: every connection is destroyed. Idempotent. */
-  destroy(): Promise<void> {
-    if (this._state === 'closed') return Promise.resolve();
-    const done = this.closing ?? new Promise<void>((resolve) => this.once('close', resolve));
-    this.closing = done;
-    this._state = 'closing';
+  /** Immediate close: every connection is destroyed; resolves once they are gone. Idempotent. */
+  override destroy(): Promise<void> {
+    if (this.state !== 'closed') {
+      if (this.state !== 'closing') this.transition('closing');
+      void this.abortConnections().then(() => this.terminate(undefined));
+    }
+    return this.whenClosed();
+  }
+
+  protected abort(): void {
     this.server?.close();
     for (const c of this.connections) c.destroy();
-    if (this.connections.size === 0) this.finishClose();
-    return done;
   }
 
-  private finishClose(): void {
-    if (this._state === 'closed') return;
-    this._state = 'closed';
-    this.emit('close');
+  private abortConnections(): Promise<void> {
+    this.server?.close();
+    if (this.connections.size === 0) return Promise.resolve();
+    const gone = new Promise<void>((resolve) => this.once('drained', resolve));
+    for (const c of this.connections) c.destroy();
+    return gone;
   }
 
   toString(): string {

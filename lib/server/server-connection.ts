@@ -1,14 +1,14 @@
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { MsgpackCodec } from '../codec/msgpack-codec.js';
 import type { Codec } from '../codec/codec.js';
+import type { TimerHandle } from '../core/clock.js';
+import { Lifecycle } from '../core/lifecycle.js';
 import { ErrorCode, OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
+import { acceptHello, encodeHelloAnswer, helloCodec } from '../protocol/hello.js';
 import {
   ACTION_CANCEL,
   ACTION_HELLO,
-  ALL_FEATURES,
-  EXTENSIONS_VERSION,
   FEATURE_GOAWAY,
   FLAG_GOAWAY,
   FORMAT_EVENT,
@@ -22,10 +22,12 @@ import { FrameWriter } from '../core/frame-writer.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { ServerRequest } from './server-request.js';
 
-const extCodec: Codec = new MsgpackCodec();
 const ENCODE_ERROR = Buffer.from(ErrorCode.Encode, 'latin1');
 
-export type ServerConnectionState = 'open' | 'draining' | 'closed';
+/** `closing` is the graceful drain: no new requests, owed responses still go out. */
+export type ServerConnectionState = 'open' | 'closing' | 'closed';
+
+const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
 /**
  * One client connection on the server: one reader, one writer.
@@ -33,12 +35,12 @@ export type ServerConnectionState = 'open' | 'draining' | 'closed';
  *   socket ─► RequestDecoder ─► Dispatch ─► ServerRequest.ok() ─► FrameWriter ─► socket
  *                 ▲ paused while: writes backed up past highWaterMark,
  *                 │               inFlight >= maxInFlightPerConnection,
- *                 │               draining (graceful close)
+ *                 │               closing (graceful drain)
  *
  * Invariant: `inFlight` counts requests handed to the Dispatch and not yet
- * settled; a draining connection ends once it is 0 and the writes are out.
+ * settled; a closing connection ends once it is 0 and the writes are out.
  */
-export class ServerConnection implements RequestSink {
+export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   readonly id: number;
   readonly socket: Socket;
   private readonly options: NormalizedRpcServerOptions;
@@ -54,9 +56,8 @@ export class ServerConnection implements RequestSink {
   private features = 0;
   private writeBlocked = false;
   /** armed while writes are backed up: a peer that never drains is cut off */
-  private writeStall: NodeJS.Timeout | undefined;
+  private writeStall: TimerHandle | undefined;
   private readPaused = false;
-  private _state: ServerConnectionState = 'open';
   /** client id from the first request (informative) */
   clientId = 0;
 
@@ -67,6 +68,7 @@ export class ServerConnection implements RequestSink {
     options: NormalizedRpcServerOptions,
     onClosed: (conn: ServerConnection) => void,
   ) {
+    super(`connection #${id}`, TRANSITIONS, 'open');
     this.id = id;
     this.socket = socket;
     this.dispatcher = dispatcher;
@@ -80,15 +82,12 @@ export class ServerConnection implements RequestSink {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.logger.warn(`connection ${this.describe()} error: ${err.message}`));
-    socket.on('close', () => this.onSocketClose());
+    socket.on('close', () => this.terminate(undefined));
     if (options.readTimeout > 0) {
       socket.setTimeout(options.readTimeout, () => this.onReadTimeout());
     }
   }
 
-  get state(): ServerConnectionState {
-    return this._state;
-  }
   get remoteAddress(): string | undefined {
     return this.socket.remoteAddress;
   }
@@ -101,7 +100,7 @@ export class ServerConnection implements RequestSink {
     return typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
   }
   get stats(): { inFlight: number; features: number; state: ServerConnectionState; writeBuffer: number } {
-    return { inFlight: this.inFlight, features: this.features, state: this._state, writeBuffer: this.socket.writableLength };
+    return { inFlight: this.inFlight, features: this.features, state: this.state, writeBuffer: this.socket.writableLength };
   }
 
   /** True when the client negotiated this extension feature. */
@@ -113,12 +112,12 @@ export class ServerConnection implements RequestSink {
 
   private onData(chunk: Buffer): void {
     const err = this.decoder.push(chunk);
-    if (err !== undefined) this.abort(`protocol violation: ${err.message}`, err);
+    if (err !== undefined) this.kill(`protocol violation: ${err.message}`, err);
   }
 
   /** RequestSink: one decoded request. */
   onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
-    if (this._state === 'closed') return;
+    if (this.state === 'closed') return;
     this.clientId = clientId;
     if (typeof action === 'number') {
       if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY, undefined);
@@ -130,10 +129,10 @@ export class ServerConnection implements RequestSink {
     if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
       const extLen = msg.length >= 4 ? msg.readUInt32LE(0) : -1;
       if (extLen < 0 || extLen > msg.length - 4) {
-        return this.abort(`malformed extension header in request ${seq}`);
+        return this.kill(`malformed extension header in request ${seq}`);
       }
       try {
-        header = extCodec.decode(msg.subarray(4, 4 + extLen)) as RequestExtHeader;
+        header = helloCodec.decode(msg.subarray(4, 4 + extLen)) as RequestExtHeader;
       } catch {
         header = undefined;
       }
@@ -164,15 +163,8 @@ export class ServerConnection implements RequestSink {
   }
 
   private onHello(seq: number, msg: Buffer): void {
-    let offered = 0;
-    try {
-      const hello = extCodec.decode(msg) as { f?: unknown } | undefined;
-      if (typeof hello?.f === 'number') offered = hello.f;
-    } catch {
-      offered = 0;
-    }
-    this.features = offered & ALL_FEATURES;
-    const answer = extCodec.encode({ v: EXTENSIONS_VERSION, f: this.features });
+    this.features = acceptHello(msg);
+    const answer = encodeHelloAnswer(this.features);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
   }
 
@@ -185,7 +177,7 @@ export class ServerConnection implements RequestSink {
   // ---- writing (called by ServerRequest) ------------------------------------
 
   sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): void {
-    if (this._state === 'closed') return;
+    if (this.state === 'closed') return;
     if (value === undefined) return this.writer.response(flag, 0, seq, EMPTY, blob);
     let bytes: Uint8Array;
     try {
@@ -198,15 +190,15 @@ export class ServerConnection implements RequestSink {
   }
 
   sendErrno(seq: number, code: number): void {
-    if (this._state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY, undefined);
+    if (this.state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY, undefined);
   }
 
   sendBytes(flag: number, seq: number, bytes: Uint8Array): void {
-    if (this._state !== 'closed') this.writer.response(flag, 0, seq, EMPTY, bytes);
+    if (this.state !== 'closed') this.writer.response(flag, 0, seq, EMPTY, bytes);
   }
 
   sendEncodedError(flag: number, seq: number, value: unknown): void {
-    if (this._state === 'closed') return;
+    if (this.state === 'closed') return;
     let bytes: Uint8Array;
     try {
       bytes = this.codec.encode(value);
@@ -225,7 +217,7 @@ export class ServerConnection implements RequestSink {
   settled(req: ServerRequest): void {
     if (this.cancellable.size !== 0) this.cancellable.delete(req.seq);
     const wasAtCap = this.inFlight-- >= this.options.maxInFlightPerConnection;
-    if (this._state === 'draining') this.maybeEnd();
+    if (this.state === 'closing') this.maybeEnd();
     else if (wasAtCap) this.updateReading();
   }
 
@@ -234,15 +226,14 @@ export class ServerConnection implements RequestSink {
   private onWriteBackpressure(): void {
     const buffered = this.socket.writableLength;
     if (buffered > this.options.maxWriteBuffer) {
-      this.abort(`peer is not reading (${buffered} bytes buffered)`);
+      this.kill(`peer is not reading (${buffered} bytes buffered)`);
     } else if (buffered >= this.options.highWaterMark && !this.writeBlocked) {
       this.writeBlocked = true;
       if (this.options.writeTimeout > 0) {
-        this.writeStall = setTimeout(
-          () => this.abort(`write timeout: peer read nothing for ${this.options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
+        this.writeStall = this.options.clock.setTimeout(
+          () => this.kill(`write timeout: peer read nothing for ${this.options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
           this.options.writeTimeout,
         );
-        this.writeStall.unref();
       }
       this.updateReading();
     }
@@ -251,16 +242,16 @@ export class ServerConnection implements RequestSink {
   private onDrain(): void {
     if (this.writeBlocked) {
       this.writeBlocked = false;
-      clearTimeout(this.writeStall);
+      this.options.clock.clear(this.writeStall);
       this.updateReading();
     }
-    if (this._state === 'draining') this.maybeEnd();
+    if (this.state === 'closing') this.maybeEnd();
   }
 
   /** Reads only while open, writes are not backed up and the in-flight cap has room. */
   private updateReading(): void {
     const shouldPause =
-      this._state !== 'open' || this.writeBlocked || this.inFlight >= this.options.maxInFlightPerConnection;
+      this.state !== 'open' || this.writeBlocked || this.inFlight >= this.options.maxInFlightPerConnection;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
     if (shouldPause) {
@@ -269,12 +260,12 @@ export class ServerConnection implements RequestSink {
       return;
     }
     const err = this.decoder.resume();
-    if (err !== undefined) return this.abort(`protocol violation: ${err.message}`, err);
+    if (err !== undefined) return this.kill(`protocol violation: ${err.message}`, err);
     if (!this.decoder.isPaused) this.socket.resume();
   }
 
   private onReadTimeout(): void {
-    if (this.decoder.buffered > 0) this.abort(`read timeout: ${this.decoder.buffered} bytes of an unfinished frame`);
+    if (this.decoder.buffered > 0) this.kill(`read timeout: ${this.decoder.buffered} bytes of an unfinished frame`);
   }
 
   // ---- ending --------------------------------------------------------------
@@ -284,11 +275,14 @@ export class ServerConnection implements RequestSink {
    * extension), answer what is in flight, then end.
    */
   drain(): void {
-    if (this._state !== 'open') return;
-    this._state = 'draining';
+    void this.close();
+  }
+
+  protected beginClose(): undefined {
     this.updateReading();
     if (this.has(FEATURE_GOAWAY)) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
     this.maybeEnd();
+    return undefined; // ends when the socket closes
   }
 
   private maybeEnd(): void {
@@ -298,22 +292,16 @@ export class ServerConnection implements RequestSink {
   }
 
   /** Closes this connection at once (logged); the server goes on. */
-  abort(reason: string, cause?: OccamsError): void {
-    if (this._state === 'closed') return;
+  kill(reason: string, cause?: OccamsError): void {
+    if (this.state === 'closed') return;
     this.logger.warn(`closing connection ${this.describe()}: ${reason}${cause ? ` [${cause.code}]` : ''}`);
     this.destroy();
   }
 
-  destroy(): void {
-    if (this._state === 'closed') return;
-    this._state = 'closed';
+  /** The socket is gone: requests still in dispatch settle into the void; cancel what can be. */
+  protected abort(): void {
     this.socket.destroy();
-  }
-
-  private onSocketClose(): void {
-    this._state = 'closed';
-    clearTimeout(this.writeStall);
-    // Requests still in dispatch settle into the void; cancel what can be.
+    this.options.clock.clear(this.writeStall);
     for (const req of [...this.cancellable.values()]) req.cancel();
     this.cancellable.clear();
     this.onClosed(this);

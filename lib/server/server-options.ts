@@ -1,5 +1,6 @@
 import type tls from 'node:tls';
 import type { Codec } from '../codec/codec.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import type { AddressLike } from '../transport/address.js';
@@ -41,6 +42,8 @@ export interface RpcServerOptions {
   /** answer HELLO and use the extensions with clients that ask; default true */
   extensions?: boolean;
   logger?: RpcLogger;
+  /** time and timers, injectable for tests; default the system clock */
+  clock?: Clock;
 }
 
 export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls'>> & Pick<RpcServerOptions, 'tls'>;
@@ -61,5 +64,6 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
     extensions: o.extensions ?? true,
     logger: o.logger ?? consoleLogger,
+    clock: o.clock ?? systemClock,
   };
 }

@@ -1,0 +1,42 @@
+import { type OccamsError, IoError, UnreachableError } from '../errors.js';
+import { type Address, type AddressLike, parseAddress } from '../transport/address.js';
+import { dial } from '../transport/dial.js';
+import type { NormalizedClientStreamOptions } from './client-options.js';
+import { ClientStream } from './client-stream.js';
+
+/**
+ * Opens a ClientStream: dial, then HELLO (unless extensions are off). A
+ * server that hangs up on HELLO is a plain v1 server that does not answer
+ * unknown actions: it is dialled again and spoken to in plain v1.
+ */
+export async function connectClientStream(address: AddressLike, opts: NormalizedClientStreamOptions): Promise<ClientStream> {
+  const where = parseAddress(address);
+  const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
+  const stream = new ClientStream(socket, opts);
+  if (!opts.extensions) return stream;
+  try {
+    await stream.handshake();
+    return stream;
+  } catch (err) {
+    stream.destroy(err as Error);
+    if (err instanceof IoError) return connectPlain(where, opts, err);
+    throw (err as OccamsError).retriable ? new UnreachableError((err as Error).message, { cause: err }) : err;
+  }
+}
+
+/**
+ * The fallback after a hang-up on HELLO: plain v1, proven alive with a PING
+ * (a server that refuses us, e.g. at its connection limit or for a missing
+ * client certificate, hangs up on that too).
+ */
+async function connectPlain(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError): Promise<ClientStream> {
+  const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
+  const stream = new ClientStream(socket, { ...opts, extensions: false });
+  try {
+    await stream.ping(opts.connectTimeout || opts.timeout);
+    return stream;
+  } catch (err) {
+    stream.destroy(err as Error);
+    throw new UnreachableError(`connection refused after connect: ${first.message}`, { cause: err });
+  }
+}

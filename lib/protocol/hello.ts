@@ -1,0 +1,45 @@
+import { MsgpackCodec } from '../codec/msgpack-codec.js';
+import { ALL_FEATURES, EXTENSIONS_VERSION } from './extensions.js';
+
+/**
+ * Both halves of the HELLO exchange (docs/PROTOCOL.md). The client offers
+ * its feature bits; the server answers with the bits both speak. Bodies are
+ * always msgpack, whatever the value codec.
+ *
+ *   client ── HELLO { v, f: offered, c: codec name } ──► server
+ *   client ◄── ok { v, f: offered & supported } ─────── server
+ *   (a plain v1 server answers an error, or hangs up: no extensions)
+ */
+export const helloCodec = new MsgpackCodec();
+
+/** What a client offers. */
+export interface HelloOffer {
+  v: number;
+  f: number;
+  c: string;
+}
+
+export function helloOffer(codecName: string, features = ALL_FEATURES): HelloOffer {
+  return { v: EXTENSIONS_VERSION, f: features, c: codecName };
+}
+
+/** Server half: the bits both speak, from the client's HELLO body. Garbage offers nothing. */
+export function acceptHello(body: Uint8Array, supported = ALL_FEATURES): number {
+  try {
+    const hello = helloCodec.decode(body) as { f?: unknown } | undefined;
+    return typeof hello?.f === 'number' ? hello.f & supported : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Server half: the answer's body. */
+export function encodeHelloAnswer(features: number): Uint8Array {
+  return helloCodec.encode({ v: EXTENSIONS_VERSION, f: features });
+}
+
+/** Client half: the bits the server's answer grants (0 when it grants none). */
+export function grantedFeatures(answer: unknown): number {
+  const a = answer as { f?: unknown } | undefined;
+  return typeof a?.f === 'number' ? a.f & ALL_FEATURES : 0;
+}
