@@ -1,14 +1,15 @@
 import { Backoff, type BackoffOptions } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { TimedEntry, TimeoutWheel } from '../core/timeout-wheel.js';
+import { TimeoutWheel } from '../core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt } from '../core/validate.js';
-import { WaitQueue, type Waiter } from '../core/wait-queue.js';
+import { WaitQueue } from '../core/wait-queue.js';
 import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, CallState, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
+import { PooledCall } from './pooled-call.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
 export const DEFAULT_IDLE_TIMEOUT = 120_000;
@@ -45,40 +46,6 @@ export interface PoolStats {
   inFlight: number;
   queued: number;
   healthy: boolean;
-}
-
-/** A call waiting in the pool's queue for a connection with room. */
-class PooledCall extends TimedEntry implements Waiter, CallHandle, ResponseHandler {
-  state = CallState.New;
-  waiting = false;
-  inner: CallHandle | undefined;
-  constructor(
-    readonly pool: ClientPool,
-    readonly action: string | number,
-    readonly value: unknown,
-    readonly handler: ResponseHandler,
-    readonly options: CallOptions | undefined,
-    /** epoch ms at which the call times out */
-    readonly deadline: number,
-  ) {
-    super();
-  }
-  cancel(): void {
-    if (this.state === CallState.New) this.pool.dequeue(this);
-    else if (this.state === CallState.Sent) this.inner!.cancel();
-    this.state = CallState.Done;
-  }
-  onItem(value: unknown): void {
-    this.handler.onItem?.(value);
-  }
-  onResult(value: unknown, blob: Buffer): void {
-    this.state = CallState.Done;
-    this.handler.onResult(value, blob);
-  }
-  onError(err: OccamsError): void {
-    this.state = CallState.Done;
-    this.handler.onError(err);
-  }
 }
 
 /**

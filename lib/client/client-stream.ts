@@ -5,22 +5,9 @@ import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { TimeoutWheel } from '../core/timeout-wheel.js';
 import { WaitQueue } from '../core/wait-queue.js';
-import { ClosedError, DecodeError, EncodeError, IoError, type OccamsError, ProtocolError, QueueFullError, RemoteErrnoError, RemoteError, TimeoutError, UnreachableError, errorFromWireBytes } from '../errors.js';
-import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
-import {
-  ACTION_CANCEL,
-  ACTION_HELLO,
-  FEATURE_CANCEL,
-  FEATURE_DEADLINE,
-  FEATURE_EVENTS,
-  FEATURE_META,
-  FLAG_ERROR_VALUE,
-  FLAG_GOAWAY,
-  FLAG_STREAM_ITEM,
-  FORMAT_EVENT,
-  FORMAT_EXT_HEADER,
-  type RequestExtHeader,
-} from '../protocol/extensions.js';
+import { ClosedError, DecodeError, EncodeError, IoError, type OccamsError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
+import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
+import { ACTION_CANCEL, ACTION_HELLO, FEATURE_CANCEL, FEATURE_EVENTS, FLAG_GOAWAY, FLAG_STREAM_ITEM, FORMAT_EVENT, FORMAT_EXT_HEADER } from '../protocol/extensions.js';
 import { grantedFeatures, helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { AddressLike } from '../transport/address.js';
@@ -30,6 +17,7 @@ import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, Pr
 import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { connectClientStream } from './handshake.js';
 import { Heartbeat, type HeartbeatPort } from './heartbeat.js';
+import { extHeader, responseError } from './wire.js';
 
 export type ClientStreamState = 'ready' | 'closing' | 'closed';
 
@@ -250,7 +238,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       if (call.kind === CallKind.Control) {
         msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else {
-        const header = this.extHeader(call.options);
+        const header = call.options === undefined ? undefined : extHeader(call.options, this._features, this.clock.now());
         if (header !== undefined) {
           ext = Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;
@@ -279,16 +267,6 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       if (call.kind === CallKind.User) this.inFlight++;
     }
     return true;
-  }
-
-  private extHeader(options: CallOptions | undefined): RequestExtHeader | undefined {
-    if (options === undefined || this._features === 0) return undefined;
-    let header: RequestExtHeader | undefined;
-    if (options.meta !== undefined && (this._features & FEATURE_META) !== 0) header = { m: options.meta };
-    if (options.deadline !== undefined && (this._features & FEATURE_DEADLINE) !== 0) {
-      (header ??= {}).d = Math.max(0, Math.round(options.deadline - this.clock.now()));
-    }
-    return header;
   }
 
   /** Sends queued calls while the window has room. */
@@ -332,24 +310,10 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
         }
         return this.settle(call, value, blob);
       }
-      case FLAG_ERRNO:
-        return this.fail(call, new RemoteErrnoError(msgLen));
-      case FLAG_ERROR_BYTES:
-        return this.fail(call, errorFromWireBytes(Buffer.from(blob)));
+      case FLAG_STREAM_ITEM:
+        if (this._features !== 0) return this.onItem(call, msg);
     }
-    if (this._features === 0) throw new ProtocolError(`unknown response flag ${flag}`);
-    if (flag === FLAG_STREAM_ITEM) return this.onItem(call, msg);
-    if (flag === FLAG_ERROR_VALUE) {
-      const data = Buffer.from(blob);
-      let value: unknown;
-      try {
-        value = this.codec.decode(data);
-      } catch {
-        value = undefined;
-      }
-      return this.fail(call, new RemoteError(data, value));
-    }
-    throw new ProtocolError(`unknown response flag ${flag}`);
+    this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features));
   }
 
   private onItem(call: Call, msg: Buffer): void {

@@ -11,7 +11,7 @@ import { ClientStream } from './client-stream.js';
  */
 export async function connectClientStream(address: AddressLike, opts: NormalizedClientStreamOptions): Promise<ClientStream> {
   const where = parseAddress(address);
-  const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
+  const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
   const stream = new ClientStream(socket, opts);
   if (!opts.extensions) return stream;
   try {
@@ -30,7 +30,7 @@ export async function connectClientStream(address: AddressLike, opts: Normalized
  * client certificate, hangs up on that too).
  */
 async function connectPlain(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError): Promise<ClientStream> {
-  const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout });
+  const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
   const stream = new ClientStream(socket, { ...opts, extensions: false });
   try {
     await stream.ping(opts.connectTimeout || opts.timeout);

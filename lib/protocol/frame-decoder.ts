@@ -20,9 +20,18 @@ import { MAGIC, VERSION } from './constants.js';
  *   rest of the chunk waits in `stash` until `resume()`.
  * Subclasses read the fixed-offset header fields.
  */
+/**
+ * Where the decoder is between chunks: reading a header (possibly part of
+ * one, in `header`), reading a body (in `body`), or dead after a protocol
+ * error. A frame that arrives whole passes through `header` without ever
+ * being buffered.
+ */
+export type ReadState = 'header' | 'body' | 'dead';
+
 export abstract class FrameDecoder {
   private readonly headerSize: number;
   private readonly header: Buffer;
+  private state: ReadState = 'header';
   /** bytes of `header` filled; 0 when between frames or inside a body */
   private headerFill = 0;
   /** the body being assembled from several chunks */
@@ -38,9 +47,13 @@ export abstract class FrameDecoder {
     this.header = Buffer.allocUnsafe(headerSize);
   }
 
+  get readState(): ReadState {
+    return this.state;
+  }
+
   /** Bytes held for an unfinished frame (for tests and stats). */
   get buffered(): number {
-    const held = this.body !== undefined ? this.headerSize + this.bodyFill : this.headerFill;
+    const held = this.state === 'body' ? this.headerSize + this.bodyFill : this.headerFill;
     return held + (this.stash?.length ?? 0);
   }
 
@@ -81,6 +94,7 @@ export abstract class FrameDecoder {
     } catch (err) {
       if (!(err instanceof OccamsError)) throw err;
       this.failure = err;
+      this.state = 'dead';
       this.body = undefined;
     }
     return this.failure;
@@ -95,14 +109,15 @@ export abstract class FrameDecoder {
         this.stash = chunk.subarray(off);
         return;
       }
-      const body = this.body;
-      if (body !== undefined) {
+      if (this.state === 'body') {
+        const body = this.body!;
         const n = Math.min(body.length - this.bodyFill, len - off);
         chunk.copy(body, this.bodyFill, off, off + n);
         this.bodyFill += n;
         off += n;
         if (this.bodyFill === body.length) {
           this.body = undefined;
+          this.state = 'header';
           this.emit(this.header, 0, body, 0);
         }
         continue;
@@ -137,6 +152,7 @@ export abstract class FrameDecoder {
   private startBody(bodyLen: number): void {
     this.body = Buffer.allocUnsafe(bodyLen);
     this.bodyFill = 0;
+    this.state = 'body';
   }
 
   /** Validates the header at `off` and returns the body length; throws an OccamsError. */

@@ -149,7 +149,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
     if (header !== undefined && header !== null && typeof header === 'object') {
       if (header.m !== undefined && typeof header.m === 'object') req.meta = header.m;
-      if (typeof header.d === 'number') req.deadline = Date.now() + header.d;
+      if (typeof header.d === 'number') req.deadline = this.options.clock.now() + header.d;
     }
     if (++this.inFlight >= this.options.maxInFlightPerConnection) this.updateReading();
     try {

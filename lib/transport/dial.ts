@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
 import { UnreachableError } from '../errors.js';
 import { type Address, formatAddress, isUnixAddress } from './address.js';
 
@@ -8,6 +9,7 @@ export interface DialOptions {
   tls?: tls.ConnectionOptions;
   /** ms to wait for the connection (and TLS handshake); 0 = no limit */
   connectTimeout?: number;
+  clock?: Clock;
 }
 
 /**
@@ -26,7 +28,8 @@ export function dial(address: Address, options: DialOptions = {}): Promise<net.S
     } else {
       socket = net.connect(where);
     }
-    let timer: NodeJS.Timeout | undefined;
+    const clock = options.clock ?? systemClock;
+    let timer: TimerHandle | undefined;
     const fail = (err: Error): void => {
       cleanup();
       socket.destroy();
@@ -38,14 +41,14 @@ export function dial(address: Address, options: DialOptions = {}): Promise<net.S
       resolve(socket);
     };
     const cleanup = (): void => {
-      if (timer) clearTimeout(timer);
+      clock.clear(timer);
       socket.off('error', fail);
       socket.off(readyEvent, ok);
     };
     socket.once('error', fail);
     socket.once(readyEvent, ok);
     if (options.connectTimeout && options.connectTimeout > 0) {
-      timer = setTimeout(() => fail(new Error(`connect timeout after ${options.connectTimeout} ms`)), options.connectTimeout);
+      timer = clock.setTimeout(() => fail(new Error(`connect timeout after ${options.connectTimeout} ms`)), options.connectTimeout);
     }
   });
 }

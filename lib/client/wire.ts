@@ -1,0 +1,46 @@
+import type { Codec } from '../codec/codec.js';
+import { type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes } from '../errors.js';
+import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
+import { FEATURE_DEADLINE, FEATURE_META, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
+import type { CallOptions } from './call.js';
+
+/**
+ * What a client puts on and reads off the wire beyond the frame itself:
+ * the request's extension header, and the error a failed response carries.
+ */
+
+/** The extension header for a call's options, or undefined when there is nothing to say. */
+export function extHeader(options: CallOptions, features: number, now: number): RequestExtHeader | undefined {
+  if (features === 0) return undefined;
+  let header: RequestExtHeader | undefined;
+  if (options.meta !== undefined && (features & FEATURE_META) !== 0) header = { m: options.meta };
+  if (options.deadline !== undefined && (features & FEATURE_DEADLINE) !== 0) {
+    (header ??= {}).d = Math.max(0, Math.round(options.deadline - now));
+  }
+  return header;
+}
+
+/**
+ * The error of a response whose flag is not ok. Bytes are copied out of the
+ * receive buffer: an error may be kept (and logged) long after the buffer
+ * is reused. A flag the peer had no right to send is a protocol violation.
+ */
+export function responseError(flag: number, msgLen: number, blob: Buffer, codec: Codec, features: number): OccamsError {
+  switch (flag) {
+    case FLAG_ERRNO:
+      return new RemoteErrnoError(msgLen);
+    case FLAG_ERROR_BYTES:
+      return errorFromWireBytes(Buffer.from(blob));
+  }
+  if (features !== 0 && flag === FLAG_ERROR_VALUE) {
+    const data = Buffer.from(blob);
+    let value: unknown;
+    try {
+      value = codec.decode(data);
+    } catch {
+      value = undefined;
+    }
+    return new RemoteError(data, value);
+  }
+  throw new ProtocolError(`unknown response flag ${flag}`);
+}

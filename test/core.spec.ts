@@ -1,0 +1,268 @@
+import { PassThrough, Writable } from 'node:stream';
+import { actionBytes } from '../lib/core/action-bytes.js';
+import { Fifo } from '../lib/core/fifo.js';
+import { ARENA_SIZE, FrameWriter } from '../lib/core/frame-writer.js';
+import { Lifecycle } from '../lib/core/lifecycle.js';
+import { TimedEntry, TimeoutWheel } from '../lib/core/timeout-wheel.js';
+import { nonNegativeInt, positiveInt } from '../lib/core/validate.js';
+import { WaitQueue } from '../lib/core/wait-queue.js';
+import { Heartbeat } from '../lib/client/heartbeat.js';
+import { ClosedError, IllegalStateError, IoError, InvalidOptionError, type OccamsError } from '../lib/errors.js';
+import { ActionNames } from '../lib/protocol/action-names.js';
+import { RequestDecoder } from '../lib/protocol/request-decoder.js';
+import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
+import { FakeClock } from './support/fake-clock.js';
+
+class Entry extends TimedEntry {
+  constructor(readonly id: number) {
+    super();
+  }
+}
+
+describe('TimeoutWheel', () => {
+  it('never expires an entry early and at most one resolution late, ticks aligned to slots', () => {
+    const clock = new FakeClock(1_000_123);
+    const fired: [number, number][] = [];
+    const deadlines = new Map<number, number>();
+    const wheel = new TimeoutWheel<Entry>(clock, 100, (e) => fired.push([e.id, clock.now()]));
+    for (let i = 0; i < 200; i++) {
+      const deadline = clock.now() + 1 + ((i * 37) % 950);
+      deadlines.set(i, deadline);
+      wheel.add(new Entry(i), deadline);
+      clock.advance(3);
+    }
+    clock.advance(2_000);
+    expect(fired).toHaveLength(200);
+    for (const [id, at] of fired) {
+      expect(at).toBeGreaterThanOrEqual(deadlines.get(id)!);
+      expect(at - deadlines.get(id)!).toBeLessThanOrEqual(100);
+    }
+    expect(wheel.size).toBe(0);
+    expect(clock.pending).toBe(0); // the timer stops once the wheel is empty
+  });
+
+  it('removes entries in O(1) from any position and keeps the count', () => {
+    const clock = new FakeClock(0);
+    const fired: number[] = [];
+    const wheel = new TimeoutWheel<Entry>(clock, 1000, (e) => fired.push(e.id));
+    const es = Array.from({ length: 5 }, (_, i) => new Entry(i));
+    for (const e of es) wheel.add(e, 500);
+    wheel.remove(es[0]!); // tail of the list (added first)
+    wheel.remove(es[4]!); // head
+    wheel.remove(es[2]!); // middle
+    wheel.remove(es[2]!); // twice is harmless
+    expect(wheel.size).toBe(2);
+    clock.advance(1000);
+    expect(fired.sort()).toEqual([1, 3]);
+  });
+
+  it('stops for good', () => {
+    const clock = new FakeClock(0);
+    const fired: number[] = [];
+    const wheel = new TimeoutWheel<Entry>(clock, 10, (e) => fired.push(e.id));
+    wheel.add(new Entry(1), 5);
+    wheel.stop();
+    wheel.add(new Entry(2), 5);
+    clock.advance(100);
+    expect(fired).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+});
+
+describe('Fifo and WaitQueue', () => {
+  it('Fifo keeps order across compaction', () => {
+    const f = new Fifo<number>();
+    for (let i = 0; i < 5000; i++) f.push(i);
+    for (let i = 0; i < 3000; i++) expect(f.shift()).toBe(i);
+    expect(f.length).toBe(2000);
+    f.retain((n) => n % 2 === 0);
+    expect(f.shift()).toBe(3000);
+    expect(f.drain()).toHaveLength(999);
+    expect(f.shift()).toBeUndefined();
+  });
+
+  it('WaitQueue counts only live waiters, skips removed ones, and compacts', () => {
+    const q = new WaitQueue<{ id: number; waiting: boolean }>(3);
+    const ws = Array.from({ length: 4 }, (_, id) => ({ id, waiting: false }));
+    q.push(ws[0]!);
+    q.push(ws[1]!);
+    q.push(ws[2]!);
+    expect(q.full).toBe(true);
+    expect(q.remove(ws[1]!)).toBe(true);
+    expect(q.remove(ws[1]!)).toBe(false);
+    expect(q.length).toBe(2);
+    q.push(ws[3]!);
+    expect(q.shift()!.id).toBe(0);
+    expect(q.shift()!.id).toBe(2);
+    expect(q.drain().map((w) => w.id)).toEqual([3]);
+    expect(q.length).toBe(0);
+    // many removals while nothing is taken stay bounded
+    const big = new WaitQueue<{ waiting: boolean }>(10);
+    for (let i = 0; i < 10_000; i++) {
+      const w = { waiting: false };
+      big.push(w);
+      big.remove(w);
+    }
+    expect(big.length).toBe(0);
+    expect(big.shift()).toBeUndefined();
+  });
+});
+
+describe('FrameWriter', () => {
+  class Sink extends Writable {
+    chunks: Buffer[] = [];
+    _write(chunk: Buffer, _enc: string, cb: () => void): void {
+      this.chunks.push(Buffer.from(chunk));
+      cb();
+    }
+  }
+
+  it('coalesces the frames of one tick into one write, in order, decodable', async () => {
+    const sink = new Sink();
+    const w = new FrameWriter(sink);
+    for (let seq = 1; seq <= 100; seq++) w.response(0, 3, seq, Buffer.from('abc'), undefined);
+    expect(sink.chunks).toHaveLength(0);
+    await new Promise((r) => process.nextTick(r));
+    expect(sink.chunks).toHaveLength(1);
+    const seqs: number[] = [];
+    const err = new ResponseDecoder({
+      onResponse: (_f, seq, _l, msg) => {
+        seqs.push(seq);
+        expect(msg.toString()).toBe('abc');
+      },
+    }).push(sink.chunks[0]!);
+    expect(err).toBeUndefined();
+    expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  it('flushes inline past the threshold and never overwrites bytes the socket still holds', async () => {
+    const socket = new PassThrough({ highWaterMark: 1 });
+    const w = new FrameWriter(socket, 1024);
+    const msg = Buffer.alloc(1000, 7);
+    for (let seq = 1; seq <= 2 * Math.ceil(ARENA_SIZE / 1000) + 5; seq++) w.request(0, 5, undefined, seq, 9, msg, undefined, undefined);
+    w.flush();
+    socket.end();
+    const chunks: Buffer[] = [];
+    for await (const c of socket) chunks.push(c as Buffer);
+    const seqs: number[] = [];
+    const err = new RequestDecoder({
+      onRequest: (_f, _a, seq, _c, m) => {
+        seqs.push(seq);
+        expect(m.equals(msg)).toBe(true);
+      },
+    }).push(Buffer.concat(chunks));
+    expect(err).toBeUndefined();
+    expect(seqs).toHaveLength(2 * Math.ceil(ARENA_SIZE / 1000) + 5);
+    expect(seqs.every((s, i) => s === i + 1)).toBe(true);
+  });
+});
+
+describe('action caches', () => {
+  it('actionBytes encodes once per string', () => {
+    const a = actionBytes('Calculator.add');
+    expect(actionBytes('Calculator.add')).toBe(a);
+    expect(a.toString()).toBe('Calculator.add');
+    expect(actionBytes('ünïcode').toString('utf8')).toBe('ünïcode');
+  });
+
+  it('ActionNames returns the cached string for known bytes and decodes colliding ones correctly', () => {
+    const names = new ActionNames();
+    const buf = Buffer.from('xxCalculator.addyy');
+    const first = names.decode(buf, 2, 16);
+    expect(first).toBe('Calculator.add');
+    expect(names.decode(Buffer.from('Calculator.add'), 0, 14)).toBe(first);
+    // many distinct names: every one decodes to itself whatever the slot
+    for (let i = 0; i < 500; i++) {
+      const s = `Svc${i}.m${i % 7}`;
+      expect(names.decode(Buffer.from(s), 0, Buffer.byteLength(s))).toBe(s);
+    }
+    expect(names.decode(Buffer.alloc(0), 0, 0)).toBe('');
+  });
+});
+
+describe('Heartbeat (fake port, fake clock)', () => {
+  it('pings only when nothing arrives and declares the peer dead after maxMissed', () => {
+    const clock = new FakeClock(0);
+    let pings = 0;
+    let dead = 0;
+    const hb = new Heartbeat({ ping: () => pings++, dead: (n) => (dead = n) }, clock, 100, 3);
+    hb.start();
+    for (let i = 0; i < 10; i++) {
+      clock.advance(50);
+      hb.received(clock.now()); // busy traffic: no pings
+    }
+    expect(pings).toBe(0);
+    clock.advance(100);
+    expect(pings).toBe(1);
+    hb.received(clock.now()); // answered
+    clock.advance(300);
+    expect(dead).toBe(0);
+    clock.advance(500);
+    expect(dead).toBe(3);
+    expect(clock.pending).toBe(0); // stopped itself
+  });
+});
+
+describe('Lifecycle', () => {
+  class Thing extends Lifecycle<'idle' | 'busy'> {
+    aborted: OccamsError | undefined;
+    drained: (() => void) | undefined;
+    constructor() {
+      super('thing', { idle: ['busy', 'closing', 'closed'], busy: ['idle', 'closing', 'closed'], closing: ['closed'], closed: [] }, 'idle');
+    }
+    go(s: 'idle' | 'busy' | 'closed'): void {
+      this.transition(s);
+    }
+    protected beginClose(): Promise<void> {
+      return new Promise((resolve) => (this.drained = resolve));
+    }
+    protected abort(err: OccamsError): void {
+      this.aborted = err;
+    }
+  }
+
+  it('refuses illegal moves', () => {
+    const t = new Thing();
+    t.go('busy');
+    t.destroy();
+    expect(() => t.go('busy')).toThrow(IllegalStateError);
+  });
+
+  it('close() is shared by every caller and ends once drained; destroy after it is a no-op', async () => {
+    const t = new Thing();
+    const events: unknown[] = [];
+    t.on('close', (e) => events.push(e));
+    const a = t.close();
+    const b = t.close();
+    expect(t.state).toBe('closing');
+    t.drained!();
+    await Promise.all([a, b]);
+    expect(t.state).toBe('closed');
+    expect(t.aborted).toBeInstanceOf(ClosedError);
+    t.destroy(new Error('late'));
+    expect(events).toEqual([undefined]);
+  });
+
+  it('destroy wraps a foreign error once, keeps an OccamsError as it is', () => {
+    const t = new Thing();
+    const cause = new Error('user abort');
+    t.destroy(cause);
+    expect(t.aborted).toBeInstanceOf(ClosedError);
+    expect(t.aborted!.cause).toBe(cause);
+    const u = new Thing();
+    const io = new IoError('gone');
+    u.destroy(io);
+    expect(u.aborted).toBe(io);
+  });
+});
+
+describe('option checks', () => {
+  it('accepts numbers and digit strings, names the option otherwise', () => {
+    expect(positiveInt(undefined, 5, 'x')).toBe(5);
+    expect(positiveInt('7100', 5, 'port')).toBe(7100);
+    expect(nonNegativeInt(0, 5, 'x')).toBe(0);
+    expect(() => positiveInt('abc', 5, 'timeout')).toThrow(InvalidOptionError);
+    expect(() => positiveInt(0, 5, 'timeout')).toThrow(/timeout/);
+    expect(() => nonNegativeInt(-1, 5, 'closeWait')).toThrow(/closeWait/);
+  });
+});
