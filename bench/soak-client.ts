@@ -9,7 +9,7 @@ const [indexArg, secondsArg, concurrencyArg, portsArg] = process.argv.slice(2);
 const index = Number(indexArg);
 const pool = new FailoverPool(
   portsArg!.split(',').map((p) => `127.0.0.1:${p}`),
-  { strategy: 'round-robin', retryLimit: 2, retryTimeouts: false, timeout: 5000, connectTimeout: 1000, backoff: { initial: 100, max: 1000 } },
+  { strategy: 'round-robin', retryLimit: 2, timeout: 5000, connectTimeout: 1000, backoff: { initial: 100, max: 1000 } },
 );
 const tally = { sent: 0, ok: 0, failed: {} as Record<string, number>, lost: 0, peakRssMiB: 0, wrongAnswers: 0 };
 const open = new Set<number>();

@@ -26,9 +26,9 @@ export interface CallOptions {
   deadline?: number;
   /** fire-and-forget: no response is owed (extension; plain v1 servers answer and the answer is discarded) */
   event?: boolean;
-  /** pools: false forbids any retry of this call (a non-idempotent call) */
+  /** pools: false forbids retrying this call once sent (it may still move while never sent) */
   retry?: boolean;
-  /** pools: true allows retrying this call after a timeout too */
+  /** pools: this call may run twice, so it may be retried once sent (default: the pool's `idempotent` option) */
   idempotent?: boolean;
 }
 
@@ -36,6 +36,8 @@ export interface CallOptions {
 export interface CallHandle {
   /** Stops waiting: frees the slot, tells the server when it can. No callback follows. */
   cancel(): void;
+  /** True once the request was handed to a connection's socket: the server may run it. */
+  readonly sent: boolean;
 }
 
 /** Anything requests can be sent through: a ClientStream, a ClientPool, a FailoverPool. */
@@ -68,6 +70,8 @@ export const enum CallState {
 /** Something that can cancel a call it issued. */
 export interface CallOwner {
   cancel(call: Call): void;
+  /** True once the frames of `batch` were handed to the socket. */
+  handedOff(batch: number): boolean;
 }
 
 /**
@@ -79,6 +83,8 @@ export interface CallOwner {
 export class Call extends TimedEntry implements Waiter {
   state: CallState = CallState.New;
   waiting = false;
+  /** the write batch its frame went into; 0 while never written */
+  batch = 0;
   seq = 0;
 
   constructor(
@@ -100,8 +106,9 @@ export class Call extends TimedEntry implements Waiter {
   get settled(): boolean {
     return this.state === CallState.Done;
   }
+  /** Handed to the socket: the server may have run it (stays true once Done). */
   get sent(): boolean {
-    return this.state !== CallState.New;
+    return this.batch !== 0 && this.owner.handedOff(this.batch);
   }
 }
 

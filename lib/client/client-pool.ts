@@ -82,7 +82,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   private connecting = 0;
   private idleTimer: TimerHandle | undefined;
   private reconnectTimer: TimerHandle | undefined;
-  private lastError: Error | undefined;
+  private _lastError: Error | undefined;
   private readonly pumpBound = (): void => this.pump();
 
   constructor(address: AddressLike, options: ClientPoolOptions = {}) {
@@ -114,6 +114,21 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     for (let i = 0; i < streams.length; i++) if (!streams[i]!.draining) return true;
     return false;
   }
+  /** Has a connection that takes new calls now (not only connecting, not only draining). */
+  get ready(): boolean {
+    if (this.state !== 'ready') return false;
+    const streams = this.streams;
+    for (let i = 0; i < streams.length; i++) if (!streams[i]!.draining && streams[i]!.state === 'ready') return true;
+    return false;
+  }
+  /** Calls waiting in this pool's queue. */
+  get queued(): number {
+    return this.queue.length;
+  }
+  /** Why the last connection attempt failed, until one succeeds. */
+  get lastError(): Error | undefined {
+    return this._lastError;
+  }
   get stats(): PoolStats {
     let inFlight = 0;
     for (const s of this.streams) inFlight += s.load;
@@ -131,7 +146,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     const done = new Promise<void>((resolve, reject) => {
       const onState = (next: PoolState) => {
         if (next === 'ready') resolve();
-        else if (next === 'unhealthy' || next === 'closed') reject(new UnreachableError(`cannot connect to ${formatAddress(this.address)}`, { cause: this.lastError }));
+        else if (next === 'unhealthy' || next === 'closed') reject(new UnreachableError(`cannot connect to ${formatAddress(this.address)}`, { cause: this._lastError }));
         else return;
         this.off('state', onState);
       };
@@ -147,7 +162,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
       case 'closed':
         return failNow(handler, new ClosedError('pool is closed'));
       case 'unhealthy':
-        return failNow(handler, new UnreachableError(`${formatAddress(this.address)} is unreachable`, { cause: this.lastError }));
+        return failNow(handler, new UnreachableError(`${formatAddress(this.address)} is unreachable`, { cause: this._lastError }));
       case 'idle':
         this.startConnecting();
         break;
@@ -168,6 +183,12 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
 
   request(action: string | number, value?: unknown, options?: CallOptions): Promise<unknown> {
     return new Promise((resolve, reject) => void this.call(action, value, new PromiseHandler(resolve, reject), options));
+  }
+
+  /** Fails every queued call with `err` (they were never sent: a FailoverPool moves them). */
+  releaseQueued(err: OccamsError): void {
+    this.failQueued(err);
+    this.queueEmptied();
   }
 
   /** Removes a queued call (cancel). */
@@ -279,7 +300,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     stream.once('goaway', () => this.onGoaway(stream));
     this.streams.push(stream);
     this.backoff.reset();
-    this.lastError = undefined;
+    this._lastError = undefined;
     this.transition('ready');
     this.emit('connect', stream);
     if (this.streams.length + this.connecting < this.min) this.openStream();
@@ -292,7 +313,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
 
   private connectFailed(err: Error): void {
     this.connecting--;
-    this.lastError = err;
+    this._lastError = err;
     if (this.ending) return;
     this.emit('connectError', err);
     if (this.streams.length > 0 || this.connecting > 0) return; // an extra connection failed; the pool is fine
@@ -358,7 +379,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   }
 }
 
-const NOOP_HANDLE: CallHandle = { cancel() {} };
+const NOOP_HANDLE: CallHandle = { cancel() {}, sent: false };
 
 function failNow(handler: ResponseHandler, err: OccamsError): CallHandle {
   deliverError(handler, err);

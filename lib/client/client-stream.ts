@@ -189,6 +189,11 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     });
   }
 
+  /** CallOwner: true once the frames of `batch` were handed to the socket. */
+  handedOff(batch: number): boolean {
+    return batch < this.writer.batch;
+  }
+
   /** CallOwner: stops waiting for `call`; tells an extension server to stop its handler. */
   cancel(call: Call): void {
     if (call.state === CallState.Done) return;
@@ -261,6 +266,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     } else {
       this.writer.request(format, action, undefined, seq, this.options.clientId, msg, call.options?.blob, ext);
     }
+    call.batch = this.writer.batch;
     if (call.kind !== CallKind.Event) {
       call.state = CallState.Sent;
       this.pending.set(seq, call);

@@ -1,30 +1,21 @@
-import dns from 'node:dns';
-import net from 'node:net';
 import { Lifecycle } from '../core/lifecycle.js';
-import { ClosedError, ErrorCode, type OccamsError, UnreachableError } from '../errors.js';
-import { type Address, type AddressLike, formatAddress, isUnixAddress, parseAddress } from '../transport/address.js';
-import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler } from './call.js';
-import { ClientPool, type ClientPoolOptions } from './client-pool.js';
-import { nonNegativeInt } from '../core/validate.js';
-import { InvalidOptionError } from '../errors.js';
-
-export const DEFAULT_RETRY_LIMIT = 2;
-export const DEFAULT_RESOLVE_INTERVAL = 30_000;
-
-export type FailoverStrategy = 'first' | 'round-robin';
-
-/** Resolves a host name to addresses; injectable for tests. */
-export type Resolver = (host: string) => Promise<string[]>;
-
-export const dnsResolver: Resolver = async (host) => (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
+import { nonNegativeInt, oneOf } from '../core/validate.js';
+import { ClosedError, InvalidOptionError, type OccamsError, UnreachableError } from '../errors.js';
+import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
+import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, isLiteral } from './address-resolver.js';
+import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
+import { normalizeClientStreamOptions } from './client-options.js';
+import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
+import { type FailoverStrategy, type Picker, createPicker } from './pickers.js';
+import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
 
 export interface FailoverPoolOptions extends ClientPoolOptions {
-  /** 'first' healthy in list order (default), or 'round-robin' over healthy pools */
+  /** 'first' usable in list order (default), or 'round-robin' over usable pools */
   strategy?: FailoverStrategy;
-  /** extra attempts on another server after a retriable error; default 2 */
+  /** retries of a call the server may have run (idempotent calls only); default 2 */
   retryLimit?: number;
-  /** also retry after rpc_timeout (may run a handler twice); default false; per call: `idempotent: true` */
-  retryTimeouts?: boolean;
+  /** which calls may run twice (list of actions, predicate, or all); default none; per call: `idempotent` */
+  idempotent?: IdempotentOption;
   /** re-resolve host names this often, ms; 0 = only at start; default 30 000 */
   resolveInterval?: number;
   resolver?: Resolver;
@@ -32,12 +23,20 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
   poolFactory?: (address: Address, options: ClientPoolOptions) => ClientPool;
 }
 
-/** One request's journey across pools, retrying on retriable errors. */
+/** Most calls kept waiting for the first name lookup. */
+const MAX_WAITING_FOR_LOOKUP = 4096;
+
+/** One request's journey across pools (see RetryPolicy for the rules). */
 class FailoverCall implements CallHandle, ResponseHandler {
+  retries = 0;
+  moves = 0;
+  delivered = false;
+  /** attempts started; a handle is kept only for the latest */
   attempts = 0;
-  generation = 0;
   pool: ClientPool | undefined;
   inner: CallHandle | undefined;
+  /** pools this call failed on */
+  tried: Set<ClientPool> | undefined;
   done = false;
   constructor(
     readonly owner: FailoverPool,
@@ -45,14 +44,21 @@ class FailoverCall implements CallHandle, ResponseHandler {
     readonly value: unknown,
     readonly handler: ResponseHandler,
     readonly options: CallOptions | undefined,
+    /** epoch ms; moves (never sent) keep it, retries start a new timeout */
+    readonly deadline: number,
   ) {}
+  get sent(): boolean {
+    return this.inner?.sent === true;
+  }
   cancel(): void {
     if (this.done) return;
     this.done = true;
     this.inner?.cancel();
   }
   onItem(value: unknown): void {
-    if (!this.done) this.handler.onItem?.(value);
+    if (this.done) return;
+    this.delivered = true;
+    this.handler.onItem?.(value);
   }
   onResult(value: unknown, blob: Buffer): void {
     if (this.done) return;
@@ -60,55 +66,50 @@ class FailoverCall implements CallHandle, ResponseHandler {
     this.handler.onResult(value, blob);
   }
   onError(err: OccamsError): void {
-    if (this.done) return;
-    if (this.owner.shouldRetry(this, err)) return this.owner.retry(this);
-    this.done = true;
-    this.handler.onError(err);
+    if (!this.done) this.owner.attemptFailed(this, err);
   }
 }
 
 /**
- * One ClientPool per address; picks a healthy one per request and retries
- * retriable failures (unreachable, io; timeouts only when allowed) on
- * another. Host names are resolved to every address they name, at start
- * and every `resolveInterval`. Events: 'addresses' (Address[]),
- * 'resolveError' (Error), 'state' (pool, next, prev).
+ * One ClientPool per address; picks a pool per call (ready pools first, see
+ * pickers.ts) and applies the retry policy (retry-policy.ts) to failures.
+ * Host names are resolved to every address they name (address-resolver.ts).
+ * Events: 'addresses' (Address[]), 'resolveError' (Error), 'state' (pool, next, prev).
  */
 export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private readonly options: FailoverPoolOptions;
-  private readonly strategy: FailoverStrategy;
-  private readonly retryLimit: number;
-  private readonly retryTimeouts: boolean;
-  private readonly resolver: Resolver;
-  private readonly configured: Address[];
+  private readonly picker: Picker;
+  private readonly policy: RetryPolicy;
+  private readonly timeout: number;
+  private readonly clock;
+  private readonly resolver: AddressResolver | undefined;
   /** pools in selection order; `byKey` holds the same pools */
   private pools: ClientPool[] = [];
   private readonly byKey = new Map<string, ClientPool>();
-  /** TLS server name to use per resolved address key */
-  private readonly serverNames = new Map<string, string>();
-  private generation = 0;
-  private next = 0;
-  private resolveTimer: NodeJS.Timeout | undefined;
-  private started = false;
-  private starting: Promise<void> | undefined;
+  /** calls made before the first lookup finished */
+  private waiting: FailoverCall[] = [];
+  /** pools are told to connect on first use, all of them, so that picking sees every ready one */
+  private warm = false;
 
   constructor(addresses: AddressLike[], options: FailoverPoolOptions = {}) {
     super('failover pool', { open: ['closing', 'closed'], closing: ['closed'], closed: [] }, 'open');
-    if (addresses.length === 0) throw new InvalidOptionError('addresses', 'at least one address is required');
+    if (!Array.isArray(addresses) || addresses.length === 0) throw new InvalidOptionError('addresses', 'at least one address is required');
     this.options = options;
-    this.configured = addresses.map((a) => parseAddress(a, 'addresses'));
-    this.strategy = options.strategy ?? 'first';
-    if (this.strategy !== 'first' && this.strategy !== 'round-robin') {
-      throw new InvalidOptionError('strategy', `expected 'first' or 'round-robin', got ${String(this.strategy)}`);
+    const configured = addresses.map((a) => parseAddress(a, 'addresses'));
+    this.picker = createPicker(oneOf(options.strategy, ['first', 'round-robin'] as const, 'first', 'strategy'));
+    this.policy = new RetryPolicy(nonNegativeInt(options.retryLimit, DEFAULT_RETRY_LIMIT, 'retryLimit'), options.idempotent);
+    const stream = normalizeClientStreamOptions(options);
+    this.timeout = stream.timeout;
+    this.clock = stream.clock;
+    const interval = nonNegativeInt(options.resolveInterval, DEFAULT_RESOLVE_INTERVAL, 'resolveInterval');
+    if (configured.every(isLiteral)) {
+      this.updateResolved(configured.map((address) => ({ address })));
+      return;
     }
-    this.retryLimit = nonNegativeInt(options.retryLimit, DEFAULT_RETRY_LIMIT, 'retryLimit');
-    this.retryTimeouts = options.retryTimeouts ?? false;
-    this.resolver = options.resolver ?? dnsResolver;
-    // Addresses that need no resolving are usable at once.
-    if (this.configured.every((a) => isUnixAddress(a) || net.isIP(a.host) !== 0)) {
-      this.updateAddresses(this.configured);
-      this.started = true;
-    }
+    const resolver = new AddressResolver(configured, options.resolver ?? dnsResolver, interval, this.clock, options.backoff);
+    resolver.on('addresses', (list: ResolvedAddress[]) => this.updateResolved(list));
+    resolver.on('resolveError', (err: UnreachableError) => this.lookupFailed(err));
+    this.resolver = resolver;
   }
 
   /** The pools, in selection order. */
@@ -124,25 +125,19 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
 
   /** Resolves names (if any) and connects every pool; resolves once one pool is ready. */
   async connect(): Promise<void> {
-    await this.start();
-    const attempts = this.pools.map((p) => p.connect());
-    await Promise.any(attempts).catch(() => {
-      throw new UnreachableError(`no server reachable among ${this.pools.map((p) => formatAddress(p.address)).join(', ')}`);
+    if (this.ending) throw new ClosedError('pool is closed');
+    this.warm = true;
+    await this.lookedUp();
+    await Promise.any(this.pools.map((p) => p.connect())).catch((err: AggregateError) => {
+      throw new UnreachableError(`no server reachable among ${this.pools.map((p) => formatAddress(p.address)).join(', ')}`, { cause: err.errors?.[0] ?? err });
     });
   }
 
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
-    // One address: no other pool to retry on, so no journey to track.
-    if (this.pools.length === 1 && this.started && this.state === 'open') return this.pools[0]!.call(action, value, handler, options);
-    const fc = new FailoverCall(this, action, value, handler, options);
-    if (!this.started) {
-      this.start().then(
-        () => this.attempt(fc, undefined),
-        (err: Error) => fc.onError(new UnreachableError(`cannot resolve addresses: ${err.message}`, { cause: err })),
-      );
-    } else {
-      this.attempt(fc, undefined);
-    }
+    // One address: no other pool to go to, so no journey to track.
+    if (this.pools.length === 1 && this.state === 'open') return this.pools[0]!.call(action, value, handler, options);
+    const fc = new FailoverCall(this, action, value, handler, options, this.clock.now() + (options?.timeout ?? this.timeout));
+    this.attempt(fc);
     return fc;
   }
 
@@ -152,139 +147,156 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
 
   /** Replaces the address list: kept pools are reused, removed ones drain and close, new ones are created. */
   updateAddresses(list: AddressLike[]): void {
+    this.updateResolved(list.map((a) => ({ address: parseAddress(a, 'addresses') })));
+  }
+
+  // ---- lifecycle -------------------------------------------------------------
+
+  protected async beginClose(): Promise<void> {
+    this.resolver?.stop();
+    this.failWaiting(new ClosedError('pool is closed'));
+    await Promise.all([...this.byKey.values()].map((p) => p.close()));
+  }
+
+  protected abort(err: OccamsError): void {
+    this.resolver?.stop();
+    this.failWaiting(err);
+    for (const p of this.byKey.values()) p.destroy(err);
+  }
+
+  // ---- attempts (FailoverCall reports here) -----------------------------------
+
+  /** @internal An attempt of `fc` failed: move, retry or give up, per the policy. */
+  attemptFailed(fc: FailoverCall, err: OccamsError): void {
+    const verdict = this.ending ? RetryVerdict.Fail : this.policy.verdict(err, fc, fc.action, fc.options);
+    if (verdict === RetryVerdict.Fail) {
+      fc.done = true;
+      deliverError(fc.handler, err);
+      return;
+    }
+    if (verdict === RetryVerdict.Move) fc.moves++;
+    else fc.retries++;
+    if (fc.pool !== undefined) (fc.tried ??= new Set()).add(fc.pool);
+    this.attempt(fc, verdict === RetryVerdict.Retry, err);
+  }
+
+  private attempt(fc: FailoverCall, fresh = false, last?: OccamsError): void {
+    if (fc.done) return;
+    if (this.ending) return this.give(fc, this.closeError ?? new ClosedError('pool is closed'));
+    if (this.resolver !== undefined && !this.resolver.resolved) {
+      if (this.resolver.lastError !== undefined) return this.give(fc, this.resolver.lastError);
+      if (this.waiting.length >= MAX_WAITING_FOR_LOOKUP) return this.give(fc, new UnreachableError(`too many calls waiting for the lookup of ${this.resolver.names}`));
+      this.resolver.start();
+      this.waiting.push(fc);
+      return;
+    }
+    if (!this.warm) this.warmUp();
+    const pool = this.picker.pick(this.pools, fc.tried) ?? (fc.tried !== undefined ? this.picker.pick(this.pools, undefined) : undefined);
+    if (pool === undefined) {
+      return this.give(fc, new UnreachableError(`no healthy server among ${this.pools.length} address(es)`, { cause: last ?? this.lastPoolError() }));
+    }
+    let options = fc.options;
+    if (fc.attempts > 0 && !fresh) options = { ...options, timeout: Math.max(1, fc.deadline - this.clock.now()) };
+    const n = ++fc.attempts;
+    fc.pool = pool;
+    fc.inner = undefined;
+    const handle = pool.call(fc.action, fc.value, fc, options);
+    if (fc.attempts === n) fc.inner = handle;
+  }
+
+  /** Starts every idle pool connecting (as gRPC's balancers leave idle on first use). */
+  private warmUp(): void {
+    this.warm = true;
+    for (const p of this.pools) if (p.state === 'idle') p.connect().catch(() => {});
+  }
+
+  private give(fc: FailoverCall, err: OccamsError): void {
+    fc.done = true;
+    deliverError(fc.handler, err);
+  }
+
+  private lastPoolError(): Error | undefined {
+    for (const p of this.pools) if (p.lastError !== undefined) return p.lastError;
+    return undefined;
+  }
+
+  // ---- members ---------------------------------------------------------------
+
+  private updateResolved(list: ResolvedAddress[]): void {
     if (this.ending) return;
-    const wanted = list.map((a) => parseAddress(a, 'addresses'));
-    const keys = new Set(wanted.map(formatAddress));
+    const keys = new Set(list.map((r) => formatAddress(r.address)));
     for (const [key, pool] of this.byKey) {
       if (!keys.has(key)) {
         this.byKey.delete(key);
         void pool.close();
       }
     }
-    this.pools = wanted.map((address) => {
+    this.pools = list.map(({ address, servername }) => {
       const key = formatAddress(address);
       let pool = this.byKey.get(key);
       if (pool === undefined) {
-        pool = this.createPool(address, key);
+        pool = this.createPool(address, servername);
         this.byKey.set(key, pool);
       }
       return pool;
     });
-    this.generation++;
-    this.emit('addresses', wanted);
+    this.emit('addresses', list.map((r) => r.address));
+    if (this.warm) this.warmUp();
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const fc of waiting) this.attempt(fc);
   }
 
-  protected async beginClose(): Promise<void> {
-    if (this.resolveTimer) clearInterval(this.resolveTimer);
-    await Promise.all([...this.byKey.values()].map((p) => p.close()));
+  private lookupFailed(err: UnreachableError): void {
+    this.emit('resolveError', err);
+    if (this.resolver?.resolved === false) this.failWaiting(err);
   }
 
-  protected abort(err: OccamsError): void {
-    if (this.resolveTimer) clearInterval(this.resolveTimer);
-    for (const p of this.byKey.values()) p.destroy(err);
+  private failWaiting(err: OccamsError): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const fc of waiting) this.give(fc, err);
   }
 
-  // ---- selection and retry (called by FailoverCall) -------------------------
-
-  shouldRetry(fc: FailoverCall, err: OccamsError): boolean {
-    if (this.ending || fc.attempts >= this.retryLimit || !err.retriable) return false;
-    if (fc.options?.retry === false) return false;
-    if (err.code === ErrorCode.Timeout) return this.retryTimeouts || fc.options?.idempotent === true;
-    return true;
-  }
-
-  retry(fc: FailoverCall): void {
-    fc.attempts++;
-    // A new address list since the last attempt: restart the selection.
-    this.attempt(fc, fc.generation === this.generation ? fc.pool : undefined);
-  }
-
-  private attempt(fc: FailoverCall, exclude: ClientPool | undefined): void {
-    if (fc.done) return;
-    if (this.ending) return fc.onError(new ClosedError('pool is closed'));
-    const pool = this.pick(exclude);
-    if (pool === undefined) {
-      fc.done = true;
-      fc.handler.onError(new UnreachableError(`no healthy server among ${this.pools.length} address(es)`));
-      return;
-    }
-    fc.generation = this.generation;
-    fc.pool = pool;
-    fc.inner = pool.call(fc.action, fc.value, fc, fc.options);
-  }
-
-  private pick(exclude: ClientPool | undefined): ClientPool | undefined {
-    const pools = this.pools;
-    const n = pools.length;
-    if (this.strategy === 'first') {
-      for (let i = 0; i < n; i++) {
-        const p = pools[i]!;
-        if (p !== exclude && p.healthy) return p;
-      }
-      return undefined;
-    }
-    for (let i = 0; i < n; i++) {
-      const p = pools[(this.next + i) % n]!;
-      if (p !== exclude && p.healthy) {
-        this.next = (this.next + i + 1) % n;
-        return p;
-      }
-    }
-    return undefined;
-  }
-
-  // ---- discovery -----------------------------------------------------------
-
-  private start(): Promise<void> {
-    if (this.started) return Promise.resolve();
-    this.starting ??= this.resolveAll().then((list) => {
-      this.updateAddresses(list);
-      this.started = true;
-      const interval = nonNegativeInt(this.options.resolveInterval, DEFAULT_RESOLVE_INTERVAL, 'resolveInterval');
-      if (interval > 0 && !this.ending) {
-        this.resolveTimer = setInterval(() => void this.refresh(), interval);
-        this.resolveTimer.unref();
-      }
+  /** Waits for the first lookup (at once when there is nothing to look up). */
+  private lookedUp(): Promise<void> {
+    const resolver = this.resolver;
+    if (resolver === undefined || resolver.resolved) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const ok = (): void => {
+        resolver.off('resolveError', ko);
+        resolve();
+      };
+      const ko = (err: Error): void => {
+        resolver.off('addresses', ok);
+        reject(err);
+      };
+      resolver.once('addresses', ok);
+      resolver.once('resolveError', ko);
+      resolver.start();
     });
-    return this.starting;
   }
 
-  private async refresh(): Promise<void> {
-    try {
-      const list = await this.resolveAll();
-      const now = list.map(formatAddress).join(',');
-      if (now !== this.pools.map((p) => formatAddress(p.address)).join(',')) this.updateAddresses(list);
-    } catch (err) {
-      this.emit('resolveError', err);
+  /**
+   * A member changed state. While some pool is ready, calls waiting in a
+   * pool without a ready connection move (they were never sent).
+   */
+  private memberState(pool: ClientPool, next: PoolState, prev: PoolState): void {
+    this.emit('state', pool, next, prev);
+    if (this.pools.length < 2 || !this.pools.some((p) => p.ready)) return;
+    for (const p of this.pools) {
+      if (!p.ready && p.queued > 0) p.releaseQueued(new UnreachableError(`no ready connection to ${formatAddress(p.address)}; moved to a ready server`));
     }
   }
 
-  /** Expands host names into one address per IP, keeping the configured order. */
-  private async resolveAll(): Promise<Address[]> {
-    const out: Address[] = [];
-    for (const a of this.configured) {
-      if (isUnixAddress(a) || net.isIP(a.host) !== 0) {
-        out.push(a);
-        continue;
-      }
-      const ips = [...new Set(await this.resolver(a.host))];
-      for (const ip of ips) {
-        const resolved = { host: ip, port: a.port };
-        this.serverNames.set(formatAddress(resolved), a.host);
-        out.push(resolved);
-      }
-    }
-    if (out.length === 0) throw new UnreachableError('host names resolved to no address');
-    return out;
-  }
-
-  private createPool(address: Address, key: string): ClientPool {
-    const { strategy, retryLimit, retryTimeouts, resolveInterval, resolver, poolFactory, ...poolOptions } = this.options;
-    const servername = this.serverNames.get(key);
+  private createPool(address: Address, servername: string | undefined): ClientPool {
+    const { strategy, retryLimit, idempotent, resolveInterval, resolver, poolFactory, ...poolOptions } = this.options;
     const options: ClientPoolOptions =
       servername !== undefined && poolOptions.tls ? { ...poolOptions, tls: { servername, ...poolOptions.tls } } : poolOptions;
     const pool = poolFactory ? poolFactory(address, options) : new ClientPool(address, options);
-    pool.on('state', (next: string, prev: string) => this.emit('state', pool, next, prev));
+    pool.on('state', (next: PoolState, prev: PoolState) => this.memberState(pool, next, prev));
     return pool;
   }
 }
+
+export { DEFAULT_RESOLVE_INTERVAL, DEFAULT_RETRY_LIMIT, dnsResolver, type FailoverStrategy, type IdempotentOption, type Resolver };

@@ -27,6 +27,7 @@ export {
   dnsResolver,
   type FailoverPoolOptions,
   type FailoverStrategy,
+  type IdempotentOption,
   type Resolver,
 } from './failover-pool.js';
 export { type BackoffOptions, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../core/backoff.js';

@@ -19,6 +19,9 @@ export class PooledCall extends TimedEntry implements Waiter, CallHandle, Respon
   ) {
     super();
   }
+  get sent(): boolean {
+    return this.inner?.sent === true;
+  }
   cancel(): void {
     if (this.state === CallState.New) this.pool.dequeue(this);
     else if (this.state === CallState.Sent) this.inner!.cancel();

@@ -50,6 +50,12 @@ export class FrameWriter {
   /** first free byte; start <= pos <= arena.length */
   private pos = 0;
   private scheduled = false;
+  /**
+   * Id of the batch frames are written into now; every flush that hands
+   * bytes to the socket closes the batch. A frame of batch b reached the
+   * socket iff b < batch.
+   */
+  batch = 1;
   private readonly flushOnTick = (): void => {
     this.scheduled = false;
     this.flush();
@@ -125,6 +131,7 @@ export class FrameWriter {
     if (socket.destroyed || socket.writableEnded) return false;
     const arena = this.current;
     arena.writes++;
+    this.batch++;
     const ok = socket.write(chunk, arena.written);
     if (!ok) this.onBackpressure?.();
     return ok;
