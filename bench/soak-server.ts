@@ -1,5 +1,5 @@
 /**
- * Soak server: `node soak-server.js <port> <ids-file>`. Serves `work`; the
+ * Soak server: `node soak-server.js <port> <ids-file>`. Serves `work` (and `idem`, the same); the
  * id of every executed request is appended to <ids-file> before its answer
  * goes out (so duplicates across servers can be counted afterwards).
  * SIGTERM = graceful close (GOAWAY, drain), then exit 0.
@@ -26,7 +26,7 @@ function flush(): void {
 const server = new RpcServer(
   {
     dispatch(req) {
-      if (req.action !== 'work') return void req.internal(ErrorCode.MethodNotFound);
+      if (req.action !== 'work' && req.action !== 'idem') return void req.internal(ErrorCode.MethodNotFound);
       if (batch.length === 0) process.nextTick(flush);
       batch.push(req);
     },

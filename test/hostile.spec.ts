@@ -14,7 +14,7 @@ type Misbehaviour = (socket: net.Socket, seq: number, action: number | string) =
 /**
  * A scriptable fake server: connection i behaves per `script[i]` (the last
  * entry repeats). `undefined` = a sane echo server. It never answers HELLO
- * unless sane, so clients speak plain v1 to it.
+ * unless sane, so clients speak plain v1 to it; it answers every PING.
  */
 async function fakeServer(script: (Misbehaviour | undefined)[]) {
   let index = 0;
@@ -22,8 +22,9 @@ async function fakeServer(script: (Misbehaviour | undefined)[]) {
     const behave = script[Math.min(index++, script.length - 1)];
     const decoder = new RequestDecoder({
       onRequest: (_format, action, seq, _client, msg) => {
-        if (behave) return behave(socket, seq, action);
+        // pings (the client proves a v1 server alive with one) are answered sanely
         if (action === 0) return void socket.write(encodeResponse({ seq }));
+        if (behave) return behave(socket, seq, action);
         if (typeof action === 'number') return void socket.write(encodeResponse({ flag: 2, seq, blob: Buffer.from('rpc_method_notfound') }));
         socket.write(encodeResponse({ seq, msg: msg.length ? Buffer.from(msg) : undefined }));
       },

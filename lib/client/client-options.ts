@@ -13,6 +13,7 @@ export const DEFAULT_TIMER_RESOLUTION = 1_000;
 export const DEFAULT_PING_INTERVAL = 1_000;
 export const DEFAULT_MAX_MISSED_PINGS = 3;
 export const DEFAULT_CONNECT_TIMEOUT = 10_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT = 2_000;
 
 /** Options of one client connection (ClientStream). */
 export interface ClientStreamOptions {
@@ -32,8 +33,14 @@ export interface ClientStreamOptions {
   maxFrameSize?: number;
   /** pending bytes that flush before the end of the tick; default 64 KiB */
   flushThreshold?: number;
-  /** ms to connect (and handshake); default 10 000 */
+  /** ms for the TCP (and TLS) connection; default 10 000 */
   connectTimeout?: number;
+  /**
+   * ms for the server to answer once connected (HELLO, or the first PING of
+   * a plain v1 connection); a stopped process accepts connections but never
+   * answers; default 2 000
+   */
+  handshakeTimeout?: number;
   /** announce and use the nestjs-occams extensions; default true */
   extensions?: boolean;
   /** TLS client options; when set the connection uses TLS */
@@ -62,6 +69,7 @@ export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): Norma
     maxFrameSize: positiveInt(o.maxFrameSize, DEFAULT_MAX_FRAME_SIZE, 'maxFrameSize'),
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
     connectTimeout: nonNegativeInt(o.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout'),
+    handshakeTimeout: positiveInt(o.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT, 'handshakeTimeout'),
     extensions: o.extensions ?? true,
     tls: o.tls,
     codec: o.codec ?? msgpackCodec,

@@ -93,7 +93,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
         const every = this.options.pingInterval;
         this.control(ACTION_PING, undefined, IGNORE, every * (this.options.maxMissedPings + 1));
       },
-      dead: (missed) => this.destroy(new UnreachableError(`no answer to ${missed} pings`)),
+      dead: (silent) => this.destroy(new UnreachableError(`server silent for ${silent} ms, pings unanswered`)),
     };
     this.heartbeat = new Heartbeat(port, this.clock, this.options.pingInterval, this.options.maxMissedPings);
     socket.setNoDelay(true);

@@ -1,11 +1,13 @@
+import type { Clock } from '../core/clock.js';
 import { type OccamsError, IoError, UnreachableError } from '../errors.js';
-import { type Address, type AddressLike, parseAddress } from '../transport/address.js';
+import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { dial } from '../transport/dial.js';
 import type { NormalizedClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
 
 /**
- * Opens a ClientStream: dial, then HELLO (unless extensions are off). A
+ * Opens a ClientStream: dial (within `connectTimeout`), then make the server
+ * answer (within `handshakeTimeout`): HELLO, unless extensions are off. A
  * server that hangs up on HELLO is a plain v1 server that does not answer
  * unknown actions: it is dialled again and spoken to in plain v1.
  */
@@ -13,13 +15,13 @@ export async function connectClientStream(address: AddressLike, opts: Normalized
   const where = parseAddress(address);
   const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
   const stream = new ClientStream(socket, opts);
-  if (!opts.extensions) return stream;
   try {
-    await stream.handshake();
+    if (opts.extensions) await answered(stream, stream.handshake(), where, opts, 'HELLO');
+    else await answered(stream, stream.ping(), where, opts, 'PING');
     return stream;
   } catch (err) {
     stream.destroy(err as Error);
-    if (err instanceof IoError) return connectPlain(where, opts, err);
+    if (opts.extensions && err instanceof IoError) return connectPlain(where, opts, err);
     throw (err as OccamsError).retriable ? new UnreachableError((err as Error).message, { cause: err }) : err;
   }
 }
@@ -33,10 +35,18 @@ async function connectPlain(where: Address, opts: NormalizedClientStreamOptions,
   const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
   const stream = new ClientStream(socket, { ...opts, extensions: false });
   try {
-    await stream.ping(opts.connectTimeout || opts.timeout);
+    await answered(stream, stream.ping(), where, opts, 'PING');
     return stream;
   } catch (err) {
     stream.destroy(err as Error);
     throw new UnreachableError(`connection refused after connect: ${first.message}`, { cause: err });
   }
+}
+
+/** `answer`, or an UnreachableError once `handshakeTimeout` passes without one (the stream is destroyed). */
+function answered<T>(stream: ClientStream, answer: Promise<T>, where: Address, opts: { handshakeTimeout: number; clock: Clock }, what: string): Promise<T> {
+  const timer = opts.clock.setTimeout(() => {
+    stream.destroy(new UnreachableError(`${formatAddress(where)} accepted the connection but did not answer ${what} within ${opts.handshakeTimeout} ms`));
+  }, opts.handshakeTimeout);
+  return answer.finally(() => opts.clock.clear(timer));
 }

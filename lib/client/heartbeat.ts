@@ -4,23 +4,27 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 export interface HeartbeatPort {
   /** Sends one PING; its answer arrives as ordinary traffic (`received()`). */
   ping(): void;
-  /** `missed` pings went unanswered: the peer is gone or frozen. */
-  dead(missed: number): void;
+  /** Nothing arrived for `silentMs` although a PING was outstanding: the peer is gone or frozen. */
+  dead(silentMs: number): void;
 }
 
+/** Checks per interval: the finer, the closer detection is to its bound. */
+const CHECKS_PER_INTERVAL = 4;
+
 /**
- * Liveness of one connection: every `interval` ms in which nothing arrived,
- * a PING goes out; after `maxMissed` intervals with a PING outstanding and
- * nothing received, the port is told the peer is dead. Traffic of any kind
- * counts as life, so a busy connection sends no pings; a connection waiting
- * on answers from a frozen peer receives nothing and is caught within
- * `interval × (maxMissed + 1)`.
+ * Liveness of one connection. Anything received counts as life, so a busy
+ * connection sends no pings. After `interval` ms of silence a PING goes out
+ * (one per interval while silence lasts); once the silence reaches
+ * `interval × maxMissed` with a PING outstanding, the port is told the peer
+ * is dead. This holds while calls are in flight too: a frozen peer (SIGSTOP,
+ * a paused VM, a partition) is caught within `interval × maxMissed` of its
+ * last word, whatever the traffic.
  */
 export class Heartbeat {
   private lastReceived: number;
-  private lastPingSent = 0;
-  private missed = 0;
+  private lastPingSent = -Infinity;
   private timer: TimerHandle | undefined;
+  private readonly step: number;
 
   constructor(
     private readonly port: HeartbeatPort,
@@ -29,10 +33,11 @@ export class Heartbeat {
     readonly maxMissed: number,
   ) {
     this.lastReceived = clock.now();
+    this.step = Math.max(1, Math.floor(interval / CHECKS_PER_INTERVAL));
   }
 
   start(): void {
-    if (this.interval > 0 && this.timer === undefined) this.timer = this.clock.setInterval(() => this.check(), this.interval);
+    if (this.interval > 0 && this.timer === undefined) this.timer = this.clock.setInterval(() => this.check(), this.step);
   }
 
   stop(): void {
@@ -43,21 +48,21 @@ export class Heartbeat {
   /** Call on every chunk received. */
   received(now: number): void {
     this.lastReceived = now;
-    this.missed = 0;
   }
 
-  /** One interval passed. */
+  /** One step passed. */
   check(): void {
     const now = this.clock.now();
-    // timers drift by a few ms: a check a little early still counts
-    const interval = this.interval * 0.9;
-    if (now - this.lastReceived < interval || now - this.lastPingSent < interval) return;
-    if (this.lastPingSent > this.lastReceived && ++this.missed >= this.maxMissed) {
+    const silent = now - this.lastReceived;
+    // the last check before the bound decides, so that detection never passes it
+    if (this.lastPingSent > this.lastReceived && silent + this.step > this.interval * this.maxMissed) {
       this.stop();
-      this.port.dead(this.missed);
+      this.port.dead(silent);
       return;
     }
-    this.lastPingSent = now;
-    this.port.ping();
+    if (silent + this.step > this.interval && now - this.lastPingSent + this.step > this.interval) {
+      this.lastPingSent = now;
+      this.port.ping();
+    }
   }
 }

@@ -2,6 +2,7 @@
 export type { CallHandle, CallOptions, Caller, ResponseHandler } from './call.js';
 export {
   DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_MISSED_PINGS,
   DEFAULT_MAX_QUEUED,
