@@ -16,6 +16,7 @@ import {
   TimeoutError,
   UnreachableError,
   errorFromWireBytes,
+  ownedBytes,
 } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import {
@@ -27,6 +28,7 @@ import {
   FEATURE_DEADLINE,
   FEATURE_EVENTS,
   FEATURE_META,
+  FLAG_ERRNO_MESSAGE,
   FLAG_ERROR_VALUE,
   FLAG_GOAWAY,
   FLAG_STREAM_ITEM,
@@ -411,12 +413,13 @@ export class ClientStream extends EventEmitter implements CallOwner, ResponseSin
       case FLAG_ERRNO:
         return this.fail(call, new RemoteErrnoError(msgLen));
       case FLAG_ERROR_BYTES:
-        return this.fail(call, errorFromWireBytes(Buffer.from(blob)));
+        return this.fail(call, errorFromWireBytes(blob));
     }
     if (this._features === 0) throw new ProtocolError(`unknown response flag ${flag}`);
     if (flag === FLAG_STREAM_ITEM) return this.onItem(call, msg);
+    if (flag === FLAG_ERRNO_MESSAGE) return this.fail(call, new RemoteErrnoError(msgLen, blob.toString('utf8')));
     if (flag === FLAG_ERROR_VALUE) {
-      const data = Buffer.from(blob);
+      const data = ownedBytes(blob); // decoded values may be views into it
       let value: unknown;
       try {
         value = this.codec.decode(data);
