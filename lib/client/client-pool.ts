@@ -7,7 +7,8 @@ import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type Re
 import { ClientStream } from './client-stream.js';
 import { Fifo } from '../core/fifo.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
-import { nonNegativeInt, positiveInt } from '../core/validate.js';
+import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { CLIENT_POOL_OPTIONS } from './option-names.js';
 import { type Bucket, type Timed, TimeoutWheel } from '../core/timeout-wheel.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
@@ -130,6 +131,7 @@ export class ClientPool extends EventEmitter implements Caller {
 
   constructor(address: AddressLike, options: ClientPoolOptions = {}) {
     super();
+    rejectUnknownKeys(options, CLIENT_POOL_OPTIONS, 'ClientPool');
     this.address = parseAddress(address);
     const { connections, maxConnections, idleTimeout, backoff, connectionFactory, ...streamOptions } = options;
     const normalized = normalizeClientStreamOptions(streamOptions);

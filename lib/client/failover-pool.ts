@@ -5,7 +5,8 @@ import { ClosedError, ErrorCode, type OccamsError, UnreachableError } from '../e
 import { type Address, type AddressLike, formatAddress, isUnixAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler } from './call.js';
 import { ClientPool, type ClientPoolOptions } from './client-pool.js';
-import { nonNegativeInt } from '../core/validate.js';
+import { nonNegativeInt, rejectUnknownKeys } from '../core/validate.js';
+import { FAILOVER_POOL_OPTIONS } from './option-names.js';
 import { InvalidOptionError } from '../errors.js';
 
 export const DEFAULT_RETRY_LIMIT = 2;
@@ -95,6 +96,7 @@ export class FailoverPool extends EventEmitter implements Caller {
 
   constructor(addresses: AddressLike[], options: FailoverPoolOptions = {}) {
     super();
+    rejectUnknownKeys(options, FAILOVER_POOL_OPTIONS, 'FailoverPool');
     if (addresses.length === 0) throw new InvalidOptionError('addresses', 'at least one address is required');
     this.options = options;
     this.configured = addresses.map((a) => parseAddress(a, 'addresses'));
