@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import net from 'node:net';
-import { Controller, Get, type INestApplication, type INestMicroservice, Module, Param } from '@nestjs/common';
+import { Controller, Get, type INestApplication, type INestMicroservice, Module, Param, UseFilters } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import {
   InjectOccamsClient,
@@ -103,6 +103,12 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
     callDown() {
       return this.down.send('echo', 1);
     }
+    /** A filter instance built with `new` and no adapter: it answers through Express's response. */
+    @Get('bare/:pattern')
+    @UseFilters(new OccamsHttpExceptionFilter())
+    bare(@Param('pattern') pattern: string) {
+      return this.up.send(pattern, {});
+    }
   }
 
   let ms: { app: INestMicroservice; port: number };
@@ -139,6 +145,10 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
     expect((await get(`${base}/down`)).body).toMatchObject({ statusCode: 503, code: 'rpc_unreachable' });
     expect((await get(`${base}/call/slow`)).body).toMatchObject({ statusCode: 504, code: 'rpc_timeout' });
     expect((await get(`${base}/call/fail.crash`)).body).toMatchObject({ statusCode: 502, code: 'rpc_internal_err' });
+    expect(await get(`${base}/bare/fail.errno`)).toEqual({
+      status: 422,
+      body: { statusCode: 422, code: 'user_errno', message: 'remote error errno 5', errno: 5 },
+    });
   });
 
   it('occamsHttpStatus maps local failures too', () => {
