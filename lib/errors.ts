@@ -140,11 +140,15 @@ export class IllegalStateError extends OccamsError {
   }
 }
 
-/** A handler failed with a numeric code (wire flag 1). */
+/**
+ * A handler failed with a numeric code: wire flag 1 (errno only), or the
+ * extension flag 6 (errno and the handler's message, from servers that
+ * speak it).
+ */
 export class RemoteErrnoError extends OccamsError {
   readonly errno: number;
-  constructor(errno: number) {
-    super(ErrorCode.UserErrno, `remote error errno ${errno}`);
+  constructor(errno: number, message?: string) {
+    super(ErrorCode.UserErrno, message ?? `remote error errno ${errno}`);
     this.errno = errno;
   }
 }
@@ -154,16 +158,36 @@ export class RemoteErrnoError extends OccamsError {
  * servers speaking the extensions) a value encoded with the codec.
  */
 export class RemoteError extends OccamsError {
-  /** The raw error bytes as received. */
+  /** The raw error bytes as received, in memory of their own (see `ownedBytes`). */
   readonly data: Buffer;
   /** The decoded error value when the server sent one, else the message. */
   readonly error: unknown;
-  constructor(data: Buffer, error?: unknown) {
-    const message = error === undefined ? data.toString('utf8') : describe(error);
+  /**
+   * `error`, when given, must have been decoded from `data` itself (or hold
+   * no views at all): values a codec decodes may be views into its input.
+   */
+  constructor(data: Uint8Array, error?: unknown) {
+    const own = ownedBytes(data);
+    const message = error === undefined ? own.toString('utf8') : describe(error);
     super(ErrorCode.UserError, message);
-    this.data = data;
+    this.data = own;
     this.error = error === undefined ? message : error;
   }
+}
+
+/**
+ * Bytes an error may keep: `bytes` itself when it is the whole of its own
+ * memory, else a copy in unpooled memory. A view into a shared buffer (the
+ * socket's read buffer, Node's 8 KiB `Buffer.from` pool) would show other
+ * requests' bytes to whoever logs `err.data.buffer`, and pin that memory.
+ */
+export function ownedBytes(bytes: Uint8Array): Buffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer)) {
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, 0, bytes.byteLength);
+  }
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
 }
 
 function describe(value: unknown): string {
@@ -194,10 +218,10 @@ const WIRE_ERRORS: Record<string, new () => OccamsError> = {
  * Turns flag-2 error bytes into an error: `rpc_*` strings are the framework's
  * reserved internal codes, anything else is the handler's own message.
  */
-export function errorFromWireBytes(data: Buffer): OccamsError {
+export function errorFromWireBytes(data: Uint8Array): OccamsError {
   // 'r' 'p' 'c' '_'
   if (data.length >= 4 && data[0] === 0x72 && data[1] === 0x70 && data[2] === 0x63 && data[3] === 0x5f) {
-    const code = data.toString('latin1');
+    const code = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
     const Known = WIRE_ERRORS[code];
     return Known ? new Known() : new OccamsError(code, `remote internal error ${code}`);
   }

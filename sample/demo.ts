@@ -68,9 +68,9 @@ try {
   console.log('\ncalls through HTTP -> gateway -> occams -> calculator:');
   await show('GET', '/add/2/3');
   await show('GET', '/div/7/2');
-  await show('GET', '/div/1/0'); // user error, v1 error-bytes form -> 400
+  await show('GET', '/div/1/0'); // user error, v1 error-bytes form -> 422
   await show('GET', '/double/21');
-  await show('GET', '/double/-1'); // errno 22 (EINVAL), v1 errno form -> 400
+  await show('GET', '/double/-1'); // errno 22 (EINVAL) with its message -> 422
   await show('GET', '/count/5'); // a streamed response: five frames, collected
   await show('POST', '/log', { event: 'demo', at: new Date().toISOString() }); // an event, no response
   await new Promise((r) => setTimeout(r, 50));

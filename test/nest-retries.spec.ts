@@ -76,6 +76,6 @@ describe('server options from config', () => {
     const config: Record<string, string> = { OCCAMS_HOST: '0.0.0.0', OCCAMS_PORT: '7200', OCCAMS_MAX_CONNECTIONS: '50', OCCAMS_CLOSE_WAIT: '' };
     expect(occamsServerOptionsFrom((k) => config[k])).toEqual({ host: '0.0.0.0', port: 7200, maxConnections: 50 });
     expect(occamsServerOptionsFrom((k) => ({ RPC_PATH: '/tmp/rpc.sock' })[k], 'RPC_')).toEqual({ path: '/tmp/rpc.sock' });
-    expect(() => occamsServerOptionsFrom((k) => (k === 'OCCAMS_PORT' ? 'seventy' : undefined))).toThrow(/OCCAMS_PORT must be a number/);
+    expect(() => occamsServerOptionsFrom((k) => (k === 'OCCAMS_PORT' ? 'seventy' : undefined))).toThrow(/invalid option OCCAMS_PORT: expected a number/);
   });
 });

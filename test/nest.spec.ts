@@ -168,8 +168,9 @@ describe('OccamsModule', () => {
     const consumer = moduleRef.get(Consumer);
     expect(consumer.math).toBeInstanceOf(OccamsClient);
     expect(await firstValueFrom(consumer.math.send({ cmd: 'sum' }, [2, 2]))).toBe(4);
-    await moduleRef.close(); // closes the client
-    expect(consumer.math.unwrap<{ members: { state: string }[] }>().members[0]!.state).toBe('closed');
+    const pool = consumer.math.unwrap<{ members: { state: string }[] }>();
+    await moduleRef.close(); // closes the client (a later send() would open a new pool)
+    expect(pool.members[0]!.state).toBe('closed');
     await ms.app.close();
   });
 

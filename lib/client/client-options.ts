@@ -3,7 +3,8 @@ import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { nonNegativeInt, positiveInt } from '../core/validate.js';
+import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { CLIENT_STREAM_OPTIONS } from './option-names.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
@@ -59,6 +60,7 @@ export type NormalizedClientStreamOptions = Required<Omit<ClientStreamOptions, '
 export const PROCESS_CLIENT_ID = Math.floor(Math.random() * 2 ** 48) + 1;
 
 export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): NormalizedClientStreamOptions {
+  rejectUnknownKeys(o, CLIENT_STREAM_OPTIONS, 'ClientStream');
   return {
     maxInFlight: positiveInt(o.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight'),
     maxQueued: nonNegativeInt(o.maxQueued, DEFAULT_MAX_QUEUED, 'maxQueued'),

@@ -2,13 +2,14 @@ import { Backoff, type BackoffOptions } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { TimeoutWheel } from '../core/timeout-wheel.js';
-import { nonNegativeInt, positiveInt } from '../core/validate.js';
+import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { WaitQueue } from '../core/wait-queue.js';
 import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, CallState, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
+import { CLIENT_POOL_OPTIONS } from './option-names.js';
 import { PooledCall } from './pooled-call.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
@@ -87,6 +88,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
 
   constructor(address: AddressLike, options: ClientPoolOptions = {}) {
     super(`pool ${typeof address === 'string' ? address : JSON.stringify(address)}`, TRANSITIONS, 'idle');
+    rejectUnknownKeys(options, CLIENT_POOL_OPTIONS, 'ClientPool');
     this.address = parseAddress(address);
     const { connections, maxConnections, idleTimeout, backoff, connectionFactory, ...streamOptions } = options;
     const normalized = normalizeClientStreamOptions(streamOptions);

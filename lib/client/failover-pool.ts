@@ -1,11 +1,13 @@
 import { Lifecycle } from '../core/lifecycle.js';
-import { nonNegativeInt, oneOf } from '../core/validate.js';
+import { nonNegativeInt, oneOf, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { ClosedError, InvalidOptionError, type OccamsError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, isLiteral } from './address-resolver.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
-import { normalizeClientStreamOptions } from './client-options.js';
+import { DEFAULT_TIMEOUT } from './client-options.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
+import { FAILOVER_POOL_OPTIONS } from './option-names.js';
 import { type FailoverStrategy, type Picker, createPicker } from './pickers.js';
 import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
 
@@ -81,7 +83,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private readonly picker: Picker;
   private readonly policy: RetryPolicy;
   private readonly timeout: number;
-  private readonly clock;
+  private readonly clock: Clock;
   private readonly resolver: AddressResolver | undefined;
   /** pools in selection order; `byKey` holds the same pools */
   private pools: ClientPool[] = [];
@@ -93,14 +95,14 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
 
   constructor(addresses: AddressLike[], options: FailoverPoolOptions = {}) {
     super('failover pool', { open: ['closing', 'closed'], closing: ['closed'], closed: [] }, 'open');
+    rejectUnknownKeys(options, FAILOVER_POOL_OPTIONS, 'FailoverPool');
     if (!Array.isArray(addresses) || addresses.length === 0) throw new InvalidOptionError('addresses', 'at least one address is required');
     this.options = options;
     const configured = addresses.map((a) => parseAddress(a, 'addresses'));
     this.picker = createPicker(oneOf(options.strategy, ['first', 'round-robin'] as const, 'first', 'strategy'));
     this.policy = new RetryPolicy(nonNegativeInt(options.retryLimit, DEFAULT_RETRY_LIMIT, 'retryLimit'), options.idempotent);
-    const stream = normalizeClientStreamOptions(options);
-    this.timeout = stream.timeout;
-    this.clock = stream.clock;
+    this.timeout = positiveInt(options.timeout, DEFAULT_TIMEOUT, 'timeout');
+    this.clock = options.clock ?? systemClock;
     const interval = nonNegativeInt(options.resolveInterval, DEFAULT_RESOLVE_INTERVAL, 'resolveInterval');
     if (configured.every(isLiteral)) {
       this.updateResolved(configured.map((address) => ({ address })));

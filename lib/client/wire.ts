@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
-import { type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes } from '../errors.js';
+import { type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes, ownedBytes } from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
-import { FEATURE_DEADLINE, FEATURE_META, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
+import { FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
 import type { CallOptions } from './call.js';
 
 /**
@@ -30,10 +30,11 @@ export function responseError(flag: number, msgLen: number, blob: Buffer, codec:
     case FLAG_ERRNO:
       return new RemoteErrnoError(msgLen);
     case FLAG_ERROR_BYTES:
-      return errorFromWireBytes(Buffer.from(blob));
+      return errorFromWireBytes(blob);
   }
+  if (features !== 0 && flag === FLAG_ERRNO_MESSAGE) return new RemoteErrnoError(msgLen, blob.toString('utf8'));
   if (features !== 0 && flag === FLAG_ERROR_VALUE) {
-    const data = Buffer.from(blob);
+    const data = ownedBytes(blob); // decoded values may be views into it
     let value: unknown;
     try {
       value = codec.decode(data);

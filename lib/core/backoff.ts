@@ -4,6 +4,8 @@
  * faster so a restarted server is found quickly, and back off so a dead one
  * is not hammered.
  */
+import { optionNames, rejectUnknownKeys } from './validate.js';
+
 export const BACKOFF_INITIAL_MS = 200;
 export const BACKOFF_MULTIPLIER = 1.6;
 export const BACKOFF_MAX_MS = 5_000;
@@ -19,6 +21,8 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
+const BACKOFF_OPTIONS = optionNames<BackoffOptions>({ initial: true, multiplier: true, max: true, jitter: true, random: true });
+
 export class Backoff {
   private readonly initial: number;
   private readonly multiplier: number;
@@ -29,6 +33,7 @@ export class Backoff {
   private base: number;
 
   constructor(o: BackoffOptions = {}) {
+    rejectUnknownKeys(o, BACKOFF_OPTIONS, 'backoff');
     this.initial = o.initial ?? BACKOFF_INITIAL_MS;
     this.multiplier = o.multiplier ?? BACKOFF_MULTIPLIER;
     this.max = o.max ?? BACKOFF_MAX_MS;

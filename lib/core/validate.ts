@@ -36,3 +36,61 @@ export function toNumber(value: unknown): number {
 function show(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
+
+/**
+ * An options interface's keys as a runtime table. The argument must list
+ * every key of T (the compiler checks it), so the table cannot drift from
+ * the interface; a literal listing a key T lacks is refused too.
+ */
+export function optionNames<T extends object>(names: { readonly [K in keyof Required<T>]: true }): Readonly<Record<keyof T & string, true>> {
+  return names as Readonly<Record<keyof T & string, true>>;
+}
+
+/**
+ * Refuses keys that are not options of `where` (a misspelt `prot`, a
+ * Nest-only key): the error names the key as the user wrote it, and the
+ * nearest known name when one is close.
+ */
+export function rejectUnknownKeys(options: unknown, known: Readonly<Record<string, true>>, where: string): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError(where, `expected an options object, got ${show(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(known, key)) continue;
+    const near = nearest(key, Object.keys(known));
+    throw new InvalidOptionError(key, `not an option of ${where}${near === undefined ? '' : ` (did you mean ${near}?)`}`);
+  }
+}
+
+/** The known name within edit distance 2 of `key` (case-insensitive), if any. */
+function nearest(key: string, names: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const name of names) {
+    const d = editDistance(key.toLowerCase(), name.toLowerCase(), bestDistance);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, giving up (returning `cap`) once it reaches `cap`. */
+function editDistance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) >= cap) return cap;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row.push(v);
+      if (v < rowMin) rowMin = v;
+    }
+    if (rowMin >= cap) return cap;
+    prev = row;
+  }
+  return Math.min(prev[b.length]!, cap);
+}

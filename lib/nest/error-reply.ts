@@ -9,6 +9,8 @@ const UNKNOWN_EXCEPTION_MESSAGE = 'Internal server error';
  * Nest's exception filters have turned exceptions into plain values:
  *   RpcException('msg')            -> { status: 'error', message: 'msg' } -> error bytes (UTF-8 message)
  *   RpcException({ errno: 22 })    -> { errno: 22 }                      -> errno form (flag 1)
+ *   RpcException({ errno: 22, message: 'm' }) (OccamsErrnoException(22, 'm'))
+ *                                  -> errno and message (flag 6 to clients that speak it, else flag 1)
  *   RpcException({ any: 'object' })-> the object                         -> encoded with the codec
  *   any other thrown error         -> { status: 'error', message: 'Internal server error' } -> rpc_internal_err
  * A custom filter may emit anything; strings go as messages, the rest is encoded.
@@ -22,7 +24,7 @@ export function replyWithError(req: ServerRequest, err: unknown): void {
     const o = err as { status?: unknown; message?: unknown; errno?: unknown };
     const keys = Object.keys(o);
     if (isErrno(o.errno) && keys.every((k) => k === 'errno' || k === 'message' || k === 'status')) {
-      req.errno(o.errno);
+      req.errno(o.errno, typeof o.message === 'string' ? o.message : undefined);
       return;
     }
     if (o.status === 'error' && typeof o.message === 'string' && keys.length === 2) {

@@ -4,16 +4,19 @@ import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-me
 import { Observable, type Subscriber } from 'rxjs';
 import type { OccamsError } from '../errors.js';
 import type { CallHandle, CallOptions, ResponseHandler } from '../client/call.js';
-import { ClientPool, type PoolState } from '../client/client-pool.js';
+import type { ClientPool, PoolState } from '../client/client-pool.js';
 import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.js';
+import { FAILOVER_POOL_OPTIONS } from '../client/option-names.js';
+import { optionNames } from '../core/validate.js';
 import { type AddressLike, addressFromParts } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
+import { checkNestOptions } from './nest-options.js';
 
 export interface OccamsClientOptions extends FailoverPoolOptions {
   /** TCP host; default 127.0.0.1 */
   host?: string;
-  /** TCP port; default 7100 */
-  port?: number;
+  /** TCP port; default 7100; a string of digits is read as the number (env, ConfigService) */
+  port?: number | string;
   /** a Unix socket path instead of host/port */
   path?: string;
   /** one address in any form (`host:port`, `unix:/path`, a host name to resolve) */
@@ -26,6 +29,17 @@ export interface OccamsClientOptions extends FailoverPoolOptions {
    */
   idempotent?: string[] | ((pattern: string) => boolean);
 }
+
+/** Every option OccamsClient takes (its own and the pool's); any other key is refused by name. */
+export const OCCAMS_CLIENT_OPTIONS = optionNames<OccamsClientOptions>({
+  ...FAILOVER_POOL_OPTIONS,
+  host: true,
+  port: true,
+  path: true,
+  address: true,
+  addresses: true,
+  idempotent: true,
+});
 
 /** Per-call options: `client.send(pattern, data, { timeout: 500 })`. */
 export interface OccamsCallOptions {
@@ -57,32 +71,47 @@ export type OccamsClientEvents = {
  * errors `errno` or the message / decoded `error` value.
  */
 export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientStatus> implements OnApplicationShutdown {
-  private readonly pool: FailoverPool;
+  private readonly addresses: AddressLike[];
+  private readonly poolOptions: FailoverPoolOptions;
+  /**
+   * The connections, or undefined once closed: the next `send()`,
+   * `connect()` or `unwrap()` opens a new pool (as Nest's own clients
+   * reconnect after `close()`).
+   */
+  private pool: FailoverPool | undefined;
+  /** listeners added with `on()`, attached to every pool this client opens */
+  private readonly listeners: [keyof OccamsClientEvents, (...args: any[]) => void][] = [];
   private readonly isIdempotent: (pattern: string) => boolean;
   private wasConnected = false;
 
   constructor(options: OccamsClientOptions = {}) {
     super();
+    checkNestOptions(options, OCCAMS_CLIENT_OPTIONS, 'OccamsClient');
     const { host, port, path, address, addresses, idempotent, ...poolOptions } = options;
-    const list: AddressLike[] = addresses ?? [addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT)];
-    this.pool = new FailoverPool(list, poolOptions);
+    this.addresses = addresses ?? [addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT)];
+    this.poolOptions = poolOptions;
     if (typeof idempotent === 'function') this.isIdempotent = idempotent;
     else {
       const set = new Set(idempotent ?? []);
       this.isIdempotent = (p) => set.has(p);
     }
-    this.pool.on('state', () => this.updateStatus());
+    this.pool = this.open(); // bad addresses and pool options throw here, not at the first call
   }
 
   async connect(): Promise<FailoverPool> {
-    await this.pool.connect();
+    const pool = this.pool ?? this.open();
+    await pool.connect();
     this.updateStatus();
-    return this.pool;
+    return pool;
   }
 
+  /** Closes the connections (graceful); a later `send()` or `connect()` opens new ones. */
   async close(): Promise<void> {
-    await this.pool.close();
-    this._status$.next('disconnected');
+    const pool = this.pool;
+    this.pool = undefined;
+    this.wasConnected = false;
+    if (pool !== undefined) await pool.close();
+    if (this.pool === undefined) this._status$.next('disconnected');
   }
 
   onApplicationShutdown(): Promise<void> {
@@ -90,11 +119,12 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
   }
 
   override on<K extends keyof OccamsClientEvents>(event: K, callback: OccamsClientEvents[K]): void {
-    this.pool.on(event, callback as (...args: any[]) => void);
+    this.listeners.push([event, callback as (...args: any[]) => void]);
+    this.pool?.on(event, callback as (...args: any[]) => void);
   }
 
   unwrap<T = FailoverPool>(): T {
-    return this.pool as T;
+    return (this.pool ?? this.open()) as T;
   }
 
   override send<TResult = any, TInput = any>(pattern: any, data: TInput, options?: OccamsCallOptions): Observable<TResult> {
@@ -104,7 +134,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     const action = this.action(pattern);
     return new Observable<TResult>((subscriber) => {
       const handler = new SubscriberHandler(subscriber);
-      const handle = this.pool.call(action, data, handler, this.callOptions(action, data, pattern, options, false));
+      const handle = (this.pool ?? this.open()).call(action, data, handler, this.callOptions(action, data, pattern, options, false));
       handler.handle = handle;
       return handler;
     });
@@ -113,7 +143,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
   /** Promise form of `send` for single-valued patterns (skips RxJS). */
   request<TResult = any>(pattern: any, data: unknown, options?: OccamsCallOptions): Promise<TResult> {
     const action = this.action(pattern);
-    return this.pool.request(action, data, this.callOptions(action, data, pattern, options, false)) as Promise<TResult>;
+    return (this.pool ?? this.open()).request(action, data, this.callOptions(action, data, pattern, options, false)) as Promise<TResult>;
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
@@ -123,13 +153,13 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
       onResult: (response) => callback({ response, isDisposed: true }),
       onError: (err) => callback({ err }),
     };
-    const handle = this.pool.call(action, packet.data, handler, this.callOptions(action, packet.data, packet.pattern, undefined, false, packet));
+    const handle = (this.pool ?? this.open()).call(action, packet.data, handler, this.callOptions(action, packet.data, packet.pattern, undefined, false, packet));
     return () => handle.cancel();
   }
 
   protected async dispatchEvent<T = any>(packet: ReadPacket): Promise<T> {
     const action = this.action(packet.pattern);
-    return (await this.pool.request(action, packet.data, this.callOptions(action, packet.data, packet.pattern, undefined, true, packet))) as T;
+    return (await (this.pool ?? this.open()).request(action, packet.data, this.callOptions(action, packet.data, packet.pattern, undefined, true, packet))) as T;
   }
 
   /** The action string for a pattern: strings verbatim, objects in Nest's normalized form. */
@@ -169,8 +199,16 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     return out;
   }
 
+  private open(): FailoverPool {
+    const pool = new FailoverPool(this.addresses, this.poolOptions);
+    pool.on('state', () => this.updateStatus());
+    for (const [event, callback] of this.listeners) pool.on(event, callback);
+    this.pool = pool;
+    return pool;
+  }
+
   private updateStatus(): void {
-    const pools = this.pool.members;
+    const pools = this.pool?.members ?? [];
     if (pools.some((p) => p.state === 'ready')) {
       this.wasConnected = true;
       this._status$.next('connected');

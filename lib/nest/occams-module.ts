@@ -1,5 +1,6 @@
 import { type DynamicModule, Inject, Module, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
-import { OccamsClient, type OccamsClientOptions } from './occams-client.js';
+import { OCCAMS_CLIENT_OPTIONS, OccamsClient, type OccamsClientOptions } from './occams-client.js';
+import { checkNestOptions } from './nest-options.js';
 
 /** One named client: `{ name: 'CALC', port: 7100 }`. */
 export interface OccamsClientProviderOptions extends OccamsClientOptions {
@@ -35,17 +36,20 @@ export const InjectOccamsClient = (name: string | symbol): ParameterDecorator & 
  *   OccamsModule.register([{ name: 'CALC', port: 7100 }])
  *   OccamsModule.registerAsync([{ name: 'CALC', imports: [ConfigModule], inject: [ConfigService],
  *                                 useFactory: (c: ConfigService) => ({ port: c.get('CALC_PORT') }) }])
- * Clients are closed on application shutdown.
+ * Each application built from the module gets clients of its own (factory
+ * providers), closed when that application closes: two apps from one module
+ * definition, one after the other (e2e tests' beforeEach/afterEach), each
+ * connect afresh.
  */
 @Module({})
 export class OccamsModule {
   static register(options: OccamsModuleOptions): DynamicModule {
     const { clients, isGlobal } = Array.isArray(options) ? { clients: options, isGlobal: false } : options;
-    const providers: Provider[] = clients.map(({ name, ...clientOptions }) => ({
-      provide: name,
-      useValue: new OccamsClient(clientOptions),
-    }));
-    return { module: OccamsModule, global: isGlobal, providers, exports: providers };
+    const providers: Provider[] = clients.map(({ name, ...clientOptions }) => {
+      checkNestOptions(clientOptions, OCCAMS_CLIENT_OPTIONS, 'OccamsClient'); // a misspelt key fails where it is written
+      return { provide: name, useFactory: () => new OccamsClient(clientOptions) };
+    });
+    return { module: OccamsModule, global: isGlobal, providers, exports: clients.map((c) => c.name) };
   }
 
   static registerAsync(options: OccamsModuleAsyncOptions): DynamicModule {

@@ -6,10 +6,13 @@ import type { Dispatch } from '../server/dispatch.js';
 import type { RpcLogger } from '../server/logger.js';
 import { RpcServer } from '../server/rpc-server.js';
 import type { RpcServerOptions } from '../server/server-options.js';
+import { RPC_SERVER_OPTIONS } from '../server/option-names.js';
+import { optionNames } from '../core/validate.js';
 import type { ServerRequest } from '../server/server-request.js';
 import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
+import { checkNestOptions } from './nest-options.js';
 import { OccamsContext } from './occams-context.js';
 import { OCCAMS_TRANSPORT } from './occams-transport.js';
 
@@ -19,8 +22,8 @@ const MAX_CACHED_ROUTES = 10_000;
 export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 'logger'> {
   /** TCP host; default 127.0.0.1 */
   host?: string;
-  /** TCP port; 0 picks a free one; default 7100 */
-  port?: number;
+  /** TCP port; 0 picks a free one; default 7100; a string of digits is read as the number */
+  port?: number | string;
   /** listen on a Unix socket path instead of TCP */
   path?: string;
   /** any address form (overrides host/port/path) */
@@ -28,6 +31,9 @@ export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 
   /** where the transport logs; default a Nest Logger named OccamsServer */
   logger?: LoggerService;
 }
+
+/** Every option OccamsServer takes; any other key is refused by name. */
+export const OCCAMS_SERVER_OPTIONS = optionNames<OccamsServerOptions>({ ...RPC_SERVER_OPTIONS, host: true, port: true, path: true });
 
 export type OccamsServerStatus = 'listening' | 'draining' | 'closed';
 
@@ -54,6 +60,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
 
   constructor(options: OccamsServerOptions = {}) {
     super();
+    checkNestOptions(options, OCCAMS_SERVER_OPTIONS, 'OccamsServer');
     this.options = options;
     const logger = options.logger ?? new Logger('OccamsServer');
     (this as unknown as { logger: LoggerService }).logger = logger;

@@ -1,3 +1,5 @@
+import { InvalidOptionError } from '../errors.js';
+import { toNumber } from '../core/validate.js';
 import type { OccamsServerOptions } from './occams-server.js';
 
 /**
@@ -20,8 +22,8 @@ export function occamsServerOptionsFrom(
   const num = (k: string) => {
     const v = str(k);
     if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`${prefix}${k} must be a number, got "${v}"`);
+    const n = toNumber(v);
+    if (!Number.isFinite(n)) throw new InvalidOptionError(prefix + k, `expected a number, got "${v}"`);
     return n;
   };
   const host = str('HOST');

@@ -17,10 +17,14 @@ export const ACTION_CANCEL = 0x4f43_0002;
 export const FORMAT_EVENT = 0x01; // no response is owed
 export const FORMAT_EXT_HEADER = 0x02; // msg starts with u32 len + msgpack ext header
 
-/** Extension response flags (only to connections that said HELLO). */
+/**
+ * Extension response flags (only to connections that said HELLO and, for
+ * each flag, negotiated its feature bit).
+ */
 export const FLAG_STREAM_ITEM = 3; // one value of a streamed result; more follow
 export const FLAG_ERROR_VALUE = 4; // error value encoded with the codec, in the blob
 export const FLAG_GOAWAY = 5; // seq 0: server is draining, send new requests elsewhere
+export const FLAG_ERRNO_MESSAGE = 6; // msg_len is the errno (no msg); the blob is the UTF-8 message
 
 /** Feature bits carried in HELLO and its answer. */
 export const FEATURE_EVENTS = 1 << 0;
@@ -30,6 +34,7 @@ export const FEATURE_CANCEL = 1 << 3;
 export const FEATURE_DEADLINE = 1 << 4;
 export const FEATURE_ERROR_VALUE = 1 << 5;
 export const FEATURE_GOAWAY = 1 << 6;
+export const FEATURE_ERRNO_MESSAGE = 1 << 7;
 export const ALL_FEATURES =
   FEATURE_EVENTS |
   FEATURE_META |
@@ -37,7 +42,8 @@ export const ALL_FEATURES =
   FEATURE_CANCEL |
   FEATURE_DEADLINE |
   FEATURE_ERROR_VALUE |
-  FEATURE_GOAWAY;
+  FEATURE_GOAWAY |
+  FEATURE_ERRNO_MESSAGE;
 
 /** Extension protocol revision carried in HELLO. */
 export const EXTENSIONS_VERSION = 1;

@@ -1,11 +1,12 @@
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, EMPTY, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
+import { FLAG_ERRNO_MESSAGE } from './extensions.js';
 import { FrameDecoder, checkMagicAndVersion } from './frame-decoder.js';
 import { readU53 } from './u64.js';
 
 /**
- * Receives decoded responses. For flag 1 `msgLen` is the errno and `msg` is
- * empty. Flags are not judged here: what a flag means is the client's call.
+ * Receives decoded responses. For flags 1 and 6 `msgLen` is the errno and
+ * `msg` is empty. Flags are not judged here: what a flag means is the client's call.
  */
 export interface ResponseSink {
   onResponse(flag: number, seq: number, msgLen: number, msg: Buffer, blob: Buffer): void;
@@ -26,7 +27,7 @@ export class ResponseDecoder extends FrameDecoder {
     checkMagicAndVersion(buf, off);
     const blobLen = buf.readInt32LE(off + 16);
     if (blobLen < 0) throw new ProtocolError(`negative blob_len ${blobLen}`);
-    const bodyLen = (buf[off + 3] === FLAG_ERRNO ? 0 : buf.readUInt32LE(off + 4)) + blobLen;
+    const bodyLen = (errnoInMsgLen(buf[off + 3]!) ? 0 : buf.readUInt32LE(off + 4)) + blobLen;
     if (bodyLen > this.maxFrameSize - RESPONSE_HEADER_SIZE) {
       throw new FrameTooLargeError(bodyLen + RESPONSE_HEADER_SIZE, this.maxFrameSize);
     }
@@ -39,7 +40,7 @@ export class ResponseDecoder extends FrameDecoder {
     const seq = readU53(hdr, h + 8);
     if (seq < 0) throw new ProtocolError('response seq exceeds 2^53');
     const blobLen = hdr.readInt32LE(h + 16);
-    const bodyMsgLen = flag === FLAG_ERRNO ? 0 : msgLen;
+    const bodyMsgLen = errnoInMsgLen(flag) ? 0 : msgLen;
     this.sink.onResponse(
       flag,
       seq,
@@ -48,4 +49,9 @@ export class ResponseDecoder extends FrameDecoder {
       blobLen === 0 ? EMPTY : body.subarray(b + bodyMsgLen, b + bodyMsgLen + blobLen),
     );
   }
+}
+
+/** Flags whose msg_len field carries an errno, not a length. */
+function errnoInMsgLen(flag: number): boolean {
+  return flag === FLAG_ERRNO || flag === FLAG_ERRNO_MESSAGE;
 }

@@ -3,10 +3,16 @@ import type { Dispatch } from './dispatch.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import type { ServerRequest } from './server-request.js';
 
-/** Throw from a MethodDispatch handler to answer with a numeric user error (flag 1). */
+/**
+ * Throw from a MethodDispatch handler to answer with a numeric user error
+ * (flag 1; with `reason`, flag 6 to clients that speak it).
+ */
 export class ErrnoReply extends Error {
-  constructor(readonly errno: number) {
-    super(`errno ${errno}`);
+  constructor(
+    readonly errno: number,
+    readonly reason?: string,
+  ) {
+    super(reason ?? `errno ${errno}`);
   }
 }
 
@@ -62,7 +68,7 @@ export class MethodDispatch implements Dispatch {
   }
 
   private fail(req: ServerRequest, err: unknown): void {
-    if (err instanceof ErrnoReply) req.errno(err.errno);
+    if (err instanceof ErrnoReply) req.errno(err.errno, err.reason);
     else if (err instanceof ErrorReply) {
       if (typeof err.error === 'string' || err.error instanceof Uint8Array) req.error(err.error);
       else req.errorValue(err.error);

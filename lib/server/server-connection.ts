@@ -10,6 +10,7 @@ import {
   ACTION_CANCEL,
   ACTION_HELLO,
   FEATURE_GOAWAY,
+  FLAG_ERRNO_MESSAGE,
   FLAG_GOAWAY,
   FORMAT_EVENT,
   FORMAT_EXT_HEADER,
@@ -189,8 +190,9 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.writer.response(flag, bytes.length, seq, bytes, blob);
   }
 
-  sendErrno(seq: number, code: number): void {
-    if (this.state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY, undefined);
+  /** Flag 1, or flag 6 with `message` (UTF-8) when the client negotiated it. */
+  sendErrno(seq: number, code: number, message?: Uint8Array): void {
+    if (this.state !== 'closed') this.writer.response(message === undefined ? FLAG_ERRNO : FLAG_ERRNO_MESSAGE, code, seq, EMPTY, message);
   }
 
   sendBytes(flag: number, seq: number, bytes: Uint8Array): void {

@@ -6,7 +6,8 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import type { AddressLike } from '../transport/address.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { nonNegativeInt, positiveInt } from '../core/validate.js';
+import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { RPC_SERVER_OPTIONS } from './option-names.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
@@ -49,6 +50,7 @@ export interface RpcServerOptions {
 export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls'>> & Pick<RpcServerOptions, 'tls'>;
 
 export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedRpcServerOptions {
+  rejectUnknownKeys(o, RPC_SERVER_OPTIONS, 'RpcServer');
   return {
     address: o.address ?? DEFAULT_SERVER_ADDRESS,
     tls: o.tls,

@@ -1,6 +1,6 @@
 import { ErrorCode } from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
-import { FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERROR_VALUE, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
+import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERROR_VALUE, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
 import type { ServerConnection } from './server-connection.js';
 
 /** Internal codes a server may answer with (ASCII, flag 2). */
@@ -79,10 +79,16 @@ export class ServerRequest {
     return this.finish();
   }
 
-  /** A numeric user error (wire flag 1). */
-  errno(code: number): boolean {
+  /**
+   * A numeric user error: wire flag 1, or flag 6 carrying `message` too when
+   * the client speaks that extension (v1 peers get the errno alone).
+   */
+  errno(code: number, message?: string): boolean {
     if (!this.begin()) return false;
-    if (!this.isEvent) this.connection.sendErrno(this.seq, code);
+    if (!this.isEvent) {
+      const text = message !== undefined && this.connection.has(FEATURE_ERRNO_MESSAGE) ? Buffer.from(message, 'utf8') : undefined;
+      this.connection.sendErrno(this.seq, code, text);
+    }
     return this.finish();
   }
 

@@ -27,10 +27,10 @@ export class CalculatorController {
     return Math.trunc(a / b);
   }
 
-  /** v * 2, or errno 22 (EINVAL) when v < 0. */
+  /** v * 2, or errno 22 (EINVAL) when v < 0 (plain v1 clients get the errno, ours the message too). */
   @MessagePattern('Calculator.might_fail_with_errno')
   mightFail(@Payload() v: number): number {
-    if (v < 0) throw new OccamsErrnoException(EINVAL);
+    if (v < 0) throw new OccamsErrnoException(EINVAL, 'v must be >= 0');
     return v * 2;
   }
 

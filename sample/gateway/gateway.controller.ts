@@ -1,13 +1,16 @@
 import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, Post, UseFilters } from '@nestjs/common';
 import { lastValueFrom, toArray } from 'rxjs';
-import { InjectOccamsClient, type OccamsClient } from '../../lib/index.js';
-import { CalculatorErrorsFilter } from './calculator-errors.filter.js';
+import { InjectOccamsClient, type OccamsClient, OccamsHttpExceptionFilter } from '../../lib/index.js';
 
 export const CALCULATOR = 'CALCULATOR';
 
-/** The calculator over HTTP, through the occams client. */
+/**
+ * The calculator over HTTP, through the occams client. Failed calls answer
+ * with the status OccamsHttpExceptionFilter maps their code to (a handler's
+ * error 422, unreachable 503, timeout 504, ...), not Nest's 500.
+ */
 @Controller()
-@UseFilters(CalculatorErrorsFilter)
+@UseFilters(OccamsHttpExceptionFilter)
 export class GatewayController {
   constructor(@InjectOccamsClient(CALCULATOR) private readonly calc: OccamsClient) {}
 

@@ -9,7 +9,7 @@ import { CALCULATOR, GatewayController } from './gateway.controller.js';
         name: CALCULATOR,
         useFactory: () => ({
           host: process.env.OCCAMS_HOST ?? '127.0.0.1',
-          port: Number(process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT),
+          port: process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT, // a string from the environment is fine
           timeout: 5000,
           idempotent: ['Calculator.add', 'Calculator.div'],
         }),

@@ -19,7 +19,7 @@ import {
 import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { IsInt, IsString, Min } from 'class-validator';
 import { finalize, interval, map, type Observable, take, throwError } from 'rxjs';
-import { OccamsContext } from '../../lib/index.js';
+import { OccamsContext, OccamsErrnoException } from '../../lib/index.js';
 import { sleep } from './servers.js';
 
 /** State the test app exposes so tests can see what handlers did. */
@@ -96,6 +96,11 @@ export class TestController {
   @MessagePattern('fail.errno')
   failErrno() {
     throw new RpcException({ errno: 5 });
+  }
+
+  @MessagePattern('fail.errno.message')
+  failErrnoMessage() {
+    throw new OccamsErrnoException(22, 'v must be >= 0');
   }
 
   @MessagePattern('fail.object')

@@ -1,0 +1,159 @@
+/**
+ * OccamsHttpExceptionFilter behind real HTTP gateways (Nest + Express)
+ * calling real occams microservices: each failure code gets its status
+ * instead of Nest's 500.
+ */
+import 'reflect-metadata';
+import net from 'node:net';
+import { Controller, Get, type INestApplication, type INestMicroservice, Module, Param, UseFilters } from '@nestjs/common';
+import { HttpAdapterHost, NestFactory } from '@nestjs/core';
+import {
+  InjectOccamsClient,
+  type OccamsClient,
+  OccamsHttpExceptionFilter,
+  OccamsModule,
+  OccamsServer,
+  type TcpAddress,
+  occamsHttpStatus,
+  ClosedError,
+  QueueFullError,
+  IoError,
+} from '../lib/index.js';
+import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+import { GatewayModule } from '../sample/gateway/gateway.module.js';
+import { TestAppModule } from './support/nest-apps.js';
+
+async function microservice(module: unknown): Promise<{ app: INestMicroservice; port: number }> {
+  const strategy = new OccamsServer({ port: 0 });
+  const app = await NestFactory.createMicroservice(module as never, { strategy, logger: false });
+  await app.listen();
+  return { app, port: (strategy.address as TcpAddress).port };
+}
+
+async function httpUrl(app: INestApplication): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as net.AddressInfo;
+  return `http://127.0.0.1:${port}`;
+}
+
+async function get(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text };
+}
+
+/** A port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('the sample gateway in front of the sample calculator', () => {
+  let calc: { app: INestMicroservice; port: number };
+  let gateway: INestApplication;
+  let base: string;
+  beforeAll(async () => {
+    calc = await microservice(CalculatorModule);
+    process.env.OCCAMS_PORT = String(calc.port); // read by the gateway's registerAsync factory, as a string
+    try {
+      gateway = await NestFactory.create(GatewayModule, { logger: false });
+      base = await httpUrl(gateway);
+    } finally {
+      delete process.env.OCCAMS_PORT;
+    }
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await calc?.app.close();
+  });
+
+  it('answers results, and user errors as 422 with the code, message and errno', async () => {
+    expect(await get(`${base}/add/2/3`)).toEqual({ status: 200, body: '5' });
+    expect(await get(`${base}/div/1/0`)).toEqual({
+      status: 422,
+      body: { statusCode: 422, code: 'user_error', message: 'division by zero' },
+    });
+    expect(await get(`${base}/double/-1`)).toEqual({
+      status: 422,
+      body: { statusCode: 422, code: 'user_errno', message: 'v must be >= 0', errno: 22 },
+    });
+  });
+
+  it("leaves other exceptions to Nest (a pipe's 400 stays 400)", async () => {
+    const res = await get(`${base}/add/two/3`);
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('OccamsHttpExceptionFilter as a global filter: every code family', () => {
+  @Controller()
+  class ProxyController {
+    constructor(
+      @InjectOccamsClient('UP') private readonly up: OccamsClient,
+      @InjectOccamsClient('DOWN') private readonly down: OccamsClient,
+    ) {}
+    @Get('call/:pattern')
+    call(@Param('pattern') pattern: string) {
+      return this.up.send(pattern, pattern === 'slow' ? 600 : {}, { timeout: 150 });
+    }
+    @Get('down')
+    callDown() {
+      return this.down.send('echo', 1);
+    }
+    /** A filter instance built with `new` and no adapter: it answers through Express's response. */
+    @Get('bare/:pattern')
+    @UseFilters(new OccamsHttpExceptionFilter())
+    bare(@Param('pattern') pattern: string) {
+      return this.up.send(pattern, {});
+    }
+  }
+
+  let ms: { app: INestMicroservice; port: number };
+  let gateway: INestApplication;
+  let base: string;
+  beforeAll(async () => {
+    ms = await microservice(TestAppModule);
+    @Module({
+      imports: [
+        OccamsModule.register([
+          { name: 'UP', port: ms.port, timerResolution: 50 },
+          { name: 'DOWN', port: await deadPort(), connectTimeout: 1000 },
+        ]),
+      ],
+      controllers: [ProxyController],
+    })
+    class ProxyModule {}
+    gateway = await NestFactory.create(ProxyModule, { logger: false });
+    gateway.useGlobalFilters(new OccamsHttpExceptionFilter(gateway.get(HttpAdapterHost)));
+    base = await httpUrl(gateway);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await ms?.app.close();
+  });
+
+  it('user errors 422, method not found 501, unreachable 503, timeout 504, the rest 502', async () => {
+    expect(await get(`${base}/call/echo`)).toEqual({ status: 200, body: {} });
+    const byMessage = await get(`${base}/call/fail.message`);
+    expect([byMessage.status, byMessage.body.code, byMessage.body.message]).toEqual([422, 'user_error', 'something went wrong']);
+    const byValue = await get(`${base}/call/fail.object`);
+    expect([byValue.status, byValue.body.details]).toEqual([422, { reason: 'quota', limit: 10 }]);
+    expect((await get(`${base}/call/no.such.pattern`)).body).toMatchObject({ statusCode: 501, code: 'rpc_method_notfound' });
+    expect((await get(`${base}/down`)).body).toMatchObject({ statusCode: 503, code: 'rpc_unreachable' });
+    expect((await get(`${base}/call/slow`)).body).toMatchObject({ statusCode: 504, code: 'rpc_timeout' });
+    expect((await get(`${base}/call/fail.crash`)).body).toMatchObject({ statusCode: 502, code: 'rpc_internal_err' });
+    expect(await get(`${base}/bare/fail.errno`)).toEqual({
+      status: 422,
+      body: { statusCode: 422, code: 'user_errno', message: 'remote error errno 5', errno: 5 },
+    });
+  });
+
+  it('occamsHttpStatus maps local failures too', () => {
+    expect(occamsHttpStatus(new QueueFullError())).toBe(503);
+    expect(occamsHttpStatus(new IoError())).toBe(502);
+    expect(occamsHttpStatus(new ClosedError())).toBe(502);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Options as users write them: numbers as strings (env, ConfigService) are
+ * read as numbers; anything else, and unknown keys, fail with an error
+ * naming the option as written; Nest's serializer options are refused
+ * with what to use instead.
+ */
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import {
+  ClientPool,
+  ClientStream,
+  FailoverPool,
+  InvalidOptionError,
+  MethodDispatch,
+  OccamsClient,
+  OccamsModule,
+  OccamsServer,
+  RpcServer,
+  type TcpAddress,
+  occamsServerOptionsFrom,
+} from '../lib/index.js';
+import { TestAppModule } from './support/nest-apps.js';
+import { startServer } from './support/servers.js';
+
+/** The InvalidOptionError `fn` throws (or rejects with). */
+async function optionError(fn: () => unknown): Promise<InvalidOptionError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    return err as InvalidOptionError;
+  }
+  throw new Error('expected an InvalidOptionError');
+}
+
+describe('unknown option keys are refused by name', () => {
+  it('at every entry: OccamsClient, OccamsServer, OccamsModule, the pools, streams and RpcServer', async () => {
+    const client = await optionError(() => new OccamsClient({ prot: 7100 } as never));
+    expect(client.option).toBe('prot');
+    expect(client.code).toBe('rpc_invalid_option');
+    expect(client.message).toBe('invalid option prot: not an option of OccamsClient (did you mean port?)');
+
+    expect((await optionError(() => new OccamsServer({ prot: 1 } as never))).message).toContain('not an option of OccamsServer (did you mean port?)');
+    expect((await optionError(() => OccamsModule.register([{ name: 'X', timout: 5 } as never]))).option).toBe('timout');
+    expect((await optionError(() => new FailoverPool(['127.0.0.1:1'], { retrylimit: 1 } as never))).message).toContain('(did you mean retryLimit?)');
+    expect((await optionError(() => new ClientPool('127.0.0.1:1', { conections: 2 } as never))).option).toBe('conections');
+    expect((await optionError(() => new ClientPool('127.0.0.1:1', { backoff: { initialMs: 5 } } as never))).option).toBe('initialMs');
+    expect((await optionError(() => new RpcServer(new MethodDispatch(), { closewait: 1 } as never))).option).toBe('closewait');
+    expect((await optionError(() => ClientStream.connect('127.0.0.1:1', { windowSize: 4 } as never))).message).toBe(
+      'invalid option windowSize: not an option of ClientStream',
+    );
+  });
+
+  it('a layer passes the options of the layers below it', async () => {
+    const { server, address } = await startServer({ echo: (v) => v });
+    const client = new OccamsClient({ port: address.port, connections: 2, strategy: 'first', maxInFlight: 8, backoff: { initial: 10 }, timeout: 1000 });
+    expect(await client.request('echo', 'ok')).toBe('ok');
+    await client.close();
+    await server.close();
+  });
+
+  it("Nest's serializer/deserializer and the ClientsModule shape are refused with what to write instead", async () => {
+    const serializer = await optionError(() => new OccamsClient({ serializer: { serialize: (v: unknown) => v } } as never));
+    expect(serializer.option).toBe('serializer');
+    expect(serializer.message).toContain('codec');
+    expect((await optionError(() => new OccamsServer({ deserializer: { deserialize: (v: unknown) => v } } as never))).message).toContain('codec');
+    const shape = await optionError(() => OccamsModule.register([{ name: 'X', transport: 0, options: { port: 1 } } as never]));
+    expect(shape.option).toBe('transport');
+    expect(shape.message).toContain('{ name, host, port }');
+  });
+});
+
+describe('numbers as strings', () => {
+  it('ports, timeouts and sizes given as digit strings work end to end', async () => {
+    const strategy = new OccamsServer({ port: '0', maxFrameSize: '1048576', closeWait: '1000' } as never);
+    const app = await NestFactory.createMicroservice(TestAppModule, { strategy, logger: false });
+    await app.listen();
+    const port = String((strategy.address as TcpAddress).port);
+    const client = new OccamsClient({ port, timeout: '2000', maxInFlight: '4', connections: '2', retryLimit: '1' } as never);
+    expect(await client.request('echo', 'strings')).toBe('strings');
+    await client.close();
+    await app.close();
+  });
+
+  it('what is not a number is refused naming the option the user wrote', async () => {
+    const port = await optionError(() => new OccamsClient({ port: 'seventy' }));
+    expect(port.option).toBe('port');
+    expect(port.message).toContain('"seventy"');
+    expect((await optionError(() => new OccamsClient({ port: 70000 }))).option).toBe('port');
+    expect((await optionError(() => new OccamsClient({ port: 1, timeout: 'soon' } as never))).option).toBe('timeout');
+    expect((await optionError(() => new OccamsClient({ port: 1, maxInFlight: '-1' } as never))).option).toBe('maxInFlight');
+    expect((await optionError(() => new OccamsClient({ addresses: ['127.0.0.1:x'] }))).option).toBe('addresses');
+  });
+
+  it('occamsServerOptionsFrom reads env-style strings and names the bad variable', async () => {
+    const env: Record<string, string> = { OCCAMS_PORT: '0', OCCAMS_HOST: '127.0.0.1', OCCAMS_CLOSE_WAIT: '500' };
+    const options = occamsServerOptionsFrom((k) => env[k]);
+    expect(options).toEqual({ host: '127.0.0.1', port: 0, closeWait: 500 });
+    const err = await optionError(() => occamsServerOptionsFrom((k) => (k === 'OCCAMS_PORT' ? 'x' : undefined)));
+    expect(err.option).toBe('OCCAMS_PORT');
+  });
+});

@@ -1,0 +1,246 @@
+/**
+ * The package as a new user gets it: `npm pack`, then the tarball
+ * installed into two throwaway Nest 12 apps, one CommonJS (the classic
+ * `nest new` shape: no "type", module nodenext, imports compiled to
+ * require()) and one ESM, each with its own Nest. Both compile against our
+ * types, start an occams microservice and call it (the CommonJS one also
+ * calls the ESM one's server); `npm ls` shows one copy of each peer.
+ *
+ * The CommonJS app pins Nest one patch older than our dev dependencies:
+ * the case where Nest as a dependency of ours made npm install a private
+ * copy under nestjs-occams.
+ *
+ * Packing runs in a copy of the package files (with this repo's
+ * node_modules linked), so `prepare` never rewrites the repo's own dist/
+ * while other suites use it.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+const fixture = path.join(root, 'test/fixtures/consumer/main.ts');
+
+const PEERS = ['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs', 'reflect-metadata'] as const;
+/** Nest one patch behind our dev dependencies (see the header). */
+const OLDER_NEST = { '@nestjs/common': '12.5.0', '@nestjs/core': '12.5.0', '@nestjs/microservices': '12.1.0' };
+
+/** The version this repo has installed (so most installs come from the warm npm cache). */
+const ours = (name: string): string => JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+
+/** The environment a user's shell would give npm: none of the outer npm run's own variables. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const keep = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig']);
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.toLowerCase().startsWith('npm_') || keep.has(k.toLowerCase())) env[k] = v;
+  return env;
+}
+
+interface Ran {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion within `timeout` ms; rejects with its output on failure. */
+function run(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, env: cleanEnv(), timeout, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} in ${cwd} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+const timed = async <T>(times: Record<string, number>, name: string, fn: () => Promise<T>): Promise<T> => {
+  const started = Date.now();
+  try {
+    return await fn();
+  } finally {
+    times[name] = Date.now() - started;
+  }
+};
+
+function writeJson(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The Nest 12 application template's compiler options (module nodenext for both shapes). */
+const TEMPLATE_OPTIONS = {
+  module: 'nodenext',
+  moduleResolution: 'nodenext',
+  resolvePackageJsonExports: true,
+  esModuleInterop: true,
+  isolatedModules: true,
+  emitDecoratorMetadata: true,
+  experimentalDecorators: true,
+  target: 'ES2023',
+  outDir: './dist',
+  rootDir: './src',
+  skipLibCheck: true,
+  strict: true,
+  strictPropertyInitialization: false,
+  types: ['node'],
+};
+
+function createApp(dir: string, kind: 'cjs' | 'esm'): void {
+  writeJson(path.join(dir, 'package.json'), {
+    name: `occams-consumer-${kind}`,
+    version: '1.0.0',
+    private: true,
+    ...(kind === 'esm' ? { type: 'module' } : {}),
+  });
+  writeJson(path.join(dir, 'tsconfig.json'), { compilerOptions: TEMPLATE_OPTIONS, include: ['src'] });
+  // type checks only: the other resolution modes a consumer may use
+  writeJson(path.join(dir, 'tsconfig.bundler.json'), {
+    extends: './tsconfig.json',
+    compilerOptions: { module: 'preserve', moduleResolution: 'bundler', noEmit: true },
+  });
+  writeJson(path.join(dir, 'tsconfig.node16.json'), {
+    extends: './tsconfig.json',
+    compilerOptions: { module: 'node16', moduleResolution: 'node16', noEmit: true },
+  });
+  fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
+  fs.copyFileSync(fixture, path.join(dir, 'src/main.ts'));
+}
+
+/** Where each of `names` is installed under `dir`, from one `npm ls --all --parseable`. */
+async function copiesOf(dir: string, names: readonly string[]): Promise<Record<string, string[]>> {
+  const { stdout } = await run('npm', ['ls', ...names, '--all', '--parseable'], dir);
+  const lines = [...new Set(stdout.split('\n'))];
+  const out: Record<string, string[]> = {};
+  for (const name of names) out[name] = lines.filter((line) => line.endsWith(`${path.sep}node_modules${path.sep}${name.split('/').join(path.sep)}`));
+  return out;
+}
+
+function installedVersion(dir: string, name: string): string {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
+}
+
+/** Waits (bounded) for a line matching `re` on the child's stdout. */
+function waitForLine(child: ChildProcess, re: RegExp, ms: number): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let errors = '';
+    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms:\n${buffered}\n${errors}`)), ms);
+    child.stderr!.on('data', (d: Buffer) => (errors += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const m = buffered.match(re);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code}) before ${re}:\n${buffered}\n${errors}`));
+    });
+  });
+}
+
+/** The first JSON line a consumer printed. */
+const report = (stdout: string) => JSON.parse(stdout.split('\n').find((l) => l.startsWith('{'))!);
+
+const expectedReport = (kind: string) => ({
+  kind,
+  sums: [42, 43],
+  errno: { occams: true, remoteErrno: true, code: 'user_errno', errno: 22, message: 'bad input' },
+  rpc: { occams: true, remoteErrno: false, code: 'user_error', message: 'plain message' },
+  stream: 42,
+  subpaths: ['function', 'function'],
+});
+
+describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
+  const times: Record<string, number> = {};
+  let tmp: string;
+  let packed: { filename: string; files: { path: string }[] };
+  const apps = { cjs: '', esm: '' };
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-package-'));
+    const src = path.join(tmp, 'package');
+    fs.mkdirSync(src);
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'tsconfig.json', 'tsconfig.lib.json']) fs.copyFileSync(path.join(root, f), path.join(src, f));
+    fs.cpSync(path.join(root, 'lib'), path.join(src, 'lib'), { recursive: true });
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(src, 'node_modules'), 'dir');
+    const { stdout } = await timed(times, 'pack', () => run('npm', ['pack', '--json', '--pack-destination', tmp], src));
+    packed = JSON.parse(stdout)[0];
+    const tarball = path.join(tmp, packed.filename);
+
+    apps.cjs = path.join(tmp, 'cjs-app');
+    apps.esm = path.join(tmp, 'esm-app');
+    createApp(apps.cjs, 'cjs');
+    createApp(apps.esm, 'esm');
+    const common = ['rxjs', 'reflect-metadata', '@types/node'].map((n) => `${n}@${ours(n)}`);
+    const install = (dir: string, nest: string[]) =>
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, ...nest, ...common], dir, 240_000);
+    await timed(times, 'install (both apps, in parallel)', () =>
+      Promise.all([
+        install(apps.cjs, Object.entries(OLDER_NEST).map(([n, v]) => `${n}@${v}`)),
+        install(apps.esm, Object.keys(OLDER_NEST).map((n) => `${n}@${ours(n)}`)),
+      ]),
+    );
+    await timed(times, 'compile (both apps)', () => Promise.all([run(process.execPath, [tsc, '-p', '.'], apps.cjs), run(process.execPath, [tsc, '-p', '.'], apps.esm)]));
+  }, 420_000);
+
+  afterAll(() => {
+    console.log(`package test timings (ms): ${JSON.stringify(times)}`);
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('packs what a consumer needs and nothing else', () => {
+    const files = packed.files.map((f) => f.path).sort();
+    for (const f of files) expect(f).toMatch(/^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts))$/);
+    for (const entry of ['', 'stream/', 'client/', 'server/']) {
+      expect(files).toContain(`dist/lib/${entry}index.js`);
+      expect(files).toContain(`dist/lib/${entry}index.d.ts`);
+    }
+    expect(files).toContain('LICENSE');
+    const manifest = JSON.parse(fs.readFileSync(path.join(apps.esm, 'node_modules/nestjs-occams/package.json'), 'utf8'));
+    expect(Object.keys(manifest.dependencies)).toEqual(['msgpackr']);
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual([...PEERS].sort());
+  });
+
+  it('installs one copy of each peer, the consumer’s own version', async () => {
+    const listed = await Promise.all([apps.cjs, apps.esm].map((dir) => copiesOf(dir, PEERS)));
+    for (const [i, dir] of [apps.cjs, apps.esm].entries()) {
+      expect(fs.existsSync(path.join(dir, 'node_modules/nestjs-occams/node_modules'))).toBe(false);
+      for (const name of PEERS) expect(listed[i]![name]).toEqual([path.join(dir, 'node_modules', ...name.split('/'))]);
+    }
+    expect(installedVersion(apps.cjs, '@nestjs/core')).toBe(OLDER_NEST['@nestjs/core']);
+  }, 60_000);
+
+  it('types resolve under nodenext (compiled above), node16 and bundler', async () => {
+    await timed(times, 'type checks', () =>
+      Promise.all([
+        run(process.execPath, [tsc, '-p', 'tsconfig.bundler.json'], apps.esm),
+        run(process.execPath, [tsc, '-p', 'tsconfig.node16.json'], apps.esm),
+        run(process.execPath, [tsc, '-p', 'tsconfig.bundler.json'], apps.cjs),
+      ]),
+    );
+    expect(fs.readFileSync(path.join(apps.cjs, 'dist/main.js'), 'utf8')).toContain('require("nestjs-occams")');
+  }, 120_000);
+
+  it('the ESM app serves and calls itself; the CommonJS app calls itself and the ESM server', async () => {
+    const esm = spawn(process.execPath, ['dist/main.js', 'esm', 'serve'], { cwd: apps.esm, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let esmOut = '';
+      esm.stdout.on('data', (d: Buffer) => (esmOut += d.toString()));
+      const [, esmPort] = await waitForLine(esm, /READY (\d+)/, 30_000);
+      expect(report(esmOut)).toMatchObject(expectedReport('esm'));
+
+      const cjs = await timed(times, 'cjs run', () => run(process.execPath, ['dist/main.js', 'cjs', 'once', esmPort!], apps.cjs, 60_000));
+      expect(report(cjs.stdout)).toMatchObject({ ...expectedReport('cjs'), peer: 6 });
+    } finally {
+      const exited = new Promise((resolve) => (esm.exitCode !== null ? resolve(esm.exitCode) : esm.once('exit', resolve)));
+      esm.kill('SIGTERM');
+      const timer = setTimeout(() => esm.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    expect(esm.exitCode).toBe(0);
+  }, 90_000);
+});
