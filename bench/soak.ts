@@ -1,9 +1,12 @@
 /**
  * Faults under load: client processes keep steady load on server processes
- * that are killed (SIGKILL) and gracefully restarted (SIGTERM) at random.
+ * that are killed (SIGKILL), gracefully restarted (SIGTERM) or frozen
+ * (SIGSTOP, then SIGCONT) at random. Every call is non-idempotent: a call
+ * the server may have run is never retried, so none may run twice.
  * Usage: node dist/bench/soak.js [--seconds 60] [--servers 3] [--clients 3] [--concurrency 64] [--json]
  * Figures: sent, succeeded, failed by code, lost (must be 0), duplicates
- * executed by retries, peak RSS per process, time to recover after a restart.
+ * executed by retries (must be 0), peak RSS per process, time to recover
+ * after a restart.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,7 +36,9 @@ interface Slot {
 }
 const slots: Slot[] = ports.map(() => ({ child: undefined, generation: 0, peakRssMiB: 0 }));
 const recoveries: number[] = [];
-const faults = { kills: 0, gracefulRestarts: 0 };
+const faults = { kills: 0, gracefulRestarts: 0, freezes: 0 };
+/** how long each freeze lasted, ms */
+const freezeMs: number[] = [];
 
 function startServer(i: number): Promise<void> {
   const slot = slots[i]!;
@@ -79,14 +84,29 @@ for (let c = 0; c < clientCount; c++) {
   results.push(new Promise((resolve) => child.on('message', (m: { type: string; tally: unknown }) => m.type === 'result' && resolve(m.tally))));
 }
 
-// Chaos: until 2 s before the end, a fault every 1-3 s on a random server.
+// Chaos: until 2 s before the end, a fault every 1-3 s on a random server;
+// the three kinds take turns (in a random order), so even a short run sees each.
+const kinds = ['freeze', 'kill', 'restart'].sort(() => Math.random() - 0.5);
+let faultIndex = 0;
 const chaosUntil = Date.now() + Math.max(0, seconds - 2) * 1000;
 while (Date.now() + 1000 < chaosUntil) {
   await new Promise((r) => setTimeout(r, 1000 + Math.random() * 2000));
   if (Date.now() >= chaosUntil) break;
   const i = Math.floor(Math.random() * serverCount);
   const child = slots[i]!.child!;
-  if (Math.random() < 0.5) {
+  const kind = kinds[faultIndex++ % kinds.length];
+  if (kind === 'freeze') {
+    // SIGSTOP: the socket stays open and nothing answers (a paused VM, a partition), then SIGCONT
+    faults.freezes++;
+    const ms = Math.round(1500 + Math.random() * 3000);
+    freezeMs.push(ms);
+    log(`  SIGSTOP server ${i} for ${ms} ms`);
+    child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, Math.min(ms, Math.max(0, chaosUntil - Date.now()))));
+    child.kill('SIGCONT');
+    continue;
+  }
+  if (kind === 'kill') {
     faults.kills++;
     log(`  kill -9 server ${i}`);
     child.kill('SIGKILL');
@@ -129,6 +149,7 @@ const report = {
   clients: clientCount,
   concurrencyPerClient: concurrency,
   faults,
+  freezeMs: freezeMs.length ? { min: Math.min(...freezeMs), max: Math.max(...freezeMs) } : null,
   sent: sum('sent'),
   succeeded: sum('ok'),
   failed,
@@ -147,4 +168,4 @@ else {
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'soak.json'), JSON.stringify(report, null, 2) + '\n');
 }
-process.exit(report.lost === 0 && report.sent === report.succeeded + report.failedTotal ? 0 : 1);
+process.exit(report.lost === 0 && report.duplicates === 0 && report.sent === report.succeeded + report.failedTotal ? 0 : 1);

@@ -1,7 +1,8 @@
 /**
  * A short soak (seconds; `npm run soak -- --seconds 60` is the long one):
- * real server and client processes, servers killed and restarted at random
- * under load; every request must settle and be accounted for.
+ * real server and client processes, servers killed, restarted and frozen
+ * (SIGSTOP/SIGCONT) at random under load; every request must settle and be
+ * accounted for, and none may run twice.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -16,10 +17,11 @@ describe('soak: faults under load across processes', () => {
       { cwd: root, encoding: 'utf8', timeout: 60_000 },
     );
     const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
-    expect(report.faults.kills + report.faults.gracefulRestarts).toBeGreaterThanOrEqual(1);
+    expect(report.faults.kills + report.faults.gracefulRestarts + report.faults.freezes).toBeGreaterThanOrEqual(1);
     expect(report.succeeded).toBeGreaterThan(1000);
     expect(report.lost).toBe(0);
     expect(report.wrongAnswers).toBe(0);
+    expect(report.duplicates).toBe(0); // non-idempotent calls: none ran twice
     expect(report.sent).toBe(report.succeeded + report.failedTotal);
     for (const code of Object.keys(report.failed)) expect(['rpc_io_err', 'rpc_unreachable', 'rpc_timeout']).toContain(code);
     expect(run.status).toBe(0);
