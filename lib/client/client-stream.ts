@@ -37,7 +37,7 @@ const MAX_EVENT_BACKLOG = 8 * 1024 * 1024;
  *                 TimeoutWheel (aligned ticks) ────┘ fails whole buckets
  *
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
- * Events: 'close' (error), 'goaway' (the server is draining), 'state'.
+ * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
  */
 export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink {
   readonly options: NormalizedClientStreamOptions;
