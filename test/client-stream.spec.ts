@@ -78,7 +78,8 @@ describe('ClientStream <-> RpcServer', () => {
     expect(crash.code).toBe('rpc_internal_err');
     expect(crash.message).not.toContain('secret');
     expect(ctx.logger.lines.join('\n')).toContain('secret internals');
-    expect((await catchErr(client.request('No.such', 1))).code).toBe('rpc_method_notfound');
+    expect((await catchErr(client.request('Calc.nope', 1))).code).toBe('rpc_method_notfound');
+    expect((await catchErr(client.request('No.such', 1))).code).toBe('rpc_service_notfound');
   });
 
   it('answers an undecodable msg with rpc_decode', async () => {

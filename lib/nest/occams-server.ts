@@ -9,6 +9,7 @@ import type { RpcServerOptions } from '../server/server-options.js';
 import { RPC_SERVER_OPTIONS } from '../server/option-names.js';
 import { optionNames } from '../core/validate.js';
 import type { ServerRequest } from '../server/server-request.js';
+import { ServiceIndex } from '../server/service-index.js';
 import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
@@ -55,6 +56,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   private readonly rpcLogger: RpcLogger;
   private rpc: RpcServer | undefined;
   private readonly routes = new Map<string, MessageHandler | null>();
+  /** rpc_service_notfound vs rpc_method_notfound for misses; cleared with `routes`. */
+  private readonly services = new ServiceIndex(() => this.messageHandlers.keys());
   private readonly pendingListeners: [string, (...args: any[]) => void][] = [];
   private readonly defaultStartHook = this.onProcessingStartHook;
 
@@ -122,6 +125,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   override addHandler(pattern: any, callback: MessageHandler, isEventHandler = false, extras: Record<string, any> = {}): void {
     super.addHandler(pattern, callback, isEventHandler, extras);
     this.routes.clear();
+    this.services.clear();
   }
 
   /** Dispatch: one request from the stream layer. */
@@ -134,7 +138,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
       return;
     }
     if (!handler) {
-      req.internal(ErrorCode.MethodNotFound);
+      req.internal(this.services.notFoundCode(pattern));
       return;
     }
     if (this.onProcessingStartHook === this.defaultStartHook && this.onProcessingEndHook === undefined) {

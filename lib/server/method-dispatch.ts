@@ -2,6 +2,7 @@ import { ErrorCode } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import type { ServerRequest } from './server-request.js';
+import { ServiceIndex } from './service-index.js';
 
 /**
  * Throw from a MethodDispatch handler to answer with a numeric user error
@@ -28,10 +29,13 @@ export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
 /**
  * A Dispatch from a plain table of functions, for the stream layer without
  * Nest: `new MethodDispatch({ 'Calc.add': ([a, b]) => a + b })`. Handlers
- * return a value or a promise; unknown actions get `rpc_method_notfound`.
+ * return a value or a promise; unknown actions get `rpc_method_notfound`, or
+ * `rpc_service_notfound` for a `Service.method` of a service with no method
+ * here (see ServiceIndex).
  */
 export class MethodDispatch implements Dispatch {
   private readonly methods = new Map<string | number, MethodHandler>();
+  private readonly services = new ServiceIndex(() => this.methods.keys());
 
   constructor(
     methods: Record<string, MethodHandler> = {},
@@ -42,13 +46,14 @@ export class MethodDispatch implements Dispatch {
 
   add(action: string | number, fn: MethodHandler): this {
     this.methods.set(action, fn);
+    this.services.clear();
     return this;
   }
 
   dispatch(req: ServerRequest): void | Promise<void> {
     const fn = this.methods.get(req.action);
     if (fn === undefined) {
-      req.internal(ErrorCode.MethodNotFound);
+      req.internal(this.services.notFoundCode(req.action));
       return;
     }
     let result: unknown;
