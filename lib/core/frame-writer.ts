@@ -50,6 +50,8 @@ export class FrameWriter {
   /** first free byte; start <= pos <= arena.length */
   private pos = 0;
   private scheduled = false;
+  /** bytes handed to the socket so far (minus `socket.writableLength`: bytes it has taken) */
+  flushed = 0;
   private readonly flushOnTick = (): void => {
     this.scheduled = false;
     this.flush();
@@ -123,6 +125,7 @@ export class FrameWriter {
     this.start = this.pos;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return false;
+    this.flushed += chunk.length;
     const arena = this.current;
     arena.writes++;
     const ok = socket.write(chunk, arena.written);

@@ -6,6 +6,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
+import { type ServerCounters, describeCounters, newCounters } from './server-counters.js';
 import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
@@ -26,6 +27,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   readonly options: NormalizedRpcServerOptions;
   private readonly dispatcher: Dispatch;
   private readonly connections = new Set<ServerConnection>();
+  private readonly counters: ServerCounters = newCounters();
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
@@ -40,10 +42,31 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   get address(): Address | undefined {
     return this.bound;
   }
-  get stats(): { state: RpcServerState; connections: number; inFlight: number } {
+  /**
+   * `inFlight`: handlers running now (dispatched, not settled); `queued`:
+   * requests read past the cap, waiting; `streamBuffer`: bytes pushed
+   * streams hold now; `ended`: requests the stream layer ended itself, by
+   * reason, since the server started (cancel, deadline, handler timeout,
+   * disconnect, overflow, shutdown), and requests it refused.
+   */
+  get stats(): {
+    state: RpcServerState;
+    connections: number;
+    inFlight: number;
+    queued: number;
+    streamBuffer: number;
+    ended: ReturnType<typeof describeCounters>;
+  } {
     let inFlight = 0;
-    for (const c of this.connections) inFlight += c.stats.inFlight;
-    return { state: this.state, connections: this.connections.size, inFlight };
+    let queued = 0;
+    let streamBuffer = 0;
+    for (const c of this.connections) {
+      const s = c.stats;
+      inFlight += s.inFlight;
+      queued += s.queued;
+      streamBuffer += s.streamBuffer;
+    }
+    return { state: this.state, connections: this.connections.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -76,7 +99,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       socket.destroy();
       return;
     }
-    const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, (c) => this.forget(c));
+    const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, this.counters, (c) => this.forget(c));
     this.connections.add(conn);
     this.emit('connection', conn);
   }
@@ -87,9 +110,12 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   }
 
   /**
-   * Graceful close (`close()`): stop accepting, stop reading, send every
-   * response still owed, then close; connections still busy after
-   * `closeWait` ms are destroyed.
+   * Graceful close (`close()`): stop accepting; every connection drains
+   * (GOAWAY, keeps reading what its peer already sent, answers everything
+   * owed, ends open streams after `streamCloseGrace`, see
+   * ServerConnection.beginClose); resolves as soon as every connection is
+   * gone, and after `closeWait` ms at most (connections still busy then
+   * are destroyed, their handlers cancelled).
    */
   protected async beginClose(): Promise<void> {
     this.server?.close();

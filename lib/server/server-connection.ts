@@ -2,29 +2,43 @@ import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
 import type { TimerHandle } from '../core/clock.js';
+import { Fifo } from '../core/fifo.js';
+import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { ErrorCode, OccamsError } from '../errors.js';
-import { ACTION_PING, EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
+import { TimeoutWheel } from '../core/timeout-wheel.js';
+import { ErrorCode, GoingAwayError, IoError, OccamsError, TimeoutError } from '../errors.js';
+import { ACTION_PING, EMPTY, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { acceptHello, encodeHelloAnswer, helloCodec } from '../protocol/hello.js';
 import {
   ACTION_CANCEL,
+  ACTION_CREDIT,
+  ACTION_GOAWAY_ACK,
   ACTION_HELLO,
+  DEFAULT_STREAM_CREDIT,
+  FEATURE_CREDIT,
   FEATURE_GOAWAY,
+  FEATURE_GOAWAY_ACK,
+  FEATURE_STREAMING,
   FLAG_GOAWAY,
   FORMAT_EVENT,
   FORMAT_EXT_HEADER,
+  MAX_STREAM_CREDIT,
   type RequestExtHeader,
 } from '../protocol/extensions.js';
 import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js';
 import type { Dispatch } from './dispatch.js';
 import type { RpcLogger } from './logger.js';
-import { FrameWriter } from '../core/frame-writer.js';
+import type { OutboundStream } from './outbound-stream.js';
+import type { ServerCounters } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { ServerRequest } from './server-request.js';
+import { EndReason, ServerRequest, codeBytes } from './server-request.js';
 
-const ENCODE_ERROR = Buffer.from(ErrorCode.Encode, 'latin1');
+/** Bytes a waiting request is counted for beyond its msg and blob. */
+const HELD_OVERHEAD = 64;
+/** A server-ended connection whose peer has not closed its side this long after our FIN is destroyed. */
+export const END_TIMEOUT = 1_000;
 
-/** `closing` is the graceful drain: no new requests, owed responses still go out. */
+/** `closing` is the graceful drain: GOAWAY sent, still reading, owed answers still go out. */
 export type ServerConnectionState = 'open' | 'closing' | 'closed';
 
 const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
@@ -32,32 +46,64 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
 /**
  * One client connection on the server: one reader, one writer.
  *
- *   socket ─► RequestDecoder ─► Dispatch ─► ServerRequest.ok() ─► FrameWriter ─► socket
- *                 ▲ paused while: writes backed up past highWaterMark,
- *                 │               inFlight >= maxInFlightPerConnection,
- *                 │               closing (graceful drain)
+ *   socket ─► RequestDecoder ─► control? (PING, CANCEL, CREDIT, GOAWAY_ACK) ─► handled at once
+ *                                   │ a request
+ *                                   ▼
+ *           room? (inFlight < cap, writes not backed up, nobody held) ─yes─► Dispatch
+ *                                   │ no                                     │
+ *                                   ▼                                        ▼
+ *           held: Fifo, <= maxQueuedPerConnection / maxQueuedBytes    ServerRequest ─► FrameWriter ─► socket
+ *           past that: refused at once (rpc_unreachable, it never ran)
  *
- * Invariant: `inFlight` counts requests handed to the Dispatch and not yet
- * settled; a closing connection ends once it is 0 and the writes are out.
+ * Reading never stops for the cap: pings are answered, CANCELs and CREDITs
+ * applied and a peer's FIN noticed while handlers are stuck. Reading
+ * pauses only while writes are backed up AND the held queue is full (a
+ * peer that neither reads nor stops sending); its close is then noticed by
+ * the failing writes, and `writeTimeout` cuts it.
+ *
+ * Invariants: `inFlight` counts dispatched requests not yet released;
+ * `live` holds every request owed something that did not settle during its
+ * dispatch (held ones included), by seq; `heldCount` counts the held ones
+ * not yet released (the Fifo may also hold released ones, skipped).
+ * Deadlines and `handlerTimeout` share one TimeoutWheel per connection.
  */
 export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   readonly id: number;
   readonly socket: Socket;
-  private readonly options: NormalizedRpcServerOptions;
+  readonly options: NormalizedRpcServerOptions;
+  readonly codec: Codec;
   private readonly dispatcher: Dispatch;
-  private readonly codec: Codec;
   private readonly logger: RpcLogger;
+  private readonly counters: ServerCounters;
   private readonly writer: FrameWriter;
   private readonly decoder: RequestDecoder;
+  private readonly wheel: TimeoutWheel<ServerRequest>;
   private readonly onClosed: (conn: ServerConnection) => void;
-  /** requests that registered a cancel handler, by seq */
-  private readonly cancellable = new Map<number, ServerRequest>();
+  private readonly live = new Map<number, ServerRequest>();
+  private readonly held = new Fifo<ServerRequest>();
+  private heldCount = 0;
+  private heldBytes = 0;
+  /** streams waiting for the socket to drain */
+  private readonly waitingForRoom = new Set<OutboundStream>();
   private inFlight = 0;
+  private pumping = false;
   private features = 0;
   private writeBlocked = false;
-  /** armed while writes are backed up: a peer that never drains is cut off */
-  private writeStall: TimerHandle | undefined;
   private readPaused = false;
+  /** while writes are backed up: checks that the peer takes something */
+  private stallTimer: TimerHandle | undefined;
+  private stallTaken = 0;
+  private stallSince = 0;
+  /** graceful close: the peer will send nothing new (acknowledged GOAWAY, or quiet) */
+  private peerDone = false;
+  /** graceful close: the peer could not be told and never went quiet; new requests are refused */
+  private refusing = false;
+  private closeStarted = 0;
+  private quietSince = 0;
+  private drainTimer: TimerHandle | undefined;
+  private endTimer: TimerHandle | undefined;
+  private refusedLogged = false;
+  private readonly checkDrainBound = (): void => this.checkDrain();
   /** client id from the first request (informative) */
   clientId = 0;
 
@@ -66,6 +112,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     socket: Socket,
     dispatcher: Dispatch,
     options: NormalizedRpcServerOptions,
+    counters: ServerCounters,
     onClosed: (conn: ServerConnection) => void,
   ) {
     super(`connection #${id}`, TRANSITIONS, 'open');
@@ -75,13 +122,17 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.options = options;
     this.codec = options.codec;
     this.logger = options.logger;
+    this.counters = counters;
     this.onClosed = onClosed;
     this.writer = new FrameWriter(socket, options.flushThreshold, () => this.onWriteBackpressure());
     this.decoder = new RequestDecoder(this, options.maxFrameSize);
+    this.wheel = new TimeoutWheel(options.clock, options.timerResolution, (req) => this.expired(req));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.logger.warn(`connection ${this.describe()} error: ${err.message}`));
+    // The peer's FIN: it sends nothing more and, for all we know, reads nothing more.
+    socket.on('end', () => this.destroy());
     socket.on('close', () => this.terminate(undefined));
     if (options.readTimeout > 0) {
       socket.setTimeout(options.readTimeout, () => this.onReadTimeout());
@@ -99,8 +150,24 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     const s = this.socket as TLSSocket;
     return typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
   }
-  get stats(): { inFlight: number; features: number; state: ServerConnectionState; writeBuffer: number } {
-    return { inFlight: this.inFlight, features: this.features, state: this.state, writeBuffer: this.socket.writableLength };
+  get stats(): {
+    inFlight: number;
+    queued: number;
+    features: number;
+    state: ServerConnectionState;
+    writeBuffer: number;
+    streamBuffer: number;
+  } {
+    let streamBuffer = 0;
+    for (const req of this.live.values()) streamBuffer += req.out?.queuedBytes ?? 0;
+    return {
+      inFlight: this.inFlight,
+      queued: this.heldCount,
+      features: this.features,
+      state: this.state,
+      writeBuffer: this.socket.writableLength,
+      streamBuffer,
+    };
   }
 
   /** True when the client negotiated this extension feature. */
@@ -108,21 +175,31 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     return (this.features & feature) !== 0;
   }
 
+  /** False while writes are backed up past highWaterMark: streams wait, new requests are held. */
+  get writable(): boolean {
+    return !this.writeBlocked;
+  }
+
   // ---- reading -------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    if (this.state === 'closing') this.quietSince = this.options.clock.now();
     const err = this.decoder.push(chunk);
     if (err !== undefined) this.kill(`protocol violation: ${err.message}`, err);
   }
 
-  /** RequestSink: one decoded request. */
+  /** RequestSink: one decoded frame. */
   onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
     if (this.state === 'closed') return;
     this.clientId = clientId;
     if (typeof action === 'number') {
       if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY, undefined);
+      if (this.features !== 0) {
+        if (action === ACTION_CANCEL) return void this.live.get(seq)?.cancel();
+        if (action === ACTION_CREDIT) return this.onCredit(seq, msg);
+        if (action === ACTION_GOAWAY_ACK) return this.onGoawayAck();
+      }
       if (action === ACTION_HELLO && this.options.extensions) return this.onHello(seq, msg);
-      if (action === ACTION_CANCEL && this.features !== 0) return void this.cancellable.get(seq)?.cancel();
     }
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
@@ -138,20 +215,47 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       }
       msg = msg.subarray(4 + extLen);
     }
+    const runNow = this.inFlight < this.options.maxInFlightPerConnection && this.heldCount === 0 && !this.writeBlocked;
+    let size = 0;
+    if (!runNow || this.refusing) {
+      size = msg.length + blob.length + HELD_OVERHEAD;
+      if (this.refusing) return this.refuse(seq, isEvent, 'the server is closing');
+      if (this.heldCount >= this.options.maxQueuedPerConnection || this.heldBytes + size > this.options.maxQueuedBytes) {
+        return this.refuse(seq, isEvent, `${this.heldCount} requests (${this.heldBytes} bytes) already wait`);
+      }
+      if (blob.length !== 0) blob = Buffer.from(blob); // a view would pin the whole read buffer
+    }
     let value: unknown;
     try {
       value = msg.length === 0 ? undefined : this.codec.decode(msg);
     } catch (err) {
       this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
-      if (!isEvent) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, Buffer.from(ErrorCode.Decode, 'latin1'));
+      if (!isEvent) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Decode));
       return;
     }
     const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
-    if (header !== undefined && header !== null && typeof header === 'object') {
-      if (header.m !== undefined && typeof header.m === 'object') req.meta = header.m;
-      if (typeof header.d === 'number') req.deadline = this.options.clock.now() + header.d;
+    req.timeLimit = this.options.handlerTimeout;
+    if (header !== undefined && header !== null && typeof header === 'object') this.applyHeader(req, header);
+    else if (this.features !== 0 && (this.features & FEATURE_CREDIT) !== 0) req.credit = DEFAULT_STREAM_CREDIT;
+    if (runNow) this.run(req);
+    else this.hold(req, size);
+  }
+
+  private applyHeader(req: ServerRequest, header: RequestExtHeader): void {
+    if (header.m !== undefined && typeof header.m === 'object') req.meta = header.m;
+    if (typeof header.d === 'number' && header.d >= 0) {
+      req.deadline = this.options.clock.now() + header.d;
+      req.timeLimit = Math.max(1, header.d);
     }
-    if (++this.inFlight >= this.options.maxInFlightPerConnection) this.updateReading();
+    if (this.has(FEATURE_CREDIT)) {
+      const c = header.c;
+      req.credit = typeof c === 'number' && c >= 1 ? Math.min(Math.floor(c), MAX_STREAM_CREDIT) : DEFAULT_STREAM_CREDIT;
+    }
+  }
+
+  private run(req: ServerRequest): void {
+    this.inFlight++;
+    req.dispatched = true;
     try {
       const result = this.dispatcher.dispatch(req);
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
@@ -160,21 +264,86 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     } catch (err) {
       this.handlerFailed(req, err);
     }
+    if (!req.released) this.track(req);
+  }
+
+  /** Files a request that is still owed something: by seq (CANCEL, disconnect) and in the wheel. */
+  private track(req: ServerRequest): void {
+    this.live.set(req.seq, req);
+    if (req.timerBucket === null && req.timeLimit > 0) {
+      this.wheel.add(req, req.deadline ?? this.options.clock.now() + req.timeLimit);
+    }
+  }
+
+  private hold(req: ServerRequest, size: number): void {
+    req.heldBytes = size;
+    this.heldBytes += size;
+    this.heldCount++;
+    this.held.push(req);
+    this.track(req);
+    if (this.writeBlocked) this.updateReading();
+  }
+
+  private refuse(seq: number, isEvent: boolean, why: string): void {
+    this.counters.refused++;
+    if (!this.refusedLogged) {
+      this.refusedLogged = true;
+      this.logger.warn(`connection ${this.describe()}: refusing requests (rpc_unreachable, not run): ${why}`);
+    }
+    if (!isEvent) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Unreachable));
+  }
+
+  /** Dispatches held requests while there is room. */
+  private pumpHeld(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const cap = this.options.maxInFlightPerConnection;
+    try {
+      while (this.heldCount > 0 && this.inFlight < cap && !this.writeBlocked && this.state !== 'closed') {
+        const req = this.held.shift()!;
+        if (req.released) continue;
+        this.heldCount--;
+        this.heldBytes -= req.heldBytes;
+        req.heldBytes = 0;
+        this.run(req);
+      }
+      if (this.heldCount === 0) this.held.drain(); // only released ones are left
+    } finally {
+      this.pumping = false;
+    }
+    this.updateReading();
   }
 
   private onHello(seq: number, msg: Buffer): void {
     this.features = acceptHello(msg);
-    const answer = encodeHelloAnswer(this.features);
+    const answer = encodeHelloAnswer(this.features, this.options.maxInFlightPerConnection);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
   }
 
+  private onCredit(seq: number, msg: Buffer): void {
+    const req = this.live.get(seq);
+    if (req === undefined || msg.length < 4 || !this.has(FEATURE_CREDIT)) return;
+    req.credit = Math.min(req.credit + msg.readUInt32LE(0), 4 * MAX_STREAM_CREDIT);
+    req.out?.credited();
+  }
+
+  private onGoawayAck(): void {
+    this.peerDone = true;
+    if (this.state === 'closing') this.maybeEnd();
+  }
+
   private handlerFailed(req: ServerRequest, err: unknown): void {
-    const e = err as Error;
-    this.logger.error(`handler for ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+    this.logHandlerError(req, err);
     req.internal(ErrorCode.Internal);
   }
 
-  // ---- writing (called by ServerRequest) ------------------------------------
+  /** @internal */
+  logHandlerError(req: ServerRequest, err: unknown): void {
+    const e = err as Error;
+    this.logger.error(`handler for ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+  }
+
+  // ---- writing (called by ServerRequest and OutboundStream) -------------------
 
   sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): void {
     if (this.state === 'closed') return;
@@ -184,74 +353,126 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       bytes = this.codec.encode(value);
     } catch (err) {
       this.logger.error(`cannot encode response ${seq}: ${(err as Error).message}`);
-      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, ENCODE_ERROR);
+      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Encode));
     }
     this.writer.response(flag, bytes.length, seq, bytes, blob);
   }
 
-  sendErrno(seq: number, code: number): void {
-    if (this.state !== 'closed') this.writer.response(FLAG_ERRNO, code, seq, EMPTY, undefined);
-  }
-
-  sendBytes(flag: number, seq: number, bytes: Uint8Array): void {
-    if (this.state !== 'closed') this.writer.response(flag, 0, seq, EMPTY, bytes);
-  }
-
-  sendEncodedError(flag: number, seq: number, value: unknown): void {
-    if (this.state === 'closed') return;
-    let bytes: Uint8Array;
+  /** Encodes a value (EMPTY for undefined); logs and returns undefined when it cannot. */
+  encode(value: unknown): Uint8Array | undefined {
+    if (value === undefined) return EMPTY;
     try {
-      bytes = this.codec.encode(value);
-    } catch {
-      bytes = ENCODE_ERROR;
-      flag = FLAG_ERROR_BYTES;
+      return this.codec.encode(value);
+    } catch (err) {
+      this.logger.error(`cannot encode response: ${(err as Error).message}`);
+      return undefined;
     }
-    this.writer.response(flag, 0, seq, EMPTY, bytes);
   }
 
-  trackCancellable(req: ServerRequest): void {
-    if (this.features !== 0) this.cancellable.set(req.seq, req);
+  /** Writes one response frame (flag 1: pass the errno as `msgLenOrErrno`). */
+  writeFrame(flag: number, msgLenOrErrno: number, seq: number, msg: Uint8Array, blob: Uint8Array | undefined): void {
+    if (this.state !== 'closed') this.writer.response(flag, msgLenOrErrno, seq, msg, blob);
   }
 
-  /** A request settled (answered, or cancelled). */
-  settled(req: ServerRequest): void {
-    if (this.cancellable.size !== 0) this.cancellable.delete(req.seq);
-    const wasAtCap = this.inFlight-- >= this.options.maxInFlightPerConnection;
+  /** A stream waits for the socket to drain. */
+  waitForRoom(out: OutboundStream): void {
+    this.waitingForRoom.add(out);
+  }
+
+  /** @internal the largest per-stream queue seen (stats) */
+  noteBuffered(bytes: number): void {
+    if (bytes > this.counters.peakStreamBuffer) this.counters.peakStreamBuffer = bytes;
+  }
+
+  /** @internal A request ended the stream layer's way: counted. */
+  count(why: EndReason, dispatched: boolean): void {
+    this.counters.ended[why]++;
+    if (!dispatched) this.counters.droppedQueued++;
+  }
+
+  /** A request's slot is free (answered, or abandoned). Called once per request. */
+  release(req: ServerRequest): void {
+    if (req.timerBucket !== null) this.wheel.remove(req);
+    if (this.live.size !== 0 && this.live.get(req.seq) === req) this.live.delete(req.seq);
+    if (req.dispatched) {
+      this.inFlight--;
+      if (this.heldCount !== 0) this.pumpHeld();
+    } else {
+      // abandoned while held: it stays in the Fifo, skipped
+      this.heldCount--;
+      this.heldBytes -= req.heldBytes;
+      req.heldBytes = 0;
+      if (this.heldCount === 0 && !this.pumping) this.held.drain();
+      else if (this.held.length > 1024 && this.held.length > 2 * this.heldCount) this.held.retain((r) => !r.released);
+    }
     if (this.state === 'closing') this.maybeEnd();
-    else if (wasAtCap) this.updateReading();
+  }
+
+  // ---- deadlines -------------------------------------------------------------
+
+  private expired(req: ServerRequest): void {
+    if (req.released) return;
+    const out = req.out;
+    if (out !== undefined) {
+      // a stream's clock restarts with each item sent or credit received
+      const until = out.lastActive + req.timeLimit;
+      if (until > this.options.clock.now()) return this.wheel.add(req, until);
+    }
+    if (req.deadline !== undefined) {
+      req.abandon(EndReason.Deadline, new TimeoutError(`deadline of ${String(req.action)} passed`), ErrorCode.Timeout);
+    } else {
+      req.abandon(EndReason.HandlerTimeout, new TimeoutError(`${String(req.action)} ran past handlerTimeout ${this.options.handlerTimeout} ms`), ErrorCode.Timeout);
+    }
   }
 
   // ---- flow control --------------------------------------------------------
 
   private onWriteBackpressure(): void {
-    const buffered = this.socket.writableLength;
-    if (buffered > this.options.maxWriteBuffer) {
-      this.kill(`peer is not reading (${buffered} bytes buffered)`);
-    } else if (buffered >= this.options.highWaterMark && !this.writeBlocked) {
-      this.writeBlocked = true;
-      if (this.options.writeTimeout > 0) {
-        this.writeStall = this.options.clock.setTimeout(
-          () => this.kill(`write timeout: peer read nothing for ${this.options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
-          this.options.writeTimeout,
-        );
-      }
-      this.updateReading();
+    if (this.writeBlocked || this.socket.writableLength < this.options.highWaterMark) return;
+    this.writeBlocked = true;
+    if (this.options.writeTimeout > 0) {
+      this.stallTaken = this.writer.flushed - this.socket.writableLength;
+      this.stallSince = this.options.clock.now();
+      const every = Math.max(10, Math.min(1_000, Math.floor(this.options.writeTimeout / 4)));
+      this.stallTimer = this.options.clock.setInterval(() => this.checkStall(), every);
+    }
+    this.updateReading();
+  }
+
+  /** Cuts the peer when it took nothing of our writes for writeTimeout (never for volume). */
+  private checkStall(): void {
+    const taken = this.writer.flushed - this.socket.writableLength;
+    const now = this.options.clock.now();
+    if (taken > this.stallTaken) {
+      this.stallTaken = taken;
+      this.stallSince = now;
+    } else if (now - this.stallSince >= this.options.writeTimeout) {
+      this.kill(`write timeout: peer read nothing for ${this.options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`);
     }
   }
 
   private onDrain(): void {
     if (this.writeBlocked) {
       this.writeBlocked = false;
-      this.options.clock.clear(this.writeStall);
-      this.updateReading();
+      this.options.clock.clear(this.stallTimer);
+      this.stallTimer = undefined;
+      if (this.heldCount !== 0) this.pumpHeld();
+      else this.updateReading();
+      if (this.waitingForRoom.size !== 0) {
+        const waiting = [...this.waitingForRoom];
+        this.waitingForRoom.clear();
+        for (const out of waiting) if (this.writable) out.resume();
+        else this.waitingForRoom.add(out);
+      }
     }
     if (this.state === 'closing') this.maybeEnd();
   }
 
-  /** Reads only while open, writes are not backed up and the in-flight cap has room. */
+  /** Reading pauses only for a peer that neither reads nor stops sending. */
   private updateReading(): void {
-    const shouldPause =
-      this.state !== 'open' || this.writeBlocked || this.inFlight >= this.options.maxInFlightPerConnection;
+    if (this.state === 'closed') return;
+    const full = this.heldCount >= this.options.maxQueuedPerConnection || this.heldBytes >= this.options.maxQueuedBytes;
+    const shouldPause = this.writeBlocked && full;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
     if (shouldPause) {
@@ -270,25 +491,67 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
 
   // ---- ending --------------------------------------------------------------
 
-  /**
-   * Graceful: stop reading, tell the client (GOAWAY, if it speaks the
-   * extension), answer what is in flight, then end.
-   */
+  /** Graceful: see `beginClose`. */
   drain(): void {
     void this.close();
   }
 
+  /**
+   * Graceful close. GOAWAY to a peer that speaks it; reading goes on, so
+   * every request already sent is read and answered. The peer is done
+   * sending once it acknowledges GOAWAY (or sends FIN); a peer that cannot
+   * (plain v1) once it has been quiet for `drainGrace` with nothing owed,
+   * or, if it never goes quiet, after 4 x drainGrace (further requests are
+   * then refused, not run). Streams still open after `streamCloseGrace`
+   * end with `rpc_going_away`. Then FIN once nothing is owed; a peer that
+   * does not close its side within END_TIMEOUT is destroyed.
+   */
   protected beginClose(): undefined {
-    this.updateReading();
+    const now = this.options.clock.now();
+    this.closeStarted = now;
+    this.quietSince = now;
     if (this.has(FEATURE_GOAWAY)) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
-    this.maybeEnd();
+    const every = Math.max(5, Math.min(50, Math.floor(this.options.drainGrace / 5)));
+    this.drainTimer = this.options.clock.setInterval(this.checkDrainBound, every);
+    this.checkDrain();
     return undefined; // ends when the socket closes
   }
 
+  private checkDrain(): void {
+    if (this.state !== 'closing') return;
+    const now = this.options.clock.now();
+    const o = this.options;
+    if (now - this.closeStarted >= o.streamCloseGrace) this.endStreams();
+    if (!this.peerDone && !(this.has(FEATURE_GOAWAY) && this.has(FEATURE_GOAWAY_ACK))) {
+      if (this.inFlight > 0 || this.heldCount > 0) this.quietSince = now; // quiet = nothing read and nothing owed
+      if (now - this.quietSince >= o.drainGrace) {
+        this.peerDone = true;
+      } else if (now - this.closeStarted >= 4 * o.drainGrace) {
+        this.peerDone = true;
+        this.refusing = true;
+      }
+    }
+    this.maybeEnd();
+  }
+
+  /** Streams still open after the grace end with a coded error (rpc_io_err for v1 peers). */
+  private endStreams(): void {
+    for (const req of [...this.live.values()]) {
+      if (!req.isStreaming || req.released) continue;
+      const v1 = !this.has(FEATURE_STREAMING);
+      req.abandon(EndReason.Shutdown, new GoingAwayError('the server closed this stream'), v1 ? ErrorCode.Io : ErrorCode.GoingAway);
+    }
+  }
+
   private maybeEnd(): void {
-    if (this.inFlight > 0 || this.socket.writableEnded) return;
+    if (!this.peerDone || this.inFlight > 0 || this.heldCount > 0 || this.socket.writableEnded) return;
+    this.options.clock.clear(this.drainTimer);
+    this.drainTimer = undefined;
     this.writer.flush();
     this.socket.end();
+    this.socket.once('finish', () => {
+      if (this.state !== 'closed') this.endTimer = this.options.clock.setTimeout(() => this.destroy(), END_TIMEOUT);
+    });
   }
 
   /** Closes this connection at once (logged); the server goes on. */
@@ -298,12 +561,19 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.destroy();
   }
 
-  /** The socket is gone: requests still in dispatch settle into the void; cancel what can be. */
+  /** The socket is gone: every handler still running is cancelled (signal aborted, Observable unsubscribed). */
   protected abort(): void {
     this.socket.destroy();
-    this.options.clock.clear(this.writeStall);
-    for (const req of [...this.cancellable.values()]) req.cancel();
-    this.cancellable.clear();
+    const clock = this.options.clock;
+    clock.clear(this.stallTimer);
+    clock.clear(this.drainTimer);
+    clock.clear(this.endTimer);
+    this.wheel.stop();
+    const gone = new IoError('connection closed');
+    for (const req of [...this.live.values()]) req.abandon(EndReason.Disconnect, gone, undefined);
+    this.live.clear();
+    this.held.drain();
+    this.waitingForRoom.clear();
     this.onClosed(this);
   }
 
