@@ -10,6 +10,8 @@ export default defineConfig({
     globals: true,
     root: './',
     include: ['test/**/*.spec.ts'],
+    // dist/ for the tests that start real processes, built once per run
+    globalSetup: ['test/support/build-dist.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Suites open real sockets and start real Nest apps; two cores.

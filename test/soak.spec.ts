@@ -3,16 +3,13 @@
  * real server and client processes, servers killed and restarted at random
  * under load; every request must settle and be accounted for.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 
+// dist/ is built by the global setup (test/support/build-dist.ts)
 describe('soak: faults under load across processes', () => {
-  beforeAll(() => {
-    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'pipe' });
-  }, 120_000);
-
   it('loses nothing while servers are killed and restarted', () => {
     const run = spawnSync(
       process.execPath,

@@ -302,6 +302,11 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       while (this.heldCount > 0 && this.inFlight < cap && !this.writeBlocked && this.state !== 'closed') {
         const req = this.held.shift()!;
         if (req.released) continue;
+        if (req.timeLimit > 0 && req.timerBucket === null) {
+          // taken out of the wheel as expired, its turn in this very tick: it never runs
+          this.expired(req);
+          continue;
+        }
         this.heldCount--;
         this.heldBytes -= req.heldBytes;
         req.heldBytes = 0;
