@@ -63,7 +63,7 @@ describe('cancel on timeout', () => {
       expect(new Set(outcomes)).toEqual(new Set(['rpc_timeout'])); // answered by the server, before the client's own timeout
       expect(ctx.server.stats).toMatchObject({ inFlight: 0, queued: 0 });
       expect(ctx.server.stats.ended.handlerTimeouts).toBe(1100);
-      expect(h.started()).toBe(1000); // the queued ones timed out before they could run
+      expect(h.started()).toBeGreaterThanOrEqual(1000); // queued ones run once slots free, until their time (counted from arrival) is up
       expect(new Set(h.aborts)).toEqual(new Set(['rpc_timeout']));
       expect(await v1.request('echo', 'v1 again')).toBe('v1 again');
     } finally {

@@ -6,7 +6,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
-import { type ServerCounters, describeCounters, newCounters } from './server-counters.js';
+import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
 import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
@@ -28,6 +28,17 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private readonly dispatcher: Dispatch;
   private readonly connections = new Set<ServerConnection>();
   private readonly counters: ServerCounters = newCounters();
+  /** events still running whose connection is gone (a graceful close waits for them) */
+  private orphanEvents = 0;
+  private readonly host: ConnectionHost = {
+    counters: this.counters,
+    forget: (c) => this.forget(c),
+    adoptEvent: () => void this.orphanEvents++,
+    eventDone: () => {
+      this.orphanEvents--;
+      this.checkDrained();
+    },
+  };
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
@@ -99,14 +110,20 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       socket.destroy();
       return;
     }
-    const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, this.counters, (c) => this.forget(c));
+    const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, this.host);
     this.connections.add(conn);
     this.emit('connection', conn);
   }
 
   private forget(conn: ServerConnection): void {
     if (this.connections.delete(conn)) this.emit('disconnect', conn);
-    if (this.state === 'closing' && this.connections.size === 0) this.emit('drained');
+    if (this.connections.size === 0) this.emit('gone');
+    this.checkDrained();
+  }
+
+  /** Closing, and nothing is owed: no connection left, no event still running. */
+  private checkDrained(): void {
+    if (this.state === 'closing' && this.connections.size === 0 && this.orphanEvents === 0) this.emit('drained');
   }
 
   /**
@@ -120,7 +137,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   protected async beginClose(): Promise<void> {
     this.server?.close();
     for (const c of this.connections) c.drain();
-    if (this.connections.size === 0) return;
+    if (this.connections.size === 0 && this.orphanEvents === 0) return;
     const wait = sleep(this.options.clock, this.options.closeWait);
     const drained = new Promise<void>((resolve) => this.once('drained', resolve));
     const timedOut = await Promise.race([drained.then(() => false), wait.promise.then(() => true)]);
@@ -147,7 +164,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private abortConnections(): Promise<void> {
     this.server?.close();
     if (this.connections.size === 0) return Promise.resolve();
-    const gone = new Promise<void>((resolve) => this.once('drained', resolve));
+    const gone = new Promise<void>((resolve) => this.once('gone', resolve));
     for (const c of this.connections) c.destroy();
     return gone;
   }

@@ -29,7 +29,7 @@ import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js
 import type { Dispatch } from './dispatch.js';
 import type { RpcLogger } from './logger.js';
 import type { OutboundStream } from './outbound-stream.js';
-import type { ServerCounters } from './server-counters.js';
+import type { ConnectionHost, ServerCounters } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { EndReason, ServerRequest, codeBytes } from './server-request.js';
 
@@ -78,7 +78,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private readonly writer: FrameWriter;
   private readonly decoder: RequestDecoder;
   private readonly wheel: TimeoutWheel<ServerRequest>;
-  private readonly onClosed: (conn: ServerConnection) => void;
+  private readonly host: ConnectionHost;
   private readonly live = new Map<number, ServerRequest>();
   private readonly held = new Fifo<ServerRequest>();
   private heldCount = 0;
@@ -112,8 +112,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     socket: Socket,
     dispatcher: Dispatch,
     options: NormalizedRpcServerOptions,
-    counters: ServerCounters,
-    onClosed: (conn: ServerConnection) => void,
+    host: ConnectionHost,
   ) {
     super(`connection #${id}`, TRANSITIONS, 'open');
     this.id = id;
@@ -122,8 +121,8 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.options = options;
     this.codec = options.codec;
     this.logger = options.logger;
-    this.counters = counters;
-    this.onClosed = onClosed;
+    this.host = host;
+    this.counters = host.counters;
     this.writer = new FrameWriter(socket, options.flushThreshold, () => this.onWriteBackpressure());
     this.decoder = new RequestDecoder(this, options.maxFrameSize);
     this.wheel = new TimeoutWheel(options.clock, options.timerResolution, (req) => this.expired(req));
@@ -131,8 +130,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.logger.warn(`connection ${this.describe()} error: ${err.message}`));
-    // The peer's FIN: it sends nothing more and, for all we know, reads nothing more.
-    socket.on('end', () => this.destroy());
+    socket.on('end', () => this.onPeerEnd());
     socket.on('close', () => this.terminate(undefined));
     if (options.readTimeout > 0) {
       socket.setTimeout(options.readTimeout, () => this.onReadTimeout());
@@ -397,11 +395,12 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
 
   /** A request's slot is free (answered, or abandoned). Called once per request. */
   release(req: ServerRequest): void {
+    if (this.state === 'closed' && req.isEvent) this.host.eventDone(); // one the server adopted at abort
     if (req.timerBucket !== null) this.wheel.remove(req);
     if (this.live.size !== 0 && this.live.get(req.seq) === req) this.live.delete(req.seq);
     if (req.dispatched) {
       this.inFlight--;
-      if (this.heldCount !== 0) this.pumpHeld();
+      if (this.heldCount !== 0 && this.state !== 'closed') this.pumpHeld();
     } else {
       // abandoned while held: it stays in the Fifo, skipped
       this.heldCount--;
@@ -566,7 +565,28 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.destroy();
   }
 
-  /** The socket is gone: every handler still running is cancelled (signal aborted, Observable unsubscribed). */
+  /**
+   * The peer's FIN: it sends nothing more and, for all we know, reads
+   * nothing more (a client that destroyed its socket looks the same), so
+   * every handler still owing it an answer is cancelled now. Events were
+   * read and owe nothing: they run on. (Node ends our side too; 'close'
+   * follows.)
+   */
+  private onPeerEnd(): void {
+    this.peerDone = true;
+    const gone = new IoError('the client closed the connection');
+    const owed = [...this.live.values()].filter((r) => !r.isEvent);
+    // the held ones first, so that freed slots do not start them
+    for (const req of owed) if (!req.dispatched) req.abandon(EndReason.Disconnect, gone, undefined);
+    for (const req of owed) req.abandon(EndReason.Disconnect, gone, undefined);
+  }
+
+  /**
+   * The socket is gone: every handler still owing an answer is cancelled
+   * (signal aborted, Observable unsubscribed). Events that were read still
+   * run (held ones are dispatched now); the server keeps count of them so
+   * that its graceful close waits for them.
+   */
   protected abort(): void {
     this.socket.destroy();
     const clock = this.options.clock;
@@ -575,11 +595,23 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     clock.clear(this.endTimer);
     this.wheel.stop();
     const gone = new IoError('connection closed');
-    for (const req of [...this.live.values()]) req.abandon(EndReason.Disconnect, gone, undefined);
+    const pending = [...this.live.values()];
     this.live.clear();
     this.held.drain();
     this.waitingForRoom.clear();
-    this.onClosed(this);
+    for (const req of pending) {
+      if (req.released) continue;
+      if (!req.isEvent) {
+        req.abandon(EndReason.Disconnect, gone, undefined);
+        continue;
+      }
+      this.host.adoptEvent();
+      if (!req.dispatched) {
+        this.heldCount--;
+        this.run(req);
+      }
+    }
+    this.host.forget(this);
   }
 
   describe(): string {

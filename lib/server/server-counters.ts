@@ -1,3 +1,4 @@
+import type { ServerConnection } from './server-connection.js';
 import { EndReason } from './server-request.js';
 
 /**
@@ -15,6 +16,16 @@ export interface ServerCounters {
   refused: number;
   /** most bytes one pushed stream queued */
   peakStreamBuffer: number;
+}
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly counters: ServerCounters;
+  /** the connection is gone */
+  forget(conn: ServerConnection): void;
+  /** a closed connection leaves an event running: the server's close waits for it */
+  adoptEvent(): void;
+  eventDone(): void;
 }
 
 export function newCounters(): ServerCounters {
