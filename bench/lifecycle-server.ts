@@ -3,23 +3,28 @@
  * process tests): `node lifecycle-server.js <nest|stream> [options-json]`.
  * Patterns: `echo`, `slow` ([ms, id]: waits, answers id), `never` (never
  * answers; counts its aborted signals), `blobs` ([n, size]: an async
- * generator of n buffers), `ticks` (an Observable every 10 ms, forever).
- * Every executed `slow` id is remembered. IPC: 'stats' -> { rssMiB (peak),
- * server stats, executed }. SIGTERM: graceful close, then a 'closed'
- * message ({ ms, executed }) and exit 0.
+ * generator of n buffers), `ticks` (an Observable every 10 ms, forever),
+ * `silent` (an Observable that never emits; counts teardowns), event
+ * `audit` (takes 50 ms; counted). Every executed `slow` id is remembered.
+ * IPC: 'stats' -> { rssMiB (peak), stats, executed, aborted, tornDown,
+ * events }. SIGTERM: graceful close, then a 'closed' message ({ ms,
+ * executed, events }) and exit 0.
  */
 import 'reflect-metadata';
 import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
+import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import fs from 'node:fs';
-import { interval, type Observable } from 'rxjs';
+import { interval, Observable } from 'rxjs';
 import { MethodDispatch, OccamsContext, OccamsServer, RpcServer, type RpcServerOptions, type ServerRequest, silentLogger, type TcpAddress } from '../lib/index.js';
 
 const mode = process.argv[2] ?? 'stream';
 const options = JSON.parse(process.argv[3] ?? '{}') as RpcServerOptions;
 const executed: number[] = [];
 let aborted = 0;
+let subscribed = 0;
+let tornDown = 0;
+let events = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function* blobs(n: number, size: number): AsyncGenerator<Buffer> {
@@ -55,6 +60,18 @@ class LifecycleController {
   @MessagePattern('ticks')
   ticks(): Observable<number> {
     return interval(10);
+  }
+  @MessagePattern('silent')
+  silent(): Observable<never> {
+    return new Observable<never>(() => {
+      subscribed++;
+      return () => void tornDown++;
+    });
+  }
+  @EventPattern('audit')
+  async audit(@Payload() _entry: unknown) {
+    await sleep(50);
+    events++;
   }
 }
 
@@ -101,12 +118,12 @@ function peakRssMiB(): number {
 }
 
 process.on('message', (m: string) => {
-  if (m === 'stats') process.send!({ type: 'stats', rssMiB: peakRssMiB(), stats: rpc.stats, executed: executed.length, aborted });
+  if (m === 'stats') process.send!({ type: 'stats', rssMiB: peakRssMiB(), stats: rpc.stats, executed: executed.length, aborted, subscribed, tornDown, events });
 });
 process.once('SIGTERM', () => {
   const t0 = performance.now();
   void close().then(() => {
-    process.send!({ type: 'closed', ms: performance.now() - t0, executed, stats: rpc.stats }, () => process.exit(0));
+    process.send!({ type: 'closed', ms: performance.now() - t0, executed, events, stats: rpc.stats }, () => process.exit(0));
   });
 });
 process.send!({ type: 'ready', port: (rpc.address as TcpAddress).port });

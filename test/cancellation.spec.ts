@@ -14,6 +14,7 @@ import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient, OccamsContext, OccamsServer, type ServerRequest, type TcpAddress } from '../lib/index.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
+import { FakeClock } from './support/fake-clock.js';
 import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
 const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code);
@@ -53,17 +54,22 @@ describe('cancel on timeout', () => {
     }
   }, 20_000);
 
-  it('plain v1 peers: handlerTimeout ends a handler that never answers with rpc_timeout and frees its slot', async () => {
+  it('plain v1 peers: handlerTimeout ends a handler that never answers with rpc_timeout and frees its slot (fake clock)', async () => {
     const h = neverHandlers();
-    const ctx = await startServer({ never: h.never, echo: (v: unknown) => v }, { handlerTimeout: 300, timerResolution: 50, maxInFlightPerConnection: 1000 });
+    const clock = new FakeClock(Date.now());
+    const ctx = await startServer({ never: h.never, echo: (v: unknown) => v }, { handlerTimeout: 30_000, maxInFlightPerConnection: 1000, clock });
     const v1 = await ClientStream.connect(ctx.url, { extensions: false, maxInFlight: 1100, maxQueued: 1100 });
     try {
       // 100 of these wait in the server's queue (past its cap of 1000): their time counts from arrival
-      const outcomes = await Promise.all(Array.from({ length: 1100 }, () => settle(v1.request('never', null, { timeout: 5000 }))));
-      expect(new Set(outcomes)).toEqual(new Set(['rpc_timeout'])); // answered by the server, before the client's own timeout
+      const outcomes = Promise.all(Array.from({ length: 1100 }, () => settle(v1.request('never', null, { timeout: 10_000 }))));
+      await waitFor(() => ctx.server.stats.inFlight === 1000 && ctx.server.stats.queued === 100);
+      clock.advance(29_000);
+      expect(ctx.server.stats.inFlight).toBe(1000);
+      clock.advance(2_000); // past handlerTimeout, one wheel tick (1 s) at most
+      expect(new Set(await outcomes)).toEqual(new Set(['rpc_timeout'])); // answered by the server, long before the client's own timeout
       expect(ctx.server.stats).toMatchObject({ inFlight: 0, queued: 0 });
       expect(ctx.server.stats.ended.handlerTimeouts).toBe(1100);
-      expect(h.started()).toBeGreaterThanOrEqual(1000); // queued ones run once slots free, until their time (counted from arrival) is up
+      expect(h.started()).toBe(1000); // the queued ones' time was up before a slot freed
       expect(new Set(h.aborts)).toEqual(new Set(['rpc_timeout']));
       expect(await v1.request('echo', 'v1 again')).toBe('v1 again');
     } finally {
@@ -72,14 +78,19 @@ describe('cancel on timeout', () => {
     }
   });
 
-  it('the deadline the client sends is enforced on the server, CANCEL or not', async () => {
+  it('the deadline the client sends is enforced on the server, CANCEL or not (fake clock)', async () => {
     const h = neverHandlers();
-    const ctx = await startServer({ never: h.never }, { timerResolution: 50 });
+    const clock = new FakeClock(Date.now());
+    const ctx = await startServer({ never: h.never }, { clock });
     // extensions on, but a client that never cancels: a long client timeout, a short deadline
-    const client = await ClientStream.connect(ctx.url, { timerResolution: 50 });
+    const client = await ClientStream.connect(ctx.url);
     try {
-      const err = await settle(client.request('never', null, { deadline: Date.now() + 200, timeout: 5000 }));
-      expect(err).toBe('rpc_timeout'); // the server's answer
+      const err = settle(client.request('never', null, { deadline: Date.now() + 3000, timeout: 10_000 }));
+      await waitFor(() => ctx.server.stats.inFlight === 1);
+      clock.advance(2_000);
+      expect(ctx.server.stats.inFlight).toBe(1);
+      clock.advance(2_000);
+      expect(await err).toBe('rpc_timeout'); // the server's answer
       expect(ctx.server.stats.ended.deadlines).toBe(1);
       expect(h.aborts).toEqual(['rpc_timeout']);
       expect(ctx.server.stats.inFlight).toBe(0);
@@ -99,7 +110,8 @@ describe('a connection at its in-flight cap never wedges', () => {
       const handler = { onResult() {}, onError() {} };
       const calls = Array.from({ length: 16 }, () => client.call('never', null, handler));
       await waitFor(() => ctx.server.stats.inFlight === 16);
-      expect(client.available).toBe(false); // its window was clamped to the server's 16
+      expect(client.stats.window).toBe(16); // clamped to the server's cap, announced in HELLO
+      expect(client.available).toBe(false);
       expect(await client.ping(1000)).toBeGreaterThanOrEqual(0);
       calls[0]!.cancel();
       await waitFor(() => ctx.server.stats.inFlight === 15, 1000);

@@ -140,8 +140,9 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   get available(): boolean {
     return this.state === 'ready' && !this._draining && this.inFlight < this.window;
   }
-  get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number } {
-    return { state: this.state, inFlight: this.inFlight, queued: this.queue.length, pending: this.pending.size, features: this._features };
+  /** `window`: maxInFlight, clamped to the in-flight cap the server announced. */
+  get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number; window: number } {
+    return { state: this.state, inFlight: this.inFlight, queued: this.queue.length, pending: this.pending.size, features: this._features, window: this.window };
   }
   /** User calls in flight plus queued. */
   get load(): number {

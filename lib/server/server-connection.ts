@@ -504,9 +504,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
    * Graceful close. GOAWAY to a peer that speaks it; reading goes on, so
    * every request already sent is read and answered. The peer is done
    * sending once it acknowledges GOAWAY (or sends FIN); a peer that cannot
-   * (plain v1) once it has been quiet for `drainGrace` with nothing owed,
-   * or, if it never goes quiet, after 4 x drainGrace (further requests are
-   * then refused, not run). Streams still open after `streamCloseGrace`
+   * (plain v1) once it has been quiet for `drainGrace` with nothing owed;
+   * if it never goes quiet, its further requests are refused (answered
+   * `rpc_unreachable`, not run) from 4 x drainGrace on, and it is let go
+   * once quiet or at 8 x drainGrace. Streams still open after `streamCloseGrace`
    * end with `rpc_going_away`. Then FIN once nothing is owed; a peer that
    * does not close its side within END_TIMEOUT is destroyed.
    */
@@ -527,13 +528,15 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     const o = this.options;
     if (now - this.closeStarted >= o.streamCloseGrace) this.endStreams();
     if (!this.peerDone && !(this.has(FEATURE_GOAWAY) && this.has(FEATURE_GOAWAY_ACK))) {
-      if (this.inFlight > 0 || this.heldCount > 0) this.quietSince = now; // quiet = nothing read and nothing owed
-      if (now - this.quietSince >= o.drainGrace) {
-        this.peerDone = true;
-      } else if (now - this.closeStarted >= 4 * o.drainGrace) {
-        this.peerDone = true;
-        this.refusing = true;
-      }
+      // a peer that cannot be told: done once quiet (nothing read, nothing
+      // owed) for drainGrace; one that keeps sending is refused after
+      // 4 x drainGrace (told at once, nothing run), and let go once quiet or
+      // after 4 x drainGrace more
+      if (this.inFlight > 0 || this.heldCount > 0) this.quietSince = now;
+      const limit = 4 * o.drainGrace;
+      if (now - this.quietSince >= o.drainGrace) this.peerDone = true;
+      else if (!this.refusing && now - this.closeStarted >= limit) this.refusing = true;
+      else if (this.refusing && now - this.closeStarted >= 2 * limit) this.peerDone = true;
     }
     this.maybeEnd();
   }

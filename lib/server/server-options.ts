@@ -76,8 +76,9 @@ export interface RpcServerOptions {
   closeWait?: number;
   /**
    * graceful close, peers that cannot acknowledge GOAWAY (plain v1): reading
-   * goes on until nothing arrived for this long, ms; default 250 (and at most
-   * 4 x this, after which further requests are refused with `rpc_unreachable`)
+   * goes on until nothing arrived and nothing was owed for this long, ms;
+   * default 250. A peer that keeps sending has its new requests refused
+   * (`rpc_unreachable`, not run) from 4 x this on, and is let go at 8 x this
    */
   drainGrace?: number;
   /** graceful close: ms an open stream may go on before it ends with `rpc_going_away`; default 1 000 */
