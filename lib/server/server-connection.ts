@@ -62,10 +62,14 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
  * the failing writes, and `writeTimeout` cuts it.
  *
  * Invariants: `inFlight` counts dispatched requests not yet released;
- * `live` holds every request owed something that did not settle during its
- * dispatch (held ones included), by seq; `heldCount` counts the held ones
- * not yet released (the Fifo may also hold released ones, skipped).
- * Deadlines and `handlerTimeout` share one TimeoutWheel per connection.
+ * every request owed something that did not settle during its dispatch is
+ * in `fresh` (dispatched this event-loop turn) or `live` (by seq, and in
+ * the wheel when it has a time limit); held ones go to `live` at once;
+ * `heldCount` counts the held ones not yet released (the Fifo may also hold
+ * released ones, skipped). Deadlines and `handlerTimeout` share one
+ * TimeoutWheel per connection. Filing waits for the turn's end (one
+ * setImmediate): most async handlers (Nest's) settle within microtasks and
+ * never touch the Map or the wheel.
  */
 export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   readonly id: number;
@@ -80,6 +84,12 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private readonly wheel: TimeoutWheel<ServerRequest>;
   private readonly host: ConnectionHost;
   private readonly live = new Map<number, ServerRequest>();
+  /** unsettled after their dispatch in this event-loop turn; filed into `live` at its end */
+  private fresh: ServerRequest[] = [];
+  private fileScheduled = false;
+  private readonly fileFreshBound = (): void => this.fileFresh();
+  /** clock time of the chunk being decoded (one clock read per chunk, not per request) */
+  private readAt = 0;
   private readonly held = new Fifo<ServerRequest>();
   private heldCount = 0;
   private heldBytes = 0;
@@ -148,6 +158,24 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     const s = this.socket as TLSSocket;
     return typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
   }
+  /** Every request owed something (running past its dispatch, held), for the rare paths. */
+  private owed(): ServerRequest[] {
+    const all = [...this.live.values()];
+    for (const req of this.fresh) if (!req.released && !req.tracked) all.push(req);
+    return all;
+  }
+
+  /** The request with this seq still owed something, if any. */
+  private lookup(seq: number): ServerRequest | undefined {
+    const req = this.live.get(seq);
+    if (req !== undefined) return req;
+    for (let i = this.fresh.length - 1; i >= 0; i--) {
+      const r = this.fresh[i]!;
+      if (r.seq === seq && !r.released) return r;
+    }
+    return undefined;
+  }
+
   get stats(): {
     inFlight: number;
     queued: number;
@@ -157,7 +185,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     streamBuffer: number;
   } {
     let streamBuffer = 0;
-    for (const req of this.live.values()) streamBuffer += req.out?.queuedBytes ?? 0;
+    for (const req of this.owed()) streamBuffer += req.out?.queuedBytes ?? 0;
     return {
       inFlight: this.inFlight,
       queued: this.heldCount,
@@ -181,7 +209,8 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   // ---- reading -------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'closing') this.quietSince = this.options.clock.now();
+    this.readAt = this.options.clock.now();
+    if (this.state === 'closing') this.quietSince = this.readAt;
     const err = this.decoder.push(chunk);
     if (err !== undefined) this.kill(`protocol violation: ${err.message}`, err);
   }
@@ -193,7 +222,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (typeof action === 'number') {
       if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY, undefined);
       if (this.features !== 0) {
-        if (action === ACTION_CANCEL) return void this.live.get(seq)?.cancel();
+        if (action === ACTION_CANCEL) return void this.lookup(seq)?.cancel();
         if (action === ACTION_CREDIT) return this.onCredit(seq, msg);
         if (action === ACTION_GOAWAY_ACK) return this.onGoawayAck();
       }
@@ -233,6 +262,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     }
     const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
     req.timeLimit = this.options.handlerTimeout;
+    req.readAt = this.readAt;
     if (header !== undefined && header !== null && typeof header === 'object') this.applyHeader(req, header);
     else if (this.features !== 0 && (this.features & FEATURE_CREDIT) !== 0) req.credit = DEFAULT_STREAM_CREDIT;
     if (runNow) this.run(req);
@@ -242,7 +272,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private applyHeader(req: ServerRequest, header: RequestExtHeader): void {
     if (header.m !== undefined && typeof header.m === 'object') req.meta = header.m;
     if (typeof header.d === 'number' && header.d >= 0) {
-      req.deadline = this.options.clock.now() + header.d;
+      req.deadline = this.readAt + header.d;
       req.timeLimit = Math.max(1, header.d);
     }
     if (this.has(FEATURE_CREDIT)) {
@@ -262,15 +292,33 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     } catch (err) {
       this.handlerFailed(req, err);
     }
-    if (!req.released) this.track(req);
+    if (!req.released && !req.tracked) {
+      this.fresh.push(req);
+      if (!this.fileScheduled) {
+        this.fileScheduled = true;
+        setImmediate(this.fileFreshBound);
+      }
+    }
   }
 
-  /** Files a request that is still owed something: by seq (CANCEL, disconnect) and in the wheel. */
-  private track(req: ServerRequest): void {
-    this.live.set(req.seq, req);
-    if (req.timerBucket === null && req.timeLimit > 0) {
-      this.wheel.add(req, req.deadline ?? this.options.clock.now() + req.timeLimit);
+  /** End of the turn: files what is still running. */
+  private fileFresh(): void {
+    this.fileScheduled = false;
+    const fresh = this.fresh;
+    this.fresh = [];
+    if (this.state === 'closed') return;
+    for (let i = 0; i < fresh.length; i++) {
+      const req = fresh[i]!;
+      if (!req.released) this.track(req);
     }
+  }
+
+  /** Files a request that is still owed something: by seq (CANCEL, CREDIT, disconnect) and in the wheel. */
+  private track(req: ServerRequest): void {
+    if (req.tracked) return;
+    req.tracked = true;
+    this.live.set(req.seq, req);
+    if (req.timeLimit > 0) this.wheel.add(req, req.deadline ?? req.readAt + req.timeLimit);
   }
 
   private hold(req: ServerRequest, size: number): void {
@@ -324,7 +372,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   }
 
   private onCredit(seq: number, msg: Buffer): void {
-    const req = this.live.get(seq);
+    const req = this.lookup(seq);
     if (req === undefined || msg.length < 4 || !this.has(FEATURE_CREDIT)) return;
     req.credit = Math.min(req.credit + msg.readUInt32LE(0), 4 * MAX_STREAM_CREDIT);
     req.out?.credited();
@@ -396,8 +444,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   /** A request's slot is free (answered, or abandoned). Called once per request. */
   release(req: ServerRequest): void {
     if (this.state === 'closed' && req.isEvent) this.host.eventDone(); // one the server adopted at abort
-    if (req.timerBucket !== null) this.wheel.remove(req);
-    if (this.live.size !== 0 && this.live.get(req.seq) === req) this.live.delete(req.seq);
+    if (req.tracked) {
+      if (req.timerBucket !== null) this.wheel.remove(req);
+      if (this.live.get(req.seq) === req) this.live.delete(req.seq);
+    }
     if (req.dispatched) {
       this.inFlight--;
       if (this.heldCount !== 0 && this.state !== 'closed') this.pumpHeld();
@@ -543,7 +593,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
 
   /** Streams still open after the grace end with a coded error (rpc_io_err for v1 peers). */
   private endStreams(): void {
-    for (const req of [...this.live.values()]) {
+    for (const req of this.owed()) {
       if (!req.isStreaming || req.released) continue;
       const v1 = !this.has(FEATURE_STREAMING);
       req.abandon(EndReason.Shutdown, new GoingAwayError('the server closed this stream'), v1 ? ErrorCode.Io : ErrorCode.GoingAway);
@@ -578,7 +628,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private onPeerEnd(): void {
     this.peerDone = true;
     const gone = new IoError('the client closed the connection');
-    const owed = [...this.live.values()].filter((r) => !r.isEvent);
+    const owed = this.owed().filter((r) => !r.isEvent);
     // the held ones first, so that freed slots do not start them
     for (const req of owed) if (!req.dispatched) req.abandon(EndReason.Disconnect, gone, undefined);
     for (const req of owed) req.abandon(EndReason.Disconnect, gone, undefined);
@@ -598,8 +648,9 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     clock.clear(this.endTimer);
     this.wheel.stop();
     const gone = new IoError('connection closed');
-    const pending = [...this.live.values()];
+    const pending = this.owed();
     this.live.clear();
+    this.fresh = [];
     this.held.drain();
     this.waitingForRoom.clear();
     for (const req of pending) {

@@ -75,6 +75,10 @@ export class ServerRequest extends TimedEntry {
   dispatched = false;
   /** @internal bytes it holds while waiting in the connection's queue */
   heldBytes = 0;
+  /** @internal clock time its frame was read */
+  readAt = 0;
+  /** @internal filed by seq (and in the wheel) on its connection */
+  tracked = false;
   /** @internal its way out once it streams to a peer speaking the extension */
   out: OutboundStream | undefined = undefined;
   private done = false;
