@@ -48,6 +48,9 @@ describe('cancel on timeout', () => {
       expect(h.aborts.length).toBe(h.started());
       expect(new Set(h.aborts)).toEqual(new Set(['rpc_cancelled']));
       expect(client.stats).toMatchObject({ inFlight: 0, pending: 0, queued: 0 });
+      const t0 = Date.now();
+      await client.close(); // nothing owed any more: settles at once (it hung for good before)
+      expect(Date.now() - t0).toBeLessThan(2000);
     } finally {
       client.destroy();
       await ctx.server.destroy();
