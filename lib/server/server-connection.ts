@@ -2,10 +2,8 @@ import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
 import type { TimerHandle } from '../core/clock.js';
-import { Fifo } from '../core/fifo.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { TimeoutWheel } from '../core/timeout-wheel.js';
 import { ErrorCode, GoingAwayError, IoError, OccamsError, TimeoutError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { acceptHello, encodeHelloAnswer, helloCodec } from '../protocol/hello.js';
@@ -27,11 +25,14 @@ import {
 } from '../protocol/extensions.js';
 import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js';
 import type { Dispatch } from './dispatch.js';
+import { DrainPolicy } from './drain-policy.js';
 import type { RpcLogger } from './logger.js';
 import type { OutboundStream } from './outbound-stream.js';
 import type { ConnectionHost, ServerCounters } from './server-counters.js';
+import { RequestTable } from './request-table.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { EndReason, ServerRequest, codeBytes } from './server-request.js';
+import { WriteStallWatch } from './write-stall.js';
 
 /** Bytes a waiting request is counted for beyond its msg and blob. */
 const HELD_OVERHEAD = 64;
@@ -62,14 +63,10 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
  * the failing writes, and `writeTimeout` cuts it.
  *
  * Invariants: `inFlight` counts dispatched requests not yet released;
- * every request owed something that did not settle during its dispatch is
- * in `fresh` (dispatched this event-loop turn) or `live` (by seq, and in
- * the wheel when it has a time limit); held ones go to `live` at once;
- * `heldCount` counts the held ones not yet released (the Fifo may also hold
- * released ones, skipped). Deadlines and `handlerTimeout` share one
- * TimeoutWheel per connection. Filing waits for the turn's end (one
- * setImmediate): most async handlers (Nest's) settle within microtasks and
- * never touch the Map or the wheel.
+ * every request owed something past its dispatch, or held, is in `requests`
+ * (RequestTable: by seq, and on one timeout wheel per connection for
+ * deadlines and `handlerTimeout`). The graceful close's decisions are
+ * DrainPolicy's; the stall cut-off is WriteStallWatch's.
  */
 export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   readonly id: number;
@@ -81,18 +78,12 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private readonly counters: ServerCounters;
   private readonly writer: FrameWriter;
   private readonly decoder: RequestDecoder;
-  private readonly wheel: TimeoutWheel<ServerRequest>;
   private readonly host: ConnectionHost;
-  private readonly live = new Map<number, ServerRequest>();
-  /** unsettled after their dispatch in this event-loop turn; filed into `live` at its end */
-  private fresh: ServerRequest[] = [];
-  private fileScheduled = false;
-  private readonly fileFreshBound = (): void => this.fileFresh();
+  private readonly requests: RequestTable;
+  private readonly drainPolicy: DrainPolicy;
+  private readonly stall: WriteStallWatch;
   /** clock time of the chunk being decoded (one clock read per chunk, not per request) */
   private readAt = 0;
-  private readonly held = new Fifo<ServerRequest>();
-  private heldCount = 0;
-  private heldBytes = 0;
   /** streams waiting for the socket to drain */
   private readonly waitingForRoom = new Set<OutboundStream>();
   private inFlight = 0;
@@ -100,16 +91,6 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private features = 0;
   private writeBlocked = false;
   private readPaused = false;
-  /** while writes are backed up: checks that the peer takes something */
-  private stallTimer: TimerHandle | undefined;
-  private stallTaken = 0;
-  private stallSince = 0;
-  /** graceful close: the peer will send nothing new (acknowledged GOAWAY, or quiet) */
-  private peerDone = false;
-  /** graceful close: the peer could not be told and never went quiet; new requests are refused */
-  private refusing = false;
-  private closeStarted = 0;
-  private quietSince = 0;
   private drainTimer: TimerHandle | undefined;
   private endTimer: TimerHandle | undefined;
   private refusedLogged = false;
@@ -135,7 +116,14 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.counters = host.counters;
     this.writer = new FrameWriter(socket, options.flushThreshold, () => this.onWriteBackpressure());
     this.decoder = new RequestDecoder(this, options.maxFrameSize);
-    this.wheel = new TimeoutWheel(options.clock, options.timerResolution, (req) => this.expired(req));
+    this.requests = new RequestTable(options.clock, options.timerResolution, (req) => this.expired(req));
+    this.drainPolicy = new DrainPolicy(options.drainGrace, options.streamCloseGrace);
+    this.stall = new WriteStallWatch(
+      options.clock,
+      options.writeTimeout,
+      () => this.writer.flushed - this.socket.writableLength,
+      () => this.kill(`write timeout: peer read nothing for ${options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
+    );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -158,24 +146,6 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     const s = this.socket as TLSSocket;
     return typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
   }
-  /** Every request owed something (running past its dispatch, held), for the rare paths. */
-  private owed(): ServerRequest[] {
-    const all = [...this.live.values()];
-    for (const req of this.fresh) if (!req.released && !req.tracked) all.push(req);
-    return all;
-  }
-
-  /** The request with this seq still owed something, if any. */
-  private lookup(seq: number): ServerRequest | undefined {
-    const req = this.live.get(seq);
-    if (req !== undefined) return req;
-    for (let i = this.fresh.length - 1; i >= 0; i--) {
-      const r = this.fresh[i]!;
-      if (r.seq === seq && !r.released) return r;
-    }
-    return undefined;
-  }
-
   get stats(): {
     inFlight: number;
     queued: number;
@@ -185,10 +155,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     streamBuffer: number;
   } {
     let streamBuffer = 0;
-    for (const req of this.owed()) streamBuffer += req.out?.queuedBytes ?? 0;
+    for (const req of this.requests.owed()) streamBuffer += req.out?.queuedBytes ?? 0;
     return {
       inFlight: this.inFlight,
-      queued: this.heldCount,
+      queued: this.requests.heldCount,
       features: this.features,
       state: this.state,
       writeBuffer: this.socket.writableLength,
@@ -210,7 +180,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
 
   private onData(chunk: Buffer): void {
     this.readAt = this.options.clock.now();
-    if (this.state === 'closing') this.quietSince = this.readAt;
+    if (this.drainPolicy.active) this.drainPolicy.read(this.readAt);
     const err = this.decoder.push(chunk);
     if (err !== undefined) this.kill(`protocol violation: ${err.message}`, err);
   }
@@ -222,7 +192,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (typeof action === 'number') {
       if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY, undefined);
       if (this.features !== 0) {
-        if (action === ACTION_CANCEL) return void this.lookup(seq)?.cancel();
+        if (action === ACTION_CANCEL) return void this.requests.lookup(seq)?.cancel();
         if (action === ACTION_CREDIT) return this.onCredit(seq, msg);
         if (action === ACTION_GOAWAY_ACK) return this.onGoawayAck();
       }
@@ -242,13 +212,14 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       }
       msg = msg.subarray(4 + extLen);
     }
-    const runNow = this.inFlight < this.options.maxInFlightPerConnection && this.heldCount === 0 && !this.writeBlocked;
+    const table = this.requests;
+    const runNow = this.inFlight < this.options.maxInFlightPerConnection && table.heldCount === 0 && !this.writeBlocked;
     let size = 0;
-    if (!runNow || this.refusing) {
+    if (!runNow || this.drainPolicy.refusing) {
       size = msg.length + blob.length + HELD_OVERHEAD;
-      if (this.refusing) return this.refuse(seq, isEvent, 'the server is closing');
-      if (this.heldCount >= this.options.maxQueuedPerConnection || this.heldBytes + size > this.options.maxQueuedBytes) {
-        return this.refuse(seq, isEvent, `${this.heldCount} requests (${this.heldBytes} bytes) already wait`);
+      if (this.drainPolicy.refusing) return this.refuse(seq, isEvent, 'the server is closing');
+      if (table.heldCount >= this.options.maxQueuedPerConnection || table.heldBytes + size > this.options.maxQueuedBytes) {
+        return this.refuse(seq, isEvent, `${table.heldCount} requests (${table.heldBytes} bytes) already wait`);
       }
       if (blob.length !== 0) blob = Buffer.from(blob); // a view would pin the whole read buffer
     }
@@ -292,41 +263,11 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     } catch (err) {
       this.handlerFailed(req, err);
     }
-    if (!req.released && !req.tracked) {
-      this.fresh.push(req);
-      if (!this.fileScheduled) {
-        this.fileScheduled = true;
-        setImmediate(this.fileFreshBound);
-      }
-    }
-  }
-
-  /** End of the turn: files what is still running. */
-  private fileFresh(): void {
-    this.fileScheduled = false;
-    const fresh = this.fresh;
-    this.fresh = [];
-    if (this.state === 'closed') return;
-    for (let i = 0; i < fresh.length; i++) {
-      const req = fresh[i]!;
-      if (!req.released) this.track(req);
-    }
-  }
-
-  /** Files a request that is still owed something: by seq (CANCEL, CREDIT, disconnect) and in the wheel. */
-  private track(req: ServerRequest): void {
-    if (req.tracked) return;
-    req.tracked = true;
-    this.live.set(req.seq, req);
-    if (req.timeLimit > 0) this.wheel.add(req, req.deadline ?? req.readAt + req.timeLimit);
+    if (!req.released && this.state !== 'closed') this.requests.running(req);
   }
 
   private hold(req: ServerRequest, size: number): void {
-    req.heldBytes = size;
-    this.heldBytes += size;
-    this.heldCount++;
-    this.held.push(req);
-    this.track(req);
+    this.requests.hold(req, size);
     if (this.writeBlocked) this.updateReading();
   }
 
@@ -345,20 +286,16 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.pumping = true;
     const cap = this.options.maxInFlightPerConnection;
     try {
-      while (this.heldCount > 0 && this.inFlight < cap && !this.writeBlocked && this.state !== 'closed') {
-        const req = this.held.shift()!;
-        if (req.released) continue;
+      while (this.inFlight < cap && !this.writeBlocked && this.state !== 'closed') {
+        const req = this.requests.nextHeld();
+        if (req === undefined) break;
         if (req.timeLimit > 0 && req.timerBucket === null) {
           // taken out of the wheel as expired, its turn in this very tick: it never runs
           this.expired(req);
           continue;
         }
-        this.heldCount--;
-        this.heldBytes -= req.heldBytes;
-        req.heldBytes = 0;
         this.run(req);
       }
-      if (this.heldCount === 0) this.held.drain(); // only released ones are left
     } finally {
       this.pumping = false;
     }
@@ -372,14 +309,14 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   }
 
   private onCredit(seq: number, msg: Buffer): void {
-    const req = this.lookup(seq);
+    const req = this.requests.lookup(seq);
     if (req === undefined || msg.length < 4 || !this.has(FEATURE_CREDIT)) return;
     req.credit = Math.min(req.credit + msg.readUInt32LE(0), 4 * MAX_STREAM_CREDIT);
     req.out?.credited();
   }
 
   private onGoawayAck(): void {
-    this.peerDone = true;
+    this.drainPolicy.acknowledged();
     if (this.state === 'closing') this.maybeEnd();
   }
 
@@ -444,20 +381,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   /** A request's slot is free (answered, or abandoned). Called once per request. */
   release(req: ServerRequest): void {
     if (this.state === 'closed' && req.isEvent) this.host.eventDone(); // one the server adopted at abort
-    if (req.tracked) {
-      if (req.timerBucket !== null) this.wheel.remove(req);
-      if (this.live.get(req.seq) === req) this.live.delete(req.seq);
-    }
+    this.requests.forget(req);
     if (req.dispatched) {
       this.inFlight--;
-      if (this.heldCount !== 0 && this.state !== 'closed') this.pumpHeld();
-    } else {
-      // abandoned while held: it stays in the Fifo, skipped
-      this.heldCount--;
-      this.heldBytes -= req.heldBytes;
-      req.heldBytes = 0;
-      if (this.heldCount === 0 && !this.pumping) this.held.drain();
-      else if (this.held.length > 1024 && this.held.length > 2 * this.heldCount) this.held.retain((r) => !r.released);
+      if (this.requests.heldCount !== 0 && this.state !== 'closed') this.pumpHeld();
     }
     if (this.state === 'closing') this.maybeEnd();
   }
@@ -470,7 +397,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (out !== undefined) {
       // a stream's clock restarts with each item sent or credit received
       const until = out.lastActive + req.timeLimit;
-      if (until > this.options.clock.now()) return this.wheel.add(req, until);
+      if (until > this.options.clock.now()) return this.requests.refile(req, until);
     }
     if (req.deadline !== undefined) {
       req.abandon(EndReason.Deadline, new TimeoutError(`deadline of ${String(req.action)} passed`), ErrorCode.Timeout);
@@ -484,33 +411,15 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private onWriteBackpressure(): void {
     if (this.writeBlocked || this.socket.writableLength < this.options.highWaterMark) return;
     this.writeBlocked = true;
-    if (this.options.writeTimeout > 0) {
-      this.stallTaken = this.writer.flushed - this.socket.writableLength;
-      this.stallSince = this.options.clock.now();
-      const every = Math.max(10, Math.min(1_000, Math.floor(this.options.writeTimeout / 4)));
-      this.stallTimer = this.options.clock.setInterval(() => this.checkStall(), every);
-    }
+    this.stall.start();
     this.updateReading();
-  }
-
-  /** Cuts the peer when it took nothing of our writes for writeTimeout (never for volume). */
-  private checkStall(): void {
-    const taken = this.writer.flushed - this.socket.writableLength;
-    const now = this.options.clock.now();
-    if (taken > this.stallTaken) {
-      this.stallTaken = taken;
-      this.stallSince = now;
-    } else if (now - this.stallSince >= this.options.writeTimeout) {
-      this.kill(`write timeout: peer read nothing for ${this.options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`);
-    }
   }
 
   private onDrain(): void {
     if (this.writeBlocked) {
       this.writeBlocked = false;
-      this.options.clock.clear(this.stallTimer);
-      this.stallTimer = undefined;
-      if (this.heldCount !== 0) this.pumpHeld();
+      this.stall.stop();
+      if (this.requests.heldCount !== 0) this.pumpHeld();
       else this.updateReading();
       if (this.waitingForRoom.size !== 0) {
         const waiting = [...this.waitingForRoom];
@@ -525,7 +434,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   /** Reading pauses only for a peer that neither reads nor stops sending. */
   private updateReading(): void {
     if (this.state === 'closed') return;
-    const full = this.heldCount >= this.options.maxQueuedPerConnection || this.heldBytes >= this.options.maxQueuedBytes;
+    const full = this.requests.heldCount >= this.options.maxQueuedPerConnection || this.requests.heldBytes >= this.options.maxQueuedBytes;
     const shouldPause = this.writeBlocked && full;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
@@ -552,20 +461,17 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
 
   /**
    * Graceful close. GOAWAY to a peer that speaks it; reading goes on, so
-   * every request already sent is read and answered. The peer is done
-   * sending once it acknowledges GOAWAY (or sends FIN); a peer that cannot
-   * (plain v1) once it has been quiet for `drainGrace` with nothing owed;
-   * if it never goes quiet, its further requests are refused (answered
-   * `rpc_unreachable`, not run) from 4 x drainGrace on, and it is let go
-   * once quiet or at 8 x drainGrace. Streams still open after `streamCloseGrace`
-   * end with `rpc_going_away`. Then FIN once nothing is owed; a peer that
-   * does not close its side within END_TIMEOUT is destroyed.
+   * every request already sent is read and answered; when the peer is done
+   * sending is DrainPolicy's call (its ack or FIN; for plain v1 peers, quiet
+   * for `drainGrace`, with further requests refused past 4 x drainGrace).
+   * Streams still open after `streamCloseGrace` end with `rpc_going_away`.
+   * Then FIN once nothing is owed; a peer that does not close its side
+   * within END_TIMEOUT is destroyed.
    */
   protected beginClose(): undefined {
-    const now = this.options.clock.now();
-    this.closeStarted = now;
-    this.quietSince = now;
-    if (this.has(FEATURE_GOAWAY)) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
+    const goaway = this.has(FEATURE_GOAWAY);
+    this.drainPolicy.begin(this.options.clock.now(), goaway && this.has(FEATURE_GOAWAY_ACK));
+    if (goaway) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
     const every = Math.max(5, Math.min(50, Math.floor(this.options.drainGrace / 5)));
     this.drainTimer = this.options.clock.setInterval(this.checkDrainBound, every);
     this.checkDrain();
@@ -574,26 +480,13 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
 
   private checkDrain(): void {
     if (this.state !== 'closing') return;
-    const now = this.options.clock.now();
-    const o = this.options;
-    if (now - this.closeStarted >= o.streamCloseGrace) this.endStreams();
-    if (!this.peerDone && !(this.has(FEATURE_GOAWAY) && this.has(FEATURE_GOAWAY_ACK))) {
-      // a peer that cannot be told: done once quiet (nothing read, nothing
-      // owed) for drainGrace; one that keeps sending is refused after
-      // 4 x drainGrace (told at once, nothing run), and let go once quiet or
-      // after 4 x drainGrace more
-      if (this.inFlight > 0 || this.heldCount > 0) this.quietSince = now;
-      const limit = 4 * o.drainGrace;
-      if (now - this.quietSince >= o.drainGrace) this.peerDone = true;
-      else if (!this.refusing && now - this.closeStarted >= limit) this.refusing = true;
-      else if (this.refusing && now - this.closeStarted >= 2 * limit) this.peerDone = true;
-    }
+    if (this.drainPolicy.tick(this.options.clock.now(), this.inFlight > 0 || this.requests.heldCount > 0)) this.endStreams();
     this.maybeEnd();
   }
 
   /** Streams still open after the grace end with a coded error (rpc_io_err for v1 peers). */
   private endStreams(): void {
-    for (const req of this.owed()) {
+    for (const req of this.requests.owed()) {
       if (!req.isStreaming || req.released) continue;
       const v1 = !this.has(FEATURE_STREAMING);
       req.abandon(EndReason.Shutdown, new GoingAwayError('the server closed this stream'), v1 ? ErrorCode.Io : ErrorCode.GoingAway);
@@ -601,7 +494,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   }
 
   private maybeEnd(): void {
-    if (!this.peerDone || this.inFlight > 0 || this.heldCount > 0 || this.socket.writableEnded) return;
+    if (!this.drainPolicy.peerDone || this.inFlight > 0 || this.requests.heldCount > 0 || this.socket.writableEnded) return;
     this.options.clock.clear(this.drainTimer);
     this.drainTimer = undefined;
     this.writer.flush();
@@ -626,9 +519,9 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
    * follows.)
    */
   private onPeerEnd(): void {
-    this.peerDone = true;
+    this.drainPolicy.acknowledged();
     const gone = new IoError('the client closed the connection');
-    const owed = this.owed().filter((r) => !r.isEvent);
+    const owed = this.requests.owed().filter((r) => !r.isEvent);
     // the held ones first, so that freed slots do not start them
     for (const req of owed) if (!req.dispatched) req.abandon(EndReason.Disconnect, gone, undefined);
     for (const req of owed) req.abandon(EndReason.Disconnect, gone, undefined);
@@ -643,15 +536,11 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   protected abort(): void {
     this.socket.destroy();
     const clock = this.options.clock;
-    clock.clear(this.stallTimer);
+    this.stall.stop();
     clock.clear(this.drainTimer);
     clock.clear(this.endTimer);
-    this.wheel.stop();
     const gone = new IoError('connection closed');
-    const pending = this.owed();
-    this.live.clear();
-    this.fresh = [];
-    this.held.drain();
+    const pending = this.requests.clear();
     this.waitingForRoom.clear();
     for (const req of pending) {
       if (req.released) continue;
@@ -660,10 +549,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
         continue;
       }
       this.host.adoptEvent();
-      if (!req.dispatched) {
-        this.heldCount--;
-        this.run(req);
-      }
+      if (!req.dispatched) this.run(req);
     }
     this.host.forget(this);
   }
