@@ -2,21 +2,10 @@
  * The stream layer alone, no Nest: a server and a client in one process.
  * Run: npm run demo:stream
  */
-import { ClientStream, ErrnoReply, ErrorReply, MethodDispatch, RpcServer, type OccamsError } from '../lib/index.js';
+import { ClientStream, MethodDispatch, RpcServer, type OccamsError } from '../lib/index.js';
+import { calculatorMethods } from './calculator-methods.js';
 
-const server = new RpcServer(
-  new MethodDispatch({
-    'Calculator.add': ([a, b]: [number, number]) => a + b,
-    'Calculator.div': ([a, b]: [number, number]) => {
-      if (b === 0) throw new ErrorReply('division by zero');
-      return Math.trunc(a / b);
-    },
-    'Calculator.might_fail_with_errno': (v: number) => {
-      if (v < 0) throw new ErrnoReply(22);
-      return v * 2;
-    },
-  }),
-);
+const server = new RpcServer(new MethodDispatch(calculatorMethods));
 const address = await server.listen('127.0.0.1:0');
 const client = await ClientStream.connect(address);
 
