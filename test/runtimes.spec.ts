@@ -4,7 +4,8 @@
  * Node over 127.0.0.1 in both directions:
  * - the stream-layer demo runs to its end under each runtime;
  * - the stream-layer server and the Nest Calculator sample, run under each
- *   runtime, answer clients in this (Node) process;
+ *   runtime, answer clients in this (Node) process, and a raw v1 client
+ *   byte for byte as the same servers in this process do;
  * - servers in this process answer the stream-layer client run under each;
  * - TLS, mutual TLS, Unix sockets, DNS and diagnostics_channel behave as under Node.
  * Speeds are printed, not asserted (`npm run demo:runtimes` for figures).
@@ -29,6 +30,7 @@ import { calculatorMethods } from '../sample/calculator-methods.js';
 import { type RuntimeName, runtimeBinary, runtimeCommand } from '../sample/runtime-commands.js';
 import { testPki } from './support/certs.js';
 import { type ProcessCommand, runProcess, startProcess, stopAll, stopProcess } from './support/processes.js';
+import { v1Exchange, v1Ping, v1Request } from './support/raw-v1.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const dist = (file: string) => path.join(root, 'dist', file);
@@ -55,6 +57,19 @@ async function expectCalculator(request: (action: string, value: unknown) => Pro
   expect(sums).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
 }
 
+/** A plain v1 client's batch (no HELLO): every response frame, as hex, sorted by seq. */
+const v1Batch = [
+  v1Request(1, 'Calculator.add', [2, 3]),
+  v1Request(2, 'Calculator.div', [7, 2]),
+  v1Request(3, 'Calculator.div', [1, 0]),
+  v1Request(4, 'Calculator.might_fail_with_errno', 21),
+  v1Request(5, 'Calculator.might_fail_with_errno', -1),
+  v1Request(6, 'Calculator.count', 3),
+  v1Request(7, 'Calculator.nope', 1),
+  v1Ping(8),
+];
+const v1Answers = async (port: number) => (await v1Exchange(port, v1Batch, v1Batch.length)).map((f) => f.toString('hex'));
+
 /** What the probe (test/fixtures/runtimes/probe.mjs) must report, as Node does. */
 const probeExpected = {
   tls: { trusted: 5, untrustedCa: 'rpc_unreachable', wrongName: 'rpc_unreachable', minVersion13: 5 },
@@ -63,6 +78,23 @@ const probeExpected = {
   dns: 5,
   diagnosticsChannel: { before: false, during: true, after: false, seen: { seq: 1 } },
 };
+
+/** The same two servers in this Node process: what a runtime's must match, and what its clients call. */
+const node = {} as { stream: RpcServer; streamPort: number; nest: INestMicroservice; nestPort: number; streamV1: string[]; nestV1: string[] };
+beforeAll(async () => {
+  node.stream = new RpcServer(new MethodDispatch(calculatorMethods, silentLogger), { logger: silentLogger });
+  node.streamPort = ((await node.stream.listen('127.0.0.1:0')) as TcpAddress).port;
+  const strategy = new OccamsServer({ host: '127.0.0.1', port: 0 });
+  node.nest = await NestFactory.createMicroservice(CalculatorModule, { strategy, logger: false });
+  await node.nest.listen();
+  node.nestPort = (strategy.address as TcpAddress).port;
+  node.streamV1 = await v1Answers(node.streamPort);
+  node.nestV1 = await v1Answers(node.nestPort);
+});
+afterAll(async () => {
+  await node.nest?.close();
+  await node.stream?.close();
+});
 
 let pkiDir: string;
 beforeAll(() => {
@@ -107,7 +139,7 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     console.log(`${runtime} stream demo: ${/\d+ req\/s/.exec(run.stdout)![0]}`);
   });
 
-  it('the stream-layer server under it answers a Node ClientStream, and stops on SIGTERM', async () => {
+  it('the stream-layer server under it answers a Node ClientStream and a raw v1 client as Node does, and stops on SIGTERM', async () => {
     const server = await startProcess(command(runtime, dist('sample/stream-server.js'), [], { OCCAMS_PORT: '0' }), /stream server listening on (127\.0\.0\.1:\d+)/);
     const client = await ClientStream.connect(server.match[1]!, { connectTimeout: 5000 });
     try {
@@ -116,12 +148,13 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     } finally {
       client.destroy();
     }
+    expect(await v1Answers(Number(server.match[1]!.split(':')[1]))).toEqual(node.streamV1); // a plain v1 peer gets the same bytes
     const exit = await stopProcess(server);
     expect(server.output()).toMatch(/stream server stopped \(SIGTERM\)/);
     expect(exit.code).toBe(0);
   });
 
-  it('the Nest Calculator under it answers a Node OccamsClient: results, both error forms, a stream, an event', async () => {
+  it('the Nest Calculator under it answers a Node OccamsClient (results, both error forms, a stream, an event) and a raw v1 client as Node does', async () => {
     const app = await startProcess(command(runtime, dist('sample/calculator/main.js'), [], { OCCAMS_PORT: '0' }), /calculator listening on 127\.0\.0\.1:(\d+)/);
     const client = new OccamsClient({ port: Number(app.match[1]), timeout: 5000 });
     try {
@@ -136,29 +169,18 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     } finally {
       await client.close();
     }
+    expect(await v1Answers(Number(app.match[1]))).toEqual(node.nestV1); // a plain v1 peer gets the same bytes
     const exit = await stopProcess(app);
     expect(app.output()).toMatch(/calculator stopped \(SIGTERM\)/);
     expect(exit.code).toBe(0);
   });
 
   it('servers in this Node process answer the stream-layer client run under it', async () => {
-    const stream = new RpcServer(new MethodDispatch(calculatorMethods, silentLogger), { logger: silentLogger });
-    const streamPort = ((await stream.listen('127.0.0.1:0')) as TcpAddress).port;
-    const strategy = new OccamsServer({ host: '127.0.0.1', port: 0 });
-    let nest: INestMicroservice | undefined;
-    try {
-      nest = await NestFactory.createMicroservice(CalculatorModule, { strategy, logger: false });
-      await nest.listen();
-      const nestPort = (strategy.address as TcpAddress).port;
-      for (const port of [streamPort, nestPort]) {
-        const run = await runProcess(command(runtime, dist('sample/stream-client.js'), [`127.0.0.1:${port}`, '5000']));
-        expect(run.stderr).toBe('');
-        expect(run.stdout).toMatch(/all answers right\n$/);
-        expect(run.code).toBe(0);
-      }
-    } finally {
-      await nest?.close();
-      await stream.close();
+    for (const port of [node.streamPort, node.nestPort]) {
+      const run = await runProcess(command(runtime, dist('sample/stream-client.js'), [`127.0.0.1:${port}`, '5000']));
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(/all answers right\n$/);
+      expect(run.code).toBe(0);
     }
   });
 
