@@ -33,6 +33,10 @@ import { type ProcessCommand, runProcess, startProcess, stopAll, stopProcess } f
 import { v1Exchange, v1Ping, v1Request } from './support/raw-v1.js';
 
 const root = path.resolve(import.meta.dirname, '..');
+const pinned = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).devDependencies as Record<RuntimeName, string>;
+/** Bounds: a child's run, a test (above the child's bound, so the child's own error is what is reported). */
+const RUN_MS = 15_000;
+const TEST_MS = 40_000;
 const dist = (file: string) => path.join(root, 'dist', file);
 const command = (runtime: RuntimeName, script: string, args: string[] = [], env: Record<string, string> = {}, grants = {}): ProcessCommand => {
   const c = runtimeCommand(runtime, root, script, args, grants);
@@ -110,7 +114,7 @@ afterEach(() => stopAll());
 async function probe(runtime: RuntimeName): Promise<unknown> {
   const socket = path.join(pkiDir, `probe-${runtime}.sock`);
   const grants = { net: [`unix:${socket}`], read: [pkiDir], write: [socket] };
-  const run = await runProcess(command(runtime, path.join(root, 'test/fixtures/runtimes/probe.mjs'), [], { PROBE_PKI: pkiDir, PROBE_SOCKET: socket }, grants));
+  const run = await runProcess(command(runtime, path.join(root, 'test/fixtures/runtimes/probe.mjs'), [], { PROBE_PKI: pkiDir, PROBE_SOCKET: socket }, grants), RUN_MS);
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   return JSON.parse(run.stdout.trim().split('\n').at(-1)!);
@@ -118,17 +122,18 @@ async function probe(runtime: RuntimeName): Promise<unknown> {
 
 it('node: the probe gives the answers the other runtimes must match', async () => {
   expect(await probe('node')).toEqual(probeExpected);
-});
+}, TEST_MS);
 
 describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
   beforeAll(async () => {
     const v = await runProcess({ file: runtimeBinary(runtime, root), args: ['--version'], env: { NO_COLOR: '1' } }, 10_000);
     if (v.code !== 0) throw new Error(`${runtime} does not run (npm ci installs it from its platform package): ${v.stderr}`);
+    expect(v.stdout).toContain(pinned[runtime]); // the pinned dev dependency, not one from PATH
     console.log(`${runtime} ${v.stdout.trim().split('\n')[0]}`);
   });
 
   it('runs the stream-layer demo to its end', async () => {
-    const run = await runProcess(command(runtime, dist('sample/stream-demo.js')));
+    const run = await runProcess(command(runtime, dist('sample/stream-demo.js')), RUN_MS);
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/add\(2, 3\) += 5\n/);
     expect(run.stdout).toMatch(/div\(1, 0\) +-> user_error "division by zero"/);
@@ -137,7 +142,7 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     expect(run.stdout).toMatch(/closed cleanly\n$/);
     expect(run.code).toBe(0);
     console.log(`${runtime} stream demo: ${/\d+ req\/s/.exec(run.stdout)![0]}`);
-  });
+  }, TEST_MS);
 
   it('the stream-layer server under it answers a Node ClientStream and a raw v1 client as Node does, and stops on SIGTERM', async () => {
     const server = await startProcess(command(runtime, dist('sample/stream-server.js'), [], { OCCAMS_PORT: '0' }), /stream server listening on (127\.0\.0\.1:\d+)/);
@@ -152,7 +157,7 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     const exit = await stopProcess(server);
     expect(server.output()).toMatch(/stream server stopped \(SIGTERM\)/);
     expect(exit.code).toBe(0);
-  });
+  }, TEST_MS);
 
   it('the Nest Calculator under it answers a Node OccamsClient (results, both error forms, a stream, an event) and a raw v1 client as Node does', async () => {
     const app = await startProcess(command(runtime, dist('sample/calculator/main.js'), [], { OCCAMS_PORT: '0' }), /calculator listening on 127\.0\.0\.1:(\d+)/);
@@ -173,18 +178,18 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     const exit = await stopProcess(app);
     expect(app.output()).toMatch(/calculator stopped \(SIGTERM\)/);
     expect(exit.code).toBe(0);
-  });
+  }, TEST_MS);
 
   it('servers in this Node process answer the stream-layer client run under it', async () => {
     for (const port of [node.streamPort, node.nestPort]) {
-      const run = await runProcess(command(runtime, dist('sample/stream-client.js'), [`127.0.0.1:${port}`, '5000']));
+      const run = await runProcess(command(runtime, dist('sample/stream-client.js'), [`127.0.0.1:${port}`, '5000']), RUN_MS);
       expect(run.stderr).toBe('');
       expect(run.stdout).toMatch(/all answers right\n$/);
       expect(run.code).toBe(0);
     }
-  });
+  }, TEST_MS);
 
   it('TLS, mutual TLS, Unix sockets, DNS and diagnostics_channel behave as under Node', async () => {
     expect(await probe(runtime)).toEqual(probeExpected);
-  });
+  }, TEST_MS);
 });
