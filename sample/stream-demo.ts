@@ -1,6 +1,6 @@
 /**
  * The stream layer alone, no Nest: a server and a client in one process.
- * Run: npm run demo:stream
+ * Run: npm run demo:stream (100,000 pipelined requests; `node dist/sample/stream-demo.js N` for N).
  */
 import { ClientStream, MethodDispatch, RpcServer, type OccamsError } from '../lib/index.js';
 import { calculatorMethods } from './calculator-methods.js';
@@ -15,7 +15,7 @@ console.log('div(7, 2)            =', await client.request('Calculator.div', [7,
 await client.request('Calculator.div', [1, 0]).catch((e: OccamsError) => console.log('div(1, 0)            ->', e.code, JSON.stringify(e.message)));
 await client.request('Calculator.might_fail_with_errno', -1).catch((e: OccamsError & { errno?: number }) => console.log('might_fail(-1)       ->', e.code, 'errno', e.errno));
 
-const n = 100_000;
+const n = Number(process.argv[2] ?? 100_000);
 const started = process.hrtime.bigint();
 let sum = 0;
 const inflight = 1024;

@@ -291,6 +291,9 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (this.inFlight > 0 || this.socket.writableEnded) return;
     this.writer.flush();
     this.socket.end();
+    // Read on to the client's FIN (discarding): only then does the socket close. Paused, it never would,
+    // and under Deno a paused socket does not keep the process alive, so close() would never resolve.
+    this.socket.removeAllListeners('data').resume();
   }
 
   /** Closes this connection at once (logged); the server goes on. */

@@ -75,3 +75,26 @@ export async function v1Exchange(port: number, requests: Buffer[], count: number
     socket.destroy();
   }
 }
+
+/**
+ * A plain v1 connection that has been answered once (a ping) and stays open;
+ * `ended` resolves when the server ends it (its FIN), within `ms`.
+ */
+export async function v1Hold(port: number, ms = 10_000): Promise<{ socket: net.Socket; ended: Promise<void> }> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.write(v1Ping(1));
+  await new Promise((resolve) => socket.once('data', resolve));
+  const ended = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not end the connection within ${ms} ms`)), ms);
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.resume();
+  });
+  return { socket, ended };
+}
