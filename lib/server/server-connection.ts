@@ -291,8 +291,8 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (this.inFlight > 0 || this.socket.writableEnded) return;
     this.writer.flush();
     this.socket.end();
-    // Read on to the client's FIN (discarding): only then does the socket close. Paused, it never would,
-    // and under Deno a paused socket does not keep the process alive, so close() would never resolve.
+    // Read on (discarding) to the client's FIN. Node and Bun close a paused socket anyway; Deno sees the FIN only
+    // while reading and does not keep the process alive for a paused socket, so close() never resolved there.
     this.socket.removeAllListeners('data').resume();
   }
 
