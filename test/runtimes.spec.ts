@@ -29,7 +29,7 @@ import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { calculatorMethods } from '../sample/calculator-methods.js';
 import { type RuntimeName, runtimeBinary, runtimeCommand } from '../sample/runtime-commands.js';
 import { testPki } from './support/certs.js';
-import { type ProcessCommand, type Started, runProcess, startProcess, stopAll, stopProcess } from './support/processes.js';
+import { type ProcessCommand, type Started, runProcess, startProcess, stopAll, stopProcess } from './support/child-processes.js';
 import { v1Exchange, v1Hold, v1Ping, v1Request } from './support/raw-v1.js';
 
 const root = path.resolve(import.meta.dirname, '..');
