@@ -27,6 +27,10 @@ export const ErrorCode = {
   Closed: 'rpc_closed',
   InvalidOption: 'rpc_invalid_option',
   IllegalState: 'rpc_illegal_state',
+  // lifecycle codes (wire codes towards peers that speak the extensions)
+  Cancelled: 'rpc_cancelled',
+  StreamOverflow: 'rpc_stream_overflow',
+  GoingAway: 'rpc_going_away',
   // user errors
   UserErrno: 'user_errno',
   UserError: 'user_error',
@@ -141,6 +145,28 @@ export class IllegalStateError extends OccamsError {
 }
 
 /**
+ * Server side: the request was abandoned by its caller (CANCEL, or the
+ * connection went away); the reason a handler's `ctx.signal` aborts with.
+ */
+export class CancelledError extends OccamsError {
+  constructor(message = 'request cancelled', options?: { cause?: unknown }) {
+    super(ErrorCode.Cancelled, message, options);
+  }
+}
+/** A streamed result produced items faster than its consumer took them, past the server's per-stream buffer. */
+export class StreamOverflowError extends OccamsError {
+  constructor(message = 'stream overflowed its buffer: the producer outran the consumer', options?: { cause?: unknown }) {
+    super(ErrorCode.StreamOverflow, message, options);
+  }
+}
+/** The server closed gracefully while this stream was open (after its grace period). */
+export class GoingAwayError extends OccamsError {
+  constructor(message = 'server is closing', options?: { cause?: unknown }) {
+    super(ErrorCode.GoingAway, message, options);
+  }
+}
+
+/**
  * A handler failed with a numeric code: wire flag 1 (errno only), or the
  * extension flag 6 (errno and the handler's message, from servers that
  * speak it).
@@ -212,6 +238,8 @@ const WIRE_ERRORS: Record<string, new () => OccamsError> = {
   [ErrorCode.Decode]: DecodeError,
   [ErrorCode.Internal]: InternalError,
   [ErrorCode.InvalidVersion]: InvalidVersionError,
+  [ErrorCode.StreamOverflow]: StreamOverflowError,
+  [ErrorCode.GoingAway]: GoingAwayError,
 };
 
 /**

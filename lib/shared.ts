@@ -1,10 +1,12 @@
 // What both sides of the stream layer share with users: errors, codecs, addresses, the wire.
 export {
+  CancelledError,
   ClosedError,
   DecodeError,
   EncodeError,
   ErrorCode,
   FrameTooLargeError,
+  GoingAwayError,
   InternalError,
   InvalidOptionError,
   InvalidVersionError,
@@ -16,6 +18,7 @@ export {
   RemoteErrnoError,
   RemoteError,
   ServiceNotFoundError,
+  StreamOverflowError,
   TimeoutError,
   UnreachableError,
 } from './errors.js';

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Codec } from '../lib/codec/codec.js';
+import { FakeClock } from './support/fake-clock.js';
 import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { ErrnoReply, ErrorReply } from '../lib/server/method-dispatch.js';
 import { ClientStream } from '../lib/client/client-stream.js';
@@ -77,7 +78,8 @@ describe('ClientStream <-> RpcServer', () => {
     expect(crash.code).toBe('rpc_internal_err');
     expect(crash.message).not.toContain('secret');
     expect(ctx.logger.lines.join('\n')).toContain('secret internals');
-    expect((await catchErr(client.request('No.such', 1))).code).toBe('rpc_method_notfound');
+    expect((await catchErr(client.request('Calc.nope', 1))).code).toBe('rpc_method_notfound');
+    expect((await catchErr(client.request('No.such', 1))).code).toBe('rpc_service_notfound');
   });
 
   it('answers an undecodable msg with rpc_decode', async () => {
@@ -262,17 +264,29 @@ describe('sliding window', () => {
 });
 
 describe('liveness', () => {
-  it('declares the connection dead after unanswered pings', async () => {
-    // A server that accepts and then never answers anything.
+  it('declares the connection dead after interval x maxMissedPings of silence with pings unanswered (fake clock)', async () => {
+    // A server that accepts and then never answers anything; it counts the pings it gets.
     const net = await import('node:net');
-    const silent = net.createServer((s) => s.on('data', () => {}));
+    let pings = 0;
+    const { RequestDecoder } = await import('../lib/protocol/request-decoder.js');
+    const silent = net.createServer((s) => {
+      const decoder = new RequestDecoder({ onRequest: (_f, action) => void (action === 0 && pings++) });
+      s.on('data', (c: Buffer) => decoder.push(c));
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as { port: number }).port;
-    const client = new ClientStream(net.connect(port, '127.0.0.1'), { timerResolution: 20, pingInterval: 40, maxMissedPings: 2 });
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const clock = new FakeClock();
+    const client = new ClientStream(socket, { clock, pingInterval: 1000, maxMissedPings: 3, extensions: false });
     try {
-      const pending = catchErr(client.request('anything', 1, { timeout: 10_000 }));
-      const err = await pending;
-      expect(err.code).toBe('rpc_unreachable');
+      let err: OccamsError | undefined;
+      client.call('anything', 1, { onResult() {}, onError: (e) => (err = e) }, { timeout: 60_000 });
+      for (let t = 0; t < 2750; t += 250) clock.advance(250); // 2.75 s of silence: still alive
+      expect(err).toBeUndefined();
+      await waitFor(() => pings >= 2, 2000); // a ping per silent interval went out
+      clock.advance(250); // 3 s: dead
+      expect(err?.code).toBe('rpc_unreachable');
       expect(client.state).toBe('closed');
     } finally {
       client.destroy();

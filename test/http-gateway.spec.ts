@@ -141,7 +141,8 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
     expect([byMessage.status, byMessage.body.code, byMessage.body.message]).toEqual([422, 'user_error', 'something went wrong']);
     const byValue = await get(`${base}/call/fail.object`);
     expect([byValue.status, byValue.body.details]).toEqual([422, { reason: 'quota', limit: 10 }]);
-    expect((await get(`${base}/call/no.such.pattern`)).body).toMatchObject({ statusCode: 501, code: 'rpc_method_notfound' });
+    expect((await get(`${base}/call/fail.nope`)).body).toMatchObject({ statusCode: 501, code: 'rpc_method_notfound' });
+    expect((await get(`${base}/call/no.such.pattern`)).body).toMatchObject({ statusCode: 501, code: 'rpc_service_notfound' });
     expect((await get(`${base}/down`)).body).toMatchObject({ statusCode: 503, code: 'rpc_unreachable' });
     expect((await get(`${base}/call/slow`)).body).toMatchObject({ statusCode: 504, code: 'rpc_timeout' });
     expect((await get(`${base}/call/fail.crash`)).body).toMatchObject({ statusCode: 502, code: 'rpc_internal_err' });

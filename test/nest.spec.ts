@@ -101,8 +101,10 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
     expect(crash.code).toBe('rpc_internal_err');
     expect(crash.message).not.toContain('hunter2');
 
-    const missing = await errorOf(client.send('no.such.pattern', {}));
+    const missing = await errorOf(client.send('fail.nope', {}));
     expect(missing.code).toBe('rpc_method_notfound');
+    const noService = await errorOf(client.send('no.such.pattern', {}));
+    expect(noService.code).toBe('rpc_service_notfound');
   });
 
   it('runs pipes (ValidationPipe rejects a bad payload), guards, interceptors and filters', async () => {

@@ -48,16 +48,20 @@ async function load(pool: { request(a: string, v: unknown): Promise<unknown> }, 
 const fast = { timerResolution: 50, pingInterval: 100, maxMissedPings: 3, connectTimeout: 1000, backoff: { initial: 50, max: 200 } };
 
 describe('ClientPool', () => {
-  it('opens more connections when every one is at its window, closes idle extras', async () => {
+  it('opens more connections when every one is at its window, closes idle extras (idle time on a fake clock)', async () => {
     const s = await named('a');
-    const pool = new ClientPool(s.url, { ...fast, connections: 1, maxConnections: 3, maxInFlight: 4, idleTimeout: 200 });
+    const clock = new FakeClock();
+    const pool = new ClientPool(s.url, { clock, pingInterval: 0, connections: 1, maxConnections: 3, maxInFlight: 4, idleTimeout: 60_000 });
     const states: PoolState[] = [];
     pool.on('state', (st: PoolState) => states.push(st));
     await pool.connect();
     const calls = Array.from({ length: 24 }, () => pool.request('slow', 100));
     await waitFor(() => pool.stats.connections === 3, 3000);
     expect(await Promise.all(calls)).toHaveLength(24);
-    await waitFor(() => pool.stats.connections === 1, 3000);
+    clock.advance(59_000);
+    expect(pool.stats.connections).toBe(3); // idle, but not for long enough
+    clock.advance(2_000);
+    expect(pool.stats.connections).toBe(1);
     expect(states).toEqual(['connecting', 'ready']);
     await pool.close();
     expect(pool.state).toBe('closed');

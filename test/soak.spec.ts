@@ -9,6 +9,7 @@ import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 
+// dist/ is built by the global setup (test/support/build-dist.ts)
 describe('soak: faults under load across processes', () => {
   it('loses nothing while servers are killed and restarted', () => {
     const run = spawnSync(

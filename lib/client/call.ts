@@ -30,6 +30,27 @@ export interface CallOptions {
   retry?: boolean;
   /** pools: this call may run twice, so it may be retried once sent (default: the pool's `idempotent` option) */
   idempotent?: boolean;
+  /**
+   * a streamed result whose consumer grants credit itself as it takes items
+   * (FEATURE_CREDIT); without it, credit is renewed as items arrive
+   */
+  flow?: StreamFlow;
+}
+
+/**
+ * The credit side of a streamed call, for consumers that pace the server
+ * (an async iterator): the connection that sends the call binds itself and
+ * the call's seq; the consumer then grants items as it takes them.
+ */
+export interface StreamFlow {
+  /** items the server may send before the first grant */
+  readonly window: number;
+  bind(owner: CreditOwner, seq: number): void;
+}
+
+/** What a StreamFlow grants through: the connection the call went out on. */
+export interface CreditOwner {
+  grant(seq: number, n: number): void;
 }
 
 /** What `call()` returns, whoever issued it. */
@@ -86,6 +107,8 @@ export class Call extends TimedEntry implements Waiter {
   /** the write batch its frame went into; 0 while never written */
   batch = 0;
   seq = 0;
+  /** stream items taken since credit was last renewed */
+  consumed = 0;
 
   constructor(
     readonly owner: CallOwner,

@@ -1,4 +1,4 @@
-import { Backoff, type BackoffOptions } from '../core/backoff.js';
+import { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { TimeoutWheel } from '../core/timeout-wheel.js';
@@ -11,11 +11,9 @@ import { type ClientStreamOptions, normalizeClientStreamOptions } from './client
 import { ClientStream } from './client-stream.js';
 import { CLIENT_POOL_OPTIONS } from './option-names.js';
 import { PooledCall } from './pooled-call.js';
+import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
 
-export const DEFAULT_POOL_CONNECTIONS = 1;
-export const DEFAULT_IDLE_TIMEOUT = 120_000;
-
-export type PoolState = 'idle' | 'connecting' | 'ready' | 'unhealthy' | 'closing' | 'closed';
+export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats };
 
 /** Legal state moves; anything else is a bug and throws. */
 const TRANSITIONS = {
@@ -26,28 +24,6 @@ const TRANSITIONS = {
   closing: ['closed'],
   closed: [],
 } as const;
-
-/** Opens one connection; injectable for tests. */
-export type ConnectionFactory = (address: Address, options: ClientStreamOptions) => Promise<ClientStream>;
-
-export interface ClientPoolOptions extends ClientStreamOptions {
-  /** connections kept open; default 1 */
-  connections?: number;
-  /** connections opened when every open one is at its window; default = connections */
-  maxConnections?: number;
-  /** an extra connection (beyond `connections`) idle this long is closed, ms; default 120 000 */
-  idleTimeout?: number;
-  backoff?: BackoffOptions;
-  connectionFactory?: ConnectionFactory;
-}
-
-export interface PoolStats {
-  state: PoolState;
-  connections: number;
-  inFlight: number;
-  queued: number;
-  healthy: boolean;
-}
 
 /**
  * Connections to ONE address behind one bounded queue.

@@ -7,8 +7,22 @@ import { TimeoutWheel } from '../core/timeout-wheel.js';
 import { WaitQueue } from '../core/wait-queue.js';
 import { ClosedError, DecodeError, EncodeError, IoError, type OccamsError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
-import { ACTION_CANCEL, ACTION_HELLO, FEATURE_CANCEL, FEATURE_EVENTS, FLAG_GOAWAY, FLAG_STREAM_ITEM, FORMAT_EVENT, FORMAT_EXT_HEADER } from '../protocol/extensions.js';
-import { grantedFeatures, helloCodec, helloOffer } from '../protocol/hello.js';
+import {
+  ACTION_CANCEL,
+  ACTION_CREDIT,
+  ACTION_GOAWAY_ACK,
+  ACTION_HELLO,
+  DEFAULT_STREAM_CREDIT,
+  FEATURE_CANCEL,
+  FEATURE_CREDIT,
+  FEATURE_EVENTS,
+  FEATURE_GOAWAY_ACK,
+  FLAG_GOAWAY,
+  FLAG_STREAM_ITEM,
+  FORMAT_EVENT,
+  FORMAT_EXT_HEADER,
+} from '../protocol/extensions.js';
+import { grantedFeatures, helloCodec, helloOffer, serverWindow } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { AddressLike } from '../transport/address.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
@@ -25,6 +39,8 @@ const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed:
 
 /** Buffered event bytes past which fire-and-forget events are refused. */
 const MAX_EVENT_BACKLOG = 8 * 1024 * 1024;
+/** Items taken from a stream before its credit is renewed (half the server's default window). */
+const AUTO_GRANT = DEFAULT_STREAM_CREDIT / 2;
 
 /**
  * One multiplexed connection to an occams server.
@@ -37,7 +53,7 @@ const MAX_EVENT_BACKLOG = 8 * 1024 * 1024;
  *                 TimeoutWheel (aligned ticks) ────┘ fails whole buckets
  *
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
- * Events: 'close' (error), 'goaway' (the server is draining), 'state'.
+ * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
  */
 export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink {
   readonly options: NormalizedClientStreamOptions;
@@ -55,8 +71,13 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   private readonly abandoned = new AbandonedSeqs();
   /** next seq to use; seqs < nextSeq have been sent */
   private nextSeq = 1;
-  /** User calls Sent and not Done; <= options.maxInFlight */
+  /** User calls Sent and not Done; <= window */
   private inFlight = 0;
+  /** options.maxInFlight, clamped to the in-flight cap the server announced in HELLO */
+  private window: number;
+  /** events written but not yet handed to the socket; they resolve at the flush */
+  private unflushedEvents: Call[] = [];
+  private readonly settleFlushedBound = (): void => this.settleFlushed();
   private _features = 0;
   private _draining = false;
   /** the last action string sent and its UTF-8 bytes */
@@ -85,6 +106,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     this.codec = this.options.codec;
     this.clock = this.options.clock;
     this.queue = new WaitQueue(this.options.maxQueued);
+    this.window = this.options.maxInFlight;
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
     this.wheel = new TimeoutWheel(this.clock, this.options.timerResolution, (call) => this.expire(call));
@@ -116,10 +138,11 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   }
   /** True when a new call would be sent at once (ready, not draining, window open). */
   get available(): boolean {
-    return this.state === 'ready' && !this._draining && this.inFlight < this.options.maxInFlight;
+    return this.state === 'ready' && !this._draining && this.inFlight < this.window;
   }
-  get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number } {
-    return { state: this.state, inFlight: this.inFlight, queued: this.queue.length, pending: this.pending.size, features: this._features };
+  /** `window`: maxInFlight, clamped to the in-flight cap the server announced. */
+  get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number; window: number } {
+    return { state: this.state, inFlight: this.inFlight, queued: this.queue.length, pending: this.pending.size, features: this._features, window: this.window };
   }
   /** User calls in flight plus queued. */
   get load(): number {
@@ -140,13 +163,18 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       this.fail(call, this.closeError ?? new ClosedError());
       return call;
     }
+    if (this._draining && (this._features & FEATURE_GOAWAY_ACK) !== 0) {
+      // GOAWAY was acknowledged: the server reads nothing new from us
+      this.fail(call, new UnreachableError('server is draining (GOAWAY): not sent'));
+      return call;
+    }
     if (isEvent) {
       if (this.socket.writableLength > MAX_EVENT_BACKLOG) this.fail(call, new QueueFullError('event backlog is full'));
-      else if (this.send(call)) this.settle(call, undefined, EMPTY);
+      else if (this.send(call)) this.afterFlush(call);
       return call;
     }
     this.wheel.add(call, this.clock.now() + (options?.timeout ?? this.options.timeout));
-    if (this.inFlight < this.options.maxInFlight && this.queue.length === 0) {
+    if (this.inFlight < this.window && this.queue.length === 0) {
       this.send(call);
     } else if (!this.queue.full) {
       this.queue.push(call);
@@ -177,6 +205,8 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       const handler: ResponseHandler = {
         onResult: (value) => {
           this._features = grantedFeatures(value);
+          const cap = serverWindow(value);
+          if (cap !== undefined && cap < this.window) this.window = cap;
           resolve(this._features);
         },
         onError: (err) => {
@@ -200,9 +230,19 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     const wasSent = call.state === CallState.Sent;
     if (wasSent) this.abandoned.add(call.seq);
     this.finish(call);
-    if (wasSent && (this._features & FEATURE_CANCEL) !== 0 && this.state !== 'closed') {
-      this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
-    }
+    if (wasSent) this.sendCancel(call);
+  }
+
+  /**
+   * Grants the server `n` more items of the stream sent as `seq`
+   * (FEATURE_CREDIT); the call's timeout restarts, as its consumer is alive.
+   */
+  grant(seq: number, n: number): void {
+    const call = this.pending.get(seq);
+    if (call === undefined || n <= 0 || this.state === 'closed' || (this._features & FEATURE_CREDIT) === 0) return;
+    this.wheel.remove(call);
+    this.wheel.add(call, this.clock.now() + (call.options?.timeout ?? this.options.timeout));
+    this.writeCredit(seq, n);
   }
 
   // ---- lifecycle -----------------------------------------------------------
@@ -217,8 +257,20 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   protected abort(error: OccamsError): void {
     this.heartbeat.stop();
     this.wheel.stop();
+    const open: Call[] = [...this.pending.values(), ...this.queue.drain(), ...this.unflushedEvents];
+    this.unflushedEvents = [];
+    // Best effort: tell the server, while the socket still takes writes (it
+    // also cancels everything of a connection that closes).
+    if ((this._features & FEATURE_CANCEL) !== 0 && this.socket.writable && !this.socket.destroyed) {
+      let any = false;
+      for (const call of open) {
+        if (call.kind !== CallKind.User || call.state !== CallState.Sent) continue;
+        this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
+        any = true;
+      }
+      if (any) this.writer.flush();
+    }
     this.socket.destroy();
-    const open: Call[] = [...this.pending.values(), ...this.queue.drain()];
     for (const call of open) this.fail(call, error);
   }
 
@@ -270,14 +322,17 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     if (call.kind !== CallKind.Event) {
       call.state = CallState.Sent;
       this.pending.set(seq, call);
-      if (call.kind === CallKind.User) this.inFlight++;
+      if (call.kind === CallKind.User) {
+        this.inFlight++;
+        call.options?.flow?.bind(this, seq);
+      }
     }
     return true;
   }
 
   /** Sends queued calls while the window has room. */
   private pump(): void {
-    const max = this.options.maxInFlight;
+    const max = this.window;
     while (this.inFlight < max) {
       const call = this.queue.shift();
       if (call === undefined) return;
@@ -317,7 +372,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
         return this.settle(call, value, blob);
       }
       case FLAG_STREAM_ITEM:
-        if (this._features !== 0) return this.onItem(call, msg);
+        if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
     this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features));
   }
@@ -332,6 +387,12 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     // A stream is alive while items arrive: its timeout restarts per item.
     this.wheel.remove(call);
     this.wheel.add(call, this.clock.now() + (call.options?.timeout ?? this.options.timeout));
+    // Credit: a consumer that manages its own (an async iterator) grants as
+    // it takes items; anyone else takes each item as it comes.
+    if ((this._features & FEATURE_CREDIT) !== 0 && call.options?.flow === undefined && ++call.consumed >= AUTO_GRANT) {
+      this.writeCredit(call.seq, call.consumed);
+      call.consumed = 0;
+    }
     try {
       call.handler.onItem?.(value);
     } catch (err) {
@@ -342,7 +403,37 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   private onGoaway(): void {
     if (this._draining) return;
     this._draining = true;
+    if ((this._features & FEATURE_GOAWAY_ACK) !== 0) {
+      // Nothing new goes out on this connection from here: the server may
+      // finish once it has answered what came before this ack.
+      this.writer.request(FORMAT_EVENT, ACTION_GOAWAY_ACK, undefined, 0, this.options.clientId, EMPTY, undefined, undefined);
+      const unsent = this.queue.drain();
+      for (const call of unsent) this.fail(call, new UnreachableError('server is draining (GOAWAY): not sent'));
+    }
     this.emit('goaway');
+  }
+
+  private sendCancel(call: Call): void {
+    if (call.kind !== CallKind.User || (this._features & FEATURE_CANCEL) === 0 || this.state === 'closed') return;
+    this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
+  }
+
+  private writeCredit(seq: number, n: number): void {
+    const msg = Buffer.allocUnsafe(4);
+    msg.writeUInt32LE(Math.min(n, 0xffff_ffff), 0);
+    this.writer.request(FORMAT_EVENT, ACTION_CREDIT, undefined, seq, this.options.clientId, msg, undefined, undefined);
+  }
+
+  /** An event resolves once its frame is handed to the socket (the writer flushes on the same tick, before this). */
+  private afterFlush(call: Call): void {
+    if (this.unflushedEvents.push(call) === 1) process.nextTick(this.settleFlushedBound);
+  }
+
+  private settleFlushed(): void {
+    const calls = this.unflushedEvents;
+    this.unflushedEvents = [];
+    this.writer.flush();
+    for (const call of calls) this.settle(call, undefined, EMPTY);
   }
 
   // ---- settling ------------------------------------------------------------
@@ -381,8 +472,10 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   }
 
   private expire(call: Call): void {
-    if (call.state === CallState.Sent) this.abandoned.add(call.seq);
+    const sent = call.state === CallState.Sent;
+    if (sent) this.abandoned.add(call.seq);
     this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
+    if (sent) this.sendCancel(call); // the server stops the handler and frees its slot
   }
 
   private get idle(): boolean {

@@ -1,5 +1,6 @@
 // The client side of the stream layer: what users construct and catch.
-export type { CallHandle, CallOptions, Caller, ResponseHandler } from './call.js';
+export type { CallHandle, CallOptions, Caller, CreditOwner, ResponseHandler, StreamFlow } from './call.js';
+export { DEFAULT_STREAM_WINDOW, StreamIterator, type StreamCallOptions, streamCall } from './stream-iterator.js';
 export {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,

@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import { type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes, ownedBytes } from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
-import { FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
+import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
 import type { CallOptions } from './call.js';
 
 /**
@@ -17,6 +17,7 @@ export function extHeader(options: CallOptions, features: number, now: number): 
   if (options.deadline !== undefined && (features & FEATURE_DEADLINE) !== 0) {
     (header ??= {}).d = Math.max(0, Math.round(options.deadline - now));
   }
+  if (options.flow !== undefined && (features & FEATURE_CREDIT) !== 0) (header ??= {}).c = options.flow.window;
   return header;
 }
 

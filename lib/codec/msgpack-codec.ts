@@ -1,38 +1,118 @@
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import type { Codec } from './codec.js';
+import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
+
+/** msgpackr options of both directions, as on the wire to any peer. */
+const OPTIONS = {
+  useRecords: false,
+  encodeUndefinedAsNil: true,
+  mapsAsObjects: true,
+  moreTypes: false,
+  bundleStrings: false,
+  structuredClone: false,
+} as const;
 
 /**
  * The default codec: plain standard MessagePack, readable by any peer (the
  * Rust crate's rmp-serde, Python, Go). No msgpackr record extension, no
- * structure sharing; `undefined` goes out as nil; Buffers/Uint8Arrays as bin;
- * 64-bit integers decode to numbers when safe, to BigInt otherwise, and
- * BigInts encode as int64/uint64.
+ * structure sharing; `undefined` goes out as nil; Buffers/Uint8Arrays as bin.
+ *
+ * Numbers go out as rmp-serde writes them, because rmp-serde refuses a float
+ * for a Rust integer field:
+ *
+ * | JS value | MessagePack |
+ * |---|---|
+ * | safe integer >= 0 (and -0) | smallest uint: fixint, uint8, uint16, uint32, uint64 |
+ * | safe integer < 0 | smallest int: fixint, int8, int16, int32, int64 |
+ * | any other number (fractions, NaN, ±Infinity, beyond ±(2^53 - 1)) | float64 |
+ * | BigInt | int64 in [-2^63, 2^63), uint64 in [2^63, 2^64), else rpc_encode |
+ *
+ * e.g. -1 `ff`, -200 `d1 ff 38`, 2^32 `cf 00 00 00 01 00 00 00 00`,
+ * -5e9 `d3 ff ff ff fe d5 fa 0e 00`. -0 goes out as `00`: it is what
+ * `Math.trunc(-0.5)` gives in code that computes counts, and a Rust integer
+ * field must accept it (an f64 field accepts an integer too).
+ *
+ * Decoding: 64-bit integers decode to numbers within ±2^53, to BigInt beyond.
+ *
+ * How, keeping msgpackr's fast path: msgpackr already writes every whole
+ * number in [-2^31, 2^32) as the smallest integer type and everything else
+ * as float64. It reads its `useFloat32` option once per number it is about
+ * to write as a float, and nowhere else while encoding; CountingPackr makes
+ * that option a getter that counts and answers 0 (never float32). An encode
+ * that wrote no float (small ints, strings, objects: the usual) returns
+ * msgpackr's bytes untouched; one that did has its output walked and each
+ * float64 holding a safe integer rewritten in place (msgpack-integers.ts).
+ *
+ * Decoding the same way: msgpackr reads `int64AsType` once per uint64/int64
+ * it meets. Its 'auto' mode (number when safe, BigInt beyond) makes BigInts
+ * for every one of them, several times slower than 'number'; so the getter
+ * answers 'number' and counts, and only a message that had some is walked
+ * for one beyond ±2^53; such a message is decoded again in 'auto' mode.
+ *
+ * Should a msgpackr release stop reading either option there, the probes in
+ * the constructor see it, and every output is walked / every input decoded
+ * in 'auto' mode: still exact, only slower. The golden tests would see it too.
  */
 export class MsgpackCodec implements Codec {
   readonly name = 'msgpack';
-  private readonly packr: Packr;
+  private readonly packr = new CountingPackr(OPTIONS);
+  /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
+  private readonly bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
+  /** 0 when msgpackr reports the floats it writes; Infinity: walk every output. */
+  private readonly floatFloor: number;
+  /** true when msgpackr reports the 64-bit integers it reads. */
+  private readonly countsInt64s: boolean;
 
   constructor() {
-    this.packr = new Packr({
-      useRecords: false,
-      encodeUndefinedAsNil: true,
-      // 'auto' (number when safe, BigInt beyond 2^53) exists at run time but
-      // is missing from msgpackr's typings.
-      int64AsType: 'auto' as 'bigint',
-      mapsAsObjects: true,
-      moreTypes: false,
-      bundleStrings: false,
-      structuredClone: false,
-    });
+    const packr = this.packr;
+    packr.pack(2 ** 32);
+    this.floatFloor = packr.floats === 1 ? 0 : Infinity;
+    packr.int64s = 0;
+    this.countsInt64s = packr.unpack(Buffer.from([0xcf, 0, 0, 0, 1, 0, 0, 0, 0])) === 2 ** 32 && packr.int64s === 1;
   }
 
   encode(value: unknown): Uint8Array {
-    return this.packr.pack(value);
+    const packr = this.packr;
+    packr.floats = this.floatFloor;
+    const bytes = packr.pack(value);
+    if (packr.floats !== 0) float64sToIntegers(bytes, packr.floats);
+    return bytes;
   }
 
   decode(bytes: Uint8Array): unknown {
     if (bytes.length === 0) return undefined;
-    return this.packr.unpack(bytes);
+    if (!this.countsInt64s) return this.bigIntUnpackr.unpack(bytes);
+    const packr = this.packr;
+    packr.int64s = 0;
+    const value = packr.unpack(bytes);
+    if (packr.int64s === 0 || !hasUnsafeInt64s(bytes, packr.int64s)) return value;
+    return this.bigIntUnpackr.unpack(bytes);
+  }
+}
+
+/**
+ * A Packr that counts the numbers it writes as floats and the 64-bit
+ * integers it reads, through the two options msgpackr reads at exactly those
+ * points. Getters on the prototype keep the instance's shape, so msgpackr's
+ * own property reads stay fast. (msgpackr also reads `useFloat32` to decode
+ * a float32; that only bumps a count the next encode resets.)
+ */
+class CountingPackr extends Packr {
+  /** Numbers written as floats since `encode` reset it. */
+  floats = 0;
+  /** uint64/int64 read since `decode` reset it. */
+  int64s = 0;
+
+  /** msgpackr's option: 0 = never float32 (every float goes out as float64). */
+  get useFloat32(): number {
+    this.floats++;
+    return 0;
+  }
+
+  /** msgpackr's option: 64-bit integers as numbers (exact within ±2^53; beyond, `decode` decodes again). */
+  get int64AsType(): 'number' {
+    this.int64s++;
+    return 'number';
   }
 }
 

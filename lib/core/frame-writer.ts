@@ -56,6 +56,8 @@ export class FrameWriter {
    * socket iff b < batch.
    */
   batch = 1;
+  /** bytes handed to the socket so far (minus `socket.writableLength`: bytes it has taken) */
+  flushed = 0;
   private readonly flushOnTick = (): void => {
     this.scheduled = false;
     this.flush();
@@ -129,6 +131,7 @@ export class FrameWriter {
     this.start = this.pos;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return false;
+    this.flushed += chunk.length;
     const arena = this.current;
     arena.writes++;
     this.batch++;

@@ -9,6 +9,7 @@ import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.
 import { FAILOVER_POOL_OPTIONS } from '../client/option-names.js';
 import { optionNames } from '../core/validate.js';
 import { type AddressLike, addressFromParts } from '../transport/address.js';
+import { StreamIterator } from '../client/stream-iterator.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { checkNestOptions } from './nest-options.js';
 
@@ -53,6 +54,12 @@ export interface OccamsCallOptions {
   idempotent?: boolean;
   /** false: never retry this call anywhere */
   retry?: boolean;
+}
+
+/** Options of `client.stream()`: the per-call options, and the stream's window. */
+export interface OccamsStreamOptions extends OccamsCallOptions {
+  /** items the server may send ahead of the consumer (its credit); default 64 */
+  window?: number;
 }
 
 export type OccamsClientStatus = 'connected' | 'disconnected' | 'reconnecting';
@@ -138,6 +145,18 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
       handler.handle = handle;
       return handler;
     });
+  }
+
+  /**
+   * A streamed result as an async iterator, paced by its consumer:
+   * `for await (const v of client.stream('ticks', 10)) { ... }`. Credit goes
+   * back to the server as items are taken, so at most `window` items are
+   * ever buffered; leaving the loop early cancels the handler on the server.
+   */
+  stream<TResult = any>(pattern: any, data: unknown, options?: OccamsStreamOptions): AsyncIterableIterator<TResult> {
+    const action = this.action(pattern);
+    const callOptions = this.callOptions(action, data, pattern, options, false);
+    return new StreamIterator<TResult>(this.pool ?? this.open(), action, data, { ...callOptions, window: options?.window });
   }
 
   /** Promise form of `send` for single-valued patterns (skips RxJS). */

@@ -51,6 +51,19 @@ export class OccamsContext extends BaseRpcContext<OccamsContextArgs> {
   getPeerCertificate(): PeerCertificate | undefined {
     return this.args[1].connection.peerCertificate;
   }
+  /**
+   * Aborts when the request is cancelled by the client (unsubscribe, or its
+   * timeout), passes its deadline or the server's `handlerTimeout`, or its
+   * connection goes away: hand it to a query or an outgoing `fetch` to stop
+   * them. Created on first use.
+   */
+  get signal(): AbortSignal {
+    return this.args[1].signal;
+  }
+  /** Same as `signal`. */
+  getSignal(): AbortSignal {
+    return this.args[1].signal;
+  }
   /** True for `emit()`ted events (no response is sent). */
   isEvent(): boolean {
     return this.args[1].isEvent;

@@ -1,14 +1,17 @@
 import { Logger, type LoggerService } from '@nestjs/common';
-import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
-import { isObservable, type Observable, type Observer, type Subscription } from 'rxjs';
+import { type CustomTransportStrategy, type MessageHandler, RpcException, Server } from '@nestjs/microservices';
+import { isObservable, type Observable, type Observer, Subscription } from 'rxjs';
 import { ErrorCode } from '../errors.js';
 import type { Dispatch } from '../server/dispatch.js';
+import { isAsyncIterable } from '../server/method-dispatch.js';
+import { returnQuietly } from '../server/server-request.js';
 import type { RpcLogger } from '../server/logger.js';
 import { RpcServer } from '../server/rpc-server.js';
 import type { RpcServerOptions } from '../server/server-options.js';
 import { RPC_SERVER_OPTIONS } from '../server/option-names.js';
 import { optionNames } from '../core/validate.js';
 import type { ServerRequest } from '../server/server-request.js';
+import { ServiceIndex } from '../server/service-index.js';
 import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
@@ -55,8 +58,11 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   private readonly rpcLogger: RpcLogger;
   private rpc: RpcServer | undefined;
   private readonly routes = new Map<string, MessageHandler | null>();
+  /** rpc_service_notfound vs rpc_method_notfound for misses; cleared with `routes`. */
+  private readonly services = new ServiceIndex(() => this.messageHandlers.keys());
   private readonly pendingListeners: [string, (...args: any[]) => void][] = [];
   private readonly defaultStartHook = this.onProcessingStartHook;
+  private readonly streamFailedBound = (req: ServerRequest, err: unknown): void => this.streamFailed(req, err);
 
   constructor(options: OccamsServerOptions = {}) {
     super();
@@ -122,6 +128,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   override addHandler(pattern: any, callback: MessageHandler, isEventHandler = false, extras: Record<string, any> = {}): void {
     super.addHandler(pattern, callback, isEventHandler, extras);
     this.routes.clear();
+    this.services.clear();
   }
 
   /** Dispatch: one request from the stream layer. */
@@ -134,7 +141,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
       return;
     }
     if (!handler) {
-      req.internal(ErrorCode.MethodNotFound);
+      req.internal(this.services.notFoundCode(pattern));
       return;
     }
     if (this.onProcessingStartHook === this.defaultStartHook && this.onProcessingEndHook === undefined) {
@@ -153,6 +160,12 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     return handler;
   }
 
+  /**
+   * Runs a handler and settles `req` with what it returns: a value (or a
+   * promise of one), an Observable (subscribed; unsubscribed if the request
+   * is cancelled, times out or its connection goes away), or an
+   * AsyncIterable (pulled as the client takes items; `return()`ed on cancel).
+   */
   private async runRequest(handler: MessageHandler, req: ServerRequest, ctx: OccamsContext, endHook: (() => void) | undefined): Promise<void> {
     let result: unknown;
     try {
@@ -162,18 +175,43 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
       endHook?.();
       return;
     }
-    if (!isObservable(result)) {
-      req.ok(result);
+    if (req.settled) {
+      // ended while the handler ran (cancel, deadline, disconnect): start nothing
+      if (isAsyncIterable(result) && !isObservable(result)) returnQuietly(result[Symbol.asyncIterator]());
       endHook?.();
       return;
     }
-    const observer = new ResponseObserver(req, endHook);
-    const subscription = (result as Observable<unknown>).subscribe(observer);
-    observer.subscribed();
-    if (!req.settled) {
-      observer.subscription = subscription;
-      req.onCancel(() => subscription.unsubscribe());
+    if (isObservable(result)) {
+      const observer = new ResponseObserver(req, endHook, this.streamFailedBound);
+      const teardown = new Subscription();
+      req.onCancel(() => teardown.unsubscribe());
+      teardown.add((result as Observable<unknown>).subscribe(observer));
+      observer.subscribed();
+      return;
     }
+    if (isAsyncIterable(result)) {
+      await req.streamFrom(result, (err) => this.streamFailed(req, err));
+      endHook?.();
+      return;
+    }
+    req.ok(result);
+    endHook?.();
+  }
+
+  /**
+   * An AsyncIterable threw: no exception filter saw it, so an RpcException
+   * is shaped the way Nest's filter would (its message or errno reaches the
+   * client); anything else is logged and answered rpc_internal_err.
+   */
+  private streamFailed(req: ServerRequest, err: unknown): void {
+    if (err instanceof RpcException) {
+      const e = err.getError();
+      replyWithError(req, e !== null && typeof e === 'object' ? e : { status: 'error', message: e });
+      return;
+    }
+    const e = err as Error;
+    this.logger.error(`stream of ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+    req.internal(ErrorCode.Internal);
   }
 
   private runEvent(pattern: string, handler: MessageHandler | null, req: ServerRequest, ctx: OccamsContext): void {
@@ -200,7 +238,6 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
  * Observable has not completed when `subscribe()` returns, it is a stream.
  */
 class ResponseObserver implements Observer<unknown> {
-  subscription: Subscription | undefined;
   private held: unknown = undefined;
   private holding = false;
   private streaming = false;
@@ -209,6 +246,7 @@ class ResponseObserver implements Observer<unknown> {
   constructor(
     private readonly req: ServerRequest,
     private readonly endHook: (() => void) | undefined,
+    private readonly streamFailed: (req: ServerRequest, err: unknown) => void,
   ) {}
 
   next(value: unknown): void {
@@ -233,7 +271,14 @@ class ResponseObserver implements Observer<unknown> {
   complete(): void {
     if (this.holding) {
       this.holding = false;
-      this.req.ok(this.held);
+      const held = this.held;
+      this.held = undefined;
+      if (isAsyncIterable(held)) {
+        // an interceptor wrapped the handler's AsyncIterable in an Observable
+        void this.req.streamFrom(held, (err) => this.streamFailed(this.req, err)).then(this.endHook);
+        return;
+      }
+      this.req.ok(held);
     } else {
       this.req.end();
     }

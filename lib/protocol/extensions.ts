@@ -12,6 +12,10 @@
 /** Numeric control actions, chosen far from user numeric actions. */
 export const ACTION_HELLO = 0x4f43_0001;
 export const ACTION_CANCEL = 0x4f43_0002;
+/** Client grants a stream more items: seq = the stream's seq, msg = u32 LE count (FEATURE_CREDIT). */
+export const ACTION_CREDIT = 0x4f43_0003;
+/** Client acknowledges GOAWAY: it sends no new request on this connection (FEATURE_GOAWAY_ACK). */
+export const ACTION_GOAWAY_ACK = 0x4f43_0004;
 
 /** Request `format` byte bits (v1 peers send 0 and ignore the byte). */
 export const FORMAT_EVENT = 0x01; // no response is owed
@@ -35,6 +39,10 @@ export const FEATURE_DEADLINE = 1 << 4;
 export const FEATURE_ERROR_VALUE = 1 << 5;
 export const FEATURE_GOAWAY = 1 << 6;
 export const FEATURE_ERRNO_MESSAGE = 1 << 7;
+/** per-stream credit: the server sends a stream's items only as the client grants them */
+export const FEATURE_CREDIT = 1 << 8;
+/** the client answers GOAWAY with GOAWAY_ACK once it will send nothing new */
+export const FEATURE_GOAWAY_ACK = 1 << 9;
 export const ALL_FEATURES =
   FEATURE_EVENTS |
   FEATURE_META |
@@ -43,7 +51,17 @@ export const ALL_FEATURES =
   FEATURE_DEADLINE |
   FEATURE_ERROR_VALUE |
   FEATURE_GOAWAY |
-  FEATURE_ERRNO_MESSAGE;
+  FEATURE_ERRNO_MESSAGE |
+  FEATURE_CREDIT |
+  FEATURE_GOAWAY_ACK;
+
+/**
+ * Items a server may send on a stream before the client grants more
+ * (FEATURE_CREDIT), unless the request's ext header says otherwise (`c`).
+ */
+export const DEFAULT_STREAM_CREDIT = 64;
+/** Largest initial credit a request may ask for. */
+export const MAX_STREAM_CREDIT = 1 << 20;
 
 /** Extension protocol revision carried in HELLO. */
 export const EXTENSIONS_VERSION = 1;
@@ -58,4 +76,6 @@ export interface RequestExtHeader {
   m?: Record<string, unknown>;
   /** milliseconds left until the caller's deadline, at send time */
   d?: number;
+  /** initial credit of a streamed result, in items (FEATURE_CREDIT); default DEFAULT_STREAM_CREDIT */
+  c?: number;
 }

@@ -7,7 +7,9 @@ import { ALL_FEATURES, EXTENSIONS_VERSION } from './extensions.js';
  * always msgpack, whatever the value codec.
  *
  *   client ── HELLO { v, f: offered, c: codec name } ──► server
- *   client ◄── ok { v, f: offered & supported } ─────── server
+ *   client ◄── ok { v, f: offered & supported, w: window } ── server
+ *   (w: the server's in-flight cap per connection; the client's window
+ *   never exceeds it)
  *   (a plain v1 server answers an error, or hangs up: no extensions)
  */
 export const helloCodec = new MsgpackCodec();
@@ -33,13 +35,19 @@ export function acceptHello(body: Uint8Array, supported = ALL_FEATURES): number 
   }
 }
 
-/** Server half: the answer's body. */
-export function encodeHelloAnswer(features: number): Uint8Array {
-  return helloCodec.encode({ v: EXTENSIONS_VERSION, f: features });
+/** Server half: the answer's body; `window` is the in-flight cap the server keeps per connection. */
+export function encodeHelloAnswer(features: number, window?: number): Uint8Array {
+  return helloCodec.encode(window === undefined ? { v: EXTENSIONS_VERSION, f: features } : { v: EXTENSIONS_VERSION, f: features, w: window });
 }
 
 /** Client half: the bits the server's answer grants (0 when it grants none). */
 export function grantedFeatures(answer: unknown): number {
   const a = answer as { f?: unknown } | undefined;
   return typeof a?.f === 'number' ? a.f & ALL_FEATURES : 0;
+}
+
+/** Client half: the server's in-flight cap per connection (`w`), or undefined when it announced none. */
+export function serverWindow(answer: unknown): number | undefined {
+  const w = (answer as { w?: unknown } | undefined)?.w;
+  return typeof w === 'number' && Number.isSafeInteger(w) && w > 0 ? w : undefined;
 }

@@ -6,11 +6,17 @@ export { RpcServer, type RpcServerState } from './rpc-server.js';
 export type { ServerConnection, ServerConnectionState } from './server-connection.js';
 export {
   DEFAULT_CLOSE_WAIT,
+  DEFAULT_DRAIN_GRACE,
+  DEFAULT_HANDLER_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
-  DEFAULT_MAX_WRITE_BUFFER,
+  DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MAX_QUEUED_PER_CONNECTION,
   DEFAULT_READ_TIMEOUT,
   DEFAULT_SERVER_ADDRESS,
+  DEFAULT_SERVER_TIMER_RESOLUTION,
+  DEFAULT_STREAM_BUFFER,
+  DEFAULT_STREAM_CLOSE_GRACE,
   DEFAULT_WRITE_TIMEOUT,
   type RpcServerOptions,
 } from './server-options.js';

@@ -2,6 +2,7 @@ import { ErrorCode } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import type { ServerRequest } from './server-request.js';
+import { ServiceIndex } from './service-index.js';
 
 /**
  * Throw from a MethodDispatch handler to answer with a numeric user error
@@ -28,10 +29,15 @@ export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
 /**
  * A Dispatch from a plain table of functions, for the stream layer without
  * Nest: `new MethodDispatch({ 'Calc.add': ([a, b]) => a + b })`. Handlers
- * return a value or a promise; unknown actions get `rpc_method_notfound`.
+ * return a value, a promise, or an AsyncIterable (an async generator:
+ * streamed, pulled as the client takes it); unknown actions get
+ * `rpc_method_notfound`, or `rpc_service_notfound` for a `Service.method` of
+ * a service with no method here (see ServiceIndex). `req.signal` aborts when
+ * the request is cancelled.
  */
 export class MethodDispatch implements Dispatch {
   private readonly methods = new Map<string | number, MethodHandler>();
+  private readonly services = new ServiceIndex(() => this.methods.keys());
 
   constructor(
     methods: Record<string, MethodHandler> = {},
@@ -42,13 +48,14 @@ export class MethodDispatch implements Dispatch {
 
   add(action: string | number, fn: MethodHandler): this {
     this.methods.set(action, fn);
+    this.services.clear();
     return this;
   }
 
   dispatch(req: ServerRequest): void | Promise<void> {
     const fn = this.methods.get(req.action);
     if (fn === undefined) {
-      req.internal(ErrorCode.MethodNotFound);
+      req.internal(this.services.notFoundCode(req.action));
       return;
     }
     let result: unknown;
@@ -58,11 +65,17 @@ export class MethodDispatch implements Dispatch {
       this.fail(req, err);
       return;
     }
-    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-      return (result as Promise<unknown>).then(
-        (value) => void req.ok(value),
-        (err: unknown) => this.fail(req, err),
-      );
+    if (result !== null && typeof result === 'object') {
+      if (typeof (result as Promise<unknown>).then === 'function') {
+        return (result as Promise<unknown>).then(
+          (value) => void req.ok(value),
+          (err: unknown) => this.fail(req, err),
+        );
+      }
+      if (isAsyncIterable(result)) {
+        void req.streamFrom(result, (err) => this.fail(req, err));
+        return;
+      }
     }
     req.ok(result);
   }
@@ -78,4 +91,9 @@ export class MethodDispatch implements Dispatch {
       req.internal(ErrorCode.Internal);
     }
   }
+}
+
+/** True for async generators, Node Readables and anything else with Symbol.asyncIterator. */
+export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }

@@ -6,6 +6,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
+import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
 import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
@@ -26,6 +27,18 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   readonly options: NormalizedRpcServerOptions;
   private readonly dispatcher: Dispatch;
   private readonly connections = new Set<ServerConnection>();
+  private readonly counters: ServerCounters = newCounters();
+  /** events still running whose connection is gone (a graceful close waits for them) */
+  private orphanEvents = 0;
+  private readonly host: ConnectionHost = {
+    counters: this.counters,
+    forget: (c) => this.forget(c),
+    adoptEvent: () => void this.orphanEvents++,
+    eventDone: () => {
+      this.orphanEvents--;
+      this.checkDrained();
+    },
+  };
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
@@ -40,10 +53,31 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   get address(): Address | undefined {
     return this.bound;
   }
-  get stats(): { state: RpcServerState; connections: number; inFlight: number } {
+  /**
+   * `inFlight`: handlers running now (dispatched, not settled); `queued`:
+   * requests read past the cap, waiting; `streamBuffer`: bytes pushed
+   * streams hold now; `ended`: requests the stream layer ended itself, by
+   * reason, since the server started (cancel, deadline, handler timeout,
+   * disconnect, overflow, shutdown), and requests it refused.
+   */
+  get stats(): {
+    state: RpcServerState;
+    connections: number;
+    inFlight: number;
+    queued: number;
+    streamBuffer: number;
+    ended: ReturnType<typeof describeCounters>;
+  } {
     let inFlight = 0;
-    for (const c of this.connections) inFlight += c.stats.inFlight;
-    return { state: this.state, connections: this.connections.size, inFlight };
+    let queued = 0;
+    let streamBuffer = 0;
+    for (const c of this.connections) {
+      const s = c.stats;
+      inFlight += s.inFlight;
+      queued += s.queued;
+      streamBuffer += s.streamBuffer;
+    }
+    return { state: this.state, connections: this.connections.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -76,25 +110,34 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       socket.destroy();
       return;
     }
-    const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, (c) => this.forget(c));
+    const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, this.host);
     this.connections.add(conn);
     this.emit('connection', conn);
   }
 
   private forget(conn: ServerConnection): void {
     if (this.connections.delete(conn)) this.emit('disconnect', conn);
-    if (this.state === 'closing' && this.connections.size === 0) this.emit('drained');
+    if (this.connections.size === 0) this.emit('gone');
+    this.checkDrained();
+  }
+
+  /** Closing, and nothing is owed: no connection left, no event still running. */
+  private checkDrained(): void {
+    if (this.state === 'closing' && this.connections.size === 0 && this.orphanEvents === 0) this.emit('drained');
   }
 
   /**
-   * Graceful close (`close()`): stop accepting, stop reading, send every
-   * response still owed, then close; connections still busy after
-   * `closeWait` ms are destroyed.
+   * Graceful close (`close()`): stop accepting; every connection drains
+   * (GOAWAY, keeps reading what its peer already sent, answers everything
+   * owed, ends open streams after `streamCloseGrace`, see
+   * ServerConnection.beginClose); resolves as soon as every connection is
+   * gone, and after `closeWait` ms at most (connections still busy then
+   * are destroyed, their handlers cancelled).
    */
   protected async beginClose(): Promise<void> {
     this.server?.close();
     for (const c of this.connections) c.drain();
-    if (this.connections.size === 0) return;
+    if (this.connections.size === 0 && this.orphanEvents === 0) return;
     const wait = sleep(this.options.clock, this.options.closeWait);
     const drained = new Promise<void>((resolve) => this.once('drained', resolve));
     const timedOut = await Promise.race([drained.then(() => false), wait.promise.then(() => true)]);
@@ -121,7 +164,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private abortConnections(): Promise<void> {
     this.server?.close();
     if (this.connections.size === 0) return Promise.resolve();
-    const gone = new Promise<void>((resolve) => this.once('drained', resolve));
+    const gone = new Promise<void>((resolve) => this.once('gone', resolve));
     for (const c of this.connections) c.destroy();
     return gone;
   }

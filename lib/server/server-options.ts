@@ -11,11 +11,19 @@ import { RPC_SERVER_OPTIONS } from './option-names.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
+export const DEFAULT_MAX_QUEUED_PER_CONNECTION = 4096;
+export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
-export const DEFAULT_MAX_WRITE_BUFFER = 64 * 1024 * 1024;
-export const DEFAULT_CLOSE_WAIT = 90_000;
+export const DEFAULT_STREAM_BUFFER = 1024 * 1024;
+/** Fits a 30 s Kubernetes grace period with room to spare. */
+export const DEFAULT_CLOSE_WAIT = 20_000;
+export const DEFAULT_DRAIN_GRACE = 250;
+export const DEFAULT_STREAM_CLOSE_GRACE = 1_000;
 export const DEFAULT_READ_TIMEOUT = 5_000;
 export const DEFAULT_WRITE_TIMEOUT = 30_000;
+/** Comfortably above the clients' default timeout (20 s). */
+export const DEFAULT_HANDLER_TIMEOUT = 30_000;
+export const DEFAULT_SERVER_TIMER_RESOLUTION = 1_000;
 
 export interface RpcServerOptions {
   /** where to listen: `host:port` (port 0 = any free port), `unix:/path`, `{host, port}`, `{path}`; default 127.0.0.1:0 */
@@ -25,20 +33,57 @@ export interface RpcServerOptions {
   codec?: Codec;
   /** largest request frame accepted; a larger header closes that connection; default 16 MiB */
   maxFrameSize?: number;
-  /** requests one connection may have in dispatch at once; past it reading pauses; default 1024 */
+  /**
+   * requests one connection may have in dispatch at once (announced in HELLO,
+   * so a nestjs-occams client's window never exceeds it); past it requests
+   * wait in the connection's queue; default 1024
+   */
   maxInFlightPerConnection?: number;
+  /**
+   * requests read past the in-flight cap (or while writes are backed up)
+   * that wait to be dispatched; past it (or past `maxQueuedBytes`) a request
+   * is refused at once with `rpc_unreachable` (retriable: it never ran);
+   * default 4096
+   */
+  maxQueuedPerConnection?: number;
+  /** bytes of msg + blob those waiting requests may hold; default 32 MiB */
+  maxQueuedBytes?: number;
   /** connections served at once; further ones are closed at once; 0 = no limit (default) */
   maxConnections?: number;
-  /** write-buffer bytes past which reading pauses until drain; default 1 MiB */
+  /**
+   * write-buffer bytes past which new requests wait (are not dispatched) and
+   * streams stop producing until the socket drains; default 1 MiB
+   */
   highWaterMark?: number;
-  /** write-buffer bytes past which a peer that does not read is disconnected; default 64 MiB */
-  maxWriteBuffer?: number;
+  /**
+   * encoded bytes one pushed stream (an Observable, `req.item()`) may queue
+   * while it has no credit or the socket is backed up; past it that stream
+   * alone fails with `rpc_stream_overflow`; default 1 MiB
+   */
+  streamBufferBytes?: number;
   /** ms a connection may hold half a frame without sending more; 0 = no limit; default 5 000 */
   readTimeout?: number;
-  /** ms a peer may leave our writes backed up (not reading) before it is disconnected; 0 = no limit; default 30 000 */
+  /** ms a peer may leave our writes backed up with nothing draining before it is disconnected; 0 = no limit; default 30 000 */
   writeTimeout?: number;
-  /** how long `close()` waits for owed responses before destroying, ms; default 90 000 */
+  /**
+   * ms a handler may run without answering when the caller sent no deadline
+   * (plain v1 peers); it is then cancelled and answered `rpc_timeout`. For a
+   * stream the clock restarts with every item. 0 = no limit; default 30 000
+   */
+  handlerTimeout?: number;
+  /** how often deadlines and handler timeouts are checked, ms; default 1 000 */
+  timerResolution?: number;
+  /** longest a graceful `close()` waits for owed responses before destroying, ms; default 20 000 */
   closeWait?: number;
+  /**
+   * graceful close, peers that cannot acknowledge GOAWAY (plain v1): reading
+   * goes on until nothing arrived and nothing was owed for this long, ms;
+   * default 250. A peer that keeps sending has its new requests refused
+   * (`rpc_unreachable`, not run) from 4 x this on, and is let go at 8 x this
+   */
+  drainGrace?: number;
+  /** graceful close: ms an open stream may go on before it ends with `rpc_going_away`; default 1 000 */
+  streamCloseGrace?: number;
   flushThreshold?: number;
   /** answer HELLO and use the extensions with clients that ask; default true */
   extensions?: boolean;
@@ -57,12 +102,18 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     codec: o.codec ?? msgpackCodec,
     maxFrameSize: positiveInt(o.maxFrameSize, DEFAULT_MAX_FRAME_SIZE, 'maxFrameSize'),
     maxInFlightPerConnection: positiveInt(o.maxInFlightPerConnection, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, 'maxInFlightPerConnection'),
+    maxQueuedPerConnection: nonNegativeInt(o.maxQueuedPerConnection, DEFAULT_MAX_QUEUED_PER_CONNECTION, 'maxQueuedPerConnection'),
+    maxQueuedBytes: nonNegativeInt(o.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'maxQueuedBytes'),
     maxConnections: nonNegativeInt(o.maxConnections, 0, 'maxConnections'),
     highWaterMark: positiveInt(o.highWaterMark, DEFAULT_HIGH_WATER_MARK, 'highWaterMark'),
-    maxWriteBuffer: positiveInt(o.maxWriteBuffer, DEFAULT_MAX_WRITE_BUFFER, 'maxWriteBuffer'),
+    streamBufferBytes: positiveInt(o.streamBufferBytes, DEFAULT_STREAM_BUFFER, 'streamBufferBytes'),
     readTimeout: nonNegativeInt(o.readTimeout, DEFAULT_READ_TIMEOUT, 'readTimeout'),
     writeTimeout: nonNegativeInt(o.writeTimeout, DEFAULT_WRITE_TIMEOUT, 'writeTimeout'),
+    handlerTimeout: nonNegativeInt(o.handlerTimeout, DEFAULT_HANDLER_TIMEOUT, 'handlerTimeout'),
+    timerResolution: positiveInt(o.timerResolution, DEFAULT_SERVER_TIMER_RESOLUTION, 'timerResolution'),
     closeWait: nonNegativeInt(o.closeWait, DEFAULT_CLOSE_WAIT, 'closeWait'),
+    drainGrace: positiveInt(o.drainGrace, DEFAULT_DRAIN_GRACE, 'drainGrace'),
+    streamCloseGrace: nonNegativeInt(o.streamCloseGrace, DEFAULT_STREAM_CLOSE_GRACE, 'streamCloseGrace'),
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
     extensions: o.extensions ?? true,
     logger: o.logger ?? consoleLogger,

@@ -1,6 +1,8 @@
-import { ErrorCode } from '../errors.js';
-import { FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
-import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERROR_VALUE, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
+import { TimedEntry } from '../core/timeout-wheel.js';
+import { CancelledError, ErrorCode, EncodeError, type OccamsError } from '../errors.js';
+import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
+import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
+import { OutboundStream } from './outbound-stream.js';
 import type { ServerConnection } from './server-connection.js';
 
 /** Internal codes a server may answer with (ASCII, flag 2). */
@@ -12,22 +14,81 @@ export type WireErrorCode =
   | typeof ErrorCode.Internal
   | typeof ErrorCode.InvalidVersion;
 
+/** Codes the stream layer itself ends a request with. */
+export type EndCode = WireErrorCode | typeof ErrorCode.Timeout | typeof ErrorCode.Io | typeof ErrorCode.Unreachable | typeof ErrorCode.StreamOverflow | typeof ErrorCode.GoingAway;
+
+/** Why the stream layer ended a request the handler had not settled (counted in the server's stats). */
+export const enum EndReason {
+  /** the client sent CANCEL */
+  Cancel,
+  /** the caller's deadline passed */
+  Deadline,
+  /** no deadline, and the handler ran past `handlerTimeout` */
+  HandlerTimeout,
+  /** the connection closed */
+  Disconnect,
+  /** a pushed stream outran its buffer */
+  Overflow,
+  /** a stream still open after the graceful close's grace */
+  Shutdown,
+  /** an item could not be encoded */
+  Encode,
+}
+
+const wireBytes = new Map<string, Buffer>();
+/** The ASCII bytes of an `rpc_*` code, encoded once. */
+export function codeBytes(code: string): Buffer {
+  let b = wireBytes.get(code);
+  if (b === undefined) wireBytes.set(code, (b = Buffer.from(code, 'latin1')));
+  return b;
+}
+
 /**
  * One request on the server, handed to the Dispatch. Settle it once: the
  * first settling call wins, later ones return false and send nothing.
- * Streaming: `item()` any number of times, then `end()` (or an error).
- * A peer without the streaming extension gets only the last item, as the
- * final ok.
+ * Streaming: `item()` any number of times, then `end()` (or an error), or
+ * hand over an AsyncIterable with `streamFrom()` (pulled only while the
+ * client grants credit and the socket has room). A peer without the
+ * streaming extension gets only the last item, as the final ok.
+ *
+ * The stream layer may end a request the handler has not settled: the
+ * client cancelled it, its deadline or `handlerTimeout` passed, its stream
+ * overflowed, the server is closing, or the connection went away. Then
+ * `signal` aborts (with the reason), the `onCancel` handler runs, later
+ * settling calls return false, and its slot is free at once.
+ *
+ * Life on the connection:  read ─► held (over the cap) ─► dispatched ─► settled ─► released
+ *                                  └───────────── abandoned ──────────────────────┘
+ * `released` (slot given back) follows `settled` at once, except for a
+ * stream whose last frames still wait for credit or for the socket.
  */
-export class ServerRequest {
+export class ServerRequest extends TimedEntry {
   /** Nest-style metadata from the client (extension), else undefined. */
   meta: Record<string, unknown> | undefined = undefined;
   /** Epoch ms by which the caller stops waiting (extension), else undefined. */
   deadline: number | undefined = undefined;
+  /** @internal ms this request may run without activity (a deadline or handlerTimeout); 0 = no limit */
+  timeLimit = 0;
+  /** @internal items the server may send before the client grants more (Infinity without FEATURE_CREDIT) */
+  credit = Infinity;
+  /** @internal the handler got it (false while held in the connection's queue) */
+  dispatched = false;
+  /** @internal bytes it holds while waiting in the connection's queue */
+  heldBytes = 0;
+  /** @internal clock time its frame was read */
+  readAt = 0;
+  /** @internal filed by seq (and in the wheel) on its connection */
+  tracked = false;
+  /** @internal its way out once it streams to a peer speaking the extension */
+  out: OutboundStream | undefined = undefined;
   private done = false;
+  private freed = false;
   private cancelled = false;
+  private streaming = false;
   private held: unknown = undefined;
   private cancelHandler: (() => void) | undefined = undefined;
+  private controller: AbortController | undefined = undefined;
+  private endReason: OccamsError | undefined = undefined;
 
   constructor(
     readonly connection: ServerConnection,
@@ -40,43 +101,102 @@ export class ServerRequest {
     readonly blob: Buffer,
     /** fire-and-forget: nothing is sent back whatever the handler does */
     readonly isEvent: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   get settled(): boolean {
     return this.done;
   }
+  /** True once the stream layer ended it (cancel, deadline, disconnect...) before the handler settled it. */
   get isCancelled(): boolean {
     return this.cancelled;
+  }
+  /** True once its slot is given back (nothing more will be sent for it). */
+  get released(): boolean {
+    return this.freed;
+  }
+  /** True once it streams (items, or an AsyncIterable). */
+  get isStreaming(): boolean {
+    return this.streaming;
   }
   /** ms left until the caller's deadline (Infinity without one). */
   get timeLeft(): number {
     return this.deadline === undefined ? Infinity : this.deadline - Date.now();
   }
 
-  ok(value?: unknown, blob?: Uint8Array): boolean {
-    if (!this.begin()) return false;
-    if (!this.isEvent) this.connection.sendValue(FLAG_OK, this.seq, value, blob);
-    return this.finish();
+  /**
+   * Aborts when the request is cancelled by the client, passes its deadline
+   * or `handlerTimeout`, or its connection goes away; `signal.reason` says
+   * which (an OccamsError). Created on first use: requests that never read
+   * it pay nothing.
+   */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.endReason !== undefined) this.controller.abort(this.endReason);
+    }
+    return this.controller.signal;
   }
 
-  /** One value of a streamed result. */
+  ok(value?: unknown, blob?: Uint8Array): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.isEvent) return this.free();
+    if (this.out === undefined) {
+      this.connection.sendValue(FLAG_OK, this.seq, value, blob);
+      return this.free();
+    }
+    const bytes = this.connection.encode(value);
+    if (bytes === undefined) return this.out.finish(FLAG_ERROR_BYTES, 0, EMPTY, codeBytes(ErrorCode.Encode));
+    return this.out.finish(FLAG_OK, bytes.length, bytes, blob);
+  }
+
+  /**
+   * One value of a streamed result. Returns false once the request is
+   * settled (or its stream just failed: overflow, encode).
+   */
   item(value: unknown): boolean {
     if (this.done) return false;
+    this.streaming = true;
     if (this.isEvent) return true;
-    if (this.connection.has(FEATURE_STREAMING)) this.connection.sendValue(FLAG_STREAM_ITEM, this.seq, value, undefined);
-    else this.held = value;
-    return true;
+    if (!this.connection.has(FEATURE_STREAMING)) {
+      this.held = value;
+      return true;
+    }
+    return (this.out ??= new OutboundStream(this)).push(value);
   }
 
   /** Completes a streamed result. */
   end(): boolean {
-    if (!this.begin()) return false;
-    if (!this.isEvent) {
-      const last = this.connection.has(FEATURE_STREAMING) ? undefined : this.held;
-      this.connection.sendValue(FLAG_OK, this.seq, last, undefined);
-    }
+    if (this.done) return false;
+    this.done = true;
+    if (this.isEvent) return this.free();
+    if (this.out !== undefined) return this.out.finish(FLAG_OK, 0, EMPTY, undefined);
+    const last = this.connection.has(FEATURE_STREAMING) ? undefined : this.held;
     this.held = undefined;
-    return this.finish();
+    this.connection.sendValue(FLAG_OK, this.seq, last, undefined);
+    return this.free();
+  }
+
+  /**
+   * Streams what `source` yields, pulling the next value only while the
+   * client has granted credit and the socket has room, then ends. A throw
+   * from the source goes to `onError`, which must settle the request
+   * (default: `rpc_internal_err`). If the request ends early (cancel,
+   * deadline, close), the source's `return()` is called. Resolves once the
+   * source is done with.
+   */
+  streamFrom(source: AsyncIterable<unknown>, onError?: (err: unknown) => void): Promise<void> {
+    const fail = onError ?? ((err: unknown) => this.failInternal(err));
+    if (this.done) {
+      returnQuietly(source[Symbol.asyncIterator]());
+      return Promise.resolve();
+    }
+    this.streaming = true;
+    const it = source[Symbol.asyncIterator]();
+    if (!this.isEvent && this.connection.has(FEATURE_STREAMING)) return (this.out ??= new OutboundStream(this)).pullFrom(it, fail);
+    return this.collect(it, fail);
   }
 
   /**
@@ -84,22 +204,17 @@ export class ServerRequest {
    * the client speaks that extension (v1 peers get the errno alone).
    */
   errno(code: number, message?: string): boolean {
-    if (!this.begin()) return false;
-    if (!this.isEvent) {
-      const text = message !== undefined && this.connection.has(FEATURE_ERRNO_MESSAGE) ? Buffer.from(message, 'utf8') : undefined;
-      this.connection.sendErrno(this.seq, code, text);
-    }
-    return this.finish();
+    if (this.done) return false;
+    this.done = true;
+    if (message !== undefined && this.connection.has(FEATURE_ERRNO_MESSAGE)) return this.final(FLAG_ERRNO_MESSAGE, code, Buffer.from(message, 'utf8'));
+    return this.final(FLAG_ERRNO, code, EMPTY);
   }
 
   /** A user error message or raw error bytes (wire flag 2). */
   error(message: string | Uint8Array): boolean {
-    if (!this.begin()) return false;
-    if (!this.isEvent) {
-      const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-      this.connection.sendBytes(FLAG_ERROR_BYTES, this.seq, bytes);
-    }
-    return this.finish();
+    if (this.done) return false;
+    this.done = true;
+    return this.final(FLAG_ERROR_BYTES, 0, typeof message === 'string' ? Buffer.from(message, 'utf8') : message);
   }
 
   /**
@@ -108,52 +223,112 @@ export class ServerRequest {
    * peers (they decode with the error type they expect).
    */
   errorValue(value: unknown): boolean {
-    if (!this.begin()) return false;
-    if (!this.isEvent) {
-      const flag = this.connection.has(FEATURE_ERROR_VALUE) ? FLAG_ERROR_VALUE : FLAG_ERROR_BYTES;
-      this.connection.sendEncodedError(flag, this.seq, value);
-    }
-    return this.finish();
+    if (this.done) return false;
+    this.done = true;
+    const bytes = this.connection.encode(value);
+    if (bytes === undefined) return this.final(FLAG_ERROR_BYTES, 0, codeBytes(ErrorCode.Encode));
+    return this.final(this.connection.has(FEATURE_ERROR_VALUE) ? FLAG_ERROR_VALUE : FLAG_ERROR_BYTES, 0, bytes);
   }
 
   /** A framework error (`rpc_*`, wire flag 2). */
   internal(code: WireErrorCode): boolean {
-    if (!this.begin()) return false;
-    if (!this.isEvent) this.connection.sendBytes(FLAG_ERROR_BYTES, this.seq, Buffer.from(code, 'latin1'));
-    return this.finish();
+    if (this.done) return false;
+    this.done = true;
+    return this.final(FLAG_ERROR_BYTES, 0, codeBytes(code));
   }
 
   /**
-   * Registers what to do when the client cancels (extension): typically
-   * unsubscribing the handler's Observable. Only requests that registered
-   * can be cancelled; a cancelled request is settled without a response.
+   * Registers what to do when the stream layer ends the request before the
+   * handler settled it (see the class comment): typically unsubscribing the
+   * handler's Observable. Runs at most once.
    */
   onCancel(handler: () => void): void {
     if (this.done) return;
     this.cancelHandler = handler;
-    this.connection.trackCancellable(this);
   }
 
-  /** Called by the connection when a CANCEL arrives for this seq. */
+  /** The client cancelled this request (CANCEL): ends it without a response. */
   cancel(): void {
-    if (this.done) return;
-    this.cancelled = true;
-    this.done = true;
-    this.connection.settled(this);
+    this.abandon(EndReason.Cancel, new CancelledError('cancelled by the client'), undefined);
+  }
+
+  /**
+   * @internal Ends the request from the stream layer: frees its slot at
+   * once, answers `reply` (if any, and owed), aborts `signal` and runs the
+   * cancel handler if the handler had not settled it.
+   */
+  abandon(why: EndReason, reason: OccamsError, reply: EndCode | undefined): void {
+    if (this.freed) return;
+    const handlerDone = this.done;
     const handler = this.cancelHandler;
-    this.cancelHandler = undefined;
-    handler?.();
-  }
-
-  private begin(): boolean {
-    if (this.done) return false;
     this.done = true;
+    this.cancelled = !handlerDone;
+    this.held = undefined;
+    this.out?.drop();
+    if (reply !== undefined && !this.isEvent) this.connection.writeFrame(FLAG_ERROR_BYTES, 0, this.seq, EMPTY, codeBytes(reply));
+    this.free();
+    this.connection.count(why, this.dispatched);
+    if (handlerDone || !this.dispatched) return;
+    this.endReason = reason;
+    this.controller?.abort(reason);
+    if (handler !== undefined) {
+      try {
+        handler();
+      } catch (err) {
+        this.connection.logHandlerError(this, err);
+      }
+    }
+  }
+
+  /** @internal The slot is free (answer sent, or the request abandoned). */
+  free(): true {
+    if (this.freed) return true;
+    this.freed = true;
+    this.cancelHandler = undefined;
+    this.connection.release(this);
     return true;
   }
 
-  private finish(): true {
-    this.cancelHandler = undefined;
-    this.connection.settled(this);
-    return true;
+  private final(flag: number, msgLenOrErrno: number, blob: Uint8Array): boolean {
+    if (this.isEvent) return this.free();
+    if (this.out !== undefined) return this.out.finish(flag, msgLenOrErrno, EMPTY, blob);
+    this.connection.writeFrame(flag, msgLenOrErrno, this.seq, EMPTY, blob);
+    return this.free();
   }
+
+  private failInternal(err: unknown): void {
+    this.connection.logHandlerError(this, err);
+    this.internal(ErrorCode.Internal);
+  }
+
+  /** A peer without streaming (or an event): keep the last value, answer it at the end. */
+  private async collect(it: AsyncIterator<unknown>, fail: (err: unknown) => void): Promise<void> {
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (this.done) return returnQuietly(it);
+        if (r.done) break;
+        this.held = r.value;
+      }
+    } catch (err) {
+      if (!this.done) fail(err);
+      return;
+    }
+    this.end();
+  }
+}
+
+/** Ends an iterator we stop reading; its own failure is of no interest. */
+export function returnQuietly(it: AsyncIterator<unknown>): void {
+  try {
+    const r = it.return?.();
+    if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, () => {});
+  } catch {
+    /* ignore */
+  }
+}
+
+/** @internal Encoding a stream item failed. */
+export function encodeFailure(err: unknown): OccamsError {
+  return new EncodeError(`cannot encode stream item: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }

@@ -1,0 +1,32 @@
+import type { BackoffOptions } from '../core/backoff.js';
+import type { Address } from '../transport/address.js';
+import type { ClientStreamOptions } from './client-options.js';
+import type { ClientStream } from './client-stream.js';
+
+export const DEFAULT_POOL_CONNECTIONS = 1;
+export const DEFAULT_IDLE_TIMEOUT = 120_000;
+
+export type PoolState = 'idle' | 'connecting' | 'ready' | 'unhealthy' | 'closing' | 'closed';
+
+/** Opens one connection; injectable for tests. */
+export type ConnectionFactory = (address: Address, options: ClientStreamOptions) => Promise<ClientStream>;
+
+export interface ClientPoolOptions extends ClientStreamOptions {
+  /** connections kept open; default 1 */
+  connections?: number;
+  /** connections opened when every open one is at its window; default = connections */
+  maxConnections?: number;
+  /** an extra connection (beyond `connections`) idle this long is closed, ms; default 120 000 */
+  idleTimeout?: number;
+  backoff?: BackoffOptions;
+  connectionFactory?: ConnectionFactory;
+}
+
+export interface PoolStats {
+  state: PoolState;
+  connections: number;
+  inFlight: number;
+  queued: number;
+  healthy: boolean;
+}
+

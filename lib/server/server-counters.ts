@@ -1,0 +1,60 @@
+import type { ServerConnection } from './server-connection.js';
+import { EndReason } from './server-request.js';
+
+/**
+ * What the stream layer did on its own, summed over a server's life (all
+ * connections, closed ones included): requests it ended before their
+ * handler did, by reason, and requests it refused. Plain fields: counting
+ * costs an increment.
+ */
+export interface ServerCounters {
+  /** indexed by EndReason */
+  ended: number[];
+  /** of those, requests ended while still waiting in a connection's queue (their handler never ran) */
+  droppedQueued: number;
+  /** requests answered rpc_unreachable at once (queue full, or the server closing): never run */
+  refused: number;
+  /** most bytes one pushed stream queued */
+  peakStreamBuffer: number;
+}
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly counters: ServerCounters;
+  /** the connection is gone */
+  forget(conn: ServerConnection): void;
+  /** a closed connection leaves an event running: the server's close waits for it */
+  adoptEvent(): void;
+  eventDone(): void;
+}
+
+export function newCounters(): ServerCounters {
+  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, peakStreamBuffer: 0 };
+}
+
+/** The counters by name (for stats and reports). */
+export function describeCounters(c: ServerCounters): {
+  cancelled: number;
+  deadlines: number;
+  handlerTimeouts: number;
+  disconnected: number;
+  overflowed: number;
+  shutdown: number;
+  encodeFailed: number;
+  droppedQueued: number;
+  refused: number;
+  peakStreamBuffer: number;
+} {
+  return {
+    cancelled: c.ended[EndReason.Cancel]!,
+    deadlines: c.ended[EndReason.Deadline]!,
+    handlerTimeouts: c.ended[EndReason.HandlerTimeout]!,
+    disconnected: c.ended[EndReason.Disconnect]!,
+    overflowed: c.ended[EndReason.Overflow]!,
+    shutdown: c.ended[EndReason.Shutdown]!,
+    encodeFailed: c.ended[EndReason.Encode]!,
+    droppedQueued: c.droppedQueued,
+    refused: c.refused,
+    peakStreamBuffer: c.peakStreamBuffer,
+  };
+}
