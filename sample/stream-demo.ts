@@ -1,22 +1,11 @@
 /**
  * The stream layer alone, no Nest: a server and a client in one process.
- * Run: npm run demo:stream
+ * Run: npm run demo:stream (100,000 pipelined requests; `node dist/sample/stream-demo.js N` for N).
  */
-import { ClientStream, ErrnoReply, ErrorReply, MethodDispatch, RpcServer, type OccamsError } from '../lib/index.js';
+import { ClientStream, MethodDispatch, RpcServer, type OccamsError } from '../lib/index.js';
+import { calculatorMethods } from './calculator-methods.js';
 
-const server = new RpcServer(
-  new MethodDispatch({
-    'Calculator.add': ([a, b]: [number, number]) => a + b,
-    'Calculator.div': ([a, b]: [number, number]) => {
-      if (b === 0) throw new ErrorReply('division by zero');
-      return Math.trunc(a / b);
-    },
-    'Calculator.might_fail_with_errno': (v: number) => {
-      if (v < 0) throw new ErrnoReply(22);
-      return v * 2;
-    },
-  }),
-);
+const server = new RpcServer(new MethodDispatch(calculatorMethods));
 const address = await server.listen('127.0.0.1:0');
 const client = await ClientStream.connect(address);
 
@@ -26,7 +15,7 @@ console.log('div(7, 2)            =', await client.request('Calculator.div', [7,
 await client.request('Calculator.div', [1, 0]).catch((e: OccamsError) => console.log('div(1, 0)            ->', e.code, JSON.stringify(e.message)));
 await client.request('Calculator.might_fail_with_errno', -1).catch((e: OccamsError & { errno?: number }) => console.log('might_fail(-1)       ->', e.code, 'errno', e.errno));
 
-const n = 100_000;
+const n = Number(process.argv[2] ?? 100_000);
 const started = process.hrtime.bigint();
 let sum = 0;
 const inflight = 1024;
