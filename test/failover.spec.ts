@@ -30,6 +30,14 @@ describe('timeouts', () => {
   it('are never early and never later than timeout + timerResolution (real clock)', async () => {
     const s = await startServer({ hang: never });
     const client = await ClientStream.connect(s.url, { timerResolution: 100 });
+    // on a busy machine the event loop itself runs late: measure by how much, and allow exactly that
+    let lag = 0;
+    let last = performance.now();
+    const probe = setInterval(() => {
+      const now = performance.now();
+      lag = Math.max(lag, now - last - 5);
+      last = now;
+    }, 5);
     const took = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
         await new Promise((r) => setTimeout(r, i * 7)); // spread over the wheel's slots
@@ -39,9 +47,10 @@ describe('timeouts', () => {
         return performance.now() - t0;
       }),
     );
+    clearInterval(probe);
     for (const ms of took) {
       expect(ms).toBeGreaterThanOrEqual(299);
-      expect(ms).toBeLessThanOrEqual(300 + 100 + 60); // + timer scheduling slack
+      expect(ms).toBeLessThanOrEqual(300 + 100 + 30 + lag); // + timer slack and the loop's own measured lateness
     }
     client.destroy();
     await s.server.destroy();
