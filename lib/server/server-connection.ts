@@ -82,8 +82,8 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private readonly requests: RequestTable;
   private readonly drainPolicy: DrainPolicy;
   private readonly stall: WriteStallWatch;
-  /** clock time of the chunk being decoded (one clock read per chunk, not per request) */
-  private readAt = 0;
+  /** clock time of the chunk being decoded (one clock read per chunk, not per request); accept time before the first */
+  private readAt: number;
   /** streams waiting for the socket to drain */
   private readonly waitingForRoom = new Set<OutboundStream>();
   private inFlight = 0;
@@ -114,6 +114,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.logger = options.logger;
     this.host = host;
     this.counters = host.counters;
+    this.readAt = options.clock.now();
     this.writer = new FrameWriter(socket, options.flushThreshold, () => this.onWriteBackpressure());
     this.decoder = new RequestDecoder(this, options.maxFrameSize);
     this.requests = new RequestTable(options.clock, options.timerResolution, (req) => this.expired(req));
@@ -164,6 +165,15 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       writeBuffer: this.socket.writableLength,
       streamBuffer,
     };
+  }
+
+  /**
+   * ms this connection has been idle at `now`: nothing in flight or held,
+   * nothing waiting to be written, no byte received since; 0 when busy.
+   */
+  idleFor(now: number): number {
+    if (this.state !== 'open' || this.inFlight > 0 || this.requests.heldCount > 0 || this.socket.writableLength > 0) return 0;
+    return Math.max(0, now - this.readAt);
   }
 
   /** True when the client negotiated this extension feature. */
