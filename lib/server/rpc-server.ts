@@ -6,6 +6,7 @@ import { listen } from '../transport/listen.js';
 import { sleep } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError } from '../errors.js';
+import { describeTlsError } from '../transport/dial.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
 import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
@@ -54,6 +55,8 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private readonly pending = new Map<net.Socket, TimerHandle>();
   private readonly handshaking = new Map<string, net.Socket>();
   private readonly refusals: RefusalLog;
+  /** who a raw TLS socket is, for the log after it is gone */
+  private readonly labels = new WeakMap<net.Socket, string>();
   /** one coarse sweep for idle connections, while listening (never a timer per connection) */
   private idleSweep: TimerHandle | undefined;
 
@@ -164,6 +167,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       raw.destroy();
     }, timeout);
     const key = peerKey(raw);
+    this.labels.set(raw, peerOf(raw));
     this.pending.set(raw, timer);
     if (key !== undefined) this.handshaking.set(key, raw);
     raw.once('close', () => this.handshakeOver(raw, key));
@@ -191,9 +195,18 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     this.serve(socket);
   }
 
+  /**
+   * A TLS peer refused: a failed handshake, or (TLS 1.3) a client
+   * certificate found bad once the handshake was done, which Node reports
+   * as a hang-up with `authorizationError` set.
+   */
   private handshakeFailed(err: NodeJS.ErrnoException, socket: tls.TLSSocket): void {
-    const code = err.code ?? 'ERR_TLS';
-    this.refusals.note(RefusalCode.HandshakeFailed, `TLS handshake refused from ${peerOf(socket)}: ${err.message} (${code})`, 'warn', code);
+    const verify = (socket as { authorizationError?: string | Error }).authorizationError;
+    const verifyCode = typeof verify === 'string' ? verify : (verify as NodeJS.ErrnoException | undefined)?.code;
+    const code = verifyCode ?? err.code ?? 'ERR_TLS';
+    const why = verifyCode !== undefined ? `client certificate refused: ${certificateError(verifyCode)}` : describeTlsError(err);
+    const raw = (socket as { _parent?: net.Socket })._parent;
+    this.refusals.note(RefusalCode.HandshakeFailed, `TLS handshake refused from ${this.labels.get(raw ?? socket) ?? peerOf(socket)}: ${why} (${code})`, 'warn', code);
     socket.destroy();
   }
 
@@ -296,4 +309,22 @@ function peerOf(socket: net.Socket): string {
 /** Identifies a TCP connection on this server (undefined for Unix sockets: TLS there is not counted by peer). */
 function peerKey(socket: net.Socket): string | undefined {
   return socket.remoteAddress !== undefined && socket.remotePort !== undefined ? `${socket.remoteAddress}|${socket.remotePort}` : undefined;
+}
+
+/** OpenSSL's words for the certificate errors a client certificate meets (Node keeps only the code). */
+const CERTIFICATE_ERRORS: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in certificate chain',
+  UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unable to get local issuer certificate',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  CERT_REVOKED: 'certificate revoked',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  INVALID_PURPOSE: 'unsupported certificate purpose',
+};
+
+function certificateError(code: string): string {
+  return CERTIFICATE_ERRORS[code] ?? code;
 }
