@@ -123,7 +123,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       options.clock,
       options.writeTimeout,
       () => this.writer.flushed - this.socket.writableLength,
-      () => this.kill(`write timeout: peer read nothing for ${options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
+      () => this.kill(`write timeout (write stall): peer read none of our bytes for ${options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
     );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -458,8 +458,15 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (!this.decoder.isPaused) this.socket.resume();
   }
 
+  /**
+   * The peer sent nothing for `readTimeout` with part of a frame buffered:
+   * it stalled mid-frame. Not while our own reading is paused (the bytes
+   * buffered then are frames we stopped at; the peer does not read its
+   * answers, and `writeTimeout` is the one to cut it, with that reason).
+   */
   private onReadTimeout(): void {
-    if (this.decoder.buffered > 0) this.kill(`read timeout: ${this.decoder.buffered} bytes of an unfinished frame`);
+    if (this.readPaused || this.decoder.isPaused || this.writeBlocked) return;
+    if (this.decoder.buffered > 0) this.kill(`read timeout: peer sent ${this.decoder.buffered} bytes of an unfinished frame, then nothing for ${this.options.readTimeout} ms`);
   }
 
   // ---- ending --------------------------------------------------------------
