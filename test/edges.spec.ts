@@ -141,12 +141,40 @@ describe('every refusal keeps its reason', () => {
           expect((err as { code?: string }).code, what).toBe('rpc_unreachable');
           expect(elapsed, what).toBeLessThan(1000);
           if (what !== 'OccamsClient') expect(err.message, `${what}: the message names the first cause`).toMatch(c.name === 'nothing listening' ? /connection refused/ : c.client);
+          if (what === 'FailoverPool of two' && c.name !== 'nothing listening') {
+            // the last error of each address it tried, in address order
+            expect(err.cause).toBeInstanceOf(AggregateError);
+            const each = (err.cause as AggregateError).errors.map((e: Error) => chain(e));
+            expect(each).toHaveLength(2);
+            expect(each[0]).toMatch(c.client);
+            expect(each[1]).toMatch(/connection refused/);
+          }
           await (caller instanceof OccamsClient ? caller.close() : caller.destroy());
         }
         if (c.log) expect(servers[c.server].logger.lines.join('\n')).toMatch(c.log);
       });
     }
   }
+});
+
+describe('client timeouts say which step timed out', () => {
+  it('a server that accepts TCP but never answers the TLS handshake: "TLS handshake timed out"', async () => {
+    const held: net.Socket[] = [];
+    const mute = net.createServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const port = (mute.address() as net.AddressInfo).port;
+    const pool = new FailoverPool([`rpc.test:${port}`], { connectTimeout: 300, tls: { ca: pki.ca, servername: 'localhost' }, resolver: async () => ['127.0.0.1'] });
+    const t0 = Date.now();
+    const err = (await pool.request('x').catch((e: Error) => e)) as Error;
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(err.message).toMatch(/TLS handshake timed out after 300 ms/);
+    await pool.destroy();
+    for (const s of held) s.destroy();
+    await new Promise((r) => mute.close(r));
+  });
 });
 
 describe('idle connections', () => {
