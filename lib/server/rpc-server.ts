@@ -1,12 +1,12 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { TimerHandle } from '../core/clock.js';
+import { PendingHandshakes, peerOf } from './pending-handshakes.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { listen } from '../transport/listen.js';
 import { sleep } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError } from '../errors.js';
-import { describeTlsError } from '../transport/dial.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
 import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
@@ -46,17 +46,9 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
-  /**
-   * TLS connections accepted whose handshake is not done: raw socket ->
-   * its handshake timer. They count against maxConnections with
-   * `connections`; `handshaking` finds one by `remoteAddress:remotePort`
-   * (the TLS socket's address is its raw socket's).
-   */
-  private readonly pending = new Map<net.Socket, TimerHandle>();
-  private readonly handshaking = new Map<string, net.Socket>();
+  /** TLS connections accepted whose handshake is not done (they count against maxConnections) */
+  private readonly handshakes: PendingHandshakes;
   private readonly refusals: RefusalLog;
-  /** who a raw TLS socket is, for the log after it is gone */
-  private readonly labels = new WeakMap<net.Socket, string>();
   /** one coarse sweep for idle connections, while listening (never a timer per connection) */
   private idleSweep: TimerHandle | undefined;
 
@@ -65,6 +57,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     this.dispatcher = dispatcher;
     this.options = normalizeRpcServerOptions(options);
     this.refusals = new RefusalLog(this.options.logger, this.options.clock);
+    this.handshakes = new PendingHandshakes(this.options, this.refusals, () => this.checkDrained());
   }
 
   /** The bound address (port 0 resolved); undefined before `listen`. */
@@ -97,7 +90,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       queued += s.queued;
       streamBuffer += s.streamBuffer;
     }
-    return { state: this.state, connections: this.connections.size, handshakes: this.pending.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
+    return { state: this.state, connections: this.connections.size, handshakes: this.handshakes.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -111,7 +104,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       if (listener.connectionEvent === 'secureConnection') {
         listener.server.on('connection', (raw: net.Socket) => this.admitHandshake(raw));
         listener.server.on('secureConnection', (socket: tls.TLSSocket) => this.secured(socket));
-        listener.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => this.handshakeFailed(err, socket));
+        listener.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => this.handshakes.failed(err, socket));
       } else {
         listener.server.on('connection', (socket: net.Socket) => this.accept(socket));
       }
@@ -127,7 +120,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
 
   /** Held connections, handshakes in progress included: what maxConnections bounds. */
   private get held(): number {
-    return this.connections.size + this.pending.size;
+    return this.connections.size + this.handshakes.size;
   }
 
   /** False (and the socket destroyed, the refusal logged) when `socket` may not be held. */
@@ -154,60 +147,16 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
 
   /** A raw TCP connection to the TLS listener (its handshake starts now). */
   private admitHandshake(raw: net.Socket): void {
-    if (!this.admit(raw)) return;
-    const limit = this.options.maxPendingHandshakes;
-    if (this.pending.size >= limit) {
-      this.refusals.note(RefusalCode.MaxPendingHandshakes, `refusing connection from ${peerOf(raw)}: ${limit} TLS handshakes already under way (maxPendingHandshakes)`);
-      raw.destroy();
-      return;
-    }
-    const timeout = this.options.handshakeTimeout;
-    const timer = this.options.clock.setTimeout(() => {
-      this.refusals.note(RefusalCode.HandshakeTimeout, `closing connection from ${peerOf(raw)}: TLS handshake not done within handshakeTimeout ${timeout} ms`);
-      raw.destroy();
-    }, timeout);
-    const key = peerKey(raw);
-    this.labels.set(raw, peerOf(raw));
-    this.pending.set(raw, timer);
-    if (key !== undefined) this.handshaking.set(key, raw);
-    raw.once('close', () => this.handshakeOver(raw, key));
-  }
-
-  private handshakeOver(raw: net.Socket, key: string | undefined): boolean {
-    const timer = this.pending.get(raw);
-    if (timer === undefined) return false;
-    this.options.clock.clear(timer);
-    this.pending.delete(raw);
-    if (key !== undefined && this.handshaking.get(key) === raw) this.handshaking.delete(key);
-    if (this.state === 'closing') this.checkDrained();
-    return true;
+    if (this.admit(raw)) this.handshakes.start(raw);
   }
 
   private secured(socket: tls.TLSSocket): void {
-    const key = peerKey(socket);
-    // Unix sockets have no peer address: Node's wrapper keeps its raw socket as `_parent`
-    const raw = key !== undefined ? this.handshaking.get(key) : (socket as { _parent?: net.Socket })._parent;
     // the raw socket was counted at accept; its place passes to the connection
-    if (raw === undefined || !this.handshakeOver(raw, key) || this.state !== 'listening') {
+    if (!this.handshakes.finish(socket) || this.state !== 'listening') {
       socket.destroy();
       return;
     }
     this.serve(socket);
-  }
-
-  /**
-   * A TLS peer refused: a failed handshake, or (TLS 1.3) a client
-   * certificate found bad once the handshake was done, which Node reports
-   * as a hang-up with `authorizationError` set.
-   */
-  private handshakeFailed(err: NodeJS.ErrnoException, socket: tls.TLSSocket): void {
-    const verify = (socket as { authorizationError?: string | Error }).authorizationError;
-    const verifyCode = typeof verify === 'string' ? verify : (verify as NodeJS.ErrnoException | undefined)?.code;
-    const code = verifyCode ?? err.code ?? 'ERR_TLS';
-    const why = verifyCode !== undefined ? `client certificate refused: ${certificateError(verifyCode)}` : describeTlsError(err);
-    const raw = (socket as { _parent?: net.Socket })._parent;
-    this.refusals.note(RefusalCode.HandshakeFailed, `TLS handshake refused from ${this.labels.get(raw ?? socket) ?? peerOf(socket)}: ${why} (${code})`, 'warn', code);
-    socket.destroy();
   }
 
   // ---- idle connections --------------------------------------------------
@@ -234,7 +183,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     this.server?.close();
     this.options.clock.clear(this.idleSweep);
     this.idleSweep = undefined;
-    for (const raw of [...this.pending.keys()]) raw.destroy();
+    this.handshakes.destroyAll();
   }
 
   private serve(socket: net.Socket): void {
@@ -251,7 +200,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
 
   /** Closing, and nothing is owed: no connection left, no event still running. */
   private checkDrained(): void {
-    if (this.state === 'closing' && this.connections.size === 0 && this.pending.size === 0 && this.orphanEvents === 0) this.emit('drained');
+    if (this.state === 'closing' && this.connections.size === 0 && this.handshakes.size === 0 && this.orphanEvents === 0) this.emit('drained');
   }
 
   /**
@@ -300,31 +249,4 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   toString(): string {
     return `RpcServer(${this.bound ? formatAddress(this.bound) : 'unbound'})`;
   }
-}
-
-function peerOf(socket: net.Socket): string {
-  return socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort ?? ''}` : 'unix';
-}
-
-/** Identifies a TCP connection on this server (undefined for Unix sockets: TLS there is not counted by peer). */
-function peerKey(socket: net.Socket): string | undefined {
-  return socket.remoteAddress !== undefined && socket.remotePort !== undefined ? `${socket.remoteAddress}|${socket.remotePort}` : undefined;
-}
-
-/** OpenSSL's words for the certificate errors a client certificate meets (Node keeps only the code). */
-const CERTIFICATE_ERRORS: Record<string, string> = {
-  CERT_HAS_EXPIRED: 'certificate has expired',
-  CERT_NOT_YET_VALID: 'certificate is not yet valid',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
-  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in certificate chain',
-  UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unable to get local issuer certificate',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
-  CERT_REVOKED: 'certificate revoked',
-  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
-  INVALID_PURPOSE: 'unsupported certificate purpose',
-};
-
-function certificateError(code: string): string {
-  return CERTIFICATE_ERRORS[code] ?? code;
 }
