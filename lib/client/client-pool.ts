@@ -124,7 +124,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     const done = new Promise<void>((resolve, reject) => {
       const onState = (next: PoolState) => {
         if (next === 'ready') resolve();
-        else if (next === 'unhealthy' || next === 'closed') reject(new UnreachableError(`cannot connect to ${formatAddress(this.address)}`, { cause: this._lastError }));
+        else if (next === 'unhealthy' || next === 'closed') reject(new UnreachableError(this.unreachableText(), { cause: this._lastError }));
         else return;
         this.off('state', onState);
       };
@@ -140,7 +140,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
       case 'closed':
         return failNow(handler, new ClosedError('pool is closed'));
       case 'unhealthy':
-        return failNow(handler, new UnreachableError(`${formatAddress(this.address)} is unreachable`, { cause: this._lastError }));
+        return failNow(handler, new UnreachableError(`${formatAddress(this.address)} is unreachable${this._lastError ? `: ${this._lastError.message}` : ''}`, { cause: this._lastError }));
       case 'idle':
         this.startConnecting();
         break;
@@ -289,6 +289,13 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     this.maybeGrow();
   }
 
+  /** "cannot connect to <address>: <why>" (dial and handshake errors already read so). */
+  private unreachableText(): string {
+    const err = this._lastError;
+    if (err instanceof UnreachableError) return err.message;
+    return `cannot connect to ${formatAddress(this.address)}${err ? `: ${err.message}` : ''}`;
+  }
+
   private connectFailed(err: Error): void {
     this.connecting--;
     this._lastError = err;
@@ -296,7 +303,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     this.emit('connectError', err);
     if (this.streams.length > 0 || this.connecting > 0) return; // an extra connection failed; the pool is fine
     this.transition('unhealthy');
-    this.failQueued(new UnreachableError(`cannot connect to ${formatAddress(this.address)}: ${err.message}`, { cause: err }));
+    this.failQueued(new UnreachableError(this.unreachableText(), { cause: err }));
     this.reconnectTimer = this.clock.setTimeout(() => {
       if (this.state === 'unhealthy') this.startConnecting();
     }, this.backoff.next());
@@ -363,3 +370,4 @@ function failNow(handler: ResponseHandler, err: OccamsError): CallHandle {
   deliverError(handler, err);
   return NOOP_HANDLE;
 }
+

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { describeTlsError } from '../transport/dial.js';
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { FrameWriter } from '../core/frame-writer.js';
@@ -120,7 +121,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     this.heartbeat = new Heartbeat(port, this.clock, this.options.pingInterval, this.options.maxMissedPings);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.destroy(new IoError(`connection error: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => this.destroy(new IoError(`connection error: ${describeTlsError(err)}`, { cause: err })));
     socket.on('close', () => {
       if (this.state === 'closing' && this.idle) this.terminate(undefined);
       else this.destroy(new IoError('connection closed by peer'));

@@ -131,7 +131,9 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     this.warm = true;
     await this.lookedUp();
     await Promise.any(this.pools.map((p) => p.connect())).catch((err: AggregateError) => {
-      throw new UnreachableError(`no server reachable among ${this.pools.map((p) => formatAddress(p.address)).join(', ')}`, { cause: err.errors?.[0] ?? err });
+      const first = (err.errors?.[0] as Error | undefined) ?? err;
+      const cause = err.errors?.length > 1 ? err : first;
+      throw new UnreachableError(`no server reachable among ${this.pools.map((p) => formatAddress(p.address)).join(', ')}: ${first.message}`, { cause });
     });
   }
 
@@ -195,7 +197,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     if (!this.warm) this.warmUp();
     const pool = this.picker.pick(this.pools, fc.tried) ?? (fc.tried !== undefined ? this.picker.pick(this.pools, undefined) : undefined);
     if (pool === undefined) {
-      return this.give(fc, new UnreachableError(`no healthy server among ${this.pools.length} address(es)`, { cause: last ?? this.lastPoolError() }));
+      return this.give(fc, this.noHealthyServer(last));
     }
     let options = fc.options;
     if (fc.attempts > 0 && !fresh) options = { ...options, timeout: Math.max(1, fc.deadline - this.clock.now()) };
@@ -217,9 +219,20 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     deliverError(fc.handler, err);
   }
 
-  private lastPoolError(): Error | undefined {
-    for (const p of this.pools) if (p.lastError !== undefined) return p.lastError;
-    return undefined;
+  /**
+   * "no healthy server among N address(es): <first reason>", with the last
+   * connect/handshake error of every address that has one as its cause (one
+   * error, or an AggregateError of them in address order).
+   */
+  private noHealthyServer(last: OccamsError | undefined): UnreachableError {
+    const errors: Error[] = [];
+    for (const p of this.pools) if (p.lastError !== undefined) errors.push(p.lastError);
+    if (errors.length === 0 && last !== undefined) errors.push(last);
+    const head = `no healthy server among ${this.pools.length} address(es)`;
+    if (errors.length === 0) return new UnreachableError(head);
+    const first = errors[0]!;
+    const cause = errors.length === 1 ? first : new AggregateError(errors, errors.map((e) => e.message).join('; '));
+    return new UnreachableError(`${head}: ${first.message}`, { cause });
   }
 
   // ---- members ---------------------------------------------------------------

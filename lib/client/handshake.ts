@@ -39,8 +39,22 @@ async function connectPlain(where: Address, opts: NormalizedClientStreamOptions,
     return stream;
   } catch (err) {
     stream.destroy(err as Error);
-    throw new UnreachableError(`connection refused after connect: ${first.message}`, { cause: err });
+    throw new UnreachableError(`${formatAddress(where)}: ${hangUpReason(first, err as Error, opts.tls !== undefined)}`, { cause: first });
   }
+}
+
+/**
+ * Why a server hung up on HELLO and again on PING, as far as we can tell.
+ * A TLS error (an alert) says it; a bare hang-up is named with its likely
+ * causes. The first attempt's error is the one kept (the fallback's would
+ * hide a TLS reason).
+ */
+function hangUpReason(first: OccamsError, second: Error, tls: boolean): string {
+  if (!/connection closed by peer/.test(first.message)) return `connection refused after connect: ${first.message}`;
+  if (!/connection closed by peer/.test(second.message)) return `connection refused after connect: ${second.message}`;
+  return tls
+    ? 'the server closed the TLS connection without answering: it refused our client certificate (expired, not yet valid, self-signed or from a CA it does not trust: its log says which), or is at its connection limit'
+    : 'the server closed the connection without answering: is it a TLS server (set the tls option)? A server at its connection limit does the same';
 }
 
 /** `answer`, or an UnreachableError once `handshakeTimeout` passes without one (the stream is destroyed). */

@@ -2,6 +2,7 @@
 export type { Dispatch } from './dispatch.js';
 export { type RpcLogger, consoleLogger, silentLogger } from './logger.js';
 export { ErrnoReply, ErrorReply, MethodDispatch, type MethodHandler } from './method-dispatch.js';
+export { RefusalCode } from './refusal-log.js';
 export { RpcServer, type RpcServerState } from './rpc-server.js';
 export type { ServerConnection, ServerConnectionState } from './server-connection.js';
 export {
@@ -9,6 +10,8 @@ export {
   DEFAULT_DRAIN_GRACE,
   DEFAULT_HANDLER_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK,
+  DEFAULT_SERVER_IDLE_TIMEOUT,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
   DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
   DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_QUEUED_PER_CONNECTION,
@@ -17,6 +20,7 @@ export {
   DEFAULT_SERVER_TIMER_RESOLUTION,
   DEFAULT_STREAM_BUFFER,
   DEFAULT_STREAM_CLOSE_GRACE,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT,
   DEFAULT_WRITE_TIMEOUT,
   type RpcServerOptions,
 } from './server-options.js';

@@ -1,4 +1,7 @@
 import type net from 'node:net';
+import type tls from 'node:tls';
+import type { TimerHandle } from '../core/clock.js';
+import { PendingHandshakes, peerOf } from './pending-handshakes.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { listen } from '../transport/listen.js';
 import { sleep } from '../core/clock.js';
@@ -7,6 +10,7 @@ import { ClosedError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
 import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
+import { RefusalCode, RefusalLog } from './refusal-log.js';
 import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
@@ -42,11 +46,18 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
+  /** TLS connections accepted whose handshake is not done (they count against maxConnections) */
+  private readonly handshakes: PendingHandshakes;
+  private readonly refusals: RefusalLog;
+  /** one coarse sweep for idle connections, while listening (never a timer per connection) */
+  private idleSweep: TimerHandle | undefined;
 
   constructor(dispatcher: Dispatch, options: RpcServerOptions = {}) {
     super('server', TRANSITIONS, 'idle');
     this.dispatcher = dispatcher;
     this.options = normalizeRpcServerOptions(options);
+    this.refusals = new RefusalLog(this.options.logger, this.options.clock);
+    this.handshakes = new PendingHandshakes(this.options, this.refusals, () => this.checkDrained());
   }
 
   /** The bound address (port 0 resolved); undefined before `listen`. */
@@ -63,6 +74,8 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   get stats(): {
     state: RpcServerState;
     connections: number;
+    /** TLS handshakes under way (they count against maxConnections too) */
+    handshakes: number;
     inFlight: number;
     queued: number;
     streamBuffer: number;
@@ -77,7 +90,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       queued += s.queued;
       streamBuffer += s.streamBuffer;
     }
-    return { state: this.state, connections: this.connections.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
+    return { state: this.state, connections: this.connections.size, handshakes: this.handshakes.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -88,9 +101,15 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       const listener = await listen(parseAddress(address), { tls: this.options.tls });
       this.server = listener.server;
       this.bound = listener.address;
-      listener.server.on(listener.connectionEvent, (socket: net.Socket) => this.accept(socket));
-      listener.server.on('tlsClientError', (err: Error) => this.options.logger.warn(`TLS handshake refused: ${err.message}`));
+      if (listener.connectionEvent === 'secureConnection') {
+        listener.server.on('connection', (raw: net.Socket) => this.admitHandshake(raw));
+        listener.server.on('secureConnection', (socket: tls.TLSSocket) => this.secured(socket));
+        listener.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => this.handshakes.failed(err, socket));
+      } else {
+        listener.server.on('connection', (socket: net.Socket) => this.accept(socket));
+      }
       listener.server.on('error', (err) => this.options.logger.error(`listener error: ${err.message}`));
+      this.startIdleSweep();
       if ((this.state as RpcServerState) !== 'listening') listener.server.close();
       return listener.address;
     } catch (err) {
@@ -99,17 +118,75 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     }
   }
 
-  private accept(socket: net.Socket): void {
+  /** Held connections, handshakes in progress included: what maxConnections bounds. */
+  private get held(): number {
+    return this.connections.size + this.handshakes.size;
+  }
+
+  /** False (and the socket destroyed, the refusal logged) when `socket` may not be held. */
+  private admit(socket: net.Socket): boolean {
     if (this.state !== 'listening') {
       socket.destroy();
-      return;
+      return false;
     }
     const max = this.options.maxConnections;
-    if (max > 0 && this.connections.size >= max) {
-      this.options.logger.warn(`refusing connection from ${socket.remoteAddress ?? 'unix'}: maxConnections ${max} reached`);
+    if (max > 0 && this.held >= max) {
+      this.refusals.note(RefusalCode.MaxConnections, `refusing connection from ${peerOf(socket)}: maxConnections ${max} reached`);
+      socket.destroy();
+      return false;
+    }
+    return true;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (!this.admit(socket)) return;
+    this.serve(socket);
+  }
+
+  // ---- TLS: counted and timed from accept, not from the handshake ----------
+
+  /** A raw TCP connection to the TLS listener (its handshake starts now). */
+  private admitHandshake(raw: net.Socket): void {
+    if (this.admit(raw)) this.handshakes.start(raw);
+  }
+
+  private secured(socket: tls.TLSSocket): void {
+    // the raw socket was counted at accept; its place passes to the connection
+    if (!this.handshakes.finish(socket) || this.state !== 'listening') {
       socket.destroy();
       return;
     }
+    this.serve(socket);
+  }
+
+  // ---- idle connections --------------------------------------------------
+
+  private startIdleSweep(): void {
+    const timeout = this.options.idleTimeout;
+    if (timeout === 0 || this.idleSweep !== undefined) return;
+    const every = Math.max(10, Math.min(1_000, Math.floor(timeout / 4)));
+    this.idleSweep = this.options.clock.setInterval(() => this.sweepIdle(timeout), every);
+  }
+
+  private sweepIdle(timeout: number): void {
+    if (this.state !== 'listening') return;
+    const now = this.options.clock.now();
+    for (const c of this.connections) {
+      const idle = c.idleFor(now);
+      if (idle < timeout) continue;
+      this.refusals.note(RefusalCode.IdleTimeout, `closing idle connection ${c.describe()}: nothing in flight and nothing received for ${idle} ms (idleTimeout ${timeout})`, 'log');
+      c.drain();
+    }
+  }
+
+  private stopListening(): void {
+    this.server?.close();
+    this.options.clock.clear(this.idleSweep);
+    this.idleSweep = undefined;
+    this.handshakes.destroyAll();
+  }
+
+  private serve(socket: net.Socket): void {
     const conn = new ServerConnection(this.nextId++, socket, this.dispatcher, this.options, this.host);
     this.connections.add(conn);
     this.emit('connection', conn);
@@ -123,7 +200,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
 
   /** Closing, and nothing is owed: no connection left, no event still running. */
   private checkDrained(): void {
-    if (this.state === 'closing' && this.connections.size === 0 && this.orphanEvents === 0) this.emit('drained');
+    if (this.state === 'closing' && this.connections.size === 0 && this.handshakes.size === 0 && this.orphanEvents === 0) this.emit('drained');
   }
 
   /**
@@ -135,7 +212,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
    * are destroyed, their handlers cancelled).
    */
   protected async beginClose(): Promise<void> {
-    this.server?.close();
+    this.stopListening();
     for (const c of this.connections) c.drain();
     if (this.connections.size === 0 && this.orphanEvents === 0) return;
     const wait = sleep(this.options.clock, this.options.closeWait);
@@ -157,12 +234,12 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   }
 
   protected abort(): void {
-    this.server?.close();
+    this.stopListening();
     for (const c of this.connections) c.destroy();
   }
 
   private abortConnections(): Promise<void> {
-    this.server?.close();
+    this.stopListening();
     if (this.connections.size === 0) return Promise.resolve();
     const gone = new Promise<void>((resolve) => this.once('gone', resolve));
     for (const c of this.connections) c.destroy();

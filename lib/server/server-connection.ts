@@ -82,8 +82,8 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private readonly requests: RequestTable;
   private readonly drainPolicy: DrainPolicy;
   private readonly stall: WriteStallWatch;
-  /** clock time of the chunk being decoded (one clock read per chunk, not per request) */
-  private readAt = 0;
+  /** clock time of the chunk being decoded (one clock read per chunk, not per request); accept time before the first */
+  private readAt: number;
   /** streams waiting for the socket to drain */
   private readonly waitingForRoom = new Set<OutboundStream>();
   private inFlight = 0;
@@ -114,6 +114,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     this.logger = options.logger;
     this.host = host;
     this.counters = host.counters;
+    this.readAt = options.clock.now();
     this.writer = new FrameWriter(socket, options.flushThreshold, () => this.onWriteBackpressure());
     this.decoder = new RequestDecoder(this, options.maxFrameSize);
     this.requests = new RequestTable(options.clock, options.timerResolution, (req) => this.expired(req));
@@ -122,7 +123,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       options.clock,
       options.writeTimeout,
       () => this.writer.flushed - this.socket.writableLength,
-      () => this.kill(`write timeout: peer read nothing for ${options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
+      () => this.kill(`write timeout (write stall): peer read none of our bytes for ${options.writeTimeout} ms (${this.socket.writableLength} bytes waiting)`),
     );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -164,6 +165,15 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
       writeBuffer: this.socket.writableLength,
       streamBuffer,
     };
+  }
+
+  /**
+   * ms this connection has been idle at `now`: nothing in flight or held,
+   * nothing waiting to be written, no byte received since; 0 when busy.
+   */
+  idleFor(now: number): number {
+    if (this.state !== 'open' || this.inFlight > 0 || this.requests.heldCount > 0 || this.socket.writableLength > 0) return 0;
+    return Math.max(0, now - this.readAt);
   }
 
   /** True when the client negotiated this extension feature. */
@@ -448,8 +458,15 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (!this.decoder.isPaused) this.socket.resume();
   }
 
+  /**
+   * The peer sent nothing for `readTimeout` with part of a frame buffered:
+   * it stalled mid-frame. Not while our own reading is paused (the bytes
+   * buffered then are frames we stopped at; the peer does not read its
+   * answers, and `writeTimeout` is the one to cut it, with that reason).
+   */
   private onReadTimeout(): void {
-    if (this.decoder.buffered > 0) this.kill(`read timeout: ${this.decoder.buffered} bytes of an unfinished frame`);
+    if (this.readPaused || this.decoder.isPaused || this.writeBlocked) return;
+    if (this.decoder.buffered > 0) this.kill(`read timeout: peer sent ${this.decoder.buffered} bytes of an unfinished frame, then nothing for ${this.options.readTimeout} ms`);
   }
 
   // ---- ending --------------------------------------------------------------

@@ -24,6 +24,12 @@ export const DEFAULT_WRITE_TIMEOUT = 30_000;
 /** Comfortably above the clients' default timeout (20 s). */
 export const DEFAULT_HANDLER_TIMEOUT = 30_000;
 export const DEFAULT_SERVER_TIMER_RESOLUTION = 1_000;
+/** A TLS peer that has not finished its handshake this long after accept is cut. */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
+/** TLS handshakes under way at once; further connections are closed at accept. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
+/** As Node's server.keepAliveTimeout family: minutes, not hours; clients that ping never reach it. */
+export const DEFAULT_SERVER_IDLE_TIMEOUT = 5 * 60_000;
 
 export interface RpcServerOptions {
   /** where to listen: `host:port` (port 0 = any free port), `unix:/path`, `{host, port}`, `{path}`; default 127.0.0.1:0 */
@@ -48,8 +54,25 @@ export interface RpcServerOptions {
   maxQueuedPerConnection?: number;
   /** bytes of msg + blob those waiting requests may hold; default 32 MiB */
   maxQueuedBytes?: number;
-  /** connections served at once; further ones are closed at once; 0 = no limit (default) */
+  /**
+   * connections held at once, counted from accept (TLS: before the
+   * handshake, so handshakes in progress count too); further ones are closed
+   * at accept; 0 = no limit (default)
+   */
   maxConnections?: number;
+  /**
+   * TLS only: ms from accept to a completed handshake; a peer that is slower
+   * (or sends nothing) is closed; default 5 000
+   */
+  handshakeTimeout?: number;
+  /** TLS only: handshakes in progress at once; further connections are closed at accept; default 128 */
+  maxPendingHandshakes?: number;
+  /**
+   * ms a connection may stay with nothing in flight and no frame received
+   * before it is closed (gracefully); clients that ping (the default) are
+   * never idle; 0 = never; default 300 000 (5 minutes)
+   */
+  idleTimeout?: number;
   /**
    * write-buffer bytes past which new requests wait (are not dispatched) and
    * streams stop producing until the socket drains; default 1 MiB
@@ -105,6 +128,9 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     maxQueuedPerConnection: nonNegativeInt(o.maxQueuedPerConnection, DEFAULT_MAX_QUEUED_PER_CONNECTION, 'maxQueuedPerConnection'),
     maxQueuedBytes: nonNegativeInt(o.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'maxQueuedBytes'),
     maxConnections: nonNegativeInt(o.maxConnections, 0, 'maxConnections'),
+    handshakeTimeout: positiveInt(o.handshakeTimeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 'handshakeTimeout'),
+    maxPendingHandshakes: positiveInt(o.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes'),
+    idleTimeout: nonNegativeInt(o.idleTimeout, DEFAULT_SERVER_IDLE_TIMEOUT, 'idleTimeout'),
     highWaterMark: positiveInt(o.highWaterMark, DEFAULT_HIGH_WATER_MARK, 'highWaterMark'),
     streamBufferBytes: positiveInt(o.streamBufferBytes, DEFAULT_STREAM_BUFFER, 'streamBufferBytes'),
     readTimeout: nonNegativeInt(o.readTimeout, DEFAULT_READ_TIMEOUT, 'readTimeout'),

@@ -33,7 +33,7 @@ export function dial(address: Address, options: DialOptions = {}): Promise<net.S
     const fail = (err: Error): void => {
       cleanup();
       socket.destroy();
-      reject(new UnreachableError(`cannot connect to ${formatAddress(address)}: ${err.message}`, { cause: err }));
+      reject(new UnreachableError(`cannot connect to ${formatAddress(address)}: ${describeConnectError(err, options.tls !== undefined)}`, { cause: err }));
     };
     const ok = (): void => {
       cleanup();
@@ -48,7 +48,47 @@ export function dial(address: Address, options: DialOptions = {}): Promise<net.S
     socket.once('error', fail);
     socket.once(readyEvent, ok);
     if (options.connectTimeout && options.connectTimeout > 0) {
-      timer = clock.setTimeout(() => fail(new Error(`connect timeout after ${options.connectTimeout} ms`)), options.connectTimeout);
+      timer = clock.setTimeout(() => {
+        const what = options.tls && !socket.connecting ? 'TLS handshake timed out' : 'connect timed out';
+        fail(Object.assign(new Error(`${what} after ${options.connectTimeout} ms`), { code: options.tls && !socket.connecting ? 'ERR_TLS_HANDSHAKE_TIMEOUT' : 'ETIMEDOUT' }));
+      }, options.connectTimeout);
     }
   });
+}
+
+/** Plain words for the socket errors a user meets when connecting. */
+const SOCKET_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (nothing listens there)',
+  ECONNRESET: 'connection reset by the server',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host name not found',
+  ENOENT: 'no such socket file',
+  EACCES: 'permission denied',
+};
+
+/**
+ * What went wrong when connecting, in words a user can act on: the
+ * certificate check's own words ("certificate has expired", "unable to get
+ * local issuer certificate"), "connection refused", "TLS handshake timed
+ * out", a TLS alert's name; never OpenSSL's file and line.
+ */
+export function describeConnectError(err: Error, tls: boolean): string {
+  if (tls && /before secure TLS connection was established/.test(err.message)) {
+    return 'the server closed the connection during the TLS handshake (is it a plain, non-TLS server?)';
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== undefined && SOCKET_ERRORS[code] !== undefined) return SOCKET_ERRORS[code];
+  return describeTlsError(err);
+}
+
+/** An OpenSSL error string cut to its reason ("tlsv13 alert certificate required"); other messages unchanged. */
+export function describeTlsError(err: Error): string {
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(err.message)?.[1];
+  if (reason === undefined) return err.message;
+  const alert = /alert (.+)$/.exec(reason)?.[1];
+  if (alert === 'certificate required') return 'the server requires a client certificate (TLS alert: certificate required)';
+  if (alert !== undefined) return `the server refused the TLS handshake (TLS alert: ${alert})`;
+  if (reason === 'wrong version number') return 'the peer does not speak TLS (wrong version number)';
+  return `TLS: ${reason}`;
 }
