@@ -127,3 +127,5 @@ process.once('SIGTERM', () => {
   });
 });
 process.send!({ type: 'ready', port: (rpc.address as TcpAddress).port });
+// The test that started us died: do not outlive it.
+process.once('disconnect', () => process.exit(1));

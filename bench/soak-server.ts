@@ -41,3 +41,5 @@ process.once('SIGTERM', () => {
     process.exit(0);
   });
 });
+// The orchestrator died (a test timed out): do not outlive it.
+process.once('disconnect', () => process.exit(1));
