@@ -16,23 +16,10 @@ import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient, OccamsServer, type TcpAddress } from '../lib/index.js';
 import { exited, lifecycleServer, message } from './support/processes.js';
 import { sleep, startServer, waitFor } from './support/servers.js';
+import { v1Request } from './support/raw-v1.js';
 
 const msgpack = new Packr({ useRecords: false });
 const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code);
-
-/** A v1 request written from the reference tables (as test/raw-v1-client.spec.ts). */
-function v1Request(seq: number, action: string, value: unknown): Buffer {
-  const act = Buffer.from(action, 'utf8');
-  const msg = msgpack.pack(value);
-  const h = Buffer.alloc(32);
-  h.writeUInt16LE(19749, 0);
-  h.writeUInt8(1, 2);
-  h.writeUInt32LE((0x80000000 | act.length) >>> 0, 4);
-  h.writeBigUInt64LE(BigInt(seq), 8);
-  h.writeBigUInt64LE(0xdeadbeefn, 16);
-  h.writeUInt32LE(msg.length, 24);
-  return Buffer.concat([h, act, msg]);
-}
 
 /** Parses v1 responses off a raw socket: seq -> [flag, value]. */
 function v1Responses(socket: net.Socket): Map<number, [number, unknown]> {
