@@ -122,7 +122,7 @@ export class ServerRequest extends TimedEntry {
   }
   /** ms left until the caller's deadline (Infinity without one). */
   get timeLeft(): number {
-    return this.deadline === undefined ? Infinity : this.deadline - Date.now();
+    return this.deadline === undefined ? Infinity : this.deadline - this.connection.options.clock.now();
   }
 
   /**
