@@ -15,15 +15,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Packr } from 'msgpackr';
 import { lastValueFrom } from 'rxjs';
-import { ClientStream, MethodDispatch, OccamsClient, type OccamsError, RpcServer, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
+import { ClientStream, MethodDispatch, OccamsClient, type OccamsError, RpcServer, msgpackCodec, protocol, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const json = process.argv.includes('--json');
 const log = (m: string) => !json && console.log(m);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const msgpack = new Packr({ useRecords: false });
 
 // ---- process helpers ---------------------------------------------------------
 
@@ -63,16 +61,9 @@ async function until(cond: () => Promise<boolean> | boolean, ms: number): Promis
 const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code ?? 'unknown');
 const tally = (codes: string[]) => codes.reduce<Record<string, number>>((t, c) => ((t[c] = (t[c] ?? 0) + 1), t), {});
 
+/** A plain v1 request (no HELLO was said, so the server answers in v1 only). */
 function v1Request(seq: number, action: string, value: unknown): Buffer {
-  const act = Buffer.from(action, 'utf8');
-  const msg = msgpack.pack(value);
-  const h = Buffer.alloc(32);
-  h.writeUInt16LE(19749, 0);
-  h.writeUInt8(1, 2);
-  h.writeUInt32LE((0x80000000 | act.length) >>> 0, 4);
-  h.writeBigUInt64LE(BigInt(seq), 8);
-  h.writeUInt32LE(msg.length, 24);
-  return Buffer.concat([h, act, msg]);
+  return protocol.encodeRequest({ action, seq, msg: msgpackCodec.encode(value) });
 }
 
 /** Counts v1 responses on a raw socket, by flag. */
