@@ -140,9 +140,14 @@ const rate = (from: number, to: number) => {
   return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 };
 const baseline = rate(slot(t0) + 4, slot(frozenAt)); // skip the first second (warm-up)
-// throughput over 500 ms windows (two buckets), so one noisy 250 ms bucket on a busy machine is not read as an outage
+// throughput over 1 s windows (four buckets) starting at each bucket, so a noisy 250 ms bucket on a
+// 2-core machine running four processes (a GC pause, the frozen pool's reconnect attempts) is not read as an outage
+const WINDOW = 4;
 const raw = buckets.slice(slot(frozenAt), slot(thawedAt));
-const freezeSlots = raw.map((b, i) => (i + 1 < raw.length ? (b + raw[i + 1]!) / 2 : b));
+const freezeSlots = raw.map((_, i) => {
+  const w = raw.slice(i, Math.min(raw.length, i + WINDOW));
+  return w.reduce((x, y) => x + y, 0) / w.length;
+});
 // recovered: the first bucket from which every bucket until the thaw holds >= 80 % of the baseline
 let recoveredAfter = -1;
 for (let i = freezeSlots.length - 1; i >= 0; i--) {
