@@ -4,54 +4,36 @@ import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { TimeoutWheel } from '../core/timeout-wheel.js';
-import { WaitQueue } from '../core/wait-queue.js';
-import { ClosedError, DecodeError, EncodeError, IoError, type OccamsError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
+import { ClosedError, DecodeError, IoError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
-import {
-  ACTION_CANCEL,
-  ACTION_CREDIT,
-  ACTION_GOAWAY_ACK,
-  ACTION_HELLO,
-  DEFAULT_STREAM_CREDIT,
-  FEATURE_CANCEL,
-  FEATURE_CREDIT,
-  FEATURE_EVENTS,
-  FEATURE_GOAWAY_ACK,
-  FLAG_GOAWAY,
-  FLAG_STREAM_ITEM,
-  FORMAT_EVENT,
-  FORMAT_EXT_HEADER,
-} from '../protocol/extensions.js';
-import { grantedFeatures, helloCodec, helloOffer, serverWindow } from '../protocol/hello.js';
+import { ACTION_HELLO, FEATURE_CANCEL, FEATURE_CREDIT, FEATURE_EVENTS, FEATURE_GOAWAY_ACK, FLAG_GOAWAY, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
+import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { AddressLike } from '../transport/address.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
-import { actionBytes } from '../core/action-bytes.js';
 import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
+import { CallWindow } from './call-window.js';
 import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
-import { connectClientStream } from './handshake.js';
+import { HelloAnswer, connectClientStream } from './handshake.js';
 import { Heartbeat, type HeartbeatPort } from './heartbeat.js';
-import { extHeader, responseError } from './wire.js';
+import { EventOutbox, MAX_EVENT_BACKLOG } from './event-outbox.js';
+import { RequestWriter } from './request-writer.js';
+import { StreamCredit } from './stream-credit.js';
+import { decodeValue, responseError } from './wire.js';
 
 export type ClientStreamState = 'ready' | 'closing' | 'closed';
 
 const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
-/** Buffered event bytes past which fire-and-forget events are refused. */
-const MAX_EVENT_BACKLOG = 8 * 1024 * 1024;
-/** Items taken from a stream before its credit is renewed (half the server's default window). */
-const AUTO_GRANT = DEFAULT_STREAM_CREDIT / 2;
-
 /**
  * One multiplexed connection to an occams server.
  *
- *   call() ─► window free? ─yes─► encode ─► FrameWriter (one write per tick)
+ *   call() ─► window open? ─yes─► RequestWriter ─► FrameWriter (one write per tick)
  *                │ no                              │
  *                ▼                                 ▼ seq
- *          WaitQueue (bounded) ◄─ slot freed ─ pending Map<seq, Call> ◄─ ResponseDecoder
+ *          CallWindow queue (bounded) ◄─ slot freed ─ CallWindow pending ◄─ ResponseDecoder
  *                                                  ▲
- *                 TimeoutWheel (aligned ticks) ────┘ fails whole buckets
+ *                 its TimeoutWheel (aligned ticks) ┘ fails whole buckets
  *
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
  * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
@@ -60,30 +42,20 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   readonly options: NormalizedClientStreamOptions;
   private readonly socket: Socket;
   private readonly writer: FrameWriter;
+  private readonly out: RequestWriter;
   private readonly decoder: ResponseDecoder;
   private readonly codec: Codec;
   private readonly clock: Clock;
-  private readonly wheel: TimeoutWheel<Call>;
   private readonly heartbeat: Heartbeat;
-  /** every Sent call awaiting its response, by seq */
-  private readonly pending = new Map<number, Call>();
-  /** User calls waiting for a window slot */
-  private readonly queue: WaitQueue<Call>;
+  /** sent calls by seq, calls waiting for a slot, their timeouts */
+  private readonly window: CallWindow;
   private readonly abandoned = new AbandonedSeqs();
   /** next seq to use; seqs < nextSeq have been sent */
   private nextSeq = 1;
-  /** User calls Sent and not Done; <= window */
-  private inFlight = 0;
-  /** options.maxInFlight, clamped to the in-flight cap the server announced in HELLO */
-  private window: number;
-  /** events written but not yet handed to the socket; they resolve at the flush */
-  private unflushedEvents: Call[] = [];
-  private readonly settleFlushedBound = (): void => this.settleFlushed();
+  private readonly events: EventOutbox;
+  private readonly credit: StreamCredit;
   private _features = 0;
   private _draining = false;
-  /** the last action string sent and its UTF-8 bytes */
-  private lastAction = '';
-  private lastActionBytes: Buffer = EMPTY;
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -106,11 +78,12 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     this.socket = socket;
     this.codec = this.options.codec;
     this.clock = this.options.clock;
-    this.queue = new WaitQueue(this.options.maxQueued);
-    this.window = this.options.maxInFlight;
+    this.window = new CallWindow(this.options.maxInFlight, this.options.maxQueued, this.clock, this.options.timerResolution, (call) => this.expire(call));
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
+    this.out = new RequestWriter(this.writer, this.codec, this.options.clientId);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
-    this.wheel = new TimeoutWheel(this.clock, this.options.timerResolution, (call) => this.expire(call));
+    this.events = new EventOutbox(() => this.writer.flush(), (call) => this.settle(call, undefined, EMPTY));
+    this.credit = new StreamCredit(this.window, this.out, this.options.timeout);
     const port: HeartbeatPort = {
       ping: () => {
         const every = this.options.pingInterval;
@@ -123,7 +96,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.destroy(new IoError(`connection error: ${describeTlsError(err)}`, { cause: err })));
     socket.on('close', () => {
-      if (this.state === 'closing' && this.idle) this.terminate(undefined);
+      if (this.state === 'closing' && this.window.idle) this.terminate(undefined);
       else this.destroy(new IoError('connection closed by peer'));
     });
     this.heartbeat.start();
@@ -139,15 +112,16 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   }
   /** True when a new call would be sent at once (ready, not draining, window open). */
   get available(): boolean {
-    return this.state === 'ready' && !this._draining && this.inFlight < this.window;
+    return this.state === 'ready' && !this._draining && this.window.hasRoom;
   }
   /** `window`: maxInFlight, clamped to the in-flight cap the server announced. */
   get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number; window: number } {
-    return { state: this.state, inFlight: this.inFlight, queued: this.queue.length, pending: this.pending.size, features: this._features, window: this.window };
+    const w = this.window;
+    return { state: this.state, inFlight: w.inFlight, queued: w.queued, pending: w.pending.size, features: this._features, window: w.size };
   }
   /** User calls in flight plus queued. */
   get load(): number {
-    return this.inFlight + this.queue.length;
+    return this.window.inFlight + this.window.queued;
   }
   get remoteAddress(): string | undefined {
     return this.socket.remoteAddress ?? undefined;
@@ -171,14 +145,15 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     }
     if (isEvent) {
       if (this.socket.writableLength > MAX_EVENT_BACKLOG) this.fail(call, new QueueFullError('event backlog is full'));
-      else if (this.send(call)) this.afterFlush(call);
+      else if (this.send(call)) this.events.add(call);
       return call;
     }
-    this.wheel.add(call, this.clock.now() + (options?.timeout ?? this.options.timeout));
-    if (this.inFlight < this.window && this.queue.length === 0) {
+    const window = this.window;
+    window.arm(call, options?.timeout ?? this.options.timeout);
+    if (window.open) {
       this.send(call);
-    } else if (!this.queue.full) {
-      this.queue.push(call);
+    } else if (!window.queueFull) {
+      window.wait(call);
     } else {
       this.fail(call, new QueueFullError(`window full and ${this.options.maxQueued} callers already waiting`));
     }
@@ -203,21 +178,14 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   /** Negotiates the extensions; a plain v1 server's refusal just leaves them off. */
   handshake(timeout = this.options.connectTimeout || this.options.timeout): Promise<number> {
     return new Promise((resolve, reject) => {
-      const handler: ResponseHandler = {
-        onResult: (value) => {
-          this._features = grantedFeatures(value);
-          const cap = serverWindow(value);
-          if (cap !== undefined && cap < this.window) this.window = cap;
-          resolve(this._features);
-        },
-        onError: (err) => {
-          if (err.retriable || err instanceof ClosedError) return reject(err);
-          this._features = 0; // a v1 server answered with an error: plain v1
-          resolve(0);
-        },
-      };
-      this.control(ACTION_HELLO, helloOffer(this.codec.name), handler, timeout);
+      this.control(ACTION_HELLO, helloOffer(this.codec.name), new HelloAnswer(this, resolve, reject), timeout);
     });
+  }
+
+  /** @internal HELLO was answered: the features both sides speak, the server's in-flight cap. */
+  negotiated(features: number, cap: number | undefined): void {
+    this._features = features;
+    if (cap !== undefined && cap < this.window.size) this.window.size = cap;
   }
 
   /** CallOwner: true once the frames of `batch` were handed to the socket. */
@@ -239,11 +207,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
    * (FEATURE_CREDIT); the call's timeout restarts, as its consumer is alive.
    */
   grant(seq: number, n: number): void {
-    const call = this.pending.get(seq);
-    if (call === undefined || n <= 0 || this.state === 'closed' || (this._features & FEATURE_CREDIT) === 0) return;
-    this.wheel.remove(call);
-    this.wheel.add(call, this.clock.now() + (call.options?.timeout ?? this.options.timeout));
-    this.writeCredit(seq, n);
+    if (this.state !== 'closed' && (this._features & FEATURE_CREDIT) !== 0) this.credit.grant(seq, n);
   }
 
   // ---- lifecycle -----------------------------------------------------------
@@ -257,19 +221,11 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
 
   protected abort(error: OccamsError): void {
     this.heartbeat.stop();
-    this.wheel.stop();
-    const open: Call[] = [...this.pending.values(), ...this.queue.drain(), ...this.unflushedEvents];
-    this.unflushedEvents = [];
+    const open: Call[] = [...this.window.stop(), ...this.events.take()];
     // Best effort: tell the server, while the socket still takes writes (it
     // also cancels everything of a connection that closes).
-    if ((this._features & FEATURE_CANCEL) !== 0 && this.socket.writable && !this.socket.destroyed) {
-      let any = false;
-      for (const call of open) {
-        if (call.kind !== CallKind.User || call.state !== CallState.Sent) continue;
-        this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
-        any = true;
-      }
-      if (any) this.writer.flush();
+    if ((this._features & FEATURE_CANCEL) !== 0 && this.socket.writable && !this.socket.destroyed && this.out.cancelSent(open)) {
+      this.writer.flush();
     }
     this.socket.destroy();
     for (const call of open) this.fail(call, error);
@@ -280,7 +236,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   private control(action: number, body: unknown, handler: ResponseHandler, timeout: number): void {
     const call = new Call(this, CallKind.Control, action, body, handler, undefined);
     if (this.state === 'closed') return this.fail(call, this.closeError ?? new ClosedError());
-    this.wheel.add(call, this.clock.now() + timeout);
+    this.window.arm(call, timeout);
     this.send(call);
   }
 
@@ -289,56 +245,26 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
    * only once it is on its way. Returns false when it failed (and was settled).
    */
   private send(call: Call): boolean {
-    let msg: Uint8Array;
-    let ext: Uint8Array | undefined;
-    let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
-    try {
-      if (call.kind === CallKind.Control) {
-        msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
-      } else {
-        const header = call.options === undefined ? undefined : extHeader(call.options, this._features, this.clock.now());
-        if (header !== undefined) {
-          ext = Buffer.from(helloCodec.encode(header));
-          format |= FORMAT_EXT_HEADER;
-        }
-        msg = this.codec.encode(call.value);
-      }
-    } catch (err) {
-      this.fail(call, new EncodeError(`cannot encode request: ${(err as Error).message}`, { cause: err }));
+    const seq = this.nextSeq;
+    const err = this.out.request(call, seq, this._features, this.clock.now());
+    if (err !== undefined) {
+      this.fail(call, err);
       return false;
     }
-    const seq = this.nextSeq++;
-    call.seq = seq;
-    const action = call.action;
-    if (typeof action === 'string') {
-      if (action !== this.lastAction) {
-        this.lastAction = action;
-        this.lastActionBytes = actionBytes(action);
-      }
-      this.writer.request(format, 0, this.lastActionBytes, seq, this.options.clientId, msg, call.options?.blob, ext);
-    } else {
-      this.writer.request(format, action, undefined, seq, this.options.clientId, msg, call.options?.blob, ext);
-    }
+    this.nextSeq++;
     call.batch = this.writer.batch;
     if (call.kind !== CallKind.Event) {
-      call.state = CallState.Sent;
-      this.pending.set(seq, call);
-      if (call.kind === CallKind.User) {
-        this.inFlight++;
-        call.options?.flow?.bind(this, seq);
-      }
+      this.window.sent(call, seq);
+      if (call.kind === CallKind.User) call.options?.flow?.bind(this, seq);
+    } else {
+      call.seq = seq;
     }
     return true;
   }
 
   /** Sends queued calls while the window has room. */
   private pump(): void {
-    const max = this.window;
-    while (this.inFlight < max) {
-      const call = this.queue.shift();
-      if (call === undefined) return;
-      this.send(call);
-    }
+    for (let call = this.window.take(); call !== undefined; call = this.window.take()) this.send(call);
   }
 
   // ---- receiving -----------------------------------------------------------
@@ -351,26 +277,16 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
 
   /** ResponseSink: one decoded response. */
   onResponse(flag: number, seq: number, msgLen: number, msg: Buffer, blob: Buffer): void {
-    const call = this.pending.get(seq);
+    const call = this.window.pending.get(seq);
     if (call === undefined) {
       if (flag === FLAG_GOAWAY && seq === 0 && this._features !== 0) return this.onGoaway();
-      if (seq === 0 || seq >= this.nextSeq) throw new ProtocolError(`response for seq ${seq} that was never sent`);
-      if (!this.abandoned.has(seq)) throw new ProtocolError(`duplicate response for seq ${seq}`);
-      // late: the call timed out or was cancelled; a stream may still send items
-      if (flag !== FLAG_STREAM_ITEM) this.abandoned.delete(seq);
-      return;
+      return this.abandoned.late(seq, this.nextSeq, flag !== FLAG_STREAM_ITEM);
     }
     switch (flag) {
       case FLAG_OK: {
-        let value: unknown;
-        if (msgLen !== 0) {
-          try {
-            value = call.kind === CallKind.Control ? helloCodec.decode(msg) : this.codec.decode(msg);
-          } catch (err) {
-            return this.fail(call, new DecodeError(`cannot decode response: ${(err as Error).message}`, { cause: err }));
-          }
-        }
-        return this.settle(call, value, blob);
+        if (msgLen === 0) return this.settle(call, undefined, blob);
+        const value = decodeValue(call.kind === CallKind.Control ? helloCodec : this.codec, msg, 'response');
+        return value instanceof DecodeError ? this.fail(call, value) : this.settle(call, value, blob);
       }
       case FLAG_STREAM_ITEM:
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
@@ -379,21 +295,9 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   }
 
   private onItem(call: Call, msg: Buffer): void {
-    let value: unknown;
-    try {
-      value = msg.length === 0 ? undefined : this.codec.decode(msg);
-    } catch (err) {
-      return this.fail(call, new DecodeError(`cannot decode stream item: ${(err as Error).message}`, { cause: err }));
-    }
-    // A stream is alive while items arrive: its timeout restarts per item.
-    this.wheel.remove(call);
-    this.wheel.add(call, this.clock.now() + (call.options?.timeout ?? this.options.timeout));
-    // Credit: a consumer that manages its own (an async iterator) grants as
-    // it takes items; anyone else takes each item as it comes.
-    if ((this._features & FEATURE_CREDIT) !== 0 && call.options?.flow === undefined && ++call.consumed >= AUTO_GRANT) {
-      this.writeCredit(call.seq, call.consumed);
-      call.consumed = 0;
-    }
+    const value = msg.length === 0 ? undefined : decodeValue(this.codec, msg, 'stream item');
+    if (value instanceof DecodeError) return this.fail(call, value);
+    this.credit.item(call, (this._features & FEATURE_CREDIT) !== 0);
     try {
       call.handler.onItem?.(value);
     } catch (err) {
@@ -407,8 +311,8 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     if ((this._features & FEATURE_GOAWAY_ACK) !== 0) {
       // Nothing new goes out on this connection from here: the server may
       // finish once it has answered what came before this ack.
-      this.writer.request(FORMAT_EVENT, ACTION_GOAWAY_ACK, undefined, 0, this.options.clientId, EMPTY, undefined, undefined);
-      const unsent = this.queue.drain();
+      this.out.goawayAck();
+      const unsent = this.window.drainQueue();
       for (const call of unsent) this.fail(call, new UnreachableError('server is draining (GOAWAY): not sent'));
     }
     this.emit('goaway');
@@ -416,38 +320,15 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
 
   private sendCancel(call: Call): void {
     if (call.kind !== CallKind.User || (this._features & FEATURE_CANCEL) === 0 || this.state === 'closed') return;
-    this.writer.request(FORMAT_EVENT, ACTION_CANCEL, undefined, call.seq, this.options.clientId, EMPTY, undefined, undefined);
-  }
-
-  private writeCredit(seq: number, n: number): void {
-    const msg = Buffer.allocUnsafe(4);
-    msg.writeUInt32LE(Math.min(n, 0xffff_ffff), 0);
-    this.writer.request(FORMAT_EVENT, ACTION_CREDIT, undefined, seq, this.options.clientId, msg, undefined, undefined);
-  }
-
-  /** An event resolves once its frame is handed to the socket (the writer flushes on the same tick, before this). */
-  private afterFlush(call: Call): void {
-    if (this.unflushedEvents.push(call) === 1) process.nextTick(this.settleFlushedBound);
-  }
-
-  private settleFlushed(): void {
-    const calls = this.unflushedEvents;
-    this.unflushedEvents = [];
-    this.writer.flush();
-    for (const call of calls) this.settle(call, undefined, EMPTY);
+    this.out.cancel(call.seq);
   }
 
   // ---- settling ------------------------------------------------------------
 
   /** Removes a call from every structure and frees its slot. */
   private finish(call: Call): void {
-    const state = call.state;
-    call.state = CallState.Done;
-    this.wheel.remove(call);
-    if (state === CallState.Sent) this.pending.delete(call.seq);
-    else this.queue.remove(call);
+    const state = this.window.finish(call);
     if (call.kind === CallKind.User) {
-      if (state === CallState.Sent) this.inFlight--;
       if (this.state !== 'closed') {
         this.pump();
         if (state === CallState.Sent && this.onSlotFreed !== undefined) this.onSlotFreed();
@@ -479,12 +360,8 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     if (sent) this.sendCancel(call); // the server stops the handler and frees its slot
   }
 
-  private get idle(): boolean {
-    return this.inFlight === 0 && this.queue.length === 0;
-  }
-
   private maybeEnd(): void {
-    if (!this.idle || this.socket.writableEnded) return;
+    if (!this.window.idle || this.socket.writableEnded) return;
     this.writer.flush();
     this.socket.end();
   }

@@ -1,7 +1,9 @@
 import type { Clock } from '../core/clock.js';
-import { type OccamsError, IoError, UnreachableError } from '../errors.js';
+import { ClosedError, type OccamsError, IoError, UnreachableError } from '../errors.js';
+import { grantedFeatures, serverWindow } from '../protocol/hello.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { dial } from '../transport/dial.js';
+import type { ResponseHandler } from './call.js';
 import type { NormalizedClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
 
@@ -63,4 +65,26 @@ function answered<T>(stream: ClientStream, answer: Promise<T>, where: Address, o
     stream.destroy(new UnreachableError(`${formatAddress(where)} accepted the connection but did not answer ${what} within ${opts.handshakeTimeout} ms`));
   }, opts.handshakeTimeout);
   return answer.finally(() => opts.clock.clear(timer));
+}
+
+/**
+ * The answer to HELLO: the features granted and the server's in-flight cap.
+ * A plain v1 server answers an unknown action with an error: no extensions.
+ */
+export class HelloAnswer implements ResponseHandler {
+  constructor(
+    private readonly stream: ClientStream,
+    private readonly resolve: (features: number) => void,
+    private readonly reject: (err: OccamsError) => void,
+  ) {}
+  onResult(value: unknown): void {
+    const features = grantedFeatures(value);
+    this.stream.negotiated(features, serverWindow(value));
+    this.resolve(features);
+  }
+  onError(err: OccamsError): void {
+    if (err.retriable || err instanceof ClosedError) return this.reject(err);
+    this.stream.negotiated(0, undefined);
+    this.resolve(0);
+  }
 }

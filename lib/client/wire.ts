@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import { type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes, ownedBytes } from '../errors.js';
+import { DecodeError, type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes, ownedBytes } from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
 import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
 import type { CallOptions } from './call.js';
@@ -45,4 +45,13 @@ export function responseError(flag: number, msgLen: number, blob: Buffer, codec:
     return new RemoteError(data, value);
   }
   throw new ProtocolError(`unknown response flag ${flag}`);
+}
+
+/** `msg` decoded with `codec`, or the DecodeError saying what (`what`) could not be. */
+export function decodeValue(codec: Codec, msg: Uint8Array, what: string): unknown {
+  try {
+    return codec.decode(msg);
+  } catch (err) {
+    return new DecodeError(`cannot decode ${what}: ${(err as Error).message}`, { cause: err });
+  }
 }

@@ -1,0 +1,94 @@
+import type { Codec } from '../codec/codec.js';
+import { actionBytes } from '../core/action-bytes.js';
+import type { FrameWriter } from '../core/frame-writer.js';
+import { EncodeError } from '../errors.js';
+import { EMPTY } from '../protocol/constants.js';
+import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER } from '../protocol/extensions.js';
+import { helloCodec } from '../protocol/hello.js';
+import { type Call, CallKind, CallState } from './call.js';
+import { extHeader } from './wire.js';
+
+/**
+ * What a client writes: requests (the value encoded with the codec, the
+ * extension header when the call's options need one, the action's UTF-8
+ * bytes cached for runs of the same action) and the extensions' control
+ * events (CANCEL, CREDIT, GOAWAY ack), all through one FrameWriter.
+ */
+export class RequestWriter {
+  /** the last action string written and its UTF-8 bytes */
+  private lastAction = '';
+  private lastActionBytes: Buffer = EMPTY;
+
+  constructor(
+    private readonly writer: FrameWriter,
+    private readonly codec: Codec,
+    private readonly clientId: number,
+  ) {}
+
+  /**
+   * Writes `call` as `seq`. Returns the EncodeError when its value (or
+   * header) cannot be encoded; nothing is written then.
+   */
+  request(call: Call, seq: number, features: number, now: number): EncodeError | undefined {
+    let msg: Uint8Array;
+    let ext: Uint8Array | undefined;
+    let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
+    try {
+      if (call.kind === CallKind.Control) {
+        msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
+      } else {
+        const header = call.options === undefined ? undefined : extHeader(call.options, features, now);
+        if (header !== undefined) {
+          ext = Buffer.from(helloCodec.encode(header));
+          format |= FORMAT_EXT_HEADER;
+        }
+        msg = this.codec.encode(call.value);
+      }
+    } catch (err) {
+      return new EncodeError(`cannot encode request: ${(err as Error).message}`, { cause: err });
+    }
+    const action = call.action;
+    if (typeof action === 'string') {
+      if (action !== this.lastAction) {
+        this.lastAction = action;
+        this.lastActionBytes = actionBytes(action);
+      }
+      this.writer.request(format, 0, this.lastActionBytes, seq, this.clientId, msg, call.options?.blob, ext);
+    } else {
+      this.writer.request(format, action, undefined, seq, this.clientId, msg, call.options?.blob, ext);
+    }
+    return undefined;
+  }
+
+  /** CANCEL: the server stops the handler of `seq` and frees its slot. */
+  cancel(seq: number): void {
+    this.control(ACTION_CANCEL, seq, EMPTY);
+  }
+
+  /** CANCELs every User call in `calls` that was sent; true when any was written. */
+  cancelSent(calls: readonly Call[]): boolean {
+    let any = false;
+    for (const call of calls) {
+      if (call.kind !== CallKind.User || call.state !== CallState.Sent) continue;
+      this.cancel(call.seq);
+      any = true;
+    }
+    return any;
+  }
+
+  /** CREDIT: the server may send `n` more items of the stream `seq`. */
+  credit(seq: number, n: number): void {
+    const msg = Buffer.allocUnsafe(4);
+    msg.writeUInt32LE(Math.min(n, 0xffff_ffff), 0);
+    this.control(ACTION_CREDIT, seq, msg);
+  }
+
+  /** GOAWAY ack: nothing new follows on this connection. */
+  goawayAck(): void {
+    this.control(ACTION_GOAWAY_ACK, 0, EMPTY);
+  }
+
+  private control(action: number, seq: number, msg: Uint8Array): void {
+    this.writer.request(FORMAT_EVENT, action, undefined, seq, this.clientId, msg, undefined, undefined);
+  }
+}

@@ -1,0 +1,39 @@
+import { DEFAULT_STREAM_CREDIT } from '../protocol/extensions.js';
+import type { Call } from './call.js';
+import type { CallWindow } from './call-window.js';
+import type { RequestWriter } from './request-writer.js';
+
+/** Items taken from a stream before its credit is renewed (half the server's default window). */
+export const AUTO_GRANT = DEFAULT_STREAM_CREDIT / 2;
+
+/**
+ * The client's half of stream flow control (FEATURE_CREDIT): a stream whose
+ * consumer paces it (an async iterator, through its StreamFlow) grants as it
+ * takes items; any other stream's credit is renewed as items arrive, every
+ * AUTO_GRANT items. Either way a stream is alive while it moves: its timeout
+ * restarts with each item and each grant.
+ */
+export class StreamCredit {
+  constructor(
+    private readonly window: CallWindow,
+    private readonly out: RequestWriter,
+    private readonly defaultTimeout: number,
+  ) {}
+
+  /** An item of `call` arrived; `credit`: the server speaks FEATURE_CREDIT. */
+  item(call: Call, credit: boolean): void {
+    this.window.arm(call, call.options?.timeout ?? this.defaultTimeout);
+    if (credit && call.options?.flow === undefined && ++call.consumed >= AUTO_GRANT) {
+      this.out.credit(call.seq, call.consumed);
+      call.consumed = 0;
+    }
+  }
+
+  /** The consumer of the stream sent as `seq` grants `n` more items. */
+  grant(seq: number, n: number): void {
+    const call = this.window.pending.get(seq);
+    if (call === undefined || n <= 0) return;
+    this.window.arm(call, call.options?.timeout ?? this.defaultTimeout);
+    this.out.credit(seq, n);
+  }
+}
