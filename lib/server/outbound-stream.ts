@@ -90,7 +90,7 @@ export class OutboundStream {
   finish(flag: number, msgLenOrErrno: number, msg: Uint8Array, blob: Uint8Array | undefined): true {
     this.stopSource(true); // settled by someone else while the source still had values
     if (this.queue.length === 0) {
-      this.req.connection.writeFrame(flag, msgLenOrErrno, this.req.seq, msg, blob);
+      this.req.connection.out.writeFrame(flag, msgLenOrErrno, this.req.seq, msg, blob);
       return this.req.free();
     }
     this.queue.push({ flag, msgLenOrErrno, msg, blob, last: true });
@@ -119,7 +119,7 @@ export class OutboundStream {
       }
       this.queue.shift();
       this.queuedBytes -= f.msg.length + (f.blob?.length ?? 0) + FRAME_OVERHEAD;
-      conn.writeFrame(f.flag, f.msgLenOrErrno, req.seq, f.msg, f.blob);
+      conn.out.writeFrame(f.flag, f.msgLenOrErrno, req.seq, f.msg, f.blob);
       if (f.last) {
         req.free();
         return;
@@ -195,7 +195,7 @@ export class OutboundStream {
     if (bytes === undefined) return false;
     req.credit--;
     this.lastActive = req.connection.options.clock.now();
-    req.connection.writeFrame(FLAG_STREAM_ITEM, bytes.length, req.seq, bytes, undefined);
+    req.connection.out.writeFrame(FLAG_STREAM_ITEM, bytes.length, req.seq, bytes, undefined);
     return true;
   }
 

@@ -58,3 +58,16 @@ export function describeCounters(c: ServerCounters): {
     peakStreamBuffer: c.peakStreamBuffer,
   };
 }
+
+/** `closing` is the graceful drain: GOAWAY sent, still reading, owed answers still go out. */
+export type ServerConnectionState = 'open' | 'closing' | 'closed';
+
+export interface ServerConnectionStats {
+  state: ServerConnectionState;
+  inFlight: number;
+  /** held past the in-flight cap */
+  queued: number;
+  features: number;
+  writeBuffer: number;
+  streamBuffer: number;
+}

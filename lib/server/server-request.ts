@@ -144,10 +144,10 @@ export class ServerRequest extends TimedEntry {
     this.done = true;
     if (this.isEvent) return this.free();
     if (this.out === undefined) {
-      this.connection.sendValue(FLAG_OK, this.seq, value, blob);
+      this.connection.out.sendValue(FLAG_OK, this.seq, value, blob);
       return this.free();
     }
-    const bytes = this.connection.encode(value);
+    const bytes = this.connection.out.encode(value);
     if (bytes === undefined) return this.out.finish(FLAG_ERROR_BYTES, 0, EMPTY, codeBytes(ErrorCode.Encode));
     return this.out.finish(FLAG_OK, bytes.length, bytes, blob);
   }
@@ -175,7 +175,7 @@ export class ServerRequest extends TimedEntry {
     if (this.out !== undefined) return this.out.finish(FLAG_OK, 0, EMPTY, undefined);
     const last = this.connection.has(FEATURE_STREAMING) ? undefined : this.held;
     this.held = undefined;
-    this.connection.sendValue(FLAG_OK, this.seq, last, undefined);
+    this.connection.out.sendValue(FLAG_OK, this.seq, last, undefined);
     return this.free();
   }
 
@@ -225,7 +225,7 @@ export class ServerRequest extends TimedEntry {
   errorValue(value: unknown): boolean {
     if (this.done) return false;
     this.done = true;
-    const bytes = this.connection.encode(value);
+    const bytes = this.connection.out.encode(value);
     if (bytes === undefined) return this.final(FLAG_ERROR_BYTES, 0, codeBytes(ErrorCode.Encode));
     return this.final(this.connection.has(FEATURE_ERROR_VALUE) ? FLAG_ERROR_VALUE : FLAG_ERROR_BYTES, 0, bytes);
   }
@@ -265,7 +265,7 @@ export class ServerRequest extends TimedEntry {
     this.cancelled = !handlerDone;
     this.held = undefined;
     this.out?.drop();
-    if (reply !== undefined && !this.isEvent) this.connection.writeFrame(FLAG_ERROR_BYTES, 0, this.seq, EMPTY, codeBytes(reply));
+    if (reply !== undefined && !this.isEvent) this.connection.out.writeFrame(FLAG_ERROR_BYTES, 0, this.seq, EMPTY, codeBytes(reply));
     this.free();
     this.connection.count(why, this.dispatched);
     if (handlerDone || !this.dispatched) return;
@@ -292,7 +292,7 @@ export class ServerRequest extends TimedEntry {
   private final(flag: number, msgLenOrErrno: number, blob: Uint8Array): boolean {
     if (this.isEvent) return this.free();
     if (this.out !== undefined) return this.out.finish(flag, msgLenOrErrno, EMPTY, blob);
-    this.connection.writeFrame(flag, msgLenOrErrno, this.seq, EMPTY, blob);
+    this.connection.out.writeFrame(flag, msgLenOrErrno, this.seq, EMPTY, blob);
     return this.free();
   }
 

@@ -1,0 +1,125 @@
+import type { Socket } from 'node:net';
+import type { OccamsError } from '../errors.js';
+import type { RequestDecoder } from '../protocol/request-decoder.js';
+import type { OutboundStream } from './outbound-stream.js';
+import type { RequestTable } from './request-table.js';
+import type { NormalizedRpcServerOptions } from './server-options.js';
+import { WriteStallWatch } from './write-stall.js';
+
+/** What ConnectionFlow needs of its connection. */
+export interface FlowPort {
+  /** dispatches held requests while there is room */
+  pumpHeld(): void;
+  /** closes the connection, logged with `reason` */
+  kill(reason: string, cause?: OccamsError): void;
+  /** the bytes our FrameWriter has handed to the socket so far */
+  flushed(): number;
+  /** false once the connection is closed */
+  isOpen(): boolean;
+}
+
+/**
+ * Flow control of one server connection, both ways.
+ *
+ * Writes: past `highWaterMark` the connection is not `writable`: new
+ * requests are held, streams wait (`waitForRoom`) until 'drain'; a peer
+ * that takes none of our bytes for `writeTimeout` is cut (WriteStallWatch:
+ * progress, not volume).
+ *
+ * Reads: never stop for the in-flight cap (pings, CANCELs and a FIN must be
+ * seen while handlers are stuck); they pause only while writes are backed
+ * up AND the held queue is full: a peer that neither reads nor stops
+ * sending. `readTimeout` cuts a peer that stalls mid-frame, unless we are
+ * the ones not reading.
+ */
+export class ConnectionFlow {
+  private writeBlocked = false;
+  private readPaused = false;
+  /** streams waiting for the socket to drain */
+  private readonly waiting = new Set<OutboundStream>();
+  private readonly stall: WriteStallWatch;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly decoder: RequestDecoder,
+    private readonly requests: RequestTable,
+    private readonly options: NormalizedRpcServerOptions,
+    private readonly port: FlowPort,
+  ) {
+    this.stall = new WriteStallWatch(
+      options.clock,
+      options.writeTimeout,
+      () => port.flushed() - socket.writableLength,
+      () => port.kill(`write timeout (write stall): peer read none of our bytes for ${options.writeTimeout} ms (${socket.writableLength} bytes waiting)`),
+    );
+  }
+
+  /** False while writes are backed up past highWaterMark. */
+  get writable(): boolean {
+    return !this.writeBlocked;
+  }
+
+  /** A stream waits for the socket to drain. */
+  waitForRoom(out: OutboundStream): void {
+    this.waiting.add(out);
+  }
+
+  /** `socket.write` returned false. */
+  backpressure(): void {
+    if (this.writeBlocked || this.socket.writableLength < this.options.highWaterMark) return;
+    this.writeBlocked = true;
+    this.stall.start();
+    this.update();
+  }
+
+  /** The socket drained: held requests run, waiting streams resume. */
+  drained(): void {
+    if (!this.writeBlocked) return;
+    this.writeBlocked = false;
+    this.stall.stop();
+    if (this.requests.heldCount !== 0) this.port.pumpHeld();
+    else this.update();
+    if (this.waiting.size === 0) return;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const out of waiting) {
+      if (this.writable) out.resume();
+      else this.waiting.add(out);
+    }
+  }
+
+  /** Pauses or resumes reading as the rule above says. */
+  update(): void {
+    if (!this.port.isOpen()) return;
+    const { requests, options } = this;
+    const full = requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= options.maxQueuedBytes;
+    const shouldPause = this.writeBlocked && full;
+    if (shouldPause === this.readPaused) return;
+    this.readPaused = shouldPause;
+    if (shouldPause) {
+      this.decoder.pause(); // stops even in the middle of a chunk
+      this.socket.pause();
+      return;
+    }
+    const err = this.decoder.resume();
+    if (err !== undefined) return this.port.kill(`protocol violation: ${err.message}`, err);
+    if (!this.decoder.isPaused) this.socket.resume();
+  }
+
+  /**
+   * The peer sent nothing for `readTimeout` with part of a frame buffered:
+   * it stalled mid-frame. Not while our own reading is paused (the bytes
+   * buffered then are frames we stopped at; the peer does not read its
+   * answers, and `writeTimeout` is the one to cut it, with that reason).
+   */
+  readTimeout(): void {
+    if (this.readPaused || this.decoder.isPaused || this.writeBlocked) return;
+    const buffered = this.decoder.buffered;
+    if (buffered > 0) this.port.kill(`read timeout: peer sent ${buffered} bytes of an unfinished frame, then nothing for ${this.options.readTimeout} ms`);
+  }
+
+  stop(): void {
+    this.stall.stop();
+    this.waiting.clear();
+  }
+}

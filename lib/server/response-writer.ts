@@ -1,0 +1,58 @@
+import type { Codec } from '../codec/codec.js';
+import type { FrameWriter } from '../core/frame-writer.js';
+import { ErrorCode } from '../errors.js';
+import { EMPTY, FLAG_ERROR_BYTES } from '../protocol/constants.js';
+import type { RpcLogger } from './logger.js';
+import { codeBytes } from './server-request.js';
+
+/**
+ * What a server connection writes: responses (values encoded with the
+ * codec), raw frames, and coded refusals. Nothing is written once the
+ * connection is closed; a value the codec cannot encode becomes an
+ * `rpc_encode` error for the client, and a log line.
+ */
+export class ResponseWriter {
+  /** set when the connection closed: writes are dropped */
+  closed = false;
+
+  constructor(
+    private readonly writer: FrameWriter,
+    private readonly codec: Codec,
+    private readonly logger: RpcLogger,
+  ) {}
+
+  /** A response carrying `value` (none for undefined). */
+  sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): void {
+    if (this.closed) return;
+    if (value === undefined) return this.writer.response(flag, 0, seq, EMPTY, blob);
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(value);
+    } catch (err) {
+      this.logger.error(`cannot encode response ${seq}: ${(err as Error).message}`);
+      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Encode));
+    }
+    this.writer.response(flag, bytes.length, seq, bytes, blob);
+  }
+
+  /** Encodes a value (EMPTY for undefined); logs and returns undefined when it cannot. */
+  encode(value: unknown): Uint8Array | undefined {
+    if (value === undefined) return EMPTY;
+    try {
+      return this.codec.encode(value);
+    } catch (err) {
+      this.logger.error(`cannot encode response: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** Writes one response frame (flag 1: pass the errno as `msgLenOrErrno`). */
+  writeFrame(flag: number, msgLenOrErrno: number, seq: number, msg: Uint8Array, blob: Uint8Array | undefined): void {
+    if (!this.closed) this.writer.response(flag, msgLenOrErrno, seq, msg, blob);
+  }
+
+  /** A framework error with its stable code (flag 2, the code as the error bytes). */
+  writeCode(seq: number, code: string): void {
+    if (!this.closed) this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(code));
+  }
+}
