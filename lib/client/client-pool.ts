@@ -1,9 +1,7 @@
 import { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { TimeoutWheel } from '../core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
-import { WaitQueue } from '../core/wait-queue.js';
 import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, CallState, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
@@ -11,6 +9,7 @@ import { type ClientStreamOptions, normalizeClientStreamOptions } from './client
 import { ClientStream } from './client-stream.js';
 import { CLIENT_POOL_OPTIONS } from './option-names.js';
 import { PooledCall } from './pooled-call.js';
+import { PoolQueue } from './pool-queue.js';
 import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
 
 export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats };
@@ -53,9 +52,8 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   private readonly streams: ClientStream[] = [];
   /** when each stream was last seen with nothing in flight (for idle close) */
   private readonly idleSince = new Map<ClientStream, number>();
-  private readonly queue: WaitQueue<PooledCall>;
-  /** deadlines of the queued calls only; sent calls time out in their stream */
-  private readonly wheel: TimeoutWheel<PooledCall>;
+  /** calls waiting for a connection with room, with their deadlines */
+  private readonly queue: PoolQueue;
   private connecting = 0;
   private idleTimer: TimerHandle | undefined;
   private reconnectTimer: TimerHandle | undefined;
@@ -74,8 +72,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     this.idleTimeout = nonNegativeInt(idleTimeout, DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
     this.timeout = normalized.timeout;
     this.clock = normalized.clock;
-    this.queue = new WaitQueue(normalized.maxQueued);
-    this.wheel = new TimeoutWheel(this.clock, normalized.timerResolution, (pc) => this.expire(pc));
+    this.queue = new PoolQueue(normalized.maxQueued, this.clock, normalized.timerResolution, (pc) => this.expire(pc));
     this.factory = connectionFactory ?? ((a, o) => ClientStream.connect(a, o));
     this.backoff = new Backoff(backoff);
   }
@@ -153,7 +150,6 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
       return failNow(handler, new QueueFullError(`every connection to ${formatAddress(this.address)} is at its window and ${this.queue.max} callers are waiting`));
     }
     const pc = new PooledCall(this, action, value, handler, options, this.clock.now() + (options?.timeout ?? this.timeout));
-    this.wheel.add(pc, pc.deadline);
     this.queue.push(pc);
     this.maybeGrow();
     return pc;
@@ -171,10 +167,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
 
   /** Removes a queued call (cancel). */
   dequeue(pc: PooledCall): void {
-    if (!this.queue.remove(pc)) return;
-    pc.state = CallState.Done;
-    this.wheel.remove(pc);
-    this.queueEmptied();
+    if (this.queue.remove(pc)) this.queueEmptied();
   }
 
   // ---- lifecycle -------------------------------------------------------------
@@ -205,7 +198,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   protected abort(error: OccamsError): void {
     this.clock.clear(this.reconnectTimer);
     this.clock.clear(this.idleTimer);
-    this.wheel.stop();
+    this.queue.stop();
     this.failQueued(error);
     for (const s of [...this.streams]) s.destroy(error);
   }
@@ -226,7 +219,6 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
       const stream = this.pick();
       if (stream === undefined) return;
       const pc = this.queue.shift()!;
-      this.wheel.remove(pc);
       pc.state = CallState.Sent;
       const left = Math.max(1, pc.deadline - this.clock.now());
       pc.inner = stream.call(pc.action, pc.value, pc, { ...pc.options, timeout: left });
@@ -246,8 +238,6 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   }
 
   private expire(pc: PooledCall): void {
-    if (!this.queue.remove(pc)) return;
-    pc.state = CallState.Done;
     deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out waiting for a connection`));
     this.queueEmptied();
   }
@@ -356,11 +346,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   }
 
   private failQueued(err: OccamsError): void {
-    for (const pc of this.queue.drain()) {
-      pc.state = CallState.Done;
-      this.wheel.remove(pc);
-      deliverError(pc.handler, err);
-    }
+    this.queue.failAll(err);
   }
 }
 
