@@ -15,6 +15,7 @@ import { ServiceIndex } from '../server/service-index.js';
 import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
+import { type HandlerShortcut, handlerShortcut } from './handler-shortcut.js';
 import { checkNestOptions } from './nest-options.js';
 import { OccamsContext } from './occams-context.js';
 import { OCCAMS_TRANSPORT } from './occams-transport.js';
@@ -33,10 +34,23 @@ export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 
   address?: AddressLike;
   /** where the transport logs; default a Nest Logger named OccamsServer */
   logger?: LoggerService;
+  /**
+   * Calls handlers to which no pipe, guard, interceptor, pre-request hook
+   * or custom parameter decorator applies by a shorter path than Nest's
+   * per-request pipeline (same arguments, same exception filters; see
+   * handler-shortcut.ts). Default true; false always takes Nest's pipeline.
+   */
+  fastPath?: boolean;
+}
+
+/** A pattern's handler, and its shortcut when nothing applies to it. */
+interface Route {
+  handler: MessageHandler;
+  shortcut: HandlerShortcut | null;
 }
 
 /** Every option OccamsServer takes; any other key is refused by name. */
-export const OCCAMS_SERVER_OPTIONS = optionNames<OccamsServerOptions>({ ...RPC_SERVER_OPTIONS, host: true, port: true, path: true });
+export const OCCAMS_SERVER_OPTIONS = optionNames<OccamsServerOptions>({ ...RPC_SERVER_OPTIONS, host: true, port: true, path: true, fastPath: true });
 
 export type OccamsServerStatus = 'listening' | 'draining' | 'closed';
 
@@ -57,7 +71,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   private readonly options: OccamsServerOptions;
   private readonly rpcLogger: RpcLogger;
   private rpc: RpcServer | undefined;
-  private readonly routes = new Map<string, MessageHandler | null>();
+  private readonly routes = new Map<string, Route | null>();
   /** rpc_service_notfound vs rpc_method_notfound for misses; cleared with `routes`. */
   private readonly services = new ServiceIndex(() => this.messageHandlers.keys());
   private readonly pendingListeners: [string, (...args: any[]) => void][] = [];
@@ -83,7 +97,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   }
 
   listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): void {
-    const { host, port, path, address, logger: _logger, ...rest } = this.options;
+    const { host, port, path, address, logger: _logger, fastPath: _fastPath, ...rest } = this.options;
     let where: AddressLike;
     try {
       where = addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT);
@@ -134,30 +148,49 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   /** Dispatch: one request from the stream layer. */
   dispatch(req: ServerRequest): void {
     const pattern = typeof req.action === 'string' ? req.action : String(req.action);
-    const handler = this.route(pattern);
+    const route = this.route(pattern);
     const ctx = new OccamsContext([pattern, req]);
-    if (req.isEvent || handler?.isEventHandler) {
-      this.runEvent(pattern, handler, req, ctx);
+    if (req.isEvent || route?.handler.isEventHandler) {
+      this.runEvent(pattern, route?.handler ?? null, req, ctx);
       return;
     }
-    if (!handler) {
+    if (!route) {
       req.internal(this.services.notFoundCode(pattern));
       return;
     }
+    const handler = route.handler;
     if (this.onProcessingStartHook === this.defaultStartHook && this.onProcessingEndHook === undefined) {
-      void this.runRequest(handler, req, ctx, undefined);
+      if (route.shortcut !== null) this.runShortcut(route.shortcut, req, ctx);
+      else void this.runRequest(handler, req, ctx, undefined);
     } else {
       this.runWithProcessingHooks(ctx, (runEndHook) => this.runRequest(handler, req, ctx, runEndHook));
     }
   }
 
-  private route(pattern: string): MessageHandler | null {
-    let handler = this.routes.get(pattern);
-    if (handler === undefined) {
-      handler = this.getHandlerByPattern(pattern);
-      if (this.routes.size < MAX_CACHED_ROUTES) this.routes.set(pattern, handler);
+  private route(pattern: string): Route | null {
+    let route = this.routes.get(pattern);
+    if (route === undefined) {
+      const handler = this.getHandlerByPattern(pattern);
+      const shortcut = handler !== null && !handler.isEventHandler && this.options.fastPath !== false ? handlerShortcut(handler) : null;
+      route = handler === null ? null : { handler, shortcut };
+      if (this.routes.size < MAX_CACHED_ROUTES) this.routes.set(pattern, route);
     }
-    return handler;
+    return route;
+  }
+
+  /** True when requests for `pattern` take the shortcut past Nest's pipeline (nothing applies to its handler). */
+  isFastPath(pattern: string): boolean {
+    return this.route(pattern)?.shortcut != null;
+  }
+
+  /** A handler with nothing applied: its result settles `req` in this very turn when it is a plain value. */
+  private runShortcut(shortcut: HandlerShortcut, req: ServerRequest, ctx: OccamsContext): void {
+    const result = shortcut.invoke(req.msg, ctx);
+    if (result instanceof Promise) {
+      result.then((value: unknown) => this.settleResult(req, value, undefined));
+      return;
+    }
+    this.settleResult(req, result, undefined);
   }
 
   /**
@@ -175,6 +208,11 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
       endHook?.();
       return;
     }
+    this.settleResult(req, result, endHook);
+  }
+
+  /** What a handler returned (awaited), settling `req`. */
+  private settleResult(req: ServerRequest, result: unknown, endHook: (() => void) | undefined): void {
     if (req.settled) {
       // ended while the handler ran (cancel, deadline, disconnect): start nothing
       if (isAsyncIterable(result) && !isObservable(result)) returnQuietly(result[Symbol.asyncIterator]());
@@ -190,8 +228,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
       return;
     }
     if (isAsyncIterable(result)) {
-      await req.streamFrom(result, (err) => this.streamFailed(req, err));
-      endHook?.();
+      void req.streamFrom(result, (err) => this.streamFailed(req, err)).then(endHook);
       return;
     }
     req.ok(result);
