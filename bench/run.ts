@@ -1,36 +1,28 @@
 /**
- * Side-by-side benchmark runner: each point is one server process and one
- * client process on 127.0.0.1, run one after the other so they do not
- * compete. Usage (after `npm run build`):
- *   node dist/bench/run.js [--quick] [--transports a,b] [--inflight 1,64,1024]
+ * Side-by-side benchmark runner. Each point is one client process against
+ * the transport's server process on 127.0.0.1; one point runs at a time.
+ * Transports are interleaved (A B C, A B C, ...) point by point and the
+ * whole matrix is run `--runs` times, so slow drift of the machine hits
+ * every transport alike; results are medians with their spread, ratios
+ * are taken within each run. Usage (after `npm run build`):
+ *   node dist/bench/run.js [--quick] [--runs 3] [--transports a,b] [--inflight 1,64,1024]
  *                          [--payloads small,16k] [--seconds 3] [--warmup 1]
- * Writes bench/results/latest.{json,md,svg} (quick.* with --quick).
+ *                          [--placements auto,apart] [--profile client|server|both]
+ *                          [--out name]
+ * Placements: auto (no pinning), apart (server CPU 0, client CPU 1), same
+ * (both CPU 0); "apart" runs only the small payload (what the targets ask).
+ * Writes bench/results/<out>.{json,md,svg} (default latest, quick with --quick).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
+import { type Point, type Report, markdown, ratios, summarise, targets } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const resultsDir = path.resolve(here, '../../bench/results');
-
-interface Point {
-  transport: string;
-  payload: string;
-  inflight: number;
-  ok: boolean;
-  note?: string;
-  rps?: number;
-  p50us?: number;
-  p99us?: number;
-  clientCpuUsPerReq?: number;
-  serverCpuUsPerReq?: number;
-  clientRssMiB?: number;
-  serverRssMiB?: number;
-  errors?: number;
-}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,11 +34,30 @@ const inflights = arg('inflight', '1,64,1024').split(',').map(Number);
 const payloads = arg('payloads', 'small,16k').split(',');
 const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
 const warmup = Number(arg('warmup', quick ? '0.3' : '1'));
+const runs = Number(arg('runs', '3'));
+const placements = arg('placements', 'auto,apart').split(',');
+const out = arg('out', quick ? 'quick' : 'latest');
 /** --profile client|server|both: run that side under --cpu-prof (profiles in bench/results/profiles) */
 const profile = arg('profile', '');
 const profileDir = path.join(resultsDir, 'profiles');
-const profArgs = (side: string) =>
-  profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+const profArgs = (side: string) => (profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []);
+
+const ALL_CPUS = `0-${os.cpus().length - 1}`;
+const CPUS: Record<string, { server: string; client: string }> = {
+  auto: { server: ALL_CPUS, client: ALL_CPUS },
+  apart: { server: '0', client: '1' },
+  same: { server: '0', client: '0' },
+};
+
+/** Sets the CPUs every thread of `pid` may run on (taskset); returns what it is allowed now. */
+function pin(pid: number, cpus: string): string {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    return execFileSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
+  } catch {
+    return 'unpinned (taskset failed)';
+  }
+}
 
 function waitMessage(child: ChildProcess, type: string, ms: number): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -86,8 +97,10 @@ async function stopServer(server: ServerHandle): Promise<void> {
 }
 
 /** One point: a fresh client process against the transport's server process. */
-async function runPoint(server: ServerHandle, transport: string, payload: string, inflight: number): Promise<Point> {
-  const point: Point = { transport, payload, inflight, ok: false };
+async function runPoint(server: ServerHandle, run: number, placement: string, transport: string, payload: string, inflight: number): Promise<Point> {
+  const cpus = CPUS[placement]!;
+  const serverCpus = pin(server.child.pid!, cpus.server);
+  const point: Point = { run, placement, transport, payload, inflight, ok: false, load: os.loadavg()[0]!, serverCpus, clientCpus: '' };
   let client: ChildProcess | undefined;
   try {
     client = fork(path.join(here, 'client-main.js'), [transport, String(server.port), String(inflight), payload, String(seconds), String(warmup)], {
@@ -95,6 +108,7 @@ async function runPoint(server: ServerHandle, transport: string, payload: string
       env: { ...process.env, BENCH_INFLIGHT: String(inflight) },
       execArgv: profArgs('client'),
     });
+    point.clientCpus = pin(client.pid!, cpus.client);
     await waitMessage(client, 'measure', (warmup + 20) * 1000);
     server.child.send('reset');
     await waitMessage(server.child, 'reset', 5000);
@@ -123,81 +137,56 @@ async function runPoint(server: ServerHandle, transport: string, payload: string
   return point;
 }
 
-function ratio(points: Point[], a: string, b: string, payload: string, inflight: number): number | undefined {
-  const pa = points.find((p) => p.transport === a && p.payload === payload && p.inflight === inflight && p.ok);
-  const pb = points.find((p) => p.transport === b && p.payload === payload && p.inflight === inflight && p.ok);
-  return pa?.rps && pb?.rps ? pa.rps / pb.rps : undefined;
-}
-
-const RATIOS: [string, string][] = [
-  ['occams', 'nest-tcp'],
-  ['occams', 'grpc'],
-  ['occams', 'limit-msgpack'],
-  ['stream', 'limit-msgpack'],
-];
+const servers = new Map<string, ServerHandle>();
+for (const t of transports) servers.set(t, await startServer(t));
 
 const points: Point[] = [];
-for (const t of transports) {
-  // One server process per transport, reused across its points (a stalled
-  // point, like Nest TCP at 16 KiB x 1024, gets a fresh one after it).
-  let server = await startServer(t);
-  for (const payload of payloads) {
-    for (const inflight of inflights) {
-      const p = await runPoint(server, t, payload, inflight);
-      points.push(p);
-      if (!p.ok) {
-        await stopServer(server);
-        server = await startServer(t);
+const started = Date.now();
+for (let run = 1; run <= runs; run++) {
+  for (const placement of placements) {
+    for (const payload of payloads) {
+      if (placement !== 'auto' && payload !== 'small') continue;
+      for (const inflight of inflights) {
+        for (const t of transports) {
+          const p = await runPoint(servers.get(t)!, run, placement, t, payload, inflight);
+          points.push(p);
+          if (!p.ok) {
+            // a stalled point (Nest TCP at 16 KiB x 1024) gets a fresh server after it
+            await stopServer(servers.get(t)!);
+            servers.set(t, await startServer(t));
+          }
+          const line = p.ok
+            ? `${Math.round(p.rps!)} req/s  p50 ${p.p50us!.toFixed(0)} µs  p99 ${p.p99us!.toFixed(0)} µs  cpu/req client ${p.clientCpuUsPerReq!.toFixed(1)} server ${p.serverCpuUsPerReq!.toFixed(1)} µs  load ${p.load.toFixed(1)}`
+            : p.note;
+          console.log(`run ${run} ${placement.padEnd(5)} ${payload.padEnd(5)} ${String(inflight).padStart(4)}  ${t.padEnd(14)} ${line}`);
+        }
       }
-      const line = p.ok
-        ? `${Math.round(p.rps!)} req/s  p50 ${p.p50us!.toFixed(0)} µs  p99 ${p.p99us!.toFixed(0)} µs  cpu/req client ${p.clientCpuUsPerReq!.toFixed(1)} µs server ${p.serverCpuUsPerReq!.toFixed(1)} µs`
-        : p.note;
-      console.log(`${payload.padEnd(5)} ${String(inflight).padStart(4)}  ${t.padEnd(14)} ${line}`);
-    }
-  }
-  await stopServer(server);
-}
-points.sort((a, b) => payloads.indexOf(a.payload) - payloads.indexOf(b.payload) || a.inflight - b.inflight || transports.indexOf(a.transport) - transports.indexOf(b.transport));
-
-const ratios: Record<string, number | undefined> = {};
-for (const payload of payloads) {
-  for (const inflight of inflights) {
-    for (const [a, b] of RATIOS) {
-      if (!transports.includes(a) || !transports.includes(b)) continue;
-      ratios[`${a}/${b} ${payload} x${inflight}`] = ratio(points, a, b, payload, inflight);
     }
   }
 }
+for (const s of servers.values()) await stopServer(s);
 
+const order = (p: { placement: string; payload: string; inflight: number; transport: string }) => [placements.indexOf(p.placement), payloads.indexOf(p.payload), p.inflight, transports.indexOf(p.transport)];
+const byOrder = (a: Parameters<typeof order>[0], b: Parameters<typeof order>[0]) => {
+  const x = order(a);
+  const y = order(b);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return 0;
+};
+const summary = summarise(points).sort(byOrder);
+const r = ratios(points);
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-const report = { date: new Date().toISOString(), machine, seconds, warmup, points, ratios };
+const report: Report = {
+  date: new Date().toISOString(),
+  machine,
+  method: { runs, seconds, warmup, placements, order: `transports interleaved point by point (${transports.join(' ')}), whole matrix repeated per run; ${Math.round((Date.now() - started) / 1000)} s in all` },
+  points,
+  summary,
+  ratios: r,
+  targets: targets(r, summary),
+};
 fs.mkdirSync(resultsDir, { recursive: true });
-// A quick run is a smoke check: it never replaces the full run's figures.
-const base = quick ? 'quick' : 'latest';
-fs.writeFileSync(path.join(resultsDir, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
-fs.writeFileSync(path.join(resultsDir, `${base}.md`), markdown(report));
-fs.writeFileSync(path.join(resultsDir, `${base}.svg`), renderChart(points));
+fs.writeFileSync(path.join(resultsDir, `${out}.json`), JSON.stringify(report, null, 2) + '\n');
+fs.writeFileSync(path.join(resultsDir, `${out}.md`), markdown(report));
+fs.writeFileSync(path.join(resultsDir, `${out}.svg`), renderChart(summary.filter((s) => s.placement === 'auto').map((s) => ({ ...s, rps: s.rps?.median }))));
 console.log('\n' + markdown(report));
-
-function fmt(n: number | undefined, digits = 0): string {
-  return n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);
-}
-
-function markdown(r: typeof report): string {
-  const lines = [
-    `Run ${r.date} on ${r.machine}; ${r.seconds} s per point after ${r.warmup} s warm-up.`,
-    '',
-    '| payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client RSS MiB | server RSS MiB |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const p of r.points) {
-    lines.push(
-      p.ok
-        ? `| ${p.payload} | ${p.inflight} | ${p.transport} | ${fmt(p.rps)} | ${fmt(p.p50us)} | ${fmt(p.p99us)} | ${fmt(p.clientCpuUsPerReq, 1)} | ${fmt(p.serverCpuUsPerReq, 1)} | ${fmt(p.clientRssMiB)} | ${fmt(p.serverRssMiB)} |`
-        : `| ${p.payload} | ${p.inflight} | ${p.transport} | ${p.note} | | | | | | |`,
-    );
-  }
-  lines.push('', '| ratio (req/s, same run) | value |', '|---|---|');
-  for (const [k, v] of Object.entries(r.ratios)) lines.push(`| ${k} | ${v === undefined ? '—' : `${v.toFixed(2)}x`} |`);
-  return lines.join('\n') + '\n';
-}

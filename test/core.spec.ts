@@ -155,6 +155,32 @@ describe('FrameWriter', () => {
     expect(seqs).toHaveLength(2 * Math.ceil(ARENA_SIZE / 1000) + 5);
     expect(seqs.every((s, i) => s === i + 1)).toBe(true);
   });
+
+  it('keeps as many spare arenas as heavy traffic had busy at once, and reuses them', () => {
+    // a socket that completes its writes only when told: every full arena stays busy until then
+    const pending: (() => void)[] = [];
+    const socket = new Writable({ highWaterMark: 1 << 30, write: (_c, _e, cb) => void pending.push(cb) });
+    const w = new FrameWriter(socket, 1024);
+    const arenas = new Set<Buffer>();
+    const spy = (w as unknown as { arena: Buffer });
+    const msg = Buffer.alloc(16 * 1024, 1);
+    const fill = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        w.request(0, 5, undefined, i + 1, 9, msg, undefined, undefined);
+        arenas.add(spy.arena);
+      }
+      w.flush();
+    };
+    const perArena = Math.floor(ARENA_SIZE / (msg.length + 64));
+    fill(perArena * 8); // 8 arenas busy at once
+    expect(arenas.size).toBeGreaterThanOrEqual(8);
+    const before = arenas.size;
+    // the socket drains: the arenas come back (Writable hands over one write at a time)
+    for (let i = 0; i < 10_000 && pending.length > 0; i++) pending.shift()!();
+    expect(pending).toHaveLength(0);
+    fill(perArena * 6);
+    expect(arenas.size).toBe(before); // the same traffic again allocates no new arena
+  });
 });
 
 describe('action caches', () => {

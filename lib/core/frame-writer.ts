@@ -8,13 +8,22 @@ export const ARENA_SIZE = 256 * 1024;
 /** Pending bytes that trigger a flush before the end of the tick. */
 export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
 
-/** Spare arenas kept per writer. */
-const MAX_SPARE_ARENAS = 2;
+/**
+ * Spare arenas kept per writer: as many as were ever waiting on the socket
+ * at once (what the traffic in flight needed), at least 2, at most 32
+ * (8 MiB). Fewer, and heavy traffic (16 KiB x 1024 in flight) allocates a
+ * fresh 256 KiB arena for most flushes, each a GC triggered by external
+ * memory.
+ */
+const MIN_SPARE_ARENAS = 2;
+const MAX_SPARE_ARENAS = 32;
 
 /** A write buffer and the socket writes still reading from it. */
 class Arena {
   writes = 0;
   retired = false;
+  /** counted in the writer's `retiredBusy` */
+  counted = false;
   readonly written: () => void;
   constructor(
     readonly buf: Buffer,
@@ -45,6 +54,10 @@ export class FrameWriter {
   private current: Arena;
   private arena: Buffer;
   private readonly spare: Arena[] = [];
+  /** arenas retired and still read by socket writes */
+  private retiredBusy = 0;
+  /** spares kept: the most arenas ever busy at once, bounded */
+  private keep = MIN_SPARE_ARENAS;
   /** first byte not yet handed to the socket */
   private start = 0;
   /** first free byte; start <= pos <= arena.length */
@@ -142,7 +155,11 @@ export class FrameWriter {
 
   /** An arena whose writes have all completed comes back for reuse. */
   recycle(arena: Arena): void {
-    if (arena.buf.length === ARENA_SIZE && this.spare.length < MAX_SPARE_ARENAS) {
+    if (arena.counted) {
+      arena.counted = false;
+      this.retiredBusy--;
+    }
+    if (arena.buf.length === ARENA_SIZE && this.spare.length < this.keep) {
       arena.retired = false;
       this.spare.push(arena);
     }
@@ -154,6 +171,10 @@ export class FrameWriter {
       const old = this.current;
       old.retired = true;
       if (old.writes === 0) this.recycle(old);
+      else {
+        old.counted = true;
+        if (++this.retiredBusy >= this.keep) this.keep = Math.min(MAX_SPARE_ARENAS, this.retiredBusy + 1);
+      }
       const next = size <= ARENA_SIZE ? this.spare.pop() : undefined;
       this.current = next ?? new Arena(Buffer.allocUnsafe(Math.max(ARENA_SIZE, size)), this);
       this.arena = this.current.buf;

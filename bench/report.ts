@@ -1,0 +1,199 @@
+/**
+ * Turns the raw points of an interleaved benchmark into medians with their
+ * spread, ratios taken within each run (side by side) then summarised, the
+ * targets of issue 14 checked, and the markdown the README shows.
+ */
+export interface Point {
+  run: number;
+  placement: string;
+  transport: string;
+  payload: string;
+  inflight: number;
+  ok: boolean;
+  note?: string;
+  rps?: number;
+  p50us?: number;
+  p99us?: number;
+  clientCpuUsPerReq?: number;
+  serverCpuUsPerReq?: number;
+  clientRssMiB?: number;
+  serverRssMiB?: number;
+  errors?: number;
+  /** 1-minute load average when the point started */
+  load: number;
+  /** CPUs the server and the client were allowed to run on */
+  serverCpus: string;
+  clientCpus: string;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export interface Summary {
+  placement: string;
+  transport: string;
+  payload: string;
+  inflight: number;
+  ok: boolean;
+  rps?: Spread;
+  p50us?: Spread;
+  p99us?: Spread;
+  clientCpuUsPerReq?: Spread;
+  serverCpuUsPerReq?: Spread;
+  clientRssMiB?: number;
+  serverRssMiB?: number;
+  load?: Spread;
+  failed: number;
+}
+
+export interface Target {
+  name: string;
+  ratio: string;
+  atLeast?: number;
+  atMost?: number;
+  value?: number;
+  met?: boolean;
+}
+
+export interface Report {
+  date: string;
+  machine: string;
+  method: { runs: number; seconds: number; warmup: number; placements: string[]; order: string };
+  points: Point[];
+  summary: Summary[];
+  ratios: Record<string, Spread>;
+  targets: Target[];
+}
+
+export function spread(values: number[]): Spread | undefined {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+const key = (p: { placement: string; transport: string; payload: string; inflight: number }) => `${p.placement}|${p.transport}|${p.payload}|${p.inflight}`;
+
+export function summarise(points: Point[]): Summary[] {
+  const groups = new Map<string, Point[]>();
+  for (const p of points) {
+    const k = key(p);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(p);
+  }
+  const out: Summary[] = [];
+  for (const ps of groups.values()) {
+    const ok = ps.filter((p) => p.ok);
+    const pick = (f: (p: Point) => number | undefined) => spread(ok.map(f).filter((x): x is number => x !== undefined));
+    out.push({
+      placement: ps[0]!.placement,
+      transport: ps[0]!.transport,
+      payload: ps[0]!.payload,
+      inflight: ps[0]!.inflight,
+      ok: ok.length > 0,
+      rps: pick((p) => p.rps),
+      p50us: pick((p) => p.p50us),
+      p99us: pick((p) => p.p99us),
+      clientCpuUsPerReq: pick((p) => p.clientCpuUsPerReq),
+      serverCpuUsPerReq: pick((p) => p.serverCpuUsPerReq),
+      clientRssMiB: Math.max(0, ...ok.map((p) => p.clientRssMiB ?? 0)),
+      serverRssMiB: Math.max(0, ...ok.map((p) => p.serverRssMiB ?? 0)),
+      load: spread(ps.map((p) => p.load)),
+      failed: ps.length - ok.length,
+    });
+  }
+  return out;
+}
+
+/** `a/b` req/s within each run (the two points ran minutes apart at most), summarised over runs. */
+export function ratioOf(points: Point[], placement: string, a: string, b: string, payload: string, inflight: number): Spread | undefined {
+  const runs = [...new Set(points.map((p) => p.run))];
+  const values: number[] = [];
+  for (const run of runs) {
+    const find = (t: string) => points.find((p) => p.run === run && p.placement === placement && p.transport === t && p.payload === payload && p.inflight === inflight && p.ok);
+    const pa = find(a);
+    const pb = find(b);
+    if (pa?.rps && pb?.rps) values.push(pa.rps / pb.rps);
+  }
+  return spread(values);
+}
+
+const PAIRS: [string, string][] = [
+  ['occams', 'nest-tcp'],
+  ['occams', 'grpc'],
+  ['occams', 'limit-msgpack'],
+  ['stream', 'limit-msgpack'],
+];
+
+export function ratios(points: Point[]): Record<string, Spread> {
+  const out: Record<string, Spread> = {};
+  const combos = new Set(points.map((p) => `${p.placement}|${p.payload}|${p.inflight}`));
+  for (const c of combos) {
+    const [placement, payload, inflight] = c.split('|') as [string, string, string];
+    for (const [a, b] of PAIRS) {
+      const r = ratioOf(points, placement, a, b, payload, Number(inflight));
+      if (r) out[`${a}/${b} ${payload} x${inflight} ${placement}`] = r;
+    }
+  }
+  return out;
+}
+
+/** The targets of issue 14, checked against the medians. */
+export function targets(r: Record<string, Spread>, summary: Summary[]): Target[] {
+  const t: Target[] = [];
+  const ratio = (name: string, k: string, atLeast: number) => {
+    const v = r[k]?.median;
+    t.push({ name, ratio: k, atLeast, value: v, met: v === undefined ? undefined : v >= atLeast });
+  };
+  for (const placement of ['auto', 'apart']) {
+    ratio(`occams / Nest TCP, small x1024, ${placement}`, `occams/nest-tcp small x1024 ${placement}`, 5);
+    ratio(`occams / Nest TCP, small x64, ${placement}`, `occams/nest-tcp small x64 ${placement}`, 3);
+  }
+  ratio('occams / bare+msgpack, small x64', 'occams/limit-msgpack small x64 auto', 0.85);
+  ratio('occams / bare+msgpack, small x1024', 'occams/limit-msgpack small x1024 auto', 0.85);
+  ratio('occams / bare+msgpack, 16 KiB x1024', 'occams/limit-msgpack 16k x1024 auto', 0.8);
+  for (const n of [64, 1024]) ratio(`stream / bare+msgpack, small x${n}`, `stream/limit-msgpack small x${n} auto`, 0.95);
+  for (const placement of ['auto', 'apart']) {
+    const p50 = (tr: string) => summary.find((s) => s.placement === placement && s.transport === tr && s.payload === 'small' && s.inflight === 1)?.p50us?.median;
+    const a = p50('occams');
+    const b = p50('limit-msgpack');
+    if (a !== undefined && b !== undefined) t.push({ name: `p50 at 1 in flight, occams / bare+msgpack, ${placement}`, ratio: 'p50 occams/limit-msgpack small x1', atMost: 1.15, value: a / b, met: a / b <= 1.15 });
+  }
+  return t;
+}
+
+const f = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d));
+const sp = (s: Spread | undefined, d = 0) => (s === undefined ? '—' : s.n > 1 ? `${f(s.median, d)} (${f(s.min, d)}–${f(s.max, d)})` : f(s.median, d));
+
+export function markdown(r: Report): string {
+  const m = r.method;
+  const lines = [
+    `Run ${r.date} on ${r.machine}. ${m.runs} runs, ${m.order}; ${m.seconds} s per point after ${m.warmup} s warm-up. Medians, with min–max over the runs in parentheses. Placements: ${m.placements.join(', ')} (auto: no pinning; apart: server on CPU 0, client on CPU 1, with taskset).`,
+    '',
+    '| target | ratio (median, min–max) | met |',
+    '|---|---|---|',
+  ];
+  for (const t of r.targets) {
+    const s = Object.entries(r.ratios).find(([k]) => k === t.ratio)?.[1];
+    const bound = t.atLeast !== undefined ? `>= ${t.atLeast}` : `<= ${t.atMost}`;
+    const val = s && !t.ratio.startsWith('p50') ? sp(s, 2) : f(t.value, 2);
+    lines.push(`| ${t.name} (${bound}) | ${val} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} |`);
+  }
+  lines.push('', '| placement | payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client RSS MiB | server RSS MiB | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const s of r.summary) {
+    const fail = s.failed ? ` (${s.failed} failed)` : '';
+    lines.push(
+      s.ok
+        ? `| ${s.placement} | ${s.payload} | ${s.inflight} | ${s.transport} | ${sp(s.rps)}${fail} | ${sp(s.p50us)} | ${sp(s.p99us)} | ${f(s.clientCpuUsPerReq?.median, 1)} | ${f(s.serverCpuUsPerReq?.median, 1)} | ${f(s.clientRssMiB)} | ${f(s.serverRssMiB)} | ${f(s.load?.median, 1)} |`
+        : `| ${s.placement} | ${s.payload} | ${s.inflight} | ${s.transport} | no request completed (stalled) | | | | | | | |`,
+    );
+  }
+  lines.push('', '| ratio (req/s, within each run) | median | min | max |', '|---|---|---|---|');
+  for (const [k, v] of Object.entries(r.ratios)) lines.push(`| ${k} | ${f(v.median, 2)}x | ${f(v.min, 2)}x | ${f(v.max, 2)}x |`);
+  return lines.join('\n') + '\n';
+}
