@@ -1,7 +1,7 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, type Subscriber, type TeardownLogic } from 'rxjs';
 import type { OccamsError } from '../errors.js';
 import type { CallHandle, CallOptions, ResponseHandler } from '../client/call.js';
 import type { ClientPool, PoolState } from '../client/client-pool.js';
@@ -139,12 +139,12 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
       return new Observable((s) => s.error(new InvalidMessageException()));
     }
     const action = this.action(pattern);
-    return new Observable<TResult>((subscriber) => {
-      const handler = new SubscriberHandler(subscriber);
-      const handle = (this.pool ?? this.open()).call(action, data, handler, this.callOptions(action, data, pattern, options, false));
-      handler.handle = handle;
-      return handler;
-    });
+    return new CallObservable<TResult>(this, action, data, this.callOptions(action, data, pattern, options, false));
+  }
+
+  /** @internal The caller for `send()`'s subscriptions (opened on first use). */
+  caller(): FailoverPool {
+    return this.pool ?? this.open();
   }
 
   /**
@@ -236,6 +236,27 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     } else {
       this._status$.next('disconnected');
     }
+  }
+}
+
+/**
+ * What `send()` returns: cold, each subscription one call. A subclass
+ * rather than `new Observable(fn)`: no closure per call on the hot path.
+ */
+class CallObservable<T> extends Observable<T> {
+  constructor(
+    private readonly client: OccamsClient,
+    private readonly action: string,
+    private readonly data: unknown,
+    private readonly options: CallOptions | undefined,
+  ) {
+    super();
+  }
+  // rxjs calls it for each subscription (internal in its typings, stable since rxjs 5)
+  protected _subscribe(subscriber: Subscriber<T>): TeardownLogic {
+    const handler = new SubscriberHandler(subscriber);
+    handler.handle = this.client.caller().call(this.action, this.data, handler, this.options);
+    return handler;
   }
 }
 
