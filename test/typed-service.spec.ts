@@ -12,7 +12,9 @@ import { Packr } from 'msgpackr';
 import { firstValueFrom, lastValueFrom, type Observable, toArray } from 'rxjs';
 import {
   ClientStream,
+  FailoverPool,
   InjectOccamsService,
+  InvalidOptionError,
   InternalError,
   MethodDispatch,
   MethodNotFoundError,
@@ -26,14 +28,17 @@ import {
   RpcServer,
   type ServiceHandlers,
   type TcpAddress,
+  OccamsService,
   defineService,
   method,
   occamsServiceToken,
   serviceClient,
+  stream,
 } from '../lib/index.js';
 import { EDOM, OverQuota, Refusal, Vault, VaultErrno, VaultModule } from './support/vault-service.js';
 import { v1Request, v1Exchange } from './support/raw-v1.js';
 import { MemoryLogger } from './support/servers.js';
+import type { OccamsError as OccamsErrorType } from '../lib/index.js';
 
 const msgpack = new Packr({ useRecords: false });
 
@@ -319,5 +324,77 @@ describe('a raw occams v1 client calling the typed Nest service', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe("a definition's idempotent flag decides retries after a timeout", () => {
+  const Op = defineService('Op', {
+    idem: method<number, string>({ idempotent: true }),
+    once: method<number, string>(),
+  });
+
+  it('is retried on the next server when the definition says so, unless the call says otherwise (Nest client and stream layer)', async () => {
+    const runs = { a: 0, b: 0 };
+    const start = async (name: 'a' | 'b') => {
+      const run = () => (runs[name]++, name === 'a' ? new Promise<string>(() => {}) : name); // a hangs, b answers
+      const server = new RpcServer(new MethodDispatch({}, new MemoryLogger()).addService(Op, { idem: run, once: run }), { logger: new MemoryLogger() });
+      return { server, port: ((await server.listen()) as TcpAddress).port };
+    };
+    const [a, b] = [await start('a'), await start('b')];
+    const addresses = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]; // first healthy: a first
+    const client = new OccamsClient({ addresses, timerResolution: 50 });
+    const pool = new FailoverPool(addresses, { timerResolution: 50 });
+    try {
+      const op = client.service(Op);
+      expect(await op.idem.request(1, { timeout: 150 })).toBe('b');
+      expect(await firstValueFrom(op.idem(1, { timeout: 150 }))).toBe('b');
+      const before = runs.b;
+      expect(((await failure(op.once.request(1, { timeout: 150 }))) as OccamsErrorType).code).toBe('rpc_timeout');
+      expect(((await failure(op.idem.request(1, { timeout: 150, idempotent: false }))) as OccamsErrorType).code).toBe('rpc_timeout');
+      expect(runs.b).toBe(before);
+      expect(await serviceClient(pool, Op).idem(1, { timeout: 150 })).toBe('b');
+    } finally {
+      await client.close();
+      await pool.close();
+      await Promise.all([a.server.destroy(), b.server.destroy()]);
+    }
+  });
+});
+
+describe('definitions are checked where they are written', () => {
+  class NoFromWire extends Error {
+    static readonly wire = 'errno';
+    toWire(): number {
+      return 1;
+    }
+  }
+
+  it('refuses bad names, unknown options, non-error classes and clashing wire names, naming them', async () => {
+    const err = async (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(InvalidOptionError);
+        return (e as InvalidOptionError).message;
+      }
+      throw new Error('expected an InvalidOptionError');
+    };
+    expect(await err(() => defineService('Bad.Name', {}))).toContain("a service name is a non-empty string without '.'");
+    expect(await err(() => method({ idempotnet: true } as never))).toBe('invalid option idempotnet: not an option of method() (did you mean idempotent?)');
+    expect(await err(() => method({ errors: NoFromWire } as never))).toBe('invalid option errors: NoFromWire needs a static fromWire()');
+    expect(await err(() => stream({ errors: Error } as never))).toContain("Error needs a static wire of 'errno', 'message', 'value'");
+    expect(await err(() => defineService('S', { a: method(), b: method({ name: 'a' }) }))).toBe('invalid option S.b: travels as S.a, as S.a does');
+    expect(await err(() => defineService('S', { a: (() => 1) as never }))).toBe('invalid option S.a: expected method() or stream()');
+    expect(await err(() => serviceClient({ call: () => ({}) } as never, Vault, { codex: 1 } as never))).toContain('not an option of serviceClient (did you mean codec?)');
+  });
+
+  it('refuses, at run time too, an implementation that misses a method (JavaScript, casts)', () => {
+    class Partial {
+      add() {
+        return 1;
+      }
+    }
+    expect(() => OccamsService(Vault)(Partial as never)).toThrow('@OccamsService(Vault): Partial has no method echo');
+    expect(() => new MethodDispatch().addService(Vault, { add: () => 1 } as never)).toThrow('MethodDispatch.addService(Vault): the implementation has no method echo');
   });
 });

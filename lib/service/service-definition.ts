@@ -76,13 +76,19 @@ export type ErrorOf<M> = M extends MethodDefinition<any, any, infer E> ? E : M e
 /** With an error type argument, `errors` must be given, and be that class. */
 type OptionsFor<E extends Error> = [E] extends [never] ? [options?: MethodOptions] : [options: MethodOptions<E> & { errors: ErrorClass<E> }];
 
+/*
+ * The type arguments are never inferred from where the definition is used
+ * (NoInfer): `method()` inside `defineService` is void to void with no
+ * declared error, as it is anywhere else, not `any`.
+ */
+
 /** A method answering one value: `method<[number, number], number, DivError>({ errors: DivError })`. */
-export function method<A = void, R = void, E extends Error = never>(...[options]: OptionsFor<E>): MethodDefinition<A, R, E> {
+export function method<A = void, R = void, E extends Error = never>(...[options]: OptionsFor<E>): MethodDefinition<NoInfer<A>, NoInfer<R>, NoInfer<E>> {
   return Object.freeze({ kind: 'method' as const, ...checkOptions(options) });
 }
 
 /** A method answering a stream of items: `stream<number, number>()` (an Observable or AsyncIterable on both sides). */
-export function stream<A = void, I = unknown, E extends Error = never>(...[options]: OptionsFor<E>): StreamDefinition<A, I, E> {
+export function stream<A = void, I = unknown, E extends Error = never>(...[options]: OptionsFor<E>): StreamDefinition<NoInfer<A>, NoInfer<I>, NoInfer<E>> {
   return Object.freeze({ kind: 'stream' as const, ...checkOptions(options) });
 }
 
