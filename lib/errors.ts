@@ -173,9 +173,12 @@ export class GoingAwayError extends OccamsError {
  */
 export class RemoteErrnoError extends OccamsError {
   readonly errno: number;
+  /** The handler's own message, when the server sent one (flag 6); `message` falls back to a generic one. */
+  readonly reason: string | undefined;
   constructor(errno: number, message?: string) {
     super(ErrorCode.UserErrno, message ?? `remote error errno ${errno}`);
     this.errno = errno;
+    this.reason = message;
   }
 }
 

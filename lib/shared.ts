@@ -1,4 +1,4 @@
-// What both sides of the stream layer share with users: errors, codecs, addresses, the wire.
+// What both sides of the stream layer share with users: errors, codecs, addresses, the wire, service definitions.
 export {
   CancelledError,
   ClosedError,
@@ -25,3 +25,22 @@ export {
 export { type Codec, MsgpackCodec, msgpackCodec } from './codec/index.js';
 export { type Address, type AddressLike, type TcpAddress, type UnixAddress, formatAddress, parseAddress } from './transport/address.js';
 export * as protocol from './protocol/index.js';
+export {
+  type AnyMethodDefinition,
+  type ArgOf,
+  type ErrnoErrorClass,
+  type ErrorClass,
+  type ErrorOf,
+  type ErrorWireForm,
+  type MessageErrorClass,
+  type MethodDefinition,
+  type MethodOptions,
+  type ResultOf,
+  type ServiceDefinition,
+  type ServiceMethods,
+  type StreamDefinition,
+  type ValueErrorClass,
+  defineService,
+  method,
+  stream,
+} from './service/index.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Codec } from '../lib/codec/codec.js';
 import { FakeClock } from './support/fake-clock.js';
 import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
-import { ErrnoReply, ErrorReply } from '../lib/server/method-dispatch.js';
+import { ErrnoReply, ErrorReply } from '../lib/server/user-replies.js';
 import { ClientStream } from '../lib/client/client-stream.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';

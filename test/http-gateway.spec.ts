@@ -72,6 +72,8 @@ describe('the sample gateway in front of the sample calculator', () => {
 
   it('answers results, and user errors as 422 with the code, message and errno', async () => {
     expect(await get(`${base}/add/2/3`)).toEqual({ status: 200, body: '5' });
+    expect(await get(`${base}/count/3`)).toEqual({ status: 200, body: '[1,2,3]' }); // a typed stream, collected
+    // the typed client raises DivError and InvalidArgument; the gateway's filter lists them, so they answer as the remote errors they came from
     expect(await get(`${base}/div/1/0`)).toEqual({
       status: 422,
       body: { statusCode: 422, code: 'user_error', message: 'division by zero' },

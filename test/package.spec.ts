@@ -149,7 +149,9 @@ const expectedReport = (kind: string) => ({
   sums: [42, 43],
   errno: { occams: true, remoteErrno: true, code: 'user_errno', errno: 22, message: 'bad input' },
   rpc: { occams: true, remoteErrno: false, code: 'user_error', message: 'plain message' },
+  typed: { half: 21, odd: true, occams: false },
   stream: 42,
+  typedStream: 42,
   subpaths: ['function', 'function'],
 });
 

@@ -135,17 +135,21 @@ export class Call extends TimedEntry implements Waiter {
   }
 }
 
+/** Turns a call's OccamsError into what its caller raises (the typed layer's declared errors). */
+export type ErrorMapper = (err: OccamsError) => unknown;
+
 /** Adapts a call to a Promise (the convenient, slightly slower API). */
 export class PromiseHandler implements ResponseHandler {
   constructor(
     private readonly resolve: (value: unknown) => void,
-    private readonly reject: (err: OccamsError) => void,
+    private readonly reject: (err: unknown) => void,
+    private readonly mapError?: ErrorMapper,
   ) {}
   onResult(value: unknown): void {
     this.resolve(value);
   }
   onError(err: OccamsError): void {
-    this.reject(err);
+    this.reject(this.mapError === undefined ? err : this.mapError(err));
   }
 }
 

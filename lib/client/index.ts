@@ -1,6 +1,7 @@
 // The client side of the stream layer: what users construct and catch.
-export type { CallHandle, CallOptions, Caller, CreditOwner, ResponseHandler, StreamFlow } from './call.js';
+export type { CallHandle, CallOptions, Caller, CreditOwner, ErrorMapper, ResponseHandler, StreamFlow } from './call.js';
 export { DEFAULT_STREAM_WINDOW, StreamIterator, type StreamCallOptions, streamCall } from './stream-iterator.js';
+export { type ServiceCallArgs, type ServiceCallOptions, type ServiceClient, type ServiceClientOptions, serviceClient } from './service-client.js';
 export {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,

@@ -2,6 +2,7 @@ import { optionNames } from '../core/validate.js';
 import type { ClientStreamOptions } from './client-options.js';
 import type { ClientPoolOptions } from './client-pool.js';
 import type { FailoverPoolOptions } from './failover-pool.js';
+import type { ServiceClientOptions } from './service-client.js';
 
 /**
  * The option names of each client component, checked against its options
@@ -44,3 +45,5 @@ export const FAILOVER_POOL_OPTIONS = optionNames<FailoverPoolOptions>({
   resolver: true,
   poolFactory: true,
 });
+
+export const SERVICE_CLIENT_OPTIONS = optionNames<ServiceClientOptions>({ codec: true });

@@ -1,7 +1,7 @@
 import { Fifo } from '../core/fifo.js';
 import type { OccamsError } from '../errors.js';
 import { DEFAULT_STREAM_CREDIT, MAX_STREAM_CREDIT } from '../protocol/extensions.js';
-import type { CallHandle, CallOptions, Caller, CreditOwner, ResponseHandler, StreamFlow } from './call.js';
+import type { CallHandle, CallOptions, Caller, CreditOwner, ErrorMapper, ResponseHandler, StreamFlow } from './call.js';
 
 /** Items a stream's server may send ahead of its consumer, by default. */
 export const DEFAULT_STREAM_WINDOW = DEFAULT_STREAM_CREDIT;
@@ -13,7 +13,7 @@ export interface StreamCallOptions extends Omit<CallOptions, 'flow' | 'event'> {
 
 interface Waiter<T> {
   resolve(r: IteratorResult<T>): void;
-  reject(err: OccamsError): void;
+  reject(err: unknown): void;
 }
 
 /**
@@ -30,7 +30,8 @@ interface Waiter<T> {
  *      └──────── CREDIT(n) once half the window has been taken ───┘
  *
  * A result that is not a stream yields its one value (if any) and ends.
- * Errors reject the pending `next()` (then the iterator is done).
+ * Errors reject the pending `next()` (then the iterator is done), as
+ * `mapError` makes them when given (the typed layer's declared errors).
  */
 export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, ResponseHandler, StreamFlow {
   readonly window: number;
@@ -40,7 +41,9 @@ export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, Re
   private started = false;
   /** the call is over: final answer, error, or return() */
   private ended = false;
-  private failure: OccamsError | undefined;
+  /** the error the next `next()` rejects with; `hasFailure` tells it apart from none */
+  private failure: unknown = undefined;
+  private hasFailure = false;
   private owner: CreditOwner | undefined;
   private seq = 0;
   /** items taken since credit was last granted */
@@ -52,6 +55,7 @@ export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, Re
     private readonly action: string | number,
     private readonly value: unknown,
     private readonly options: StreamCallOptions = {},
+    private readonly mapError?: ErrorMapper,
   ) {
     const w = options.window ?? DEFAULT_STREAM_WINDOW;
     this.window = Number.isSafeInteger(w) && w >= 1 ? Math.min(w, MAX_STREAM_CREDIT) : DEFAULT_STREAM_WINDOW;
@@ -74,9 +78,10 @@ export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, Re
       this.took();
       return Promise.resolve({ value, done: false });
     }
-    if (this.failure !== undefined) {
+    if (this.hasFailure) {
       const err = this.failure;
       this.failure = undefined;
+      this.hasFailure = false;
       return Promise.reject(err);
     }
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
@@ -92,6 +97,7 @@ export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, Re
     }
     this.items.drain();
     this.failure = undefined;
+    this.hasFailure = false;
     this.release();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -116,9 +122,12 @@ export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, Re
   onError(err: OccamsError): void {
     if (this.ended) return;
     this.ended = true;
+    const raised = this.mapError === undefined ? err : this.mapError(err);
     const w = this.waiters.shift();
-    if (w === undefined) this.failure = err;
-    else w.reject(err);
+    if (w === undefined) {
+      this.failure = raised;
+      this.hasFailure = true;
+    } else w.reject(raised);
     this.release();
   }
 

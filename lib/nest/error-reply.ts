@@ -1,5 +1,6 @@
 import { ErrorCode } from '../errors.js';
 import type { ServerRequest } from '../server/server-request.js';
+import { ErrnoReply, ErrorReply, replyWithUserError } from '../server/user-replies.js';
 
 /** What Nest's BaseRpcExceptionFilter emits for an exception it does not know. */
 const UNKNOWN_EXCEPTION_MESSAGE = 'Internal server error';
@@ -13,9 +14,14 @@ const UNKNOWN_EXCEPTION_MESSAGE = 'Internal server error';
  *                                  -> errno and message (flag 6 to clients that speak it, else flag 1)
  *   RpcException({ any: 'object' })-> the object                         -> encoded with the codec
  *   any other thrown error         -> { status: 'error', message: 'Internal server error' } -> rpc_internal_err
+ *   a method's declared error      -> ErrnoReply / ErrorReply (by @OccamsService's filter) -> its wire form
  * A custom filter may emit anything; strings go as messages, the rest is encoded.
  */
 export function replyWithError(req: ServerRequest, err: unknown): void {
+  if (err instanceof ErrnoReply || err instanceof ErrorReply) {
+    replyWithUserError(req, err);
+    return;
+  }
   if (typeof err === 'string') {
     req.error(err);
     return;

@@ -7,3 +7,5 @@ export * from './occams-module.js';
 export * from './occams-server.js';
 export * from './occams-transport.js';
 export * from './server-config.js';
+export { type OccamsServiceImplementation, OccamsService } from './occams-service.js';
+export { type OccamsMethodCall, type OccamsServiceClient, type OccamsStreamCall } from './occams-service-client.js';

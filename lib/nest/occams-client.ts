@@ -3,15 +3,20 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { Observable, type Subscriber, type TeardownLogic } from 'rxjs';
 import type { OccamsError } from '../errors.js';
-import type { CallHandle, CallOptions, ResponseHandler } from '../client/call.js';
+import type { CallHandle, CallOptions, ErrorMapper, ResponseHandler } from '../client/call.js';
 import type { ClientPool, PoolState } from '../client/client-pool.js';
 import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.js';
 import { FAILOVER_POOL_OPTIONS } from '../client/option-names.js';
 import { optionNames } from '../core/validate.js';
 import { type AddressLike, addressFromParts } from '../transport/address.js';
 import { StreamIterator } from '../client/stream-iterator.js';
+import { type MethodBinding, wireArg } from '../client/service-client.js';
+import { PromiseHandler } from '../client/call.js';
+import { msgpackCodec } from '../codec/msgpack-codec.js';
+import type { ServiceDefinition } from '../service/service-definition.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { checkNestOptions } from './nest-options.js';
+import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';
 
 export interface OccamsClientOptions extends FailoverPoolOptions {
   /** TCP host; default 127.0.0.1 */
@@ -90,6 +95,8 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
   private readonly listeners: [keyof OccamsClientEvents, (...args: any[]) => void][] = [];
   private readonly isIdempotent: (pattern: string) => boolean;
   private wasConnected = false;
+  /** typed clients made by `service()`, one per definition */
+  private readonly typed = new WeakMap<ServiceDefinition, unknown>();
 
   constructor(options: OccamsClientOptions = {}) {
     super();
@@ -138,8 +145,46 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     if (pattern === null || pattern === undefined || data === null || data === undefined) {
       return new Observable((s) => s.error(new InvalidMessageException()));
     }
-    const action = this.action(pattern);
-    return new CallObservable<TResult>(this, action, data, this.callOptions(action, data, pattern, options, false));
+    return this.observe<TResult>(this.action(pattern), data, pattern, options, undefined);
+  }
+
+  /**
+   * The typed client of a service definition: `client.service(Calculator).add([1, 2])`
+   * is an Observable of 3; see OccamsServiceClient. One per definition and client.
+   */
+  service<D extends ServiceDefinition>(def: D): OccamsServiceClient<D> {
+    let typed = this.typed.get(def) as OccamsServiceClient<D> | undefined;
+    if (typed === undefined) {
+      typed = occamsServiceClient(this, def, this.poolOptions.codec ?? msgpackCodec);
+      this.typed.set(def, typed);
+    }
+    return typed;
+  }
+
+  /** @internal One typed method, as `send()`: an Observable of its result or items. */
+  sendMethod<T>(b: MethodBinding, arg: unknown, options: OccamsCallOptions | undefined): Observable<T> {
+    return this.observe<T>(b.action, wireArg(arg), b.action, options, b);
+  }
+
+  /** @internal One typed method, as `request()`. */
+  requestMethod<T>(b: MethodBinding, arg: unknown, options: OccamsCallOptions | undefined): Promise<T> {
+    const data = wireArg(arg);
+    const callOptions = this.callOptions(b.action, data, b.action, options, false, undefined, b.idempotent);
+    return new Promise((resolve, reject) => {
+      void (this.pool ?? this.open()).call(b.action, data, new PromiseHandler(resolve as (v: unknown) => void, reject, b.mapError), callOptions);
+    });
+  }
+
+  /** @internal One typed stream, as `stream()`. */
+  streamMethod<T>(b: MethodBinding, arg: unknown, options: OccamsStreamOptions | undefined): AsyncIterableIterator<T> {
+    const data = wireArg(arg);
+    const callOptions = this.callOptions(b.action, data, b.action, options, false, undefined, b.idempotent);
+    return new StreamIterator<T>(this.pool ?? this.open(), b.action, data, { ...callOptions, window: options?.window }, b.mapError);
+  }
+
+  /** A cold Observable of one call per subscription (options, deadline and dispatch hook read at subscribe time). */
+  private observe<T>(action: string, data: unknown, pattern: unknown, options: OccamsCallOptions | undefined, b: MethodBinding | undefined): Observable<T> {
+    return new CallObservable<T>(this, action, data, this.callOptions(action, data, pattern, options, false, undefined, b?.idempotent), b?.mapError);
   }
 
   /** @internal The caller for `send()`'s subscriptions (opened on first use). */
@@ -193,6 +238,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     options: OccamsCallOptions | undefined,
     event: boolean,
     packet?: ReadPacket,
+    definedIdempotent?: boolean,
   ): CallOptions | undefined {
     let meta: Record<string, unknown> | undefined;
     if (this.onDispatchHook !== undefined) {
@@ -203,7 +249,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
       meta = packet.metadata;
     }
     if (options?.metadata !== undefined) meta = { ...meta, ...options.metadata };
-    const idempotent = options?.idempotent ?? this.isIdempotent(action);
+    const idempotent = options?.idempotent ?? definedIdempotent ?? this.isIdempotent(action);
     if (options === undefined && meta === undefined && !event && !idempotent) return undefined;
     const out: CallOptions = { event, idempotent };
     if (meta !== undefined) out.meta = meta;
@@ -249,12 +295,13 @@ class CallObservable<T> extends Observable<T> {
     private readonly action: string,
     private readonly data: unknown,
     private readonly options: CallOptions | undefined,
+    private readonly mapError: ErrorMapper | undefined,
   ) {
     super();
   }
   // rxjs calls it for each subscription (internal in its typings, stable since rxjs 5)
   protected _subscribe(subscriber: Subscriber<T>): TeardownLogic {
-    const handler = new SubscriberHandler(subscriber);
+    const handler = new SubscriberHandler(subscriber, this.mapError);
     handler.handle = this.client.caller().call(this.action, this.data, handler, this.options);
     return handler;
   }
@@ -267,7 +314,10 @@ class CallObservable<T> extends Observable<T> {
 class SubscriberHandler implements ResponseHandler {
   handle: CallHandle | undefined;
   private done = false;
-  constructor(private readonly subscriber: Subscriber<any>) {}
+  constructor(
+    private readonly subscriber: Subscriber<any>,
+    private readonly mapError: ErrorMapper | undefined,
+  ) {}
   onItem(value: unknown): void {
     this.subscriber.next(value);
   }
@@ -278,7 +328,7 @@ class SubscriberHandler implements ResponseHandler {
   }
   onError(err: OccamsError): void {
     this.done = true;
-    this.subscriber.error(err);
+    this.subscriber.error(this.mapError === undefined ? err : this.mapError(err));
   }
   unsubscribe(): void {
     if (!this.done) {

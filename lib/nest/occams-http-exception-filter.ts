@@ -51,15 +51,24 @@ export interface OccamsHttpErrorBody {
  *   app.useGlobalFilters(new OccamsHttpExceptionFilter(app.get(HttpAdapterHost)));
  *   // or { provide: APP_FILTER, useClass: OccamsHttpExceptionFilter }, or @UseFilters(OccamsHttpExceptionFilter)
  *
+ * A typed client's declared errors (DivError, ...) are not OccamsErrors; a
+ * subclass that lists them answers them as the remote user error they came
+ * from (their `cause`), 422:
+ *
+ *   @Catch(OccamsError, DivError)
+ *   class CalculatorHttpFilter extends OccamsHttpExceptionFilter {}
+ *
  * Override `statusOf` / `bodyOf` in a subclass to change the mapping. Other
  * exceptions are left to Nest's handlers; outside HTTP the error is passed on.
  */
 @Catch(OccamsError)
-export class OccamsHttpExceptionFilter implements ExceptionFilter<OccamsError> {
+export class OccamsHttpExceptionFilter implements ExceptionFilter<Error> {
   constructor(@Optional() private readonly adapterHost?: HttpAdapterHost) {}
 
-  catch(err: OccamsError, host: ArgumentsHost): void | Observable<never> {
-    if (host.getType() !== 'http') return throwError(() => err);
+  catch(caught: Error, host: ArgumentsHost): void | Observable<never> {
+    if (host.getType() !== 'http') return throwError(() => caught);
+    const err = caught instanceof OccamsError ? caught : caught?.cause;
+    if (!(err instanceof OccamsError)) throw caught; // a class listed in a subclass's @Catch, not from a call
     const status = this.statusOf(err);
     const body = this.bodyOf(err, status);
     const res = host.switchToHttp().getResponse<Record<string, any>>();
@@ -72,7 +81,7 @@ export class OccamsHttpExceptionFilter implements ExceptionFilter<OccamsError> {
     } else if (typeof res.code === 'function' && typeof res.send === 'function') {
       res.code(status).send(body); // Fastify, likewise
     } else {
-      throw err;
+      throw caught;
     }
   }
 

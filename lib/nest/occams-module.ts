@@ -1,4 +1,5 @@
 import { type DynamicModule, Inject, Module, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
+import type { ServiceDefinition } from '../service/service-definition.js';
 import { OCCAMS_CLIENT_OPTIONS, OccamsClient, type OccamsClientOptions } from './occams-client.js';
 import { checkNestOptions } from './nest-options.js';
 
@@ -6,6 +7,8 @@ import { checkNestOptions } from './nest-options.js';
 export interface OccamsClientProviderOptions extends OccamsClientOptions {
   /** the injection token (`@InjectOccamsClient('CALC')`) */
   name: string | symbol;
+  /** service definitions to provide typed clients of (`@InjectOccamsService('CALC', Calculator)`) */
+  services?: ServiceDefinition[];
 }
 
 export interface OccamsClientOptionsFactory {
@@ -15,6 +18,8 @@ export interface OccamsClientOptionsFactory {
 /** One named client configured at run time (ConfigService and friends). */
 export interface OccamsClientAsyncProviderOptions extends Pick<ModuleMetadata, 'imports'> {
   name: string | symbol;
+  /** service definitions to provide typed clients of (`@InjectOccamsService('CALC', Calculator)`) */
+  services?: ServiceDefinition[];
   useFactory?: (...args: any[]) => Promise<OccamsClientOptions> | OccamsClientOptions;
   inject?: any[];
   useClass?: Type<OccamsClientOptionsFactory>;
@@ -32,6 +37,31 @@ export const InjectOccamsClient = (name: string | symbol): ParameterDecorator & 
   Inject(name) as ParameterDecorator & PropertyDecorator;
 
 /**
+ * The provider token of the typed client of `def` through the client `name`
+ * (listed in that client's `services`), for `moduleRef.get()`.
+ */
+export function occamsServiceToken(name: string | symbol, def: ServiceDefinition): string {
+  return `nestjs-occams:${String(name)}:${def.name}`;
+}
+
+/**
+ * Injects the typed client of `def` (an OccamsServiceClient) through the
+ * client registered under `name` with `services: [def]`:
+ *
+ *   constructor(@InjectOccamsService('CALC', Calculator) private readonly calc: OccamsServiceClient<typeof Calculator>) {}
+ */
+export const InjectOccamsService = (name: string | symbol, def: ServiceDefinition): ParameterDecorator & PropertyDecorator =>
+  Inject(occamsServiceToken(name, def)) as ParameterDecorator & PropertyDecorator;
+
+/** The typed clients a client's `services` ask for, each built from that client. */
+function serviceProviders(name: string | symbol, services: ServiceDefinition[] | undefined): { providers: Provider[]; tokens: string[] } {
+  const list = services ?? [];
+  const tokens = list.map((def) => occamsServiceToken(name, def));
+  const providers = list.map((def, i) => ({ provide: tokens[i]!, useFactory: (client: OccamsClient) => client.service(def), inject: [name] }));
+  return { providers, tokens };
+}
+
+/**
  * Named OccamsClient providers, shaped like Nest's ClientsModule:
  *   OccamsModule.register([{ name: 'CALC', port: 7100 }])
  *   OccamsModule.registerAsync([{ name: 'CALC', imports: [ConfigModule], inject: [ConfigService],
@@ -45,24 +75,30 @@ export const InjectOccamsClient = (name: string | symbol): ParameterDecorator & 
 export class OccamsModule {
   static register(options: OccamsModuleOptions): DynamicModule {
     const { clients, isGlobal } = Array.isArray(options) ? { clients: options, isGlobal: false } : options;
-    const providers: Provider[] = clients.map(({ name, ...clientOptions }) => {
+    const providers: Provider[] = [];
+    const exported: (string | symbol)[] = [];
+    for (const { name, services, ...clientOptions } of clients) {
       checkNestOptions(clientOptions, OCCAMS_CLIENT_OPTIONS, 'OccamsClient'); // a misspelt key fails where it is written
-      return { provide: name, useFactory: () => new OccamsClient(clientOptions) };
-    });
-    return { module: OccamsModule, global: isGlobal, providers, exports: clients.map((c) => c.name) };
+      const typed = serviceProviders(name, services);
+      providers.push({ provide: name, useFactory: () => new OccamsClient(clientOptions) }, ...typed.providers);
+      exported.push(name, ...typed.tokens);
+    }
+    return { module: OccamsModule, global: isGlobal, providers, exports: exported };
   }
 
   static registerAsync(options: OccamsModuleAsyncOptions): DynamicModule {
     const { clients, isGlobal } = Array.isArray(options) ? { clients: options, isGlobal: false } : options;
     const providers: Provider[] = [];
     const imports: NonNullable<ModuleMetadata['imports']> = [];
+    const exported: (string | symbol)[] = [];
     for (const c of clients) {
       imports.push(...(c.imports ?? []));
       providers.push(...(c.extraProviders ?? []));
       if (c.useClass) providers.push({ provide: c.useClass, useClass: c.useClass });
-      providers.push(clientProvider(c));
+      const typed = serviceProviders(c.name, c.services);
+      providers.push(clientProvider(c), ...typed.providers);
+      exported.push(c.name, ...typed.tokens);
     }
-    const exported = clients.map((c) => c.name);
     return { module: OccamsModule, global: isGlobal, imports, providers, exports: exported };
   }
 }

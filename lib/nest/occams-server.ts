@@ -19,6 +19,9 @@ import { type HandlerShortcut, handlerShortcut } from './handler-shortcut.js';
 import { checkNestOptions } from './nest-options.js';
 import { OccamsContext } from './occams-context.js';
 import { OCCAMS_TRANSPORT } from './occams-transport.js';
+import { DECLARED_ERRORS_EXTRA } from './occams-service.js';
+import type { ErrorClass } from '../service/error-class.js';
+import { declaredReply, replyWithUserError } from '../server/user-replies.js';
 
 /** Distinct action strings whose handler lookup is cached. */
 const MAX_CACHED_ROUTES = 10_000;
@@ -238,13 +241,24 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   /**
    * An AsyncIterable threw: no exception filter saw it, so an RpcException
    * is shaped the way Nest's filter would (its message or errno reaches the
-   * client); anything else is logged and answered rpc_internal_err.
+   * client), an instance of the method's declared error class (@OccamsService)
+   * goes in its wire form; anything else is logged and answered rpc_internal_err.
    */
   private streamFailed(req: ServerRequest, err: unknown): void {
     if (err instanceof RpcException) {
       const e = err.getError();
       replyWithError(req, e !== null && typeof e === 'object' ? e : { status: 'error', message: e });
       return;
+    }
+    const extras = this.route(String(req.action))?.handler.extras as Record<symbol, ErrorClass | undefined> | undefined;
+    const declared = extras?.[DECLARED_ERRORS_EXTRA];
+    if (declared !== undefined && err instanceof declared) {
+      try {
+        replyWithUserError(req, declaredReply(declared, err));
+        return;
+      } catch (wrongForm) {
+        err = wrongForm; // toWire() gave what its form cannot carry: logged below
+      }
     }
     const e = err as Error;
     this.logger.error(`stream of ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);

@@ -1,7 +1,8 @@
 // The server side of the stream layer.
 export type { Dispatch } from './dispatch.js';
 export { type RpcLogger, consoleLogger, silentLogger } from './logger.js';
-export { ErrnoReply, ErrorReply, MethodDispatch, type MethodHandler } from './method-dispatch.js';
+export { MethodDispatch, type MethodHandler, type ServiceHandlers } from './method-dispatch.js';
+export { ErrnoReply, ErrorReply } from './user-replies.js';
 export { RefusalCode } from './refusal-log.js';
 export { RpcServer, type RpcServerState } from './rpc-server.js';
 export type { ServerConnection, ServerConnectionState } from './server-connection.js';

@@ -1,30 +1,27 @@
 import { ErrorCode } from '../errors.js';
+import type { ErrorClass } from '../service/error-class.js';
+import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
 import type { Dispatch } from './dispatch.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import type { ServerRequest } from './server-request.js';
 import { ServiceIndex } from './service-index.js';
-
-/**
- * Throw from a MethodDispatch handler to answer with a numeric user error
- * (flag 1; with `reason`, flag 6 to clients that speak it).
- */
-export class ErrnoReply extends Error {
-  constructor(
-    readonly errno: number,
-    readonly reason?: string,
-  ) {
-    super(reason ?? `errno ${errno}`);
-  }
-}
-
-/** Throw from a MethodDispatch handler to answer with a user error: a string goes as UTF-8, anything else through the codec. */
-export class ErrorReply extends Error {
-  constructor(readonly error: unknown) {
-    super(typeof error === 'string' ? error : 'user error');
-  }
-}
+import { ErrnoReply, ErrorReply, declaredReply, replyWithUserError } from './user-replies.js';
 
 export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
+
+/**
+ * An implementation of a service definition for `MethodDispatch.addService`:
+ * each method a function of its argument (and the request) giving its
+ * result or a promise of it; each stream one giving an AsyncIterable (an
+ * async generator). The compiler checks every method is there, with its types.
+ */
+export type ServiceHandlers<D extends ServiceDefinition> = {
+  readonly [K in keyof D['methods']]: D['methods'][K] extends StreamDefinition<infer A, infer I, any>
+    ? (arg: A, req: ServerRequest) => AsyncIterable<I>
+    : D['methods'][K] extends MethodDefinition<infer A, infer R, any>
+      ? (arg: A, req: ServerRequest) => R | Promise<R>
+      : never;
+};
 
 /**
  * A Dispatch from a plain table of functions, for the stream layer without
@@ -38,6 +35,8 @@ export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
 export class MethodDispatch implements Dispatch {
   private readonly methods = new Map<string | number, MethodHandler>();
   private readonly services = new ServiceIndex(() => this.methods.keys());
+  /** the declared error class of each action that has one (addService) */
+  private readonly declared = new Map<string | number, ErrorClass>();
 
   constructor(
     methods: Record<string, MethodHandler> = {},
@@ -48,7 +47,27 @@ export class MethodDispatch implements Dispatch {
 
   add(action: string | number, fn: MethodHandler): this {
     this.methods.set(action, fn);
+    this.declared.delete(action);
     this.services.clear();
+    return this;
+  }
+
+  /**
+   * Serves every method of `def` under its pattern (`Service.method`) with
+   * `implementation`'s function of that name (called on it, so a class
+   * instance works). A thrown instance of a method's declared error class
+   * is answered in that class's wire form.
+   */
+  addService<D extends ServiceDefinition>(def: D, implementation: ServiceHandlers<D>): this {
+    const impl = implementation as unknown as Record<string, (arg: unknown, req: ServerRequest) => unknown>;
+    for (const key of Object.keys(def.methods)) {
+      if (typeof impl[key] !== 'function') throw new TypeError(`MethodDispatch.addService(${def.name}): the implementation has no method ${key}`);
+    }
+    for (const [key, m] of Object.entries(def.methods)) {
+      const action = def.patterns[key]!;
+      this.add(action, (msg: unknown, req: ServerRequest) => impl[key]!(msg, req));
+      if (m.errors !== undefined) this.declared.set(action, m.errors);
+    }
     return this;
   }
 
@@ -81,15 +100,22 @@ export class MethodDispatch implements Dispatch {
   }
 
   private fail(req: ServerRequest, err: unknown): void {
-    if (err instanceof ErrnoReply) req.errno(err.errno, err.reason);
-    else if (err instanceof ErrorReply) {
-      if (typeof err.error === 'string' || err.error instanceof Uint8Array) req.error(err.error);
-      else req.errorValue(err.error);
-    } else {
-      const e = err as Error;
-      this.logger.error(`method ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
-      req.internal(ErrorCode.Internal);
+    if (err instanceof ErrnoReply || err instanceof ErrorReply) {
+      replyWithUserError(req, err);
+      return;
     }
+    const declared = this.declared.get(req.action);
+    if (declared !== undefined && err instanceof declared) {
+      try {
+        replyWithUserError(req, declaredReply(declared, err));
+        return;
+      } catch (e) {
+        err = e; // toWire() gave what its form cannot carry: a bug, logged below
+      }
+    }
+    const e = err as Error;
+    this.logger.error(`method ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+    req.internal(ErrorCode.Internal);
   }
 }
 

@@ -1,57 +1,51 @@
 import { Controller, Logger } from '@nestjs/common';
-import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { interval, map, type Observable, take } from 'rxjs';
-import { OccamsContext, OccamsErrnoException } from '../../lib/index.js';
-
-/** errno for an invalid argument, as in <errno.h>. */
-export const EINVAL = 22;
+import { OccamsContext, OccamsService, type OccamsServiceImplementation } from '../../lib/index.js';
+import { Calculator, DivError, InvalidArgument } from '../calculator-api.js';
 
 /**
- * The Calculator service of the occams README, as Nest handlers. Any occams
- * v1 client (the Rust crate included) can call these patterns.
+ * The Calculator service (../calculator-api.ts) as a Nest controller:
+ * `@OccamsService(Calculator)` registers each method under its pattern, and
+ * the compiler checks every method is here with the definition's types.
  */
 @Controller()
-export class CalculatorController {
+@OccamsService(Calculator)
+export class CalculatorController implements OccamsServiceImplementation<typeof Calculator> {
   private readonly logger = new Logger('Calculator');
-  readonly events: unknown[] = [];
+  readonly seen: unknown[] = [];
 
-  @MessagePattern('Calculator.add')
-  add(@Payload() [a, b]: [number, number]): number {
+  add([a, b]: [number, number]): number {
     return a + b;
   }
 
-  /** Integer quotient (truncated); dividing by zero is a user error string. */
-  @MessagePattern('Calculator.div')
-  div(@Payload() [a, b]: [number, number]): number {
-    if (b === 0) throw new RpcException('division by zero');
-    return Math.trunc(a / b);
+  div([a, b]: [number, number]): number {
+    if (b === 0) throw new DivError('divide_by_zero');
+    const q = Math.trunc(a / b);
+    if (!Number.isSafeInteger(q)) throw new DivError('overflow');
+    return q;
   }
 
-  /** v * 2, or errno 22 (EINVAL) when v < 0 (plain v1 clients get the errno, ours the message too). */
-  @MessagePattern('Calculator.might_fail_with_errno')
-  mightFail(@Payload() v: number): number {
-    if (v < 0) throw new OccamsErrnoException(EINVAL, 'v must be >= 0');
+  mightFail(v: number): number {
+    if (v < 0) throw new InvalidArgument('v must be >= 0');
     return v * 2;
   }
 
-  /** Streams 1..n, one value every 10 ms (a plain v1 client gets only n). */
-  @MessagePattern('Calculator.count')
-  count(@Payload() n: number): Observable<number> {
+  count(n: number): Observable<number> {
     return interval(10).pipe(
       take(n),
       map((i) => i + 1),
     );
   }
 
-  /** An event: no response. */
-  @EventPattern<string>('Calculator.log')
-  log(@Payload() entry: unknown, @Ctx() ctx: OccamsContext): void {
-    this.events.push(entry);
-    this.logger.log(`event from client ${ctx.getClientId()}: ${JSON.stringify(entry)}`);
+  events(): unknown[] {
+    return this.seen;
   }
 
-  @MessagePattern('Calculator.events')
-  seenEvents(): unknown[] {
-    return this.events;
+  /** An event (no response), with a hand-written pattern: they live side by side. */
+  @EventPattern<string>('Calculator.log')
+  log(@Payload() entry: unknown, @Ctx() ctx: OccamsContext): void {
+    this.seen.push(entry);
+    this.logger.log(`event from client ${ctx.getClientId()}: ${JSON.stringify(entry)}`);
   }
 }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DEFAULT_OCCAMS_PORT, OccamsModule } from '../../lib/index.js';
+import { Calculator } from '../calculator-api.js';
 import { CALCULATOR, GatewayController } from './gateway.controller.js';
 
 @Module({
@@ -10,9 +11,9 @@ import { CALCULATOR, GatewayController } from './gateway.controller.js';
         useFactory: () => ({
           host: process.env.OCCAMS_HOST ?? '127.0.0.1',
           port: process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT, // a string from the environment is fine
-          timeout: 5000,
-          idempotent: ['Calculator.add', 'Calculator.div'],
+          timeout: 5000, // add and div are idempotent in the definition: retried after a timeout
         }),
+        services: [Calculator], // @InjectOccamsService(CALCULATOR, Calculator)
       },
     ]),
   ],
