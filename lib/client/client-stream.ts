@@ -246,7 +246,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
    */
   private send(call: Call): boolean {
     const seq = this.nextSeq;
-    const err = this.out.request(call, seq, this._features, this.clock.now());
+    const err = this.out.request(call, seq, this._features, this.clock);
     if (err !== undefined) {
       this.fail(call, err);
       return false;

@@ -1,4 +1,5 @@
 import type { Codec } from '../codec/codec.js';
+import type { Clock } from '../core/clock.js';
 import { actionBytes } from '../core/action-bytes.js';
 import type { FrameWriter } from '../core/frame-writer.js';
 import { EncodeError } from '../errors.js';
@@ -29,7 +30,7 @@ export class RequestWriter {
    * Writes `call` as `seq`. Returns the EncodeError when its value (or
    * header) cannot be encoded; nothing is written then.
    */
-  request(call: Call, seq: number, features: number, now: number): EncodeError | undefined {
+  request(call: Call, seq: number, features: number, clock: Clock): EncodeError | undefined {
     let msg: Uint8Array;
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
@@ -37,7 +38,7 @@ export class RequestWriter {
       if (call.kind === CallKind.Control) {
         msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else {
-        const header = call.options === undefined ? undefined : extHeader(call.options, features, now);
+        const header = call.options === undefined ? undefined : extHeader(call.options, features, clock.now());
         if (header !== undefined) {
           ext = Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;

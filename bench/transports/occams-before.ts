@@ -1,0 +1,2 @@
+import { occamsBefore } from './before.js';
+export default occamsBefore;

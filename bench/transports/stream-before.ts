@@ -1,0 +1,2 @@
+import { streamBefore } from './before.js';
+export default streamBefore;
