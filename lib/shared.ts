@@ -12,6 +12,7 @@ export {
   InvalidVersionError,
   IoError,
   MethodNotFoundError,
+  MissingDependencyError,
   OccamsError,
   ProtocolError,
   QueueFullError,
@@ -25,3 +26,22 @@ export {
 export { type Codec, MsgpackCodec, msgpackCodec } from './codec/index.js';
 export { type Address, type AddressLike, type TcpAddress, type UnixAddress, formatAddress, parseAddress } from './transport/address.js';
 export * as protocol from './protocol/index.js';
+export {
+  CHANNELS,
+  type ChannelName,
+  type ClientCallErrorMessage,
+  type ClientCallInfo,
+  type ClientCallResponseMessage,
+  type ClientCallSentMessage,
+  type ClientCallStartMessage,
+  type ConnectionCloseMessage,
+  type ConnectionInfo,
+  type ConnectionOpenMessage,
+  type GoawayMessage,
+  type PoolStateMessage,
+  type ServerRequestEndMessage,
+  type ServerRequestErrorMessage,
+  type ServerRequestInfo,
+  type ServerRequestStartMessage,
+} from './core/diagnostics.js';
+export * from './tracing/index.js';

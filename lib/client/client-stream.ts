@@ -4,14 +4,17 @@ import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
+import { connectionClose, connectionOpen, goaway } from '../core/diagnostics.js';
 import { ClosedError, DecodeError, IoError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import { ACTION_HELLO, FEATURE_CANCEL, FEATURE_CREDIT, FEATURE_EVENTS, FEATURE_GOAWAY_ACK, FLAG_GOAWAY, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
 import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
-import type { AddressLike } from '../transport/address.js';
+import type { Address, AddressLike } from '../transport/address.js';
+import { type PeerInfo, peerInfo, peerText } from '../transport/peer.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
-import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
+import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
+import { type ProbedConnection, callsObserved, observeCall } from './call-probe.js';
 import { CallWindow } from './call-window.js';
 import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { HelloAnswer, connectClientStream } from './handshake.js';
@@ -38,8 +41,10 @@ const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed:
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
  * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
  */
-export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink {
+export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink, ProbedConnection {
   readonly options: NormalizedClientStreamOptions;
+  /** where it was dialled (given by `ClientStream.connect`); undefined for a socket wrapped by hand */
+  readonly address: Address | undefined;
   private readonly socket: Socket;
   private readonly writer: FrameWriter;
   private readonly out: RequestWriter;
@@ -71,11 +76,12 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     return connectClientStream(address, normalizeClientStreamOptions(options));
   }
 
-  /** Wraps an already connected socket. Call `handshake()` to use the extensions. */
-  constructor(socket: Socket, options: ClientStreamOptions = {}) {
+  /** Wraps an already connected socket (dialled at `address`). Call `handshake()` to use the extensions. */
+  constructor(socket: Socket, options: ClientStreamOptions = {}, address?: Address) {
     super('connection', TRANSITIONS, 'ready');
     this.options = normalizeClientStreamOptions(options);
     this.socket = socket;
+    this.address = address;
     this.codec = this.options.codec;
     this.clock = this.options.clock;
     this.window = new CallWindow(this.options.maxInFlight, this.options.maxQueued, this.clock, this.options.timerResolution, (call) => this.expire(call));
@@ -100,6 +106,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       else this.destroy(new IoError('connection closed by peer'));
     });
     this.heartbeat.start();
+    if (connectionOpen.hasSubscribers) connectionOpen.publish({ side: 'client', connection: this });
   }
 
   /** Extension feature bits both sides speak (0 for a plain v1 server). */
@@ -126,12 +133,24 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   get remoteAddress(): string | undefined {
     return this.socket.remoteAddress ?? undefined;
   }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort ?? undefined;
+  }
+  /** Where it goes, for spans (built on each read). */
+  get peer(): PeerInfo {
+    return peerInfo(this.socket, this.address);
+  }
+  /** The dialled address as text (`host:port`, `unix:/path`), else the socket's peer. */
+  get addressText(): string {
+    return peerText(this.socket, this.address);
+  }
 
   /**
    * Sends a request; the outcome goes to `handler`. Returns the Call, whose
    * `cancel()` stops it. Never throws: every failure reaches `handler.onError`.
    */
-  call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): Call {
+  call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
+    if (callsObserved() && options?.probe === undefined) return observeCall(this, action, value, handler, options);
     const isEvent = options?.event === true && (this._features & FEATURE_EVENTS) !== 0;
     const call = new Call(this, isEvent ? CallKind.Event : CallKind.User, action, value, handler, options);
     if (this.state !== 'ready') {
@@ -219,6 +238,10 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     return undefined;
   }
 
+  protected override onClosed(reason: OccamsError | undefined): void {
+    if (connectionClose.hasSubscribers) connectionClose.publish({ side: 'client', connection: this, reason });
+  }
+
   protected abort(error: OccamsError): void {
     this.heartbeat.stop();
     const open: Call[] = [...this.window.stop(), ...this.events.take()];
@@ -253,6 +276,8 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     }
     this.nextSeq++;
     call.batch = this.writer.batch;
+    const probe = call.options?.probe;
+    if (probe !== undefined) probe.wrote(this, seq);
     if (call.kind !== CallKind.Event) {
       this.window.sent(call, seq);
       if (call.kind === CallKind.User) call.options?.flow?.bind(this, seq);
@@ -315,6 +340,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       const unsent = this.window.drainQueue();
       for (const call of unsent) this.fail(call, new UnreachableError('server is draining (GOAWAY): not sent'));
     }
+    if (goaway.hasSubscribers) goaway.publish({ side: 'client', connection: this });
     this.emit('goaway');
   }
 
