@@ -1,4 +1,4 @@
-import type { Clock } from '../core/clock.js';
+import { type Clock, withTimeout } from '../core/clock.js';
 import { ClosedError, TimeoutError } from '../errors.js';
 import { formatAddress } from '../transport/address.js';
 import type { ClientPool } from './client-pool.js';
@@ -15,7 +15,7 @@ export async function pingPool(pool: ClientPool, timeout: number, clock: Clock):
   const until = clock.now() + timeout;
   let stream = readyStream(pool);
   if (stream === undefined) {
-    await within(pool.connect(), timeout, clock, () => `no connection to ${formatAddress(pool.address)} within ${timeout} ms`);
+    await withTimeout(pool.connect(), timeout, clock, () => new TimeoutError(`no connection to ${formatAddress(pool.address)} within ${timeout} ms`));
     stream = readyStream(pool);
     if (stream === undefined) throw new ClosedError(`no open connection to ${formatAddress(pool.address)}`);
   }
@@ -25,21 +25,4 @@ export async function pingPool(pool: ClientPool, timeout: number, clock: Clock):
 function readyStream(pool: ClientPool): ClientStream | undefined {
   for (const s of pool.connections) if (s.state === 'ready' && !s.draining) return s;
   return undefined;
-}
-
-/** `promise`, or a TimeoutError after `ms` (the promise is left to settle on its own). */
-function within<T>(promise: Promise<T>, ms: number, clock: Clock, what: () => string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = clock.setTimeout(() => reject(new TimeoutError(what())), ms);
-    promise.then(
-      (v) => {
-        clock.clear(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clock.clear(timer);
-        reject(err);
-      },
-    );
-  });
 }

@@ -1,9 +1,13 @@
 import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { DEFAULT_OCCAMS_PORT, OccamsModule } from '../../lib/index.js';
+import { OccamsHealthIndicator } from '../../lib/terminus/index.js';
 import { CALCULATOR, GatewayController } from './gateway.controller.js';
+import { HealthController } from './health.controller.js';
 
 @Module({
   imports: [
+    TerminusModule,
     OccamsModule.registerAsync([
       {
         name: CALCULATOR,
@@ -16,6 +20,7 @@ import { CALCULATOR, GatewayController } from './gateway.controller.js';
       },
     ]),
   ],
-  controllers: [GatewayController],
+  controllers: [GatewayController, HealthController],
+  providers: [OccamsHealthIndicator],
 })
 export class GatewayModule {}
