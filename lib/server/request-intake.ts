@@ -1,4 +1,4 @@
-import { ErrorCode, InternalError, TimeoutError } from '../errors.js';
+import { ErrorCode, TimeoutError } from '../errors.js';
 import type { Clock } from '../core/clock.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { Dispatch } from './dispatch.js';
@@ -139,7 +139,7 @@ export class RequestIntake {
 
   private handlerFailed(req: ServerRequest, err: unknown): void {
     this.logHandlerError(req, err);
-    req.probe?.fail(new InternalError(`handler for ${String(req.action)} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    req.handlerThrew(err);
     req.internal(ErrorCode.Internal);
   }
 

@@ -1,5 +1,5 @@
 import { TimedEntry } from '../core/timeout-wheel.js';
-import { CancelledError, ErrorCode, EncodeError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes } from '../errors.js';
+import { CancelledError, ErrorCode, EncodeError, InternalError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes } from '../errors.js';
 import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
 import { OutboundStream } from './outbound-stream.js';
@@ -258,6 +258,11 @@ export class ServerRequest extends TimedEntry {
     this.cancelHandler = handler;
   }
 
+  /** @internal Its handler threw `err` (it is answered rpc_internal_err): kept for diagnostics and its span. */
+  handlerThrew(err: unknown): void {
+    this.probe?.fail(new InternalError(`handler for ${String(this.action)} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+  }
+
   /** The client cancelled this request (CANCEL): ends it without a response. */
   cancel(): void {
     this.abandon(EndReason.Cancel, new CancelledError('cancelled by the client'), undefined);
@@ -311,6 +316,7 @@ export class ServerRequest extends TimedEntry {
 
   private failInternal(err: unknown): void {
     this.connection.logHandlerError(this, err);
+    this.handlerThrew(err);
     this.internal(ErrorCode.Internal);
   }
 
