@@ -4,7 +4,12 @@
  * compete. Usage (after `npm run build`):
  *   node dist/bench/run.js [--quick] [--transports a,b] [--inflight 1,64,1024]
  *                          [--payloads small,16k] [--seconds 3] [--warmup 1]
- * Writes bench/results/latest.{json,md,svg} (quick.* with --quick).
+ *                          [--observe off|channels|otel]
+ * Writes bench/results/latest.{json,md,svg} (quick.* with --quick; with
+ * --observe channels|otel, latest-<mode>.* / quick-<mode>.*). --observe runs
+ * both processes with a no-op subscriber on every diagnostics channel, or
+ * with OpenTelemetry on (bench/observe-setup.ts); bench/observe.ts compares
+ * the modes interleaved.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -42,6 +47,9 @@ const inflights = arg('inflight', '1,64,1024').split(',').map(Number);
 const payloads = arg('payloads', 'small,16k').split(',');
 const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
 const warmup = Number(arg('warmup', quick ? '0.3' : '1'));
+/** --observe: what both processes observe (bench/observe-setup.ts) */
+const observe = arg('observe', process.env.OCCAMS_BENCH_OBSERVE ?? 'off');
+process.env.OCCAMS_BENCH_OBSERVE = observe; // inherited by the server and client processes
 /** --profile client|server|both: run that side under --cpu-prof (profiles in bench/results/profiles) */
 const profile = arg('profile', '');
 const profileDir = path.join(resultsDir, 'profiles');
@@ -170,10 +178,10 @@ for (const payload of payloads) {
 }
 
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-const report = { date: new Date().toISOString(), machine, seconds, warmup, points, ratios };
+const report = { date: new Date().toISOString(), machine, seconds, warmup, observe, points, ratios };
 fs.mkdirSync(resultsDir, { recursive: true });
 // A quick run is a smoke check: it never replaces the full run's figures.
-const base = quick ? 'quick' : 'latest';
+const base = `${quick ? 'quick' : 'latest'}${observe === 'off' ? '' : `-${observe}`}`;
 fs.writeFileSync(path.join(resultsDir, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
 fs.writeFileSync(path.join(resultsDir, `${base}.md`), markdown(report));
 fs.writeFileSync(path.join(resultsDir, `${base}.svg`), renderChart(points));
@@ -185,7 +193,7 @@ function fmt(n: number | undefined, digits = 0): string {
 
 function markdown(r: typeof report): string {
   const lines = [
-    `Run ${r.date} on ${r.machine}; ${r.seconds} s per point after ${r.warmup} s warm-up.`,
+    `Run ${r.date} on ${r.machine}; ${r.seconds} s per point after ${r.warmup} s warm-up${r.observe === 'off' ? '' : `; observing: ${r.observe}`}.`,
     '',
     '| payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client RSS MiB | server RSS MiB |',
     '|---|---|---|---|---|---|---|---|---|---|',
