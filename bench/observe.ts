@@ -9,6 +9,8 @@
  *
  *   node dist/bench/observe.js [--rounds 5] [--seconds 2] [--warmup 0.5]
  *        [--points stream:64,occams:64,occams:1] [--payload small] [--before /path/to/old/dist]
+ *        [--unsampled]   (adds otel-unsampled: a root sampler that samples nothing)
+ *        [--als]         (adds als: tracing off, only the SDK's AsyncLocalStorage context manager)
  *
  * Writes bench/results/observe.{json,md}.
  */
@@ -46,6 +48,8 @@ const variants: Variant[] = [
   { name: 'off', benchDir: here, observe: 'off' },
   { name: 'channels', benchDir: here, observe: 'channels' },
   { name: 'otel', benchDir: here, observe: 'otel' },
+  ...(process.argv.includes('--unsampled') ? [{ name: 'otel-unsampled', benchDir: here, observe: 'otel-unsampled' }] : []),
+  ...(process.argv.includes('--als') ? [{ name: 'als', benchDir: here, observe: 'als' }] : []),
 ];
 
 interface Run {

@@ -5,10 +5,8 @@ import type { CallHandle, CallOptions, Caller, ResponseHandler } from './call.js
 
 /** A connection a probed call can be written to (ClientStream). */
 export interface ProbedConnection extends ConnectionInfo {
-  /** where it goes, for spans (built on demand) */
+  /** where it goes (built on each read) */
   readonly peer: PeerInfo;
-  /** the dialled address as text (`host:port`, `unix:/path`) */
-  readonly addressText: string;
 }
 
 /**
@@ -68,8 +66,9 @@ export class CallProbe implements ClientCallInfo, CallHandle, ResponseHandler {
 
   /** The request was written to `connection` as `seq` (every attempt). */
   wrote(connection: ProbedConnection, seq: number): void {
-    if (clientCallSent.hasSubscribers) clientCallSent.publish({ call: this, connection, seq, address: connection.addressText });
-    this.span?.sent(connection.peer);
+    const peer = connection.peer;
+    if (clientCallSent.hasSubscribers) clientCallSent.publish({ call: this, connection, seq, address: peer.text });
+    this.span?.sent(peer);
   }
 
   cancel(): void {

@@ -11,7 +11,7 @@ import { ACTION_HELLO, FEATURE_CANCEL, FEATURE_CREDIT, FEATURE_EVENTS, FEATURE_G
 import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { Address, AddressLike } from '../transport/address.js';
-import { type PeerInfo, peerInfo, peerText } from '../transport/peer.js';
+import { type PeerInfo, peerInfo } from '../transport/peer.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
 import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
 import { type ProbedConnection, callsObserved, observeCall } from './call-probe.js';
@@ -136,13 +136,9 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   get remotePort(): number | undefined {
     return this.socket.remotePort ?? undefined;
   }
-  /** Where it goes, for spans (built on each read). */
+  /** Where it goes: the dialled address, else the socket's peer (built on each read). */
   get peer(): PeerInfo {
     return peerInfo(this.socket, this.address);
-  }
-  /** The dialled address as text (`host:port`, `unix:/path`), else the socket's peer. */
-  get addressText(): string {
-    return peerText(this.socket, this.address);
   }
 
   /**

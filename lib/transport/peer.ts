@@ -10,6 +10,8 @@ export interface PeerInfo {
   peerAddress: string | undefined;
   peerPort: number | undefined;
   transport: 'tcp' | 'unix';
+  /** `host:port` or `unix:/path` (`unix` for a Unix socket whose path is not known) */
+  text: string;
 }
 
 /** The peer of `socket`, named by `dialled` when the client knows where it dialled. */
@@ -17,16 +19,10 @@ export function peerInfo(socket: Socket, dialled: Address | undefined): PeerInfo
   const peerAddress = socket.remoteAddress ?? undefined;
   const peerPort = socket.remotePort ?? undefined;
   if (dialled !== undefined) {
-    if (isUnixAddress(dialled)) return { address: dialled.path, port: undefined, peerAddress, peerPort, transport: 'unix' };
-    return { address: dialled.host, port: dialled.port, peerAddress, peerPort, transport: 'tcp' };
+    const text = formatAddress(dialled);
+    if (isUnixAddress(dialled)) return { address: dialled.path, port: undefined, peerAddress, peerPort, transport: 'unix', text };
+    return { address: dialled.host, port: dialled.port, peerAddress, peerPort, transport: 'tcp', text };
   }
-  return { address: peerAddress, port: peerPort, peerAddress, peerPort, transport: peerAddress === undefined ? 'unix' : 'tcp' };
-}
-
-/** `host:port` (or `unix:/path`) of `dialled`, else of the socket's peer (`unix` when it has none). */
-export function peerText(socket: Socket, dialled: Address | undefined): string {
-  if (dialled !== undefined) return formatAddress(dialled);
-  const host = socket.remoteAddress;
-  if (host === undefined) return 'unix';
-  return formatAddress({ host, port: socket.remotePort ?? 0 });
+  if (peerAddress === undefined) return { address: undefined, port: undefined, peerAddress, peerPort, transport: 'unix', text: 'unix' };
+  return { address: peerAddress, port: peerPort, peerAddress, peerPort, transport: 'tcp', text: formatAddress({ host: peerAddress, port: peerPort ?? 0 }) };
 }
