@@ -11,6 +11,7 @@
  *        [--points stream:64,occams:64,occams:1] [--payload small] [--before /path/to/old/dist]
  *        [--unsampled]   (adds otel-unsampled: a root sampler that samples nothing)
  *        [--als]         (adds als: tracing off, only the SDK's AsyncLocalStorage context manager)
+ *        [--variants before,off]   (only these)   [--out observe]   (result file name)
  *
  * Writes bench/results/observe.{json,md}.
  */
@@ -43,7 +44,7 @@ interface Variant {
   benchDir: string;
   observe: string;
 }
-const variants: Variant[] = [
+const allVariants: Variant[] = [
   ...(before ? [{ name: 'before', benchDir: path.join(path.resolve(before), 'bench'), observe: 'off' }] : []),
   { name: 'off', benchDir: here, observe: 'off' },
   { name: 'channels', benchDir: here, observe: 'channels' },
@@ -51,6 +52,10 @@ const variants: Variant[] = [
   ...(process.argv.includes('--unsampled') ? [{ name: 'otel-unsampled', benchDir: here, observe: 'otel-unsampled' }] : []),
   ...(process.argv.includes('--als') ? [{ name: 'als', benchDir: here, observe: 'als' }] : []),
 ];
+/** --variants before,off: only those */
+const only = arg('variants', '');
+const variants = only ? allVariants.filter((v) => only.split(',').includes(v.name)) : allVariants;
+const out = arg('out', 'observe');
 
 interface Run {
   rps: number;
@@ -122,8 +127,10 @@ for (let round = 0; round < rounds; round++) {
 
 const rows: Record<string, unknown>[] = [];
 for (const p of points) {
-  const base = median(runs.get(key(p, 'off'))!.map((r) => r.rps));
-  const old = before ? median(runs.get(key(p, 'before'))!.map((r) => r.rps)) : undefined;
+  const base = median((runs.get(key(p, 'off')) ?? runs.get(key(p, variants[0]!.name))!).map((r) => r.rps));
+  const oldRuns = before ? runs.get(key(p, 'before')) : undefined;
+  const old = oldRuns ? median(oldRuns.map((r) => r.rps)) : undefined;
+  const oldCpu = oldRuns ? median(oldRuns.map((r) => r.clientCpu + r.serverCpu)) : undefined;
   for (const v of variants) {
     const rs = runs.get(key(p, v.name))!;
     const rps = median(rs.map((r) => r.rps));
@@ -133,6 +140,7 @@ for (const p of points) {
       rps,
       vsOff: rps / base - 1,
       vsBefore: old === undefined ? undefined : rps / old - 1,
+      cpuVsBefore: oldCpu === undefined ? undefined : median(rs.map((r) => r.clientCpu + r.serverCpu)) / oldCpu - 1,
       clientCpu: median(rs.map((r) => r.clientCpu)),
       serverCpu: median(rs.map((r) => r.serverCpu)),
       p50us: median(rs.map((r) => r.p50us)),
@@ -146,14 +154,14 @@ const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.r
 const lines = [
   `Run ${new Date().toISOString()} on ${machine}; ${rounds} interleaved rounds, ${seconds} s per point after ${warmup} s warm-up, payload ${payload}; medians.`,
   '',
-  '| point | variant | req/s | vs off | vs before | client CPU µs/req | server CPU µs/req | p50 µs | req/s of each round |',
-  '|---|---|---|---|---|---|---|---|---|',
+  '| point | variant | req/s | vs off | vs before | client CPU µs/req | server CPU µs/req | CPU/req vs before | p50 µs | req/s of each round |',
+  '|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map(
     (r: any) =>
-      `| ${r.point} | ${r.variant} | ${Math.round(r.rps)} | ${r.variant === 'off' ? '' : pct(r.vsOff)} | ${r.variant === 'before' ? '' : pct(r.vsBefore)} | ${r.clientCpu.toFixed(2)} | ${r.serverCpu.toFixed(2)} | ${Math.round(r.p50us)} | ${r.all.join(', ')} |`,
+      `| ${r.point} | ${r.variant} | ${Math.round(r.rps)} | ${r.variant === 'off' ? '' : pct(r.vsOff)} | ${r.variant === 'before' ? '' : pct(r.vsBefore)} | ${r.clientCpu.toFixed(2)} | ${r.serverCpu.toFixed(2)} | ${r.variant === 'before' ? '' : pct(r.cpuVsBefore)} | ${Math.round(r.p50us)} | ${r.all.join(', ')} |`,
   ),
 ];
 fs.mkdirSync(resultsDir, { recursive: true });
-fs.writeFileSync(path.join(resultsDir, 'observe.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds, seconds, warmup, payload, before: before || undefined, rows }, null, 2) + '\n');
-fs.writeFileSync(path.join(resultsDir, 'observe.md'), lines.join('\n') + '\n');
+fs.writeFileSync(path.join(resultsDir, `${out}.json`), JSON.stringify({ date: new Date().toISOString(), machine, rounds, seconds, warmup, payload, before: before || undefined, rows }, null, 2) + '\n');
+fs.writeFileSync(path.join(resultsDir, `${out}.md`), lines.join('\n') + '\n');
 console.log('\n' + lines.join('\n'));

@@ -61,6 +61,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   private readonly credit: StreamCredit;
   private _features = 0;
   private _draining = false;
+  private _peer: PeerInfo | undefined = undefined;
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -136,9 +137,9 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   get remotePort(): number | undefined {
     return this.socket.remotePort ?? undefined;
   }
-  /** Where it goes: the dialled address, else the socket's peer (built on each read). */
+  /** Where it goes: the dialled address, else the socket's peer (built on first use). */
   get peer(): PeerInfo {
-    return peerInfo(this.socket, this.address);
+    return (this._peer ??= peerInfo(this.socket, this.address));
   }
 
   /**
@@ -177,24 +178,18 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
 
   /** Promise form of `call`. */
   request(action: string | number, value?: unknown, options?: CallOptions): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.call(action, value, new PromiseHandler(resolve, reject), options);
-    });
+    return new Promise((resolve, reject) => void this.call(action, value, new PromiseHandler(resolve, reject), options));
   }
 
   /** Sends a PING and resolves with the round trip in ms. */
   ping(timeout = this.options.timeout): Promise<number> {
     const started = this.clock.now();
-    return new Promise((resolve, reject) => {
-      this.control(ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), timeout);
-    });
+    return new Promise((resolve, reject) => this.control(ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), timeout));
   }
 
   /** Negotiates the extensions; a plain v1 server's refusal just leaves them off. */
   handshake(timeout = this.options.connectTimeout || this.options.timeout): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.control(ACTION_HELLO, helloOffer(this.codec.name), new HelloAnswer(this, resolve, reject), timeout);
-    });
+    return new Promise((resolve, reject) => this.control(ACTION_HELLO, helloOffer(this.codec.name), new HelloAnswer(this, resolve, reject), timeout));
   }
 
   /** @internal HELLO was answered: the features both sides speak, the server's in-flight cap. */

@@ -1,7 +1,6 @@
 import { serverRequestEnd, serverRequestError, serverRequestStart } from '../core/diagnostics.js';
 import { type RequestSpan, tracing } from '../core/tracing.js';
 import type { OccamsError } from '../errors.js';
-import { peerInfo } from '../transport/peer.js';
 import type { ServerRequest } from './server-request.js';
 
 /**
@@ -29,7 +28,7 @@ export class RequestProbe {
   /** Dispatches `req` with `dispatch`, observed. Only called when `requestsObserved()`. */
   static dispatch(req: ServerRequest, dispatch: (req: ServerRequest) => void): void {
     const tracer = tracing.tracer;
-    const span = tracer?.startRequest(req.action, req.meta, peerInfo(req.connection.socket, undefined), req.isEvent);
+    const span = tracer?.startRequest(req.action, req.meta, req.connection.peer, req.isEvent);
     req.probe = new RequestProbe(req, span);
     if (serverRequestStart.hasSubscribers) serverRequestStart.publish({ request: req });
     if (span !== undefined) span.run(dispatch, req);

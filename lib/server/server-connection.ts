@@ -3,6 +3,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
+import { type PeerInfo, peerInfo } from '../transport/peer.js';
 import { connectionClose, connectionOpen, goaway } from '../core/diagnostics.js';
 import { ErrorCode, GoingAwayError, IoError, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
@@ -70,6 +71,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   clientId = 0;
   /** the socket's error, if it failed (the reason its close reports) */
   private socketError: Error | undefined = undefined;
+  private _peer: PeerInfo | undefined = undefined;
 
   constructor(
     id: number,
@@ -131,6 +133,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   }
   get remotePort(): number | undefined {
     return this.socket.remotePort;
+  }
+  /** The client's address, for spans (built on first use). */
+  get peer(): PeerInfo {
+    return (this._peer ??= peerInfo(this.socket, undefined));
   }
   /** The client's TLS certificate subject when the connection is TLS. */
   get peerCertificate(): PeerCertificate | undefined {
