@@ -3,7 +3,10 @@
  * Runs `inflight` concurrent callers in a closed loop; reports over IPC.
  */
 import { closedLoop } from './closed-loop.js';
+import { setupObservation } from './observe-setup.js';
 import { loadTransport, payload } from './transport.js';
+
+await setupObservation(); // OCCAMS_BENCH_OBSERVE
 
 const [name, portArg, inflightArg, payloadKind, secondsArg, warmupArg] = process.argv.slice(2);
 const transport = await loadTransport(name!);

@@ -62,7 +62,7 @@ export interface Target {
 export interface Report {
   date: string;
   machine: string;
-  method: { runs: number; seconds: number; warmup: number; placements: string[]; order: string };
+  method: { runs: number; seconds: number; warmup: number; placements: string[]; observe?: string; order: string };
   points: Point[];
   summary: Summary[];
   ratios: Record<string, Spread>;
@@ -173,7 +173,7 @@ const sp = (s: Spread | undefined, d = 0) => (s === undefined ? '—' : s.n > 1 
 export function markdown(r: Report): string {
   const m = r.method;
   const lines = [
-    `Run ${r.date} on ${r.machine}. ${m.runs} runs, ${m.order}; ${m.seconds} s per point after ${m.warmup} s warm-up. Medians, with min–max over the runs in parentheses. Placements: ${m.placements.join(', ')} (auto: no pinning; apart: server on CPU 0, client on CPU 1, with taskset).`,
+    `Run ${r.date} on ${r.machine}. ${m.runs} runs, ${m.order}; ${m.seconds} s per point after ${m.warmup} s warm-up. Medians, with min–max over the runs in parentheses. Placements: ${m.placements.join(', ')} (auto: no pinning; apart: server on CPU 0, client on CPU 1, with taskset).${m.observe && m.observe !== 'off' ? ` Observing: ${m.observe}.` : ''}`,
     '',
     '| target | ratio (median, min–max) | met |',
     '|---|---|---|',

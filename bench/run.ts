@@ -8,10 +8,13 @@
  *   node dist/bench/run.js [--quick] [--runs 3] [--transports a,b] [--inflight 1,64,1024]
  *                          [--payloads small,16k] [--seconds 3] [--warmup 1]
  *                          [--placements auto,apart] [--profile client|server|both]
- *                          [--out name]
+ *                          [--out name] [--observe off|channels|otel]
  * Placements: auto (no pinning), apart (server CPU 0, client CPU 1), same
  * (both CPU 0); "apart" runs only the small payload (what the targets ask).
  * Writes bench/results/<out>.{json,md,svg} (default latest, quick with --quick).
+ * --observe runs both processes with a no-op subscriber on every diagnostics
+ * channel, or with OpenTelemetry on (bench/observe-setup.ts), and adds
+ * -<mode> to the output name; bench/observe.ts compares the modes interleaved.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,7 +39,11 @@ const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
 const warmup = Number(arg('warmup', quick ? '0.3' : '1'));
 const runs = Number(arg('runs', '3'));
 const placements = arg('placements', 'auto,apart').split(',');
-const out = arg('out', quick ? 'quick' : 'latest');
+
+/** --observe: what both processes observe (bench/observe-setup.ts) */
+const observe = arg('observe', process.env.OCCAMS_BENCH_OBSERVE ?? 'off');
+process.env.OCCAMS_BENCH_OBSERVE = observe; // inherited by the server and client processes
+const out = `${arg('out', quick ? 'quick' : 'latest')}${observe === 'off' ? '' : `-${observe}`}`;
 /** --profile client|server|both: run that side under --cpu-prof (profiles in bench/results/profiles) */
 const profile = arg('profile', '');
 const profileDir = path.join(resultsDir, 'profiles');
@@ -179,7 +186,7 @@ const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.r
 const report: Report = {
   date: new Date().toISOString(),
   machine,
-  method: { runs, seconds, warmup, placements, order: `transports interleaved point by point (${transports.join(' ')}), whole matrix repeated per run; ${Math.round((Date.now() - started) / 1000)} s in all` },
+  method: { runs, seconds, warmup, placements, observe, order: `transports interleaved point by point (${transports.join(' ')}), whole matrix repeated per run; ${Math.round((Date.now() - started) / 1000)} s in all` },
   points,
   summary,
   ratios: r,

@@ -1,5 +1,8 @@
 /** Server process: `node server-main.js <transport>`; talks to the runner over IPC. */
+import { setupObservation } from './observe-setup.js';
 import { loadTransport } from './transport.js';
+
+await setupObservation(); // OCCAMS_BENCH_OBSERVE
 
 const transport = await loadTransport(process.argv[2]!);
 const server = await transport.serve();

@@ -27,6 +27,7 @@ export const ErrorCode = {
   Closed: 'rpc_closed',
   InvalidOption: 'rpc_invalid_option',
   IllegalState: 'rpc_illegal_state',
+  MissingDependency: 'rpc_missing_dependency',
   // lifecycle codes (wire codes towards peers that speak the extensions)
   Cancelled: 'rpc_cancelled',
   StreamOverflow: 'rpc_stream_overflow',
@@ -134,6 +135,15 @@ export class InvalidOptionError extends OccamsError {
   constructor(option: string, message: string) {
     super(ErrorCode.InvalidOption, `invalid option ${option}: ${message}`);
     this.option = option;
+  }
+}
+
+/** An optional peer dependency a feature needs is not installed (e.g. `@opentelemetry/api` for tracing). */
+export class MissingDependencyError extends OccamsError {
+  readonly dependency: string;
+  constructor(dependency: string, message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.MissingDependency, message, options);
+    this.dependency = dependency;
   }
 }
 

@@ -12,6 +12,7 @@ export {
   InvalidVersionError,
   IoError,
   MethodNotFoundError,
+  MissingDependencyError,
   OccamsError,
   ProtocolError,
   QueueFullError,
@@ -44,3 +45,22 @@ export {
   method,
   stream,
 } from './service/index.js';
+export {
+  CHANNELS,
+  type ChannelName,
+  type ClientCallErrorMessage,
+  type ClientCallInfo,
+  type ClientCallResponseMessage,
+  type ClientCallSentMessage,
+  type ClientCallStartMessage,
+  type ConnectionCloseMessage,
+  type ConnectionInfo,
+  type ConnectionOpenMessage,
+  type GoawayMessage,
+  type PoolStateMessage,
+  type ServerRequestEndMessage,
+  type ServerRequestErrorMessage,
+  type ServerRequestInfo,
+  type ServerRequestStartMessage,
+} from './core/diagnostics.js';
+export * from './tracing/index.js';

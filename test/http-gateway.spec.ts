@@ -88,6 +88,12 @@ describe('the sample gateway in front of the sample calculator', () => {
     const res = await get(`${base}/add/two/3`);
     expect(res.status).toBe(400);
   });
+
+  it('GET /health: 200 with the calculator up, its round trip and its pool', async () => {
+    const res = await get(`${base}/health`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'ok', info: { calculator: { status: 'up', servers: [{ address: `127.0.0.1:${calc.port}`, pingMs: expect.any(Number), pool: { state: 'ready' } }] } } });
+  });
 });
 
 describe('OccamsHttpExceptionFilter as a global filter: every code family', () => {

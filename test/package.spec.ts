@@ -24,6 +24,8 @@ const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
 const fixture = path.join(root, 'test/fixtures/consumer/main.ts');
 
 const PEERS = ['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs', 'reflect-metadata'] as const;
+/** Optional peers (tracing, health checks): never installed for the consumer, and not needed. */
+const OPTIONAL_PEERS = ['@nestjs/terminus', '@opentelemetry/api'] as const;
 /** Nest one patch behind our dev dependencies (see the header). */
 const OLDER_NEST = { '@nestjs/common': '12.5.0', '@nestjs/core': '12.5.0', '@nestjs/microservices': '12.1.0' };
 
@@ -152,6 +154,8 @@ const expectedReport = (kind: string) => ({
   typed: { half: 21, odd: true, occams: false },
   stream: 42,
   typedStream: 42,
+  channelMessages: 1,
+  tracing: 'rpc_missing_dependency',
   subpaths: ['function', 'function'],
 });
 
@@ -196,14 +200,16 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
   it('packs what a consumer needs and nothing else', () => {
     const files = packed.files.map((f) => f.path).sort();
     for (const f of files) expect(f).toMatch(/^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts))$/);
-    for (const entry of ['', 'stream/', 'client/', 'server/']) {
+    for (const entry of ['', 'stream/', 'client/', 'server/', 'terminus/']) {
       expect(files).toContain(`dist/lib/${entry}index.js`);
       expect(files).toContain(`dist/lib/${entry}index.d.ts`);
     }
     expect(files).toContain('LICENSE');
     const manifest = JSON.parse(fs.readFileSync(path.join(apps.esm, 'node_modules/nestjs-occams/package.json'), 'utf8'));
     expect(Object.keys(manifest.dependencies)).toEqual(['msgpackr']);
-    expect(Object.keys(manifest.peerDependencies).sort()).toEqual([...PEERS].sort());
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual([...PEERS, ...OPTIONAL_PEERS].sort());
+    expect(Object.keys(manifest.peerDependenciesMeta).sort()).toEqual([...OPTIONAL_PEERS].sort());
+    for (const name of OPTIONAL_PEERS) expect(manifest.peerDependenciesMeta[name]).toEqual({ optional: true });
   });
 
   it('installs one copy of each peer, the consumer’s own version', async () => {
@@ -211,6 +217,7 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
     for (const [i, dir] of [apps.cjs, apps.esm].entries()) {
       expect(fs.existsSync(path.join(dir, 'node_modules/nestjs-occams/node_modules'))).toBe(false);
       for (const name of PEERS) expect(listed[i]![name]).toEqual([path.join(dir, 'node_modules', ...name.split('/'))]);
+      for (const name of OPTIONAL_PEERS) expect(fs.existsSync(path.join(dir, 'node_modules', ...name.split('/')))).toBe(false);
     }
     expect(installedVersion(apps.cjs, '@nestjs/core')).toBe(OLDER_NEST['@nestjs/core']);
   }, 60_000);

@@ -81,6 +81,11 @@ const probeExpected = {
   unix: 5,
   dns: 5,
   diagnosticsChannel: { before: false, during: true, after: false, seen: { seq: 1 } },
+  occamsChannels: {
+    value: 5,
+    calls: ['occams:client:call:start', 'occams:client:call:sent', 'occams:server:request:start', 'occams:server:request:end', 'occams:client:call:response'],
+    opened: 2,
+  },
 };
 
 /** The same two servers in this Node process: what a runtime's must match, and what its clients call. */

@@ -1,6 +1,7 @@
 import type { OccamsError } from '../errors.js';
 import { TimedEntry } from '../core/timeout-wheel.js';
 import type { Waiter } from '../core/wait-queue.js';
+import type { CallProbe } from './call-probe.js';
 
 /**
  * Receives the outcome of one call. Exactly one of `onResult` / `onError`
@@ -35,6 +36,8 @@ export interface CallOptions {
    * (FEATURE_CREDIT); without it, credit is renewed as items arrive
    */
   flow?: StreamFlow;
+  /** @internal set by the outermost `call()` when calls are observed (diagnostics channels, tracing) */
+  probe?: CallProbe;
 }
 
 /**

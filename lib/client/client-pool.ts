@@ -1,14 +1,17 @@
 import { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
+import { poolState } from '../core/diagnostics.js';
 import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { type CallHandle, type CallOptions, CallState, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
+import { callsObserved, observeCall } from './call-probe.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
 import { CLIENT_POOL_OPTIONS } from './option-names.js';
 import { PooledCall } from './pooled-call.js';
+import { pingPool } from './pool-ping.js';
 import { PoolQueue } from './pool-queue.js';
 import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
 
@@ -132,6 +135,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   }
 
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
+    if (callsObserved() && options?.probe === undefined) return observeCall(this, action, value, handler, options);
     switch (this.state) {
       case 'closing':
       case 'closed':
@@ -159,6 +163,11 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     return new Promise((resolve, reject) => void this.call(action, value, new PromiseHandler(resolve, reject), options));
   }
 
+  /** A real PING within `timeout` ms (connecting first if need be); resolves with its round trip in ms. See pool-ping.ts. */
+  ping(timeout = this.timeout): Promise<number> {
+    return pingPool(this, timeout, this.clock);
+  }
+
   /** Fails every queued call with `err` (they were never sent: a FailoverPool moves them). */
   releaseQueued(err: OccamsError): void {
     this.failQueued(err);
@@ -173,6 +182,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   // ---- lifecycle -------------------------------------------------------------
 
   protected override onEnter(next: PoolState, prev: PoolState): void {
+    if (poolState.hasSubscribers) poolState.publish({ pool: this, address: formatAddress(this.address), state: next, previous: prev });
     this.emit('state', next, prev);
   }
 

@@ -4,14 +4,17 @@ import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
+import { connectionClose, connectionOpen, goaway } from '../core/diagnostics.js';
 import { ClosedError, DecodeError, IoError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import { ACTION_HELLO, FEATURE_CANCEL, FEATURE_CREDIT, FEATURE_EVENTS, FEATURE_GOAWAY_ACK, FLAG_GOAWAY, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
 import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
-import type { AddressLike } from '../transport/address.js';
+import type { Address, AddressLike } from '../transport/address.js';
+import { type PeerInfo, peerInfo } from '../transport/peer.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
-import { Call, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
+import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
+import { type ProbedConnection, callsObserved, observeCall } from './call-probe.js';
 import { CallWindow } from './call-window.js';
 import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { HelloAnswer, connectClientStream } from './handshake.js';
@@ -38,8 +41,10 @@ const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed:
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
  * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
  */
-export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink {
+export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink, ProbedConnection {
   readonly options: NormalizedClientStreamOptions;
+  /** where it was dialled (given by `ClientStream.connect`); undefined for a socket wrapped by hand */
+  readonly address: Address | undefined;
   private readonly socket: Socket;
   private readonly writer: FrameWriter;
   private readonly out: RequestWriter;
@@ -56,6 +61,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   private readonly credit: StreamCredit;
   private _features = 0;
   private _draining = false;
+  private _peer: PeerInfo | undefined = undefined;
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -71,11 +77,12 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     return connectClientStream(address, normalizeClientStreamOptions(options));
   }
 
-  /** Wraps an already connected socket. Call `handshake()` to use the extensions. */
-  constructor(socket: Socket, options: ClientStreamOptions = {}) {
+  /** Wraps an already connected socket (dialled at `address`). Call `handshake()` to use the extensions. */
+  constructor(socket: Socket, options: ClientStreamOptions = {}, address?: Address) {
     super('connection', TRANSITIONS, 'ready');
     this.options = normalizeClientStreamOptions(options);
     this.socket = socket;
+    this.address = address;
     this.codec = this.options.codec;
     this.clock = this.options.clock;
     this.window = new CallWindow(this.options.maxInFlight, this.options.maxQueued, this.clock, this.options.timerResolution, (call) => this.expire(call));
@@ -100,6 +107,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       else this.destroy(new IoError('connection closed by peer'));
     });
     this.heartbeat.start();
+    if (connectionOpen.hasSubscribers) connectionOpen.publish({ side: 'client', connection: this });
   }
 
   /** Extension feature bits both sides speak (0 for a plain v1 server). */
@@ -126,12 +134,20 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   get remoteAddress(): string | undefined {
     return this.socket.remoteAddress ?? undefined;
   }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort ?? undefined;
+  }
+  /** Where it goes: the dialled address, else the socket's peer (built on first use). */
+  get peer(): PeerInfo {
+    return (this._peer ??= peerInfo(this.socket, this.address));
+  }
 
   /**
    * Sends a request; the outcome goes to `handler`. Returns the Call, whose
    * `cancel()` stops it. Never throws: every failure reaches `handler.onError`.
    */
-  call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): Call {
+  call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
+    if (callsObserved() && options?.probe === undefined) return observeCall(this, action, value, handler, options);
     const isEvent = options?.event === true && (this._features & FEATURE_EVENTS) !== 0;
     const call = new Call(this, isEvent ? CallKind.Event : CallKind.User, action, value, handler, options);
     if (this.state !== 'ready') {
@@ -162,24 +178,18 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
 
   /** Promise form of `call`. */
   request(action: string | number, value?: unknown, options?: CallOptions): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.call(action, value, new PromiseHandler(resolve, reject), options);
-    });
+    return new Promise((resolve, reject) => void this.call(action, value, new PromiseHandler(resolve, reject), options));
   }
 
   /** Sends a PING and resolves with the round trip in ms. */
   ping(timeout = this.options.timeout): Promise<number> {
     const started = this.clock.now();
-    return new Promise((resolve, reject) => {
-      this.control(ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), timeout);
-    });
+    return new Promise((resolve, reject) => this.control(ACTION_PING, undefined, new PromiseHandler(() => resolve(this.clock.now() - started), reject), timeout));
   }
 
   /** Negotiates the extensions; a plain v1 server's refusal just leaves them off. */
   handshake(timeout = this.options.connectTimeout || this.options.timeout): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.control(ACTION_HELLO, helloOffer(this.codec.name), new HelloAnswer(this, resolve, reject), timeout);
-    });
+    return new Promise((resolve, reject) => this.control(ACTION_HELLO, helloOffer(this.codec.name), new HelloAnswer(this, resolve, reject), timeout));
   }
 
   /** @internal HELLO was answered: the features both sides speak, the server's in-flight cap. */
@@ -219,6 +229,10 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     return undefined;
   }
 
+  protected override onClosed(reason: OccamsError | undefined): void {
+    if (connectionClose.hasSubscribers) connectionClose.publish({ side: 'client', connection: this, reason });
+  }
+
   protected abort(error: OccamsError): void {
     this.heartbeat.stop();
     const open: Call[] = [...this.window.stop(), ...this.events.take()];
@@ -253,6 +267,8 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     }
     this.nextSeq++;
     call.batch = this.writer.batch;
+    const probe = call.options?.probe;
+    if (probe !== undefined) probe.wrote(this, seq);
     if (call.kind !== CallKind.Event) {
       this.window.sent(call, seq);
       if (call.kind === CallKind.User) call.options?.flow?.bind(this, seq);
@@ -315,6 +331,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       const unsent = this.window.drainQueue();
       for (const call of unsent) this.fail(call, new UnreachableError('server is draining (GOAWAY): not sent'));
     }
+    if (goaway.hasSubscribers) goaway.publish({ side: 'client', connection: this });
     this.emit('goaway');
   }
 

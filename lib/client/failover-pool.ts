@@ -4,6 +4,7 @@ import { ClosedError, InvalidOptionError, type OccamsError, UnreachableError } f
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, isLiteral } from './address-resolver.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
+import { callsObserved, observeCall } from './call-probe.js';
 import { DEFAULT_TIMEOUT } from './client-options.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
@@ -138,6 +139,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
   }
 
   call(action: string | number, value: unknown, handler: ResponseHandler, options?: CallOptions): CallHandle {
+    if (callsObserved() && options?.probe === undefined) return observeCall(this, action, value, handler, options);
     // One address: no other pool to go to, so no journey to track.
     if (this.pools.length === 1 && this.state === 'open') return this.pools[0]!.call(action, value, handler, options);
     const fc = new FailoverCall(this, action, value, handler, options, this.clock.now() + (options?.timeout ?? this.timeout));

@@ -16,7 +16,7 @@ import { ClientStream } from './client-stream.js';
 export async function connectClientStream(address: AddressLike, opts: NormalizedClientStreamOptions): Promise<ClientStream> {
   const where = parseAddress(address);
   const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
-  const stream = new ClientStream(socket, opts);
+  const stream = new ClientStream(socket, opts, where);
   try {
     if (opts.extensions) await answered(stream, stream.handshake(), where, opts, 'HELLO');
     else await answered(stream, stream.ping(), where, opts, 'PING');
@@ -35,7 +35,7 @@ export async function connectClientStream(address: AddressLike, opts: Normalized
  */
 async function connectPlain(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError): Promise<ClientStream> {
   const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
-  const stream = new ClientStream(socket, { ...opts, extensions: false });
+  const stream = new ClientStream(socket, { ...opts, extensions: false }, where);
   try {
     await answered(stream, stream.ping(), where, opts, 'PING');
     return stream;

@@ -41,3 +41,20 @@ export function sleep(clock: Clock, ms: number): { promise: Promise<void>; cance
   });
   return { promise, cancel: () => clock.clear(handle) };
 }
+
+/** `promise`, or the error `timedOut()` gives after `ms` on `clock` (the promise is left to settle on its own). */
+export function withTimeout<T>(promise: Promise<T>, ms: number, clock: Clock, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimeout(() => reject(timedOut()), ms);
+    promise.then(
+      (v) => {
+        clock.clear(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clock.clear(timer);
+        reject(err);
+      },
+    );
+  });
+}

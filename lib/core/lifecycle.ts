@@ -113,8 +113,12 @@ export abstract class Lifecycle<S extends string> extends EventEmitter {
     this.transition('closed');
     this.abort(error);
     this.resolveClosed?.();
+    this.onClosed(report ? error : undefined);
     this.emit('close', report ? error : undefined);
   }
+
+  /** Runs once closed, before the 'close' event; `reason` is undefined when the end was graceful. */
+  protected onClosed(_reason: OccamsError | undefined): void {}
 
   /**
    * Starts a graceful close (state is already `closing`). Return a promise

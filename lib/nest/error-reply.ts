@@ -39,7 +39,8 @@ export function replyWithError(req: ServerRequest, err: unknown): void {
       return;
     }
     if (err instanceof Error) {
-      // reached us without going through a filter: never leak its message
+      // reached us without going through a filter: never leak its message (the span and diagnostics keep it)
+      req.handlerThrew(err);
       req.internal(ErrorCode.Internal);
       return;
     }

@@ -262,6 +262,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     }
     const e = err as Error;
     this.logger.error(`stream of ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+    req.handlerThrew(err);
     req.internal(ErrorCode.Internal);
   }
 

@@ -115,6 +115,7 @@ export class MethodDispatch implements Dispatch {
     }
     const e = err as Error;
     this.logger.error(`method ${String(req.action)} failed: ${e?.message ?? String(err)}`, e?.stack);
+    req.handlerThrew(err);
     req.internal(ErrorCode.Internal);
   }
 }

@@ -8,6 +8,7 @@ import type { ResponseWriter } from './response-writer.js';
 import type { ServerCounters } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { EndReason, type ServerRequest } from './server-request.js';
+import { RequestProbe, requestsObserved } from './request-probe.js';
 
 /** Bytes a waiting request is counted for beyond its msg and blob. */
 export const HELD_OVERHEAD = 64;
@@ -26,6 +27,7 @@ export class RequestIntake {
   private refusedLogged = false;
   private readonly cap: number;
   private readonly clock: Clock;
+  private readonly dispatchBound = (req: ServerRequest): void => this.dispatch(req);
 
   constructor(
     private readonly requests: RequestTable,
@@ -65,6 +67,13 @@ export class RequestIntake {
   run(req: ServerRequest): void {
     this.inFlight++;
     req.dispatched = true;
+    if (requestsObserved()) RequestProbe.dispatch(req, this.dispatchBound);
+    else this.dispatch(req);
+    if (!req.released && this.port.isOpen()) this.requests.running(req);
+  }
+
+  /** Hands `req` to the Dispatch; a throw or a rejected promise is answered rpc_internal_err. */
+  private dispatch(req: ServerRequest): void {
     try {
       const result = this.dispatcher.dispatch(req);
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
@@ -73,7 +82,6 @@ export class RequestIntake {
     } catch (err) {
       this.handlerFailed(req, err);
     }
-    if (!req.released && this.port.isOpen()) this.requests.running(req);
   }
 
   hold(req: ServerRequest, size: number): void {
@@ -131,6 +139,7 @@ export class RequestIntake {
 
   private handlerFailed(req: ServerRequest, err: unknown): void {
     this.logHandlerError(req, err);
+    req.handlerThrew(err);
     req.internal(ErrorCode.Internal);
   }
 

@@ -21,18 +21,23 @@ export class ResponseWriter {
     private readonly logger: RpcLogger,
   ) {}
 
-  /** A response carrying `value` (none for undefined). */
-  sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): void {
-    if (this.closed) return;
-    if (value === undefined) return this.writer.response(flag, 0, seq, EMPTY, blob);
+  /** A response carrying `value` (none for undefined); false when it could not be encoded (`rpc_encode` went instead). */
+  sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): boolean {
+    if (this.closed) return true;
+    if (value === undefined) {
+      this.writer.response(flag, 0, seq, EMPTY, blob);
+      return true;
+    }
     let bytes: Uint8Array;
     try {
       bytes = this.codec.encode(value);
     } catch (err) {
       this.logger.error(`cannot encode response ${seq}: ${(err as Error).message}`);
-      return this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Encode));
+      this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Encode));
+      return false;
     }
     this.writer.response(flag, bytes.length, seq, bytes, blob);
+    return true;
   }
 
   /** Encodes a value (EMPTY for undefined); logs and returns undefined when it cannot. */

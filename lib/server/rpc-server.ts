@@ -6,7 +6,7 @@ import { type Address, formatAddress, parseAddress } from '../transport/address.
 import { listen } from '../transport/listen.js';
 import { sleep } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { ClosedError } from '../errors.js';
+import { ClosedError, type OccamsError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
 import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
@@ -221,28 +221,28 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     wait.cancel();
     if (!timedOut) return;
     this.options.logger.warn(`closeWait ${this.options.closeWait} ms elapsed: destroying ${this.connections.size} connection(s)`);
-    await this.abortConnections();
+    await this.abortConnections(new ClosedError(`closeWait ${this.options.closeWait} ms elapsed`));
   }
 
   /** Immediate close: every connection is destroyed; resolves once they are gone. Idempotent. */
   override destroy(): Promise<void> {
     if (this.state !== 'closed') {
       if (this.state !== 'closing') this.transition('closing');
-      void this.abortConnections().then(() => this.terminate(undefined));
+      void this.abortConnections(new ClosedError('server destroyed')).then(() => this.terminate(undefined));
     }
     return this.whenClosed();
   }
 
-  protected abort(): void {
+  protected abort(err: OccamsError): void {
     this.stopListening();
-    for (const c of this.connections) c.destroy();
+    for (const c of this.connections) c.destroy(err);
   }
 
-  private abortConnections(): Promise<void> {
+  private abortConnections(reason: OccamsError): Promise<void> {
     this.stopListening();
     if (this.connections.size === 0) return Promise.resolve();
     const gone = new Promise<void>((resolve) => this.once('gone', resolve));
-    for (const c of this.connections) c.destroy();
+    for (const c of this.connections) c.destroy(reason);
     return gone;
   }
 

@@ -3,6 +3,8 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Lifecycle } from '../core/lifecycle.js';
+import { type PeerInfo, peerInfo } from '../transport/peer.js';
+import { connectionClose, connectionOpen, goaway } from '../core/diagnostics.js';
 import { ErrorCode, GoingAwayError, IoError, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, ACTION_HELLO, FEATURE_CREDIT, FEATURE_GOAWAY, FEATURE_GOAWAY_ACK, FEATURE_STREAMING, FLAG_GOAWAY, FORMAT_EVENT, FORMAT_EXT_HEADER, MAX_STREAM_CREDIT, type RequestExtHeader } from '../protocol/extensions.js';
@@ -67,6 +69,9 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   private features = 0;
   /** client id from the first request (informative) */
   clientId = 0;
+  /** the socket's error, if it failed (the reason its close reports) */
+  private socketError: Error | undefined = undefined;
+  private _peer: PeerInfo | undefined = undefined;
 
   constructor(
     id: number,
@@ -108,12 +113,19 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
-    socket.on('error', (err) => this.logger.warn(`connection ${this.describe()} error: ${err.message}`));
+    socket.on('error', (err) => {
+      this.socketError = err;
+      this.logger.warn(`connection ${this.describe()} error: ${err.message}`);
+    });
     socket.on('end', () => this.onPeerEnd());
-    socket.on('close', () => this.terminate(undefined));
+    socket.on('close', () => {
+      const err = this.socketError;
+      this.terminate(err === undefined ? undefined : new IoError(`connection error: ${err.message}`, { cause: err }));
+    });
     if (options.readTimeout > 0) {
       socket.setTimeout(options.readTimeout, () => this.flow.readTimeout());
     }
+    if (connectionOpen.hasSubscribers) connectionOpen.publish({ side: 'server', connection: this });
   }
 
   get remoteAddress(): string | undefined {
@@ -121,6 +133,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   }
   get remotePort(): number | undefined {
     return this.socket.remotePort;
+  }
+  /** The client's address, for spans (built on first use). */
+  get peer(): PeerInfo {
+    return (this._peer ??= peerInfo(this.socket, undefined));
   }
   /** The client's TLS certificate subject when the connection is TLS. */
   get peerCertificate(): PeerCertificate | undefined {
@@ -288,9 +304,12 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
    * Then FIN once nothing is owed (ConnectionDrain).
    */
   protected beginClose(): undefined {
-    const goaway = this.has(FEATURE_GOAWAY);
-    if (goaway) this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
-    this.drainer.begin(goaway && this.has(FEATURE_GOAWAY_ACK));
+    const sendGoaway = this.has(FEATURE_GOAWAY);
+    if (sendGoaway) {
+      this.writer.response(FLAG_GOAWAY, 0, 0, EMPTY, undefined);
+      if (goaway.hasSubscribers) goaway.publish({ side: 'server', connection: this });
+    }
+    this.drainer.begin(sendGoaway && this.has(FEATURE_GOAWAY_ACK));
     return undefined; // ends when the socket closes
   }
 
@@ -307,7 +326,7 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   kill(reason: string, cause?: OccamsError): void {
     if (this.state === 'closed') return;
     this.logger.warn(`closing connection ${this.describe()}: ${reason}${cause ? ` [${cause.code}]` : ''}`);
-    this.destroy();
+    this.destroy(new IoError(`closed by the server: ${reason}`, { cause }));
   }
 
   /**
@@ -332,6 +351,10 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
    * run (held ones are dispatched now); the server keeps count of them so
    * that its graceful close waits for them.
    */
+  protected override onClosed(reason: OccamsError | undefined): void {
+    if (connectionClose.hasSubscribers) connectionClose.publish({ side: 'server', connection: this, reason });
+  }
+
   protected abort(): void {
     this.out.closed = true;
     this.socket.destroy();

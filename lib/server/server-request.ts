@@ -1,8 +1,9 @@
 import { TimedEntry } from '../core/timeout-wheel.js';
-import { CancelledError, ErrorCode, EncodeError, type OccamsError } from '../errors.js';
+import { CancelledError, ErrorCode, EncodeError, InternalError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes } from '../errors.js';
 import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
 import { OutboundStream } from './outbound-stream.js';
+import type { RequestProbe } from './request-probe.js';
 import type { ServerConnection } from './server-connection.js';
 
 /** Internal codes a server may answer with (ASCII, flag 2). */
@@ -81,6 +82,8 @@ export class ServerRequest extends TimedEntry {
   tracked = false;
   /** @internal its way out once it streams to a peer speaking the extension */
   out: OutboundStream | undefined = undefined;
+  /** @internal diagnostics channels and tracing; undefined while nobody observes */
+  probe: RequestProbe | undefined = undefined;
   private done = false;
   private freed = false;
   private cancelled = false;
@@ -144,11 +147,14 @@ export class ServerRequest extends TimedEntry {
     this.done = true;
     if (this.isEvent) return this.free();
     if (this.out === undefined) {
-      this.connection.out.sendValue(FLAG_OK, this.seq, value, blob);
+      if (!this.connection.out.sendValue(FLAG_OK, this.seq, value, blob)) this.probe?.fail(new EncodeError());
       return this.free();
     }
     const bytes = this.connection.out.encode(value);
-    if (bytes === undefined) return this.out.finish(FLAG_ERROR_BYTES, 0, EMPTY, codeBytes(ErrorCode.Encode));
+    if (bytes === undefined) {
+      this.probe?.fail(new EncodeError());
+      return this.out.finish(FLAG_ERROR_BYTES, 0, EMPTY, codeBytes(ErrorCode.Encode));
+    }
     return this.out.finish(FLAG_OK, bytes.length, bytes, blob);
   }
 
@@ -206,6 +212,7 @@ export class ServerRequest extends TimedEntry {
   errno(code: number, message?: string): boolean {
     if (this.done) return false;
     this.done = true;
+    this.probe?.fail(new RemoteErrnoError(code, message));
     if (message !== undefined && this.connection.has(FEATURE_ERRNO_MESSAGE)) return this.final(FLAG_ERRNO_MESSAGE, code, Buffer.from(message, 'utf8'));
     return this.final(FLAG_ERRNO, code, EMPTY);
   }
@@ -214,7 +221,9 @@ export class ServerRequest extends TimedEntry {
   error(message: string | Uint8Array): boolean {
     if (this.done) return false;
     this.done = true;
-    return this.final(FLAG_ERROR_BYTES, 0, typeof message === 'string' ? Buffer.from(message, 'utf8') : message);
+    const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    this.probe?.fail(new RemoteError(bytes));
+    return this.final(FLAG_ERROR_BYTES, 0, bytes);
   }
 
   /**
@@ -226,6 +235,7 @@ export class ServerRequest extends TimedEntry {
     if (this.done) return false;
     this.done = true;
     const bytes = this.connection.out.encode(value);
+    this.probe?.fail(bytes === undefined ? new EncodeError() : new RemoteError(bytes, value));
     if (bytes === undefined) return this.final(FLAG_ERROR_BYTES, 0, codeBytes(ErrorCode.Encode));
     return this.final(this.connection.has(FEATURE_ERROR_VALUE) ? FLAG_ERROR_VALUE : FLAG_ERROR_BYTES, 0, bytes);
   }
@@ -234,6 +244,7 @@ export class ServerRequest extends TimedEntry {
   internal(code: WireErrorCode): boolean {
     if (this.done) return false;
     this.done = true;
+    this.probe?.fail(errorFromWireBytes(codeBytes(code)));
     return this.final(FLAG_ERROR_BYTES, 0, codeBytes(code));
   }
 
@@ -245,6 +256,11 @@ export class ServerRequest extends TimedEntry {
   onCancel(handler: () => void): void {
     if (this.done) return;
     this.cancelHandler = handler;
+  }
+
+  /** @internal Its handler threw `err` (it is answered rpc_internal_err): kept for diagnostics and its span. */
+  handlerThrew(err: unknown): void {
+    this.probe?.fail(new InternalError(`handler for ${String(this.action)} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
   }
 
   /** The client cancelled this request (CANCEL): ends it without a response. */
@@ -264,6 +280,7 @@ export class ServerRequest extends TimedEntry {
     this.done = true;
     this.cancelled = !handlerDone;
     this.held = undefined;
+    this.probe?.fail(reason);
     this.out?.drop();
     if (reply !== undefined && !this.isEvent) this.connection.out.writeFrame(FLAG_ERROR_BYTES, 0, this.seq, EMPTY, codeBytes(reply));
     this.free();
@@ -286,6 +303,7 @@ export class ServerRequest extends TimedEntry {
     this.freed = true;
     this.cancelHandler = undefined;
     this.connection.release(this);
+    this.probe?.end();
     return true;
   }
 
@@ -298,6 +316,7 @@ export class ServerRequest extends TimedEntry {
 
   private failInternal(err: unknown): void {
     this.connection.logHandlerError(this, err);
+    this.handlerThrew(err);
     this.internal(ErrorCode.Internal);
   }
 

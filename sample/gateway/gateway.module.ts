@@ -1,10 +1,14 @@
 import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { DEFAULT_OCCAMS_PORT, OccamsModule } from '../../lib/index.js';
 import { Calculator } from '../calculator-api.js';
+import { OccamsHealthIndicator } from '../../lib/terminus/index.js';
 import { CALCULATOR, GatewayController } from './gateway.controller.js';
+import { HealthController } from './health.controller.js';
 
 @Module({
   imports: [
+    TerminusModule,
     OccamsModule.registerAsync([
       {
         name: CALCULATOR,
@@ -17,6 +21,7 @@ import { CALCULATOR, GatewayController } from './gateway.controller.js';
       },
     ]),
   ],
-  controllers: [GatewayController],
+  controllers: [GatewayController, HealthController],
+  providers: [OccamsHealthIndicator],
 })
 export class GatewayModule {}
