@@ -3,15 +3,14 @@ import { describeTlsError } from '../transport/dial.js';
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { FrameWriter } from '../core/frame-writer.js';
-import { Lifecycle } from '../core/lifecycle.js';
-import { connectionClose, connectionOpen, goaway } from '../core/diagnostics.js';
+import { Connection } from '../core/connection.js';
+import { goaway } from '../core/diagnostics.js';
 import { ClosedError, DecodeError, IoError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import { ACTION_HELLO, FEATURE_CANCEL, FEATURE_CREDIT, FEATURE_EVENTS, FEATURE_GOAWAY_ACK, FLAG_GOAWAY, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
 import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { Address, AddressLike } from '../transport/address.js';
-import { type PeerInfo, peerInfo } from '../transport/peer.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
 import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
 import { type ProbedConnection, callsObserved, observeCall } from './call-probe.js';
@@ -41,11 +40,8 @@ const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed:
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
  * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
  */
-export class ClientStream extends Lifecycle<'ready'> implements CallOwner, ResponseSink, ProbedConnection {
+export class ClientStream extends Connection<'ready'> implements CallOwner, ResponseSink, ProbedConnection {
   readonly options: NormalizedClientStreamOptions;
-  /** where it was dialled (given by `ClientStream.connect`); undefined for a socket wrapped by hand */
-  readonly address: Address | undefined;
-  private readonly socket: Socket;
   private readonly writer: FrameWriter;
   private readonly out: RequestWriter;
   private readonly decoder: ResponseDecoder;
@@ -61,7 +57,6 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   private readonly credit: StreamCredit;
   private _features = 0;
   private _draining = false;
-  private _peer: PeerInfo | undefined = undefined;
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -79,10 +74,8 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
 
   /** Wraps an already connected socket (dialled at `address`). Call `handshake()` to use the extensions. */
   constructor(socket: Socket, options: ClientStreamOptions = {}, address?: Address) {
-    super('connection', TRANSITIONS, 'ready');
+    super('connection', TRANSITIONS, 'ready', socket, 'client', address);
     this.options = normalizeClientStreamOptions(options);
-    this.socket = socket;
-    this.address = address;
     this.codec = this.options.codec;
     this.clock = this.options.clock;
     this.window = new CallWindow(this.options.maxInFlight, this.options.maxQueued, this.clock, this.options.timerResolution, (call) => this.expire(call));
@@ -107,7 +100,7 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
       else this.destroy(new IoError('connection closed by peer'));
     });
     this.heartbeat.start();
-    if (connectionOpen.hasSubscribers) connectionOpen.publish({ side: 'client', connection: this });
+    this.announce();
   }
 
   /** Extension feature bits both sides speak (0 for a plain v1 server). */
@@ -130,16 +123,6 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
   /** User calls in flight plus queued. */
   get load(): number {
     return this.window.inFlight + this.window.queued;
-  }
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress ?? undefined;
-  }
-  get remotePort(): number | undefined {
-    return this.socket.remotePort ?? undefined;
-  }
-  /** Where it goes: the dialled address, else the socket's peer (built on first use). */
-  get peer(): PeerInfo {
-    return (this._peer ??= peerInfo(this.socket, this.address));
   }
 
   /**
@@ -227,10 +210,6 @@ export class ClientStream extends Lifecycle<'ready'> implements CallOwner, Respo
     this.heartbeat.stop(); // what is still owed is bounded by its timeouts
     this.maybeEnd();
     return undefined;
-  }
-
-  protected override onClosed(reason: OccamsError | undefined): void {
-    if (connectionClose.hasSubscribers) connectionClose.publish({ side: 'client', connection: this, reason });
   }
 
   protected abort(error: OccamsError): void {

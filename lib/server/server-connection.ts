@@ -2,9 +2,8 @@ import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
 import { FrameWriter } from '../core/frame-writer.js';
-import { Lifecycle } from '../core/lifecycle.js';
-import { type PeerInfo, peerInfo } from '../transport/peer.js';
-import { connectionClose, connectionOpen, goaway } from '../core/diagnostics.js';
+import { Connection } from '../core/connection.js';
+import { goaway } from '../core/diagnostics.js';
 import { ErrorCode, GoingAwayError, IoError, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, ACTION_HELLO, FEATURE_CREDIT, FEATURE_GOAWAY, FEATURE_GOAWAY_ACK, FEATURE_STREAMING, FLAG_GOAWAY, FORMAT_EVENT, FORMAT_EXT_HEADER, MAX_STREAM_CREDIT, type RequestExtHeader } from '../protocol/extensions.js';
@@ -48,9 +47,8 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
  * deadlines and `handlerTimeout`). The graceful close's decisions are
  * DrainPolicy's; what goes out goes through ResponseWriter (`out`).
  */
-export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
+export class ServerConnection extends Connection<'open'> implements RequestSink {
   readonly id: number;
-  readonly socket: Socket;
   readonly options: NormalizedRpcServerOptions;
   readonly codec: Codec;
   /** responses go out through it (ServerRequest, OutboundStream) */
@@ -71,7 +69,6 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
   clientId = 0;
   /** the socket's error, if it failed (the reason its close reports) */
   private socketError: Error | undefined = undefined;
-  private _peer: PeerInfo | undefined = undefined;
 
   constructor(
     id: number,
@@ -80,9 +77,8 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     options: NormalizedRpcServerOptions,
     host: ConnectionHost,
   ) {
-    super(`connection #${id}`, TRANSITIONS, 'open');
+    super(`connection #${id}`, TRANSITIONS, 'open', socket, 'server', undefined);
     this.id = id;
-    this.socket = socket;
     this.options = options;
     this.codec = options.codec;
     this.logger = options.logger;
@@ -125,19 +121,9 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
     if (options.readTimeout > 0) {
       socket.setTimeout(options.readTimeout, () => this.flow.readTimeout());
     }
-    if (connectionOpen.hasSubscribers) connectionOpen.publish({ side: 'server', connection: this });
+    this.announce();
   }
 
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
-  /** The client's address, for spans (built on first use). */
-  get peer(): PeerInfo {
-    return (this._peer ??= peerInfo(this.socket, undefined));
-  }
   /** The client's TLS certificate subject when the connection is TLS. */
   get peerCertificate(): PeerCertificate | undefined {
     const s = this.socket as TLSSocket;
@@ -351,9 +337,6 @@ export class ServerConnection extends Lifecycle<'open'> implements RequestSink {
    * run (held ones are dispatched now); the server keeps count of them so
    * that its graceful close waits for them.
    */
-  protected override onClosed(reason: OccamsError | undefined): void {
-    if (connectionClose.hasSubscribers) connectionClose.publish({ side: 'server', connection: this, reason });
-  }
 
   protected abort(): void {
     this.out.closed = true;
