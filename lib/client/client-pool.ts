@@ -13,6 +13,7 @@ import { CLIENT_POOL_OPTIONS } from './option-names.js';
 import { PooledCall } from './pooled-call.js';
 import { pingPool } from './pool-ping.js';
 import { PoolQueue } from './pool-queue.js';
+import { IdleCloser } from './idle-closer.js';
 import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
 
 export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats };
@@ -47,18 +48,15 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   private readonly streamOptions: ClientStreamOptions;
   private readonly min: number;
   private readonly max: number;
-  private readonly idleTimeout: number;
+  private readonly idle: IdleCloser;
   private readonly timeout: number;
   private readonly clock: Clock;
   private readonly factory: ConnectionFactory;
   private readonly backoff: Backoff;
   private readonly streams: ClientStream[] = [];
-  /** when each stream was last seen with nothing in flight (for idle close) */
-  private readonly idleSince = new Map<ClientStream, number>();
   /** calls waiting for a connection with room, with their deadlines */
   private readonly queue: PoolQueue;
   private connecting = 0;
-  private idleTimer: TimerHandle | undefined;
   private reconnectTimer: TimerHandle | undefined;
   private _lastError: Error | undefined;
   private readonly pumpBound = (): void => this.pump();
@@ -72,12 +70,13 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     this.streamOptions = streamOptions;
     this.min = positiveInt(connections, DEFAULT_POOL_CONNECTIONS, 'connections');
     this.max = Math.max(this.min, positiveInt(maxConnections, this.min, 'maxConnections'));
-    this.idleTimeout = nonNegativeInt(idleTimeout, DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
+    const idleMs = nonNegativeInt(idleTimeout, DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
     this.timeout = normalized.timeout;
     this.clock = normalized.clock;
     this.queue = new PoolQueue(normalized.maxQueued, this.clock, normalized.timerResolution, (pc) => this.expire(pc));
     this.factory = connectionFactory ?? ((a, o) => ClientStream.connect(a, o));
     this.backoff = new Backoff(backoff);
+    this.idle = new IdleCloser(this.clock, idleMs, this.min, this.streams);
   }
 
   /**
@@ -207,7 +206,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
 
   protected abort(error: OccamsError): void {
     this.clock.clear(this.reconnectTimer);
-    this.clock.clear(this.idleTimer);
+    this.idle.stop();
     this.queue.stop();
     this.failQueued(error);
     for (const s of [...this.streams]) s.destroy(error);
@@ -282,9 +281,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     this.transition('ready');
     this.emit('connect', stream);
     if (this.streams.length + this.connecting < this.min) this.openStream();
-    if (this.streams.length > this.min && this.idleTimeout > 0 && this.idleTimer === undefined) {
-      this.idleTimer = this.clock.setInterval(() => this.closeIdle(), Math.min(this.idleTimeout, 1_000));
-    }
+    this.idle.grew();
     this.pump();
     this.maybeGrow();
   }
@@ -312,7 +309,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   private onStreamClosed(stream: ClientStream, err?: Error): void {
     const i = this.streams.indexOf(stream);
     if (i >= 0) this.streams.splice(i, 1);
-    this.idleSince.delete(stream);
+    this.idle.forget(stream);
     this.emit('disconnect', stream, err);
     if (this.state === 'closing' && this.streams.length === 0) this.emit('drained');
     if (this.ending) return;
@@ -331,28 +328,6 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     const live = this.streams.filter((s) => !s.draining).length;
     if (live + this.connecting < this.min) this.openStream();
     void stream.close();
-  }
-
-  /** Closes connections beyond `connections` that stayed idle for `idleTimeout`. */
-  private closeIdle(): void {
-    const now = this.clock.now();
-    if (this.streams.length <= this.min) {
-      this.clock.clear(this.idleTimer);
-      this.idleTimer = undefined;
-      return;
-    }
-    for (const s of [...this.streams]) {
-      if (s.load > 0) {
-        this.idleSince.delete(s);
-        continue;
-      }
-      const since = this.idleSince.get(s) ?? now;
-      this.idleSince.set(s, since);
-      if (now - since >= this.idleTimeout && this.streams.length > this.min) {
-        this.streams.splice(this.streams.indexOf(s), 1);
-        void s.close();
-      }
-    }
   }
 
   private failQueued(err: OccamsError): void {

@@ -83,7 +83,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     this.out = new RequestWriter(this.writer, this.codec, this.options.clientId);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
     this.events = new EventOutbox(() => this.writer.flush(), (call) => this.settle(call, undefined, EMPTY));
-    this.credit = new StreamCredit(this.window, this.out, this.options.timeout);
+    this.credit = new StreamCredit(this.window, this.out, this.options.timeout, this.codec);
     const port: HeartbeatPort = {
       ping: () => {
         const every = this.options.pingInterval;
@@ -290,14 +290,8 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   }
 
   private onItem(call: Call, msg: Buffer): void {
-    const value = msg.length === 0 ? undefined : decodeValue(this.codec, msg, 'stream item');
-    if (value instanceof DecodeError) return this.fail(call, value);
-    this.credit.item(call, (this._features & FEATURE_CREDIT) !== 0);
-    try {
-      call.handler.onItem?.(value);
-    } catch (err) {
-      rethrow(err);
-    }
+    const err = this.credit.item(call, msg, (this._features & FEATURE_CREDIT) !== 0);
+    if (err !== undefined) this.fail(call, err);
   }
 
   private onGoaway(): void {
@@ -324,11 +318,9 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   /** Removes a call from every structure and frees its slot. */
   private finish(call: Call): void {
     const state = this.window.finish(call);
-    if (call.kind === CallKind.User) {
-      if (this.state !== 'closed') {
-        this.pump();
-        if (state === CallState.Sent && this.onSlotFreed !== undefined) this.onSlotFreed();
-      }
+    if (call.kind === CallKind.User && this.state !== 'closed') {
+      this.pump();
+      if (state === CallState.Sent && this.onSlotFreed !== undefined) this.onSlotFreed();
     }
     if (this.state === 'closing') this.maybeEnd();
   }
