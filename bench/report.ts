@@ -184,7 +184,7 @@ export function markdown(r: Report): string {
     const val = s && !t.ratio.startsWith('p50') ? sp(s, 2) : f(t.value, 2);
     lines.push(`| ${t.name} (${bound}) | ${val} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} |`);
   }
-  lines.push('', '| placement | payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client RSS MiB | server RSS MiB | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('', '| placement | payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client peak RSS MiB | server peak RSS MiB (whole run) | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of r.summary) {
     const fail = s.failed ? ` (${s.failed} failed)` : '';
     lines.push(

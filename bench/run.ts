@@ -144,6 +144,7 @@ async function runPoint(server: ServerHandle, run: number, placement: string, tr
   return point;
 }
 
+// One server process per transport for the whole run (its peak RSS is over every point it served).
 const servers = new Map<string, ServerHandle>();
 for (const t of transports) servers.set(t, await startServer(t));
 
