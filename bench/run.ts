@@ -38,7 +38,7 @@ const payloads = arg('payloads', 'small,16k').split(',');
 const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
 const warmup = Number(arg('warmup', quick ? '0.3' : '1'));
 const runs = Number(arg('runs', '3'));
-const placements = arg('placements', 'auto,apart').split(',');
+const placements = arg('placements', quick ? 'auto' : 'auto,apart').split(',');
 
 /** --observe: what both processes observe (bench/observe-setup.ts) */
 const observe = arg('observe', process.env.OCCAMS_BENCH_OBSERVE ?? 'off');
