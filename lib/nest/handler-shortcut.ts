@@ -1,5 +1,6 @@
 import { STATIC_CONTEXT } from '@nestjs/core/internal';
 import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
+import { DEFAULT_CALLBACK_METADATA } from '@nestjs/microservices/context/rpc-metadata-constants.js';
 import { isObservable, type Observable, catchError } from 'rxjs';
 
 /**
@@ -79,7 +80,7 @@ export function handlerShortcut(handler: object): HandlerShortcut | null {
 }
 
 function describe({ creator, args }: Recipe): HandlerShortcut | null {
-  const [instance, callback, moduleKey, methodName, contextId = STATIC_CONTEXT, inquirerId, defaultCallMetadata, reportUnhandledErrors] = args;
+  const [instance, callback, moduleKey, methodName, contextId = STATIC_CONTEXT, inquirerId, defaultCallMetadata = DEFAULT_CALLBACK_METADATA, reportUnhandledErrors] = args;
   if (contextId !== STATIC_CONTEXT || inquirerId !== undefined || reportUnhandledErrors === true) return null;
   const config = creator.applicationConfig;
   for (const hooks of ['getGlobalPreRequestHooks', 'getGlobalRequestPipes', 'getGlobalRequestGuards', 'getGlobalRequestInterceptors']) {
