@@ -1,11 +1,32 @@
-export * from './defaults.js';
-export * from './occams-client.js';
-export * from './occams-context.js';
-export * from './occams-exceptions.js';
-export * from './occams-http-exception-filter.js';
-export * from './occams-module.js';
-export * from './occams-server.js';
-export * from './occams-transport.js';
-export * from './server-config.js';
+// The Nest layer: the transport strategy, the client proxy, the module and
+// what handlers and gateways use. Exported by name: what is not listed here
+// is internal.
+export { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
+export {
+  OCCAMS_CLIENT_OPTIONS,
+  type OccamsCallOptions,
+  OccamsClient,
+  type OccamsClientEvents,
+  type OccamsClientOptions,
+  type OccamsClientStatus,
+  type OccamsStreamOptions,
+} from './occams-client.js';
+export { OccamsContext } from './occams-context.js';
+export { OccamsErrnoException } from './occams-exceptions.js';
+export { type OccamsHttpErrorBody, OccamsHttpExceptionFilter, occamsHttpStatus } from './occams-http-exception-filter.js';
+export {
+  InjectOccamsClient,
+  InjectOccamsService,
+  type OccamsClientAsyncProviderOptions,
+  type OccamsClientOptionsFactory,
+  type OccamsClientProviderOptions,
+  OccamsModule,
+  type OccamsModuleAsyncOptions,
+  type OccamsModuleOptions,
+  occamsServiceToken,
+} from './occams-module.js';
+export { OCCAMS_SERVER_OPTIONS, OccamsServer, type OccamsServerEvents, type OccamsServerOptions, type OccamsServerStatus } from './occams-server.js';
+export { OCCAMS_TRANSPORT } from './occams-transport.js';
+export { occamsServerOptionsFrom } from './server-config.js';
 export { type OccamsServiceImplementation, OccamsService } from './occams-service.js';
 export { type OccamsMethodCall, type OccamsServiceClient, type OccamsStreamCall } from './occams-service-client.js';
