@@ -1,4 +1,4 @@
-import { ErrorCode, TimeoutError } from '../errors.js';
+import { ErrorCode, GoingAwayError, type OccamsError, TimeoutError } from '../errors.js';
 import type { Clock } from '../core/clock.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { Dispatch } from './dispatch.js';
@@ -129,6 +129,37 @@ export class RequestIntake {
       req.abandon(EndReason.Deadline, new TimeoutError(`deadline of ${String(req.action)} passed`), ErrorCode.Timeout);
     } else {
       req.abandon(EndReason.HandlerTimeout, new TimeoutError(`${String(req.action)} ran past handlerTimeout ${this.options.handlerTimeout} ms`), ErrorCode.Timeout);
+    }
+  }
+
+  /**
+   * The peer is gone or sends nothing more: every request still owed an
+   * answer is abandoned (handlers cancelled), the held ones first so that
+   * freed slots do not start them. Events owe nothing and run on.
+   */
+  abandonOwed(gone: OccamsError): void {
+    const owed = this.requests.owed().filter((r) => !r.isEvent);
+    for (const req of owed) if (!req.dispatched) req.abandon(EndReason.Disconnect, gone, undefined);
+    for (const req of owed) req.abandon(EndReason.Disconnect, gone, undefined);
+  }
+
+  /** The connection closed: requests are abandoned; events read still run (held ones now), each adopted by the server. */
+  abandonAll(gone: OccamsError, adopt: () => void): void {
+    for (const req of this.requests.clear()) {
+      if (req.released) continue;
+      if (!req.isEvent) {
+        req.abandon(EndReason.Disconnect, gone, undefined);
+        continue;
+      }
+      adopt();
+      if (!req.dispatched) this.run(req);
+    }
+  }
+
+  /** Streams still open past the graceful close's grace end with `code` (rpc_going_away; rpc_io_err for v1 peers). */
+  endStreams(code: typeof ErrorCode.GoingAway | typeof ErrorCode.Io): void {
+    for (const req of this.requests.owed()) {
+      if (req.isStreaming && !req.released) req.abandon(EndReason.Shutdown, new GoingAwayError('the server closed this stream'), code);
     }
   }
 

@@ -4,7 +4,7 @@ import type { Codec } from '../codec/codec.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
-import { ErrorCode, GoingAwayError, IoError, type OccamsError } from '../errors.js';
+import { ErrorCode, IoError, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, ACTION_HELLO, FEATURE_CREDIT, FEATURE_GOAWAY, FEATURE_GOAWAY_ACK, FEATURE_STREAMING, FLAG_GOAWAY, FORMAT_EVENT, FORMAT_EXT_HEADER, MAX_STREAM_CREDIT, type RequestExtHeader } from '../protocol/extensions.js';
 import { acceptHello, encodeHelloAnswer } from '../protocol/hello.js';
@@ -21,7 +21,7 @@ import { ResponseWriter } from './response-writer.js';
 import type { ConnectionHost, ServerConnectionStats, ServerCounters } from './server-counters.js';
 export type { ServerConnectionState } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { EndReason, ServerRequest } from './server-request.js';
+import { type EndReason, ServerRequest } from './server-request.js';
 
 const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
@@ -301,11 +301,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
 
   /** Streams still open after the grace end with a coded error (rpc_io_err for v1 peers). */
   private endStreams(): void {
-    for (const req of this.requests.owed()) {
-      if (!req.isStreaming || req.released) continue;
-      const v1 = !this.has(FEATURE_STREAMING);
-      req.abandon(EndReason.Shutdown, new GoingAwayError('the server closed this stream'), v1 ? ErrorCode.Io : ErrorCode.GoingAway);
-    }
+    this.intake.endStreams(this.has(FEATURE_STREAMING) ? ErrorCode.GoingAway : ErrorCode.Io);
   }
 
   /** Closes this connection at once (logged); the server goes on. */
@@ -324,11 +320,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
    */
   private onPeerEnd(): void {
     this.drainer.policy.acknowledged();
-    const gone = new IoError('the client closed the connection');
-    const owed = this.requests.owed().filter((r) => !r.isEvent);
-    // the held ones first, so that freed slots do not start them
-    for (const req of owed) if (!req.dispatched) req.abandon(EndReason.Disconnect, gone, undefined);
-    for (const req of owed) req.abandon(EndReason.Disconnect, gone, undefined);
+    this.intake.abandonOwed(new IoError('the client closed the connection'));
   }
 
   /**
@@ -337,23 +329,12 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
    * run (held ones are dispatched now); the server keeps count of them so
    * that its graceful close waits for them.
    */
-
   protected abort(): void {
     this.out.closed = true;
     this.socket.destroy();
     this.flow.stop();
     this.drainer.stop();
-    const gone = new IoError('connection closed');
-    const pending = this.requests.clear();
-    for (const req of pending) {
-      if (req.released) continue;
-      if (!req.isEvent) {
-        req.abandon(EndReason.Disconnect, gone, undefined);
-        continue;
-      }
-      this.host.adoptEvent();
-      if (!req.dispatched) this.intake.run(req);
-    }
+    this.intake.abandonAll(new IoError('connection closed'), () => this.host.adoptEvent());
     this.host.forget(this);
   }
 
