@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lastValueFrom } from 'rxjs';
 import { ClientStream, MethodDispatch, OccamsClient, type OccamsError, RpcServer, msgpackCodec, protocol, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
+import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const json = process.argv.includes('--json');
@@ -25,18 +26,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- process helpers ---------------------------------------------------------
 
-function waitMessage<T = any>(child: ChildProcess, type: string, ms = 20_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${type}' within ${ms} ms`)), ms);
-    const on = (m: any) => {
-      if (m?.type !== type) return;
-      clearTimeout(timer);
-      child.off('message', on);
-      resolve(m);
-    };
-    child.on('message', on);
-  });
-}
 
 async function server(mode: 'nest' | 'stream', options: Record<string, unknown> = {}) {
   const child = fork(path.join(here, 'lifecycle-server.js'), [mode, JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });

@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const resultsDir = path.resolve(here, '../../bench/results');
@@ -64,22 +65,6 @@ interface Run {
   p50us: number;
 }
 
-function waitMessage(child: ChildProcess, type: string, ms: number): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${type}' within ${ms} ms`)), ms);
-    const onMessage = (m: any) => {
-      if (m?.type !== type) return;
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      resolve(m);
-    };
-    child.on('message', onMessage);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`process exited before '${type}'`));
-    });
-  });
-}
 
 async function runOnce(v: Variant, transport: string, inflight: number): Promise<Run> {
   const env = { ...process.env, OCCAMS_BENCH_OBSERVE: v.observe, BENCH_INFLIGHT: String(inflight) };

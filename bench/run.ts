@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
 import { type Point, type Report, markdown, ratios, summarise, targets } from './report.js';
+import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const resultsDir = path.resolve(here, '../../bench/results');
@@ -66,25 +67,6 @@ function pin(pid: number, cpus: string): string {
   }
 }
 
-function waitMessage(child: ChildProcess, type: string, ms: number): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.off('message', onMessage);
-      reject(new Error(`no '${type}' within ${ms} ms`));
-    }, ms);
-    const onMessage = (m: any) => {
-      if (m?.type !== type) return;
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      resolve(m);
-    };
-    child.on('message', onMessage);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`process exited before '${type}'`));
-    });
-  });
-}
 
 interface ServerHandle {
   child: ChildProcess;
