@@ -24,29 +24,22 @@ export class ResponseWriter {
   /** A response carrying `value` (none for undefined); false when it could not be encoded (`rpc_encode` went instead). */
   sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): boolean {
     if (this.closed) return true;
-    if (value === undefined) {
-      this.writer.response(flag, 0, seq, EMPTY, blob);
-      return true;
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = this.codec.encode(value);
-    } catch (err) {
-      this.logger.error(`cannot encode response ${seq}: ${(err as Error).message}`);
-      this.writer.response(FLAG_ERROR_BYTES, 0, seq, EMPTY, codeBytes(ErrorCode.Encode));
+    const bytes = this.encode(value, seq);
+    if (bytes === undefined) {
+      this.writeCode(seq, ErrorCode.Encode);
       return false;
     }
     this.writer.response(flag, bytes.length, seq, bytes, blob);
     return true;
   }
 
-  /** Encodes a value (EMPTY for undefined); logs and returns undefined when it cannot. */
-  encode(value: unknown): Uint8Array | undefined {
+  /** Encodes a value (EMPTY for undefined); logs (naming the response `seq` when given) and returns undefined when it cannot. */
+  encode(value: unknown, seq?: number): Uint8Array | undefined {
     if (value === undefined) return EMPTY;
     try {
       return this.codec.encode(value);
     } catch (err) {
-      this.logger.error(`cannot encode response: ${(err as Error).message}`);
+      this.logger.error(`cannot encode response${seq === undefined ? '' : ` ${seq}`}: ${(err as Error).message}`);
       return undefined;
     }
   }

@@ -282,7 +282,7 @@ export class ServerRequest extends TimedEntry {
     this.held = undefined;
     this.probe?.fail(reason);
     this.out?.drop();
-    if (reply !== undefined && !this.isEvent) this.connection.out.writeFrame(FLAG_ERROR_BYTES, 0, this.seq, EMPTY, codeBytes(reply));
+    if (reply !== undefined && !this.isEvent) this.connection.out.writeCode(this.seq, reply);
     this.free();
     this.connection.count(why, this.dispatched);
     if (handlerDone || !this.dispatched) return;
