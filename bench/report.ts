@@ -128,6 +128,10 @@ const PAIRS: [string, string][] = [
   ['occams', 'grpc'],
   ['occams', 'limit-msgpack'],
   ['stream', 'limit-msgpack'],
+  // A/B runs against another build (bench/transports/before.ts) and the fast path's worth
+  ['occams', 'occams-before'],
+  ['stream', 'stream-before'],
+  ['occams', 'occams-pipeline'],
 ];
 
 export function ratios(points: Point[]): Record<string, Spread> {

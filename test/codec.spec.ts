@@ -6,8 +6,8 @@
  * three rows of the 64-bit table are the bytes observed from the Rust crate.
  */
 import fc from 'fast-check';
-import { Packr } from 'msgpackr';
-import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { Packr, addExtension } from 'msgpackr';
+import { MsgpackCodec, SCRATCH_SIZE, msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { float64sToIntegers, hasUnsafeInt64s } from '../lib/codec/msgpack-integers.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex');
@@ -168,6 +168,48 @@ describe('codec: numbers as rmp-serde writes them', () => {
     expect(hasUnsafeInt64s(hex('92 cf 00 20 00 00 00 00 00 01 05'), 1)).toBe(true);
     expect(hasUnsafeInt64s(hex('92 c4 09 cf ff ff ff ff ff ff ff ff cf 00 00 00 01 00 00 00 00'), 1)).toBe(false); // inside a bin: skipped
     expect(hasUnsafeInt64s(hex('91 c7 09 01 cf 00 00 00 01 00 00 00 00'), 1)).toBe(true); // counted but inside an ext body: assume the worst
+  });
+
+  it('small messages are decoded from a reused buffer: bins are copies, strings and values survive the next decode', () => {
+    const codec = new MsgpackCodec();
+    const first = Buffer.from(codec.encode({ bin: Buffer.from([1, 2, 3, 4]), s: 'héllo', n: [1.5, 2 ** 40] }));
+    const decoded = codec.decode(first) as { bin: Buffer; s: string; n: number[] };
+    first.fill(0xff); // the received bytes are gone
+    codec.decode(Buffer.from(codec.encode({ bin: Buffer.from([9, 9, 9, 9]), s: 'other', n: [7] }))); // the reused buffer is overwritten
+    expect(decoded).toEqual({ bin: Buffer.from([1, 2, 3, 4]), s: 'héllo', n: [1.5, 2 ** 40] });
+    expect(Buffer.isBuffer(decoded.bin)).toBe(true);
+  });
+
+  it("decodes at and around the reused buffer's size, and after a failed decode", () => {
+    const codec = new MsgpackCodec();
+    for (const size of [SCRATCH_SIZE - 8, SCRATCH_SIZE - 3, SCRATCH_SIZE, SCRATCH_SIZE + 1, 70_000]) {
+      // a one-key map holding a string that brings the message to `size` bytes (str16 / str32 headers)
+      const strLen = size - 1 - 2 - (size - 6 < 0x10000 ? 3 : 5);
+      const value = { v: 'x'.repeat(strLen), big: 2n ** 60n };
+      const bytes = Buffer.from(codec.encode(value));
+      expect(codec.decode(bytes)).toEqual(value);
+    }
+    const whole = Buffer.from(codec.encode({ a: [1, 2, 3] }));
+    expect(() => codec.decode(whole.subarray(0, whole.length - 1))).toThrow(); // truncated
+    expect(() => codec.decode(Buffer.concat([whole, Buffer.from([1])]))).toThrow(); // trailing bytes
+    expect(codec.decode(whole)).toEqual({ a: [1, 2, 3] });
+  });
+
+  it('a msgpackr extension that decodes through the codec again does not disturb the message around it', () => {
+    // its payload names a longer message kept elsewhere, decoded while the outer one is half read
+    const codec = new MsgpackCodec();
+    const elsewhere = [Buffer.from(codec.encode({ long: 'z'.repeat(300), list: [1, 2, 3] }))];
+    class Ref {
+      constructor(readonly inner: unknown) {}
+    }
+    addExtension({
+      Class: Ref,
+      type: 0x42,
+      pack: () => Buffer.from([0]),
+      unpack: (bytes: Buffer) => new Ref(codec.decode(elsewhere[bytes[0]!]!)),
+    });
+    const bytes = Buffer.from(codec.encode({ w: new Ref(undefined), after: ['tail', 1.5, { k: 'v' }] }));
+    expect(codec.decode(bytes)).toEqual({ w: new Ref({ long: 'z'.repeat(300), list: [1, 2, 3] }), after: ['tail', 1.5, { k: 'v' }] });
   });
 
   it('decodes maps and arrays as a Rust peer sends them, one unsafe value among safe ones', () => {

@@ -2,6 +2,9 @@ import { Packr, Unpackr } from 'msgpackr';
 import type { Codec } from './codec.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
 
+/** Messages up to this many bytes are decoded from a copy in a reused buffer (see MsgpackCodec). */
+export const SCRATCH_SIZE = 4096;
+
 /** msgpackr options of both directions, as on the wire to any peer. */
 const OPTIONS = {
   useRecords: false,
@@ -49,6 +52,14 @@ const OPTIONS = {
  * answers 'number' and counts, and only a message that had some is walked
  * for one beyond ±2^53; such a message is decoded again in 'auto' mode.
  *
+ * Small messages (up to SCRATCH_SIZE bytes, the usual request or response)
+ * are copied into one buffer the codec keeps and decoded from there:
+ * msgpackr attaches a DataView to every buffer it is given, and making one
+ * for each fresh slice of a socket read cost more than the copy (a third of
+ * a small message's decode, measured). That decoder copies bin values out
+ * (`copyBuffers`), so nothing decoded refers to the reused buffer; larger
+ * messages are decoded in place, their bins views of the bytes received.
+ *
  * Should a msgpackr release stop reading either option there, the probes in
  * the constructor see it, and every output is walked / every input decoded
  * in 'auto' mode: still exact, only slower. The golden tests would see it too.
@@ -56,6 +67,11 @@ const OPTIONS = {
 export class MsgpackCodec implements Codec {
   readonly name = 'msgpack';
   private readonly packr = new CountingPackr(OPTIONS);
+  /** Decodes small messages copied into `scratch`; copies bins out of it. */
+  private readonly scratchUnpackr = new CountingPackr({ ...OPTIONS, copyBuffers: true });
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+  /** true while a decode reads `scratch` (a msgpackr extension decoding through this codec again takes the other way) */
+  private scratchBusy = false;
   /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
   private readonly bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
   /** 0 when msgpackr reports the floats it writes; Infinity: walk every output. */
@@ -68,7 +84,10 @@ export class MsgpackCodec implements Codec {
     packr.pack(2 ** 32);
     this.floatFloor = packr.floats === 1 ? 0 : Infinity;
     packr.int64s = 0;
-    this.countsInt64s = packr.unpack(Buffer.from([0xcf, 0, 0, 0, 1, 0, 0, 0, 0])) === 2 ** 32 && packr.int64s === 1;
+    const int64 = Buffer.from([0xcf, 0, 0, 0, 1, 0, 0, 0, 0]);
+    this.countsInt64s = packr.unpack(int64) === 2 ** 32 && packr.int64s === 1;
+    this.scratchUnpackr.int64s = 0;
+    this.countsInt64s &&= this.scratchUnpackr.unpack(int64) === 2 ** 32 && this.scratchUnpackr.int64s === 1;
   }
 
   encode(value: unknown): Uint8Array {
@@ -80,12 +99,29 @@ export class MsgpackCodec implements Codec {
   }
 
   decode(bytes: Uint8Array): unknown {
-    if (bytes.length === 0) return undefined;
+    const length = bytes.length;
+    if (length === 0) return undefined;
     if (!this.countsInt64s) return this.bigIntUnpackr.unpack(bytes);
-    const packr = this.packr;
-    packr.int64s = 0;
-    const value = packr.unpack(bytes);
-    if (packr.int64s === 0 || !hasUnsafeInt64s(bytes, packr.int64s)) return value;
+    let value: unknown;
+    let int64s: number;
+    if (length <= SCRATCH_SIZE && !this.scratchBusy) {
+      const unpackr = this.scratchUnpackr;
+      unpackr.int64s = 0;
+      this.scratch.set(bytes);
+      this.scratchBusy = true;
+      try {
+        value = unpackr.unpack(this.scratch, length);
+      } finally {
+        this.scratchBusy = false;
+      }
+      int64s = unpackr.int64s;
+    } else {
+      const packr = this.packr;
+      packr.int64s = 0;
+      value = packr.unpack(bytes);
+      int64s = packr.int64s;
+    }
+    if (int64s === 0 || !hasUnsafeInt64s(bytes, int64s)) return value;
     return this.bigIntUnpackr.unpack(bytes);
   }
 }
