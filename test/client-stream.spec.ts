@@ -57,6 +57,21 @@ describe('ClientStream <-> RpcServer', () => {
     expect(client.features).not.toBe(0);
   });
 
+  it('a call made from a toJSON while its value is encoded fails alone (rpc_encode); nothing is corrupted', async () => {
+    let inner: Promise<OccamsError> | undefined;
+    class Sneaky {
+      toJSON() {
+        inner = catchErr(client.request('echo', 'inner')); // would be written over the frame being encoded
+        return { fine: true };
+      }
+    }
+    expect(await client.request('echo', new Sneaky())).toEqual({ fine: true });
+    const err = await inner!;
+    expect(err.code).toBe('rpc_encode');
+    expect(err.message).toMatch(/while another is being encoded/);
+    expect(await Promise.all([client.request('Calc.add', [2, 3]), client.request('echo', { ok: [1, 'x'] })])).toEqual([5, { ok: [1, 'x'] }]);
+  });
+
   it('answers ping', async () => {
     const rtt = await client.ping();
     expect(rtt).toBeGreaterThanOrEqual(0);

@@ -147,6 +147,50 @@ describe('codec: numbers as rmp-serde writes them', () => {
     );
   });
 
+  it('encodeInto writes the bytes encode writes, in place at any offset, and leaves the rest of the buffer alone', () => {
+    const codec = new MsgpackCodec();
+    const num = fc.oneof(fc.maxSafeInteger(), fc.double(), fc.constantFrom(2 ** 32, -(2 ** 40), 0.5));
+    const { tree } = fc.letrec<{ tree: unknown; arr: unknown[]; obj: Record<string, unknown> }>((tie) => ({
+      tree: fc.oneof({ depthSize: 'small' }, num, fc.string({ maxLength: 300 }), fc.boolean(), fc.constant(null), fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)), tie('arr'), tie('obj')),
+      arr: fc.array(tie('tree'), { maxLength: 6 }),
+      obj: fc.dictionary(fc.string({ maxLength: 6 }).filter((k) => k !== '__proto__'), tie('tree'), { maxKeys: 6 }),
+    }));
+    const target = Buffer.alloc(64 * 1024);
+    fc.assert(
+      fc.property(tree, fc.integer({ min: 0, max: 40_000 }), (value, offset) => {
+        const expected = Buffer.from(codec.encode(value));
+        target.fill(0xee);
+        const end = codec.encodeInto(value, target, offset);
+        expect(typeof end).toBe('number');
+        expect(target.subarray(offset, end as number).toString('hex')).toBe(expected.toString('hex'));
+        expect(target.subarray(0, offset).every((b) => b === 0xee)).toBe(true); // nothing before the offset is touched
+        expect(target[end as number]).toBe(0xee);
+        // encode afterwards writes into the codec's own buffer, not into target
+        const snapshot = Buffer.from(target);
+        expect(Buffer.from(codec.encode({ other: 'value', n: [1, 2, 3] }))).toEqual(Buffer.from(msgpackCodec.encode({ other: 'value', n: [1, 2, 3] })));
+        expect(target.equals(snapshot)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('encodeInto hands back the bytes when there is too little room, or the value outgrows it', () => {
+    const codec = new MsgpackCodec();
+    const target = Buffer.alloc(10_000, 0xee);
+    const small = { a: [1.5, 2 ** 40], s: 'x' };
+    const tight = codec.encodeInto(small, target, target.length - 100); // room for it, but not msgpackr's margin
+    expect(Buffer.from(tight as Uint8Array)).toEqual(Buffer.from(codec.encode(small)));
+    const big = { blob: 'y'.repeat(20_000), n: [2 ** 40, -(2 ** 40), 0.25] };
+    const out = codec.encodeInto(big, target, 1001);
+    expect(out).toBeInstanceOf(Uint8Array);
+    expect(Buffer.from(out as Uint8Array)).toEqual(Buffer.from(msgpackCodec.encode(big)));
+    expect(codec.decode(out as Uint8Array)).toEqual(big);
+    expect(target.subarray(0, 1001).every((b) => b === 0xee)).toBe(true);
+    // and in place again afterwards
+    const end = codec.encodeInto(small, target, 3);
+    expect(target.subarray(3, end as number)).toEqual(Buffer.from(msgpackCodec.encode(small)));
+  });
+
   it('two codecs, each with its own count, encode and decode independently', () => {
     const other = new MsgpackCodec();
     const a = Buffer.from(msgpackCodec.encode([2 ** 40, 0.5]));

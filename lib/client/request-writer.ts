@@ -1,9 +1,9 @@
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { actionBytes } from '../core/action-bytes.js';
-import type { FrameWriter } from '../core/frame-writer.js';
+import { type FrameWriter, IN_PLACE_ROOM } from '../core/frame-writer.js';
 import { EncodeError } from '../errors.js';
-import { EMPTY } from '../protocol/constants.js';
+import { EMPTY, REQUEST_HEADER_SIZE } from '../protocol/constants.js';
 import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER } from '../protocol/extensions.js';
 import { helloCodec } from '../protocol/hello.js';
 import { type Call, CallKind, CallState } from './call.js';
@@ -35,7 +35,26 @@ export class RequestWriter {
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
     try {
-      if (call.kind === CallKind.Control) {
+      if (call.options === undefined && call.kind !== CallKind.Control && this.codec.encodeInto !== undefined) {
+        // the usual call: no header, no blob; the codec writes the msg into the frame
+        const action = call.action;
+        const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;
+        const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length);
+        const writer = this.writer;
+        const buf = writer.begin(head + IN_PLACE_ROOM);
+        const body = writer.at + head;
+        let out: number | Uint8Array | undefined;
+        try {
+          out = this.codec.encodeInto(call.value, buf, body);
+        } finally {
+          if (typeof out !== 'number') writer.discard();
+        }
+        if (typeof out === 'number') {
+          writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out - body);
+          return undefined;
+        }
+        msg = out;
+      } else if (call.kind === CallKind.Control) {
         msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else {
         const header = call.options === undefined ? undefined : extHeader(call.options, features, clock.now());
@@ -50,15 +69,20 @@ export class RequestWriter {
     }
     const action = call.action;
     if (typeof action === 'string') {
-      if (action !== this.lastAction) {
-        this.lastAction = action;
-        this.lastActionBytes = actionBytes(action);
-      }
-      this.writer.request(format, 0, this.lastActionBytes, seq, this.clientId, msg, call.options?.blob, ext);
+      this.writer.request(format, 0, this.bytesOf(action), seq, this.clientId, msg, call.options?.blob, ext);
     } else {
       this.writer.request(format, action, undefined, seq, this.clientId, msg, call.options?.blob, ext);
     }
     return undefined;
+  }
+
+  /** The UTF-8 bytes of an action (cached for runs of the same one). */
+  private bytesOf(action: string): Buffer {
+    if (action !== this.lastAction) {
+      this.lastAction = action;
+      this.lastActionBytes = actionBytes(action);
+    }
+    return this.lastActionBytes;
   }
 
   /** CANCEL: the server stops the handler of `seq` and frees its slot. */

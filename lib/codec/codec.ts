@@ -10,6 +10,14 @@ export interface Codec {
    * to `encode` on this codec (the stream copies them into its write buffer).
    */
   encode(value: unknown): Uint8Array;
+  /**
+   * Optional: encodes `value` straight into `target` from `offset` on (the
+   * stream's write buffer), never past `target.length`. Returns the offset
+   * after the last byte, or, when the value did not fit there, its bytes as
+   * `encode` returns them. The bytes of `target` from `offset` on are
+   * undefined afterwards either way.
+   */
+  encodeInto?(value: unknown, target: Uint8Array, offset: number): number | Uint8Array;
   /** Decodes exactly the given bytes; an empty slice means "no value". */
   decode(bytes: Uint8Array): unknown;
 }

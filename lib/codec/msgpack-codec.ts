@@ -1,9 +1,16 @@
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, REUSE_BUFFER_MODE, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import type { Codec } from './codec.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
 
 /** Messages up to this many bytes are decoded from a copy in a reused buffer (see MsgpackCodec). */
 export const SCRATCH_SIZE = 4096;
+
+/**
+ * encodeInto writes in place only with this much room: msgpackr starts a
+ * message in a fresh buffer of the target's size when it is within 2 KiB
+ * of the end.
+ */
+const MIN_ROOM_IN_PLACE = 4096;
 
 /** msgpackr options of both directions, as on the wire to any peer. */
 const OPTIONS = {
@@ -60,6 +67,13 @@ const OPTIONS = {
  * (`copyBuffers`), so nothing decoded refers to the reused buffer; larger
  * messages are decoded in place, their bins views of the bytes received.
  *
+ * `encodeInto` has msgpackr write into the caller's buffer (its `useBuffer`,
+ * its position set, the bytes before the message reserved): no slice of
+ * msgpackr's own buffer per message and no copy. msgpackr starts messages
+ * at multiples of 8 and reserves the 0-7 bytes up to `offset`. A value that
+ * outgrows the room makes msgpackr move to a larger buffer of its own; its
+ * bytes are returned from there.
+ *
  * Should a msgpackr release stop reading either option there, the probes in
  * the constructor see it, and every output is walked / every input decoded
  * in 'auto' mode: still exact, only slower. The golden tests would see it too.
@@ -72,6 +86,12 @@ export class MsgpackCodec implements Codec {
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
   /** true while a decode reads `scratch` (a msgpackr extension decoding through this codec again takes the other way) */
   private scratchBusy = false;
+  /** msgpackr writes into a caller's buffer since the last encodeInto: `encode` hands it its own again */
+  private lent = false;
+  /** an encodeInto is running (a value's toJSON encoding through this codec again takes `encode`) */
+  private encodingInto = false;
+  /** msgpackr's own buffer for `encode`, given back after encodeInto lent it another */
+  private own: Buffer = Buffer.allocUnsafeSlow(8192);
   /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
   private readonly bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
   /** 0 when msgpackr reports the floats it writes; Infinity: walk every output. */
@@ -92,10 +112,45 @@ export class MsgpackCodec implements Codec {
 
   encode(value: unknown): Uint8Array {
     const packr = this.packr;
+    if (this.lent) this.takeBack();
     packr.floats = this.floatFloor;
     const bytes = packr.pack(value);
     if (packr.floats !== 0) float64sToIntegers(bytes, packr.floats);
     return bytes;
+  }
+
+  encodeInto(value: unknown, target: Uint8Array, offset: number): number | Uint8Array {
+    if (target.length - offset < MIN_ROOM_IN_PLACE || this.encodingInto) return this.encode(value);
+    const packr = this.packr;
+    const aligned = offset & ~7;
+    const reserve = offset - aligned;
+    packr.floats = this.floatFloor;
+    packr.useBuffer(target);
+    this.lent = true;
+    packr.position = aligned;
+    this.encodingInto = true;
+    let out: Uint8Array & { start: number; end: number };
+    try {
+      out = packr.pack(value, REUSE_BUFFER_MODE | RESERVE_START_SPACE | reserve) as unknown as Uint8Array & { start: number; end: number };
+    } finally {
+      this.encodingInto = false;
+    }
+    const floats = packr.floats;
+    if (out !== target) {
+      // outgrew the room: msgpackr copied what it had into a buffer of its own
+      const bytes = out.subarray(out.start + reserve, out.end);
+      if (floats !== 0) float64sToIntegers(bytes, floats);
+      this.takeBack();
+      return bytes;
+    }
+    if (floats !== 0) float64sToIntegers(target, floats, offset, out.end);
+    return out.end;
+  }
+
+  /** Gives msgpackr its own buffer back (it was writing into a caller's). */
+  private takeBack(): void {
+    this.packr.useBuffer(this.own);
+    this.lent = false;
   }
 
   decode(bytes: Uint8Array): unknown {

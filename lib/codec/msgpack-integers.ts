@@ -46,13 +46,14 @@ const INT64 = 0xd3;
 const HI_2_53 = 0x200000;
 
 /**
- * Encoding: rewrites whole-number float64s of `bytes` (whole encoded values)
- * as integers; stops once `float64s` were seen (Infinity: walk everything).
+ * Encoding: rewrites whole-number float64s of `bytes` (whole encoded values,
+ * or the one value in [start, stop)) as integers; stops once `float64s`
+ * were seen (Infinity: walk everything).
  */
-export function float64sToIntegers(bytes: Uint8Array, float64s: number): void {
-  const end = bytes.length - 8;
+export function float64sToIntegers(bytes: Uint8Array, float64s: number, start = 0, stop = bytes.length): void {
+  const end = stop - 8;
   let view: DataView | undefined; // made at the first candidate: fractions never need one
-  let p = 0;
+  let p = start;
   while (p < end && float64s > 0) {
     const marker = bytes[p]!;
     if (marker === FLOAT64) {

@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { IllegalStateError } from '../errors.js';
 import { REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import { writeRequestHeader } from '../protocol/request-frame.js';
 import { writeResponseHeader } from '../protocol/response-frame.js';
@@ -7,6 +8,13 @@ import { writeResponseHeader } from '../protocol/response-frame.js';
 export const ARENA_SIZE = 256 * 1024;
 /** Pending bytes that trigger a flush before the end of the tick. */
 export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
+
+/**
+ * Room a caller asks `begin` for when a codec encodes a msg in place: an
+ * arena with less left is retired first (at most 3 % of one unused), and a
+ * codec that finds too little room for its value hands back bytes instead.
+ */
+export const IN_PLACE_ROOM = 8 * 1024;
 
 /**
  * Spare arenas kept per writer: as many as were ever waiting on the socket
@@ -63,6 +71,8 @@ export class FrameWriter {
   /** first free byte; start <= pos <= arena.length */
   private pos = 0;
   private scheduled = false;
+  /** between `begin` and its end or `discard`: the frame at `pos` is being encoded, nothing else may be written */
+  private building = false;
   /**
    * Id of the batch frames are written into now; every flush that hands
    * bytes to the socket closes the batch. A frame of batch b reached the
@@ -137,6 +147,45 @@ export class FrameWriter {
     this.commit(size);
   }
 
+  /**
+   * Room for a frame of up to `room` bytes, for a caller that encodes its
+   * msg in place: returns the buffer; the frame starts at `at`, and is
+   * committed by `endRequest` / `endResponse` once its msg is there.
+   */
+  begin(room: number): Buffer {
+    const buf = this.reserve(room);
+    this.building = true;
+    return buf;
+  }
+
+  /** Gives up the frame `begin` started (its msg could not be encoded in place). */
+  discard(): void {
+    this.building = false;
+  }
+
+  /** Where the frame being built by `begin` starts. */
+  get at(): number {
+    return this.pos;
+  }
+
+  /** Commits a request frame from `at`: its header and action written here, its msg (`msgLen` bytes) already after them. No blob, no ext. */
+  endRequest(format: number, action: number, actionBytes: Uint8Array | undefined, seq: number, clientId: number, msgLen: number): void {
+    const buf = this.arena;
+    const off = this.pos;
+    this.building = false;
+    writeRequestHeader(buf, off, format, action, actionBytes, seq, clientId, msgLen, 0);
+    const actionLen = actionBytes === undefined ? 0 : actionBytes.length;
+    if (actionBytes !== undefined) buf.set(actionBytes, off + REQUEST_HEADER_SIZE);
+    this.commit(REQUEST_HEADER_SIZE + actionLen + msgLen);
+  }
+
+  /** Commits a response frame from `at`: its header written here, its msg (`msgLen` bytes) already after it. No blob. */
+  endResponse(flag: number, seq: number, msgLen: number): void {
+    this.building = false;
+    writeResponseHeader(this.arena, this.pos, flag, msgLen, seq, 0);
+    this.commit(RESPONSE_HEADER_SIZE + msgLen);
+  }
+
   /** Hands the pending region to the socket. Returns what `socket.write` said. */
   flush(): boolean {
     if (this.pos === this.start) return true;
@@ -166,6 +215,9 @@ export class FrameWriter {
   }
 
   private reserve(size: number): Buffer {
+    // user code run by an encoder (a toJSON, a getter) that writes on this
+    // connection would write over the frame being encoded
+    if (this.building) throw new IllegalStateError('cannot write a frame while another is being encoded in place');
     if (this.arena.length - this.pos < size) {
       this.flush();
       const old = this.current;

@@ -1,7 +1,7 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
-import { Observable, type Subscriber, type TeardownLogic } from 'rxjs';
+import { Observable, Subscriber, type Subscription, type TeardownLogic, config as rxjsConfig } from 'rxjs';
 import type { OccamsError } from '../errors.js';
 import type { CallHandle, CallOptions, ErrorMapper, ResponseHandler } from '../client/call.js';
 import type { ClientPool, PoolState } from '../client/client-pool.js';
@@ -299,6 +299,25 @@ class CallObservable<T> extends Observable<T> {
   ) {
     super();
   }
+  /**
+   * What Observable.subscribe does when handed a Subscriber (firstValueFrom,
+   * every operator in a pipe), without the closure it makes per
+   * subscription; anything else, and rxjs's deprecated synchronous error
+   * mode, go through rxjs's own.
+   */
+  override subscribe(...args: any[]): Subscription {
+    const subscriber = args[0];
+    if (!(subscriber instanceof Subscriber) || rxjsConfig.useDeprecatedSynchronousErrorHandling) return super.subscribe(...args);
+    let teardown: TeardownLogic = undefined;
+    try {
+      teardown = this._subscribe(subscriber);
+    } catch (err) {
+      subscriber.error(err);
+    }
+    subscriber.add(teardown);
+    return subscriber;
+  }
+
   // rxjs calls it for each subscription (internal in its typings, stable since rxjs 5)
   protected _subscribe(subscriber: Subscriber<T>): TeardownLogic {
     const handler = new SubscriberHandler(subscriber, this.mapError);

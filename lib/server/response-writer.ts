@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
-import type { FrameWriter } from '../core/frame-writer.js';
+import { type FrameWriter, IN_PLACE_ROOM } from '../core/frame-writer.js';
 import { ErrorCode } from '../errors.js';
-import { EMPTY, FLAG_ERROR_BYTES } from '../protocol/constants.js';
+import { EMPTY, FLAG_ERROR_BYTES, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import type { RpcLogger } from './logger.js';
 import { codeBytes } from './server-request.js';
 
@@ -24,12 +24,16 @@ export class ResponseWriter {
   /** A response carrying `value` (none for undefined); false when it could not be encoded (`rpc_encode` went instead). */
   sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): boolean {
     if (this.closed) return true;
-    const bytes = this.encode(value, seq);
-    if (bytes === undefined) {
+    const out = blob === undefined && value !== undefined ? this.encodeInPlace(value, seq) : this.encode(value, seq);
+    if (typeof out === 'number') {
+      this.writer.endResponse(flag, seq, out);
+      return true;
+    }
+    if (out === undefined) {
       this.writeCode(seq, ErrorCode.Encode);
       return false;
     }
-    this.writer.response(flag, bytes.length, seq, bytes, blob);
+    this.writer.response(flag, out.length, seq, out, blob);
     return true;
   }
 
@@ -39,9 +43,35 @@ export class ResponseWriter {
     try {
       return this.codec.encode(value);
     } catch (err) {
-      this.logger.error(`cannot encode response${seq === undefined ? '' : ` ${seq}`}: ${(err as Error).message}`);
+      this.encodeFailed(err, seq);
       return undefined;
     }
+  }
+
+  /**
+   * The usual response, no blob: the codec writes the msg straight into the
+   * next frame when it can (returns its length; `endResponse` commits it),
+   * else as `encode`.
+   */
+  private encodeInPlace(value: unknown, seq: number): number | Uint8Array | undefined {
+    const codec = this.codec;
+    if (codec.encodeInto === undefined) return this.encode(value, seq);
+    const buf = this.writer.begin(RESPONSE_HEADER_SIZE + IN_PLACE_ROOM);
+    const body = this.writer.at + RESPONSE_HEADER_SIZE;
+    try {
+      const out = codec.encodeInto(value, buf, body);
+      if (typeof out === 'number') return out - body;
+      this.writer.discard();
+      return out;
+    } catch (err) {
+      this.writer.discard();
+      this.encodeFailed(err, seq);
+      return undefined;
+    }
+  }
+
+  private encodeFailed(err: unknown, seq: number | undefined): void {
+    this.logger.error(`cannot encode response${seq === undefined ? '' : ` ${seq}`}: ${(err as Error).message}`);
   }
 
   /** Writes one response frame (flag 1: pass the errno as `msgLenOrErrno`). */
