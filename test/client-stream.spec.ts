@@ -6,6 +6,7 @@ import { FakeClock } from './support/fake-clock.js';
 import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { ErrnoReply, ErrorReply } from '../lib/server/user-replies.js';
 import { ClientStream } from '../lib/client/client-stream.js';
+import { streamCall } from '../lib/client/stream-iterator.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { FEATURE_STREAMING } from '../lib/protocol/extensions.js';
@@ -38,6 +39,40 @@ const calculator = {
 };
 
 const catchErr = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a rejection'); }, (e: OccamsError) => e);
+
+describe('a codec that reuses its output buffer', () => {
+  /** JSON into one buffer it writes over on every encode: what Codec.encode allows. */
+  const reusing: Codec = {
+    name: 'json-reusing',
+    encode(value) {
+      const n = this.out.write(JSON.stringify(value), 0);
+      return this.out.subarray(0, n);
+    },
+    decode: (bytes) => JSON.parse(Buffer.from(bytes).toString()),
+    out: Buffer.alloc(64 * 1024),
+  } as Codec & { out: Buffer };
+
+  it('stream items queued for a slow consumer keep their own bytes', async () => {
+    const ctx = await startServer(
+      {
+        items: (n: number, req) => {
+          for (let i = 0; i < n; i++) req.item({ i, pad: 'p'.repeat(i % 7) }); // far more than the client's credit: queued
+          return { last: n }; // the final value is queued behind them too
+        },
+      },
+      { codec: reusing },
+    );
+    const client = await ClientStream.connect(ctx.url, { codec: reusing });
+    try {
+      const got: unknown[] = [];
+      for await (const v of streamCall(client, 'items', 40, { window: 2 })) got.push(v);
+      expect(got).toEqual([...Array.from({ length: 40 }, (_, i) => ({ i, pad: 'p'.repeat(i % 7) })), { last: 40 }]);
+    } finally {
+      client.destroy();
+      await ctx.server.destroy();
+    }
+  });
+});
 
 describe('ClientStream <-> RpcServer', () => {
   let ctx: Awaited<ReturnType<typeof startServer>>;

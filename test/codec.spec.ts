@@ -158,7 +158,8 @@ describe('codec: numbers as rmp-serde writes them', () => {
     const target = Buffer.alloc(64 * 1024);
     fc.assert(
       fc.property(tree, fc.integer({ min: 0, max: 40_000 }), (value, offset) => {
-        const expected = Buffer.from(codec.encode(value));
+        const returned = codec.encode(value);
+        const expected = Buffer.from(returned);
         target.fill(0xee);
         const end = codec.encodeInto(value, target, offset);
         expect(typeof end).toBe('number');
@@ -169,6 +170,8 @@ describe('codec: numbers as rmp-serde writes them', () => {
         const snapshot = Buffer.from(target);
         expect(Buffer.from(codec.encode({ other: 'value', n: [1, 2, 3] }))).toEqual(Buffer.from(msgpackCodec.encode({ other: 'value', n: [1, 2, 3] })));
         expect(target.equals(snapshot)).toBe(true);
+        // and what encode returned before is not written over (msgpackr carries on after it)
+        expect(Buffer.from(returned).equals(expected)).toBe(true);
       }),
       { numRuns: 300 },
     );

@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { actionBytes } from '../core/action-bytes.js';
-import { type FrameWriter, IN_PLACE_ROOM } from '../core/frame-writer.js';
+import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
 import { EncodeError } from '../errors.js';
 import { EMPTY, REQUEST_HEADER_SIZE } from '../protocol/constants.js';
 import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER } from '../protocol/extensions.js';
@@ -19,6 +19,7 @@ export class RequestWriter {
   /** the last action string written and its UTF-8 bytes */
   private lastAction = '';
   private lastActionBytes: Buffer = EMPTY;
+  private readonly room = new InPlaceRoom();
 
   constructor(
     private readonly writer: FrameWriter,
@@ -35,13 +36,13 @@ export class RequestWriter {
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
     try {
-      if (call.options === undefined && call.kind !== CallKind.Control && this.codec.encodeInto !== undefined) {
+      if (call.options === undefined && call.kind !== CallKind.Control && this.codec.encodeInto !== undefined && this.room.worthIt) {
         // the usual call: no header, no blob; the codec writes the msg into the frame
         const action = call.action;
         const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;
         const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length);
         const writer = this.writer;
-        const buf = writer.begin(head + IN_PLACE_ROOM);
+        const buf = writer.begin(head + this.room.next);
         const body = writer.at + head;
         let out: number | Uint8Array | undefined;
         try {
@@ -50,10 +51,10 @@ export class RequestWriter {
           if (typeof out !== 'number') writer.discard();
         }
         if (typeof out === 'number') {
-          writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out - body);
+          writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, this.room.used(out - body));
           return undefined;
         }
-        msg = out;
+        msg = this.room.outgrown(out);
       } else if (call.kind === CallKind.Control) {
         msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else {
@@ -63,6 +64,7 @@ export class RequestWriter {
           format |= FORMAT_EXT_HEADER;
         }
         msg = this.codec.encode(call.value);
+        this.room.used(msg.length);
       }
     } catch (err) {
       return new EncodeError(`cannot encode request: ${(err as Error).message}`, { cause: err });

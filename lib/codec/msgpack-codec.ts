@@ -90,8 +90,15 @@ export class MsgpackCodec implements Codec {
   private lent = false;
   /** an encodeInto is running (a value's toJSON encoding through this codec again takes `encode`) */
   private encodingInto = false;
-  /** msgpackr's own buffer for `encode`, given back after encodeInto lent it another */
+  /**
+   * msgpackr's own buffer for `encode` and where it got to, given back after
+   * encodeInto lent it another: it carries on after the last bytes `encode`
+   * returned, and moves to a new buffer near the end, so bytes it returned
+   * are never written over (as with msgpackr alone; a queued stream item
+   * relies on it).
+   */
   private own: Buffer = Buffer.allocUnsafeSlow(8192);
+  private ownPosition = 0;
   /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
   private readonly bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
   /** 0 when msgpackr reports the floats it writes; Infinity: walk every output. */
@@ -116,6 +123,9 @@ export class MsgpackCodec implements Codec {
     packr.floats = this.floatFloor;
     const bytes = packr.pack(value);
     if (packr.floats !== 0) float64sToIntegers(bytes, packr.floats);
+    // where msgpackr is in its own buffer, to carry on from there after the next encodeInto
+    if (bytes.buffer !== this.own.buffer) this.own = Buffer.from(bytes.buffer); // it moved to a new one
+    this.ownPosition = packr.position;
     return bytes;
   }
 
@@ -150,6 +160,7 @@ export class MsgpackCodec implements Codec {
   /** Gives msgpackr its own buffer back (it was writing into a caller's). */
   private takeBack(): void {
     this.packr.useBuffer(this.own);
+    this.packr.position = this.ownPosition;
     this.lent = false;
   }
 

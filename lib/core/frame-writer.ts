@@ -9,12 +9,40 @@ export const ARENA_SIZE = 256 * 1024;
 /** Pending bytes that trigger a flush before the end of the tick. */
 export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
 
-/**
- * Room a caller asks `begin` for when a codec encodes a msg in place: an
- * arena with less left is retired first (at most 3 % of one unused), and a
- * codec that finds too little room for its value hands back bytes instead.
- */
+/** The least room asked of `begin` for a msg encoded in place. */
 export const IN_PLACE_ROOM = 8 * 1024;
+/** Msgs are encoded in place while twice the recent ones fit in this. */
+const MAX_IN_PLACE_ROOM = 64 * 1024;
+
+/**
+ * How much room to ask `begin` for, for a msg a codec encodes in place:
+ * twice the largest of the last few msgs, at least IN_PLACE_ROOM. An arena
+ * with less left is retired first; a value that outgrows the room is
+ * handed back by the codec in a buffer of its own (msgpackr allocates one
+ * the size of the arena for it), which this keeps rare.
+ */
+export class InPlaceRoom {
+  next = IN_PLACE_ROOM;
+
+  /** Large msgs are encoded apart and copied (the copy is small next to their encoding; an arena keeps a few of them). */
+  get worthIt(): boolean {
+    return this.next <= MAX_IN_PLACE_ROOM;
+  }
+
+  /** A msg of `size` bytes was written (in place or not); returns `size`. */
+  used(size: number): number {
+    const want = size * 2;
+    if (want > this.next) this.next = want;
+    else if (this.next > IN_PLACE_ROOM) this.next = Math.max(IN_PLACE_ROOM, this.next - (this.next >> 4)); // shrinks slowly back
+    return size;
+  }
+
+  /** A msg outgrew the room (the codec returned its bytes); returns them. */
+  outgrown(bytes: Uint8Array): Uint8Array {
+    this.next = Math.max(this.next, bytes.length * 2);
+    return bytes;
+  }
+}
 
 /**
  * Spare arenas kept per writer: as many as were ever waiting on the socket

@@ -62,7 +62,8 @@ export class OutboundStream {
     if (this.queue.length === 0 && req.credit > 0 && conn.writable) return this.send(value);
     const bytes = this.encode(value);
     if (bytes === undefined) return false;
-    this.queue.push({ flag: FLAG_STREAM_ITEM, msgLenOrErrno: bytes.length, msg: bytes, blob: undefined, last: false });
+    // a copy: a codec's bytes are only good until its next encode (Codec.encode)
+    this.queue.push({ flag: FLAG_STREAM_ITEM, msgLenOrErrno: bytes.length, msg: Buffer.from(bytes), blob: undefined, last: false });
     this.queuedBytes += bytes.length + FRAME_OVERHEAD;
     conn.noteBuffered(this.queuedBytes);
     if (this.queuedBytes > conn.options.streamBufferBytes) {
@@ -93,7 +94,7 @@ export class OutboundStream {
       this.req.connection.out.writeFrame(flag, msgLenOrErrno, this.req.seq, msg, blob);
       return this.req.free();
     }
-    this.queue.push({ flag, msgLenOrErrno, msg, blob, last: true });
+    this.queue.push({ flag, msgLenOrErrno, msg: msg.length === 0 ? msg : Buffer.from(msg), blob, last: true }); // a copy, as in push
     this.queuedBytes += msg.length + (blob?.length ?? 0) + FRAME_OVERHEAD;
     return true;
   }

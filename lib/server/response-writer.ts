@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import { type FrameWriter, IN_PLACE_ROOM } from '../core/frame-writer.js';
+import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
 import { ErrorCode } from '../errors.js';
 import { EMPTY, FLAG_ERROR_BYTES, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import type { RpcLogger } from './logger.js';
@@ -14,6 +14,7 @@ import { codeBytes } from './server-request.js';
 export class ResponseWriter {
   /** set when the connection closed: writes are dropped */
   closed = false;
+  private readonly room = new InPlaceRoom();
 
   constructor(
     private readonly writer: FrameWriter,
@@ -55,14 +56,18 @@ export class ResponseWriter {
    */
   private encodeInPlace(value: unknown, seq: number): number | Uint8Array | undefined {
     const codec = this.codec;
-    if (codec.encodeInto === undefined) return this.encode(value, seq);
-    const buf = this.writer.begin(RESPONSE_HEADER_SIZE + IN_PLACE_ROOM);
+    if (codec.encodeInto === undefined || !this.room.worthIt) {
+      const bytes = this.encode(value, seq);
+      if (bytes !== undefined) this.room.used(bytes.length);
+      return bytes;
+    }
+    const buf = this.writer.begin(RESPONSE_HEADER_SIZE + this.room.next);
     const body = this.writer.at + RESPONSE_HEADER_SIZE;
     try {
       const out = codec.encodeInto(value, buf, body);
-      if (typeof out === 'number') return out - body;
+      if (typeof out === 'number') return this.room.used(out - body);
       this.writer.discard();
-      return out;
+      return this.room.outgrown(out);
     } catch (err) {
       this.writer.discard();
       this.encodeFailed(err, seq);
