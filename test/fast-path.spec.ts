@@ -57,6 +57,13 @@ class Reshape implements ExceptionFilter {
     return throwError(() => ({ status: 'error', message: `reshaped: ${(err as Error).message}` }));
   }
 }
+@Catch()
+class NamePattern implements ExceptionFilter {
+  catch(err: unknown, host: ArgumentsHost): Observable<never> {
+    const ctx = host.switchToRpc().getContext<OccamsContext>();
+    return throwError(() => ({ status: 'error', message: `${ctx.getPattern()} [${ctx.getArgs().length}]: ${(err as Error).message}` }));
+  }
+}
 const Pattern = createParamDecorator((_data: unknown, ctx: ExecutionContext) => ctx.switchToRpc().getContext<OccamsContext>().getPattern());
 
 @Controller()
@@ -72,6 +79,26 @@ class Plain {
   @MessagePattern('ctx')
   ctx(@Payload() n: number, @Ctx() ctx: OccamsContext): string {
     return `${ctx.getPattern()}:${n}`;
+  }
+  @MessagePattern('ctxUndecorated')
+  ctxUndecorated(n: number, ctx?: OccamsContext): string {
+    return `${typeof ctx}:${n}`; // no decorators: Nest 12 passes the payload alone
+  }
+  @MessagePattern('filterReadsCtx')
+  @UseFilters(NamePattern)
+  filterReadsCtx(@Payload() n: number): number {
+    if (n > 0) throw new Error(`no ${n}`);
+    return n;
+  }
+  @MessagePattern('filterReadsCtxAsync')
+  @UseFilters(NamePattern)
+  async filterReadsCtxAsync(@Payload() n: number): Promise<number> {
+    throw new Error(`async no ${n}`);
+  }
+  @MessagePattern('filterReadsCtxObservable')
+  @UseFilters(NamePattern)
+  filterReadsCtxObservable(@Payload() n: number): Observable<number> {
+    return throwError(() => new Error(`observable no ${n}`));
   }
   @MessagePattern('throws')
   throws(): never {
@@ -206,6 +233,11 @@ const CASES: [pattern: string, value: unknown, fast: boolean][] = [
   ['plain', 1, true],
   ['field', { a: 4 }, true],
   ['ctx', 7, true],
+  ['ctxUndecorated', 8, true],
+  ['filterReadsCtx', 3, true],
+  ['filterReadsCtx', 0, true],
+  ['filterReadsCtxAsync', 4, true],
+  ['filterReadsCtxObservable', 5, true],
   ['throws', null, true],
   ['throwsPlain', null, true],
   ['async', 2, true],
@@ -250,6 +282,10 @@ describe('the shortcut past Nest pipeline', () => {
     expect(await outcome(fast.stream, 'stream', 10)).toEqual({ items: [10, 11, 12], value: undefined });
     expect((await outcome(fast.stream, 'throwsPlain', null)).error?.message).toMatch(/^internal server error$/i);
     expect((await outcome(fast.stream, 'filtered', null)).error?.message).toContain('reshaped: inner');
+    expect(await outcome(fast.stream, 'ctxUndecorated', 8)).toEqual({ items: [], value: 'undefined:8' });
+    expect((await outcome(fast.stream, 'filterReadsCtx', 3)).error?.message).toContain('filterReadsCtx [2]: no 3');
+    expect((await outcome(fast.stream, 'filterReadsCtxAsync', 4)).error?.message).toContain('filterReadsCtxAsync [2]: async no 4');
+    expect((await outcome(fast.stream, 'filterReadsCtxObservable', 5)).error?.message).toContain('filterReadsCtxObservable [2]: observable no 5');
     expect(await outcome(fast.stream, 'methodPipe', 5)).toEqual({ items: [], value: 10 });
     expect(await outcome(fast.stream, 'intercepted', 5)).toEqual({ items: [], value: 6 });
     expect((await outcome(fast.stream, 'guarded', null)).error?.message).toBe('Forbidden resource');

@@ -1,6 +1,7 @@
 import { STATIC_CONTEXT } from '@nestjs/core/internal';
 import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
 import { DEFAULT_CALLBACK_METADATA } from '@nestjs/microservices/context/rpc-metadata-constants.js';
+import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum.js';
 import { isObservable, type Observable, catchError } from 'rxjs';
 
 /**
@@ -28,14 +29,19 @@ import { isObservable, type Observable, catchError } from 'rxjs';
  * wrapper did not see (request-scoped, an event handler, another copy of
  * Nest) has no shortcut and goes the usual way.
  */
-export interface HandlerShortcut {
+export interface HandlerShortcut<S> {
   /**
    * Runs the handler as Nest would with nothing applied. Returns what Nest's
    * pipeline would have resolved to: a value, a promise of one, or an
    * Observable (errors already through the exception filters). Never throws.
+   * The context is made from `source` only when a parameter takes it
+   * (`@Ctx()`) or an exception filter is handed it.
    */
-  invoke(data: unknown, ctx: unknown): unknown;
+  invoke(data: unknown, source: S): unknown;
 }
+
+/** Makes the handler's context (Nest's second argument) for a request. */
+export type ContextMaker<S> = (source: S) => unknown;
 
 type CreateArgs = [instance: any, callback: (...args: unknown[]) => unknown, moduleKey: string, methodName: string, contextId?: unknown, inquirerId?: string, defaultCallMetadata?: unknown, reportUnhandledErrors?: boolean];
 
@@ -69,17 +75,17 @@ function recipes(): WeakMap<object, Recipe> | undefined {
 recipes();
 
 /** The shortcut for `handler`, or null when anything applies to it (or it cannot be told). */
-export function handlerShortcut(handler: object): HandlerShortcut | null {
+export function handlerShortcut<S>(handler: object, context: ContextMaker<S>): HandlerShortcut<S> | null {
   const recipe = recipes()?.get(handler);
   if (recipe === undefined) return null;
   try {
-    return describe(recipe);
+    return describe(recipe, context);
   } catch {
     return null; // a Nest whose internals read otherwise: the usual path
   }
 }
 
-function describe({ creator, args }: Recipe): HandlerShortcut | null {
+function describe<S>({ creator, args }: Recipe, context: ContextMaker<S>): HandlerShortcut<S> | null {
   const [instance, callback, moduleKey, methodName, contextId = STATIC_CONTEXT, inquirerId, defaultCallMetadata = DEFAULT_CALLBACK_METADATA, reportUnhandledErrors] = args;
   if (contextId !== STATIC_CONTEXT || inquirerId !== undefined || reportUnhandledErrors === true) return null;
   const config = creator.applicationConfig;
@@ -103,21 +109,24 @@ function describe({ creator, args }: Recipe): HandlerShortcut | null {
   const settled = (value: unknown, data: unknown, ctx: unknown): unknown =>
     isObservable(value) ? (value as Observable<unknown>).pipe(catchError((err: unknown) => failed(err, data, ctx) as Observable<never>)) : value;
   const call = argumentsOf(params, argsLength as number, instance, callback);
+  // no parameter metadata at all (Nest's default is the payload alone): the method is called with (data, ctx)
+  const takesContext = params.length === 0 || params.some((p) => p.type !== RpcParamtype.PAYLOAD);
   return {
-    invoke(data: unknown, ctx: unknown): unknown {
+    invoke(data: unknown, source: S): unknown {
+      const ctx = takesContext ? context(source) : undefined;
       let result: unknown;
       try {
         result = call(data, ctx);
       } catch (err) {
-        return failed(err, data, ctx);
+        return failed(err, data, ctx ?? context(source));
       }
       if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
         return Promise.resolve(result).then(
-          (value) => settled(value, data, ctx),
-          (err: unknown) => failed(err, data, ctx),
+          (value) => (isObservable(value) ? settled(value, data, ctx ?? context(source)) : value),
+          (err: unknown) => failed(err, data, ctx ?? context(source)),
         );
       }
-      return settled(result, data, ctx);
+      return isObservable(result) ? settled(result, data, ctx ?? context(source)) : result;
     },
   };
 }

@@ -50,7 +50,12 @@ export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 
 /** A pattern's handler, and its shortcut when nothing applies to it. */
 interface Route {
   handler: MessageHandler;
-  shortcut: HandlerShortcut | null;
+  shortcut: HandlerShortcut<ServerRequest> | null;
+}
+
+/** The context a handler of `req` gets (`@Ctx()`), made only when it is asked for on the fast path. */
+function contextOf(req: ServerRequest): OccamsContext {
+  return new OccamsContext([typeof req.action === 'string' ? req.action : String(req.action), req]);
 }
 
 /** Every option OccamsServer takes; any other key is refused by name. */
@@ -153,9 +158,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   dispatch(req: ServerRequest): void {
     const pattern = typeof req.action === 'string' ? req.action : String(req.action);
     const route = this.route(pattern);
-    const ctx = new OccamsContext([pattern, req]);
     if (req.isEvent || route?.handler.isEventHandler) {
-      this.runEvent(pattern, route?.handler ?? null, req, ctx);
+      this.runEvent(pattern, route?.handler ?? null, req, contextOf(req));
       return;
     }
     if (!route) {
@@ -164,9 +168,10 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     }
     const handler = route.handler;
     if (this.onProcessingStartHook === this.defaultStartHook && this.onProcessingEndHook === undefined) {
-      if (route.shortcut !== null) this.runShortcut(route.shortcut, req, ctx);
-      else void this.runRequest(handler, req, ctx, undefined);
+      if (route.shortcut !== null) this.runShortcut(route.shortcut, req);
+      else void this.runRequest(handler, req, contextOf(req), undefined);
     } else {
+      const ctx = contextOf(req);
       this.runWithProcessingHooks(ctx, (runEndHook) => this.runRequest(handler, req, ctx, runEndHook));
     }
   }
@@ -175,7 +180,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     let route = this.routes.get(pattern);
     if (route === undefined) {
       const handler = this.getHandlerByPattern(pattern);
-      const shortcut = handler !== null && !handler.isEventHandler && this.options.fastPath !== false ? handlerShortcut(handler) : null;
+      const shortcut = handler !== null && !handler.isEventHandler && this.options.fastPath !== false ? handlerShortcut(handler, contextOf) : null;
       route = handler === null ? null : { handler, shortcut };
       if (this.routes.size < MAX_CACHED_ROUTES) this.routes.set(pattern, route);
     }
@@ -188,8 +193,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   }
 
   /** A handler with nothing applied: its result settles `req` in this very turn when it is a plain value. */
-  private runShortcut(shortcut: HandlerShortcut, req: ServerRequest, ctx: OccamsContext): void {
-    const result = shortcut.invoke(req.msg, ctx);
+  private runShortcut(shortcut: HandlerShortcut<ServerRequest>, req: ServerRequest): void {
+    const result = shortcut.invoke(req.msg, req);
     if (result instanceof Promise) {
       result.then((value: unknown) => this.settleResult(req, value, undefined));
       return;
