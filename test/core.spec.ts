@@ -1,7 +1,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import { actionBytes } from '../lib/core/action-bytes.js';
 import { Fifo } from '../lib/core/fifo.js';
-import { ARENA_SIZE, FrameWriter } from '../lib/core/frame-writer.js';
+import { ARENA_SIZE, FIRST_FLUSH, FrameWriter } from '../lib/core/frame-writer.js';
 import { Lifecycle } from '../lib/core/lifecycle.js';
 import { TimedEntry, TimeoutWheel } from '../lib/core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt } from '../lib/core/validate.js';
@@ -133,6 +133,19 @@ describe('FrameWriter', () => {
     }).push(sink.chunks[0]!);
     expect(err).toBeUndefined();
     expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  it('sends the first FIRST_FLUSH bytes of a tick at once, the rest at the end of the tick; again each tick', async () => {
+    const sink = new Sink();
+    const w = new FrameWriter(sink);
+    const msg = Buffer.alloc(200, 1);
+    const frame = 20 + msg.length;
+    const early = Math.ceil(FIRST_FLUSH / frame);
+    for (let tick = 0; tick < 2; tick++) {
+      for (let i = 0; i < 60; i++) w.response(0, msg.length, tick * 100 + i, msg, undefined);
+      await new Promise((r) => process.nextTick(r));
+    }
+    expect(sink.chunks.map((c) => c.length / frame)).toEqual([early, 60 - early, early, 60 - early]);
   });
 
   it('flushes inline past the threshold and never overwrites bytes the socket still holds', async () => {
