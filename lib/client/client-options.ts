@@ -32,7 +32,7 @@ export interface ClientStreamOptions {
   maxMissedPings?: number;
   /** largest frame accepted from the server; default 16 MiB */
   maxFrameSize?: number;
-  /** pending bytes that flush before the end of the tick; default 64 KiB */
+  /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
   flushThreshold?: number;
   /** ms for the TCP (and TLS) connection; default 10 000 */
   connectTimeout?: number;

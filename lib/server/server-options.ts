@@ -107,6 +107,7 @@ export interface RpcServerOptions {
   drainGrace?: number;
   /** graceful close: ms an open stream may go on before it ends with `rpc_going_away`; default 1 000 */
   streamCloseGrace?: number;
+  /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
   flushThreshold?: number;
   /** answer HELLO and use the extensions with clients that ask; default true */
   extensions?: boolean;
