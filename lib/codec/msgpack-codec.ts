@@ -86,16 +86,13 @@ export class MsgpackCodec implements Codec {
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
   /** true while a decode reads `scratch` (a msgpackr extension decoding through this codec again takes the other way) */
   private scratchBusy = false;
-  /** msgpackr writes into a caller's buffer since the last encodeInto: `encode` hands it its own again */
-  private lent = false;
   /** an encodeInto is running (a value's toJSON encoding through this codec again takes `encode`) */
   private encodingInto = false;
   /**
-   * msgpackr's own buffer for `encode` and where it got to, given back after
-   * encodeInto lent it another: it carries on after the last bytes `encode`
+   * msgpackr's own buffer for `encode` and where it got to, given back at
+   * the end of each encodeInto: it carries on after the last bytes `encode`
    * returned, and moves to a new buffer near the end, so bytes it returned
-   * are never written over (as with msgpackr alone; a queued stream item
-   * relies on it).
+   * are never written over (as with msgpackr alone).
    */
   private own: Buffer = Buffer.allocUnsafeSlow(8192);
   private ownPosition = 0;
@@ -119,7 +116,6 @@ export class MsgpackCodec implements Codec {
 
   encode(value: unknown): Uint8Array {
     const packr = this.packr;
-    if (this.lent) this.takeBack();
     packr.floats = this.floatFloor;
     const bytes = packr.pack(value);
     if (packr.floats !== 0) float64sToIntegers(bytes, packr.floats);
@@ -136,7 +132,6 @@ export class MsgpackCodec implements Codec {
     const reserve = offset - aligned;
     packr.floats = this.floatFloor;
     packr.useBuffer(target);
-    this.lent = true;
     packr.position = aligned;
     this.encodingInto = true;
     let out: Uint8Array & { start: number; end: number };
@@ -144,24 +139,19 @@ export class MsgpackCodec implements Codec {
       out = packr.pack(value, REUSE_BUFFER_MODE | RESERVE_START_SPACE | reserve) as unknown as Uint8Array & { start: number; end: number };
     } finally {
       this.encodingInto = false;
+      // msgpackr holds no caller's buffer between calls
+      packr.useBuffer(this.own);
+      packr.position = this.ownPosition;
     }
     const floats = packr.floats;
     if (out !== target) {
-      // outgrew the room: msgpackr copied what it had into a buffer of its own
+      // outgrew the room: msgpackr copied what it had into a buffer of its own (dropped now)
       const bytes = out.subarray(out.start + reserve, out.end);
       if (floats !== 0) float64sToIntegers(bytes, floats);
-      this.takeBack();
       return bytes;
     }
     if (floats !== 0) float64sToIntegers(target, floats, offset, out.end);
     return out.end;
-  }
-
-  /** Gives msgpackr its own buffer back (it was writing into a caller's). */
-  private takeBack(): void {
-    this.packr.useBuffer(this.own);
-    this.packr.position = this.ownPosition;
-    this.lent = false;
   }
 
   decode(bytes: Uint8Array): unknown {
