@@ -19,6 +19,7 @@ import {
   type TcpAddress,
   occamsServerOptionsFrom,
 } from '../lib/index.js';
+import { RetryPolicy } from '../lib/client/retry-policy.js';
 import { TestAppModule } from './support/nest-apps.js';
 import { startServer } from './support/servers.js';
 
@@ -67,6 +68,45 @@ describe('unknown option keys are refused by name', () => {
     const shape = await optionError(() => OccamsModule.register([{ name: 'X', transport: 0, options: { port: 1 } } as never]));
     expect(shape.option).toBe('transport');
     expect(shape.message).toContain('{ name, host, port }');
+  });
+});
+
+describe('booleans as strings', () => {
+  it("'true' / 'false' in any case are read as booleans: fastPath, extensions, idempotent", async () => {
+    const plain = new OccamsServer({ port: 0, fastPath: 'FALSE' } as never);
+    const app = await NestFactory.createMicroservice(TestAppModule, { strategy: plain, logger: false });
+    await app.listen();
+    expect(plain.isFastPath('echo')).toBe(false); // 'false' was truthy before: the shortcut stayed on
+    const fast = new OccamsServer({ port: 0, fastPath: ' true ' } as never);
+    const app2 = await NestFactory.createMicroservice(TestAppModule, { strategy: fast, logger: false });
+    await app2.listen();
+    expect(fast.isFastPath('echo')).toBe(true);
+    const port = (plain.address as TcpAddress).port;
+    const v1 = await ClientStream.connect({ host: '127.0.0.1', port }, { extensions: 'false' } as never);
+    expect(v1.features).toBe(0);
+    expect(await v1.request('echo', 'plain v1')).toBe('plain v1');
+    v1.destroy();
+    const { server, url } = await startServer({ echo: (m: unknown) => m }, { extensions: 'false' } as never);
+    const toV1Server = await ClientStream.connect(url);
+    expect(toV1Server.features).toBe(0);
+    toV1Server.destroy();
+    await server.destroy();
+    expect(new RetryPolicy(2, 'True' as never).idempotent('any', undefined)).toBe(true);
+    expect(new RetryPolicy(2, 'false' as never).idempotent('any', undefined)).toBe(false);
+    expect(new RetryPolicy(2, ['a']).idempotent('a', undefined)).toBe(true);
+    await app.close();
+    await app2.close();
+  });
+
+  it('anything else is refused naming the option; a lone string is not read as a list of its characters', async () => {
+    expect((await optionError(() => new OccamsServer({ fastPath: 'yes' } as never))).option).toBe('fastPath');
+    const ext = await optionError(() => ClientStream.connect({ host: '127.0.0.1', port: 1 }, { extensions: 1 } as never));
+    expect(ext.option).toBe('extensions');
+    expect(ext.message).toContain('expected true or false');
+    expect((await optionError(() => new RpcServer(new MethodDispatch({}), { extensions: 'on' } as never))).option).toBe('extensions');
+    const lone = await optionError(() => new OccamsClient({ port: 1, idempotent: 'echo' } as never));
+    expect(lone.option).toBe('idempotent');
+    expect((await optionError(() => new FailoverPool(['127.0.0.1:1'], { idempotent: 'sometimes' } as never))).option).toBe('idempotent');
   });
 });
 

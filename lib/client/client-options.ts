@@ -3,7 +3,7 @@ import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { CLIENT_STREAM_OPTIONS } from './option-names.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
 
@@ -72,7 +72,7 @@ export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): Norma
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
     connectTimeout: nonNegativeInt(o.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout'),
     handshakeTimeout: positiveInt(o.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT, 'handshakeTimeout'),
-    extensions: o.extensions ?? true,
+    extensions: flag(o.extensions, true, 'extensions'),
     tls: o.tls,
     codec: o.codec ?? msgpackCodec,
     clientId: nonNegativeInt(o.clientId, PROCESS_CLIENT_ID, 'clientId'),

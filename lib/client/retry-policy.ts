@@ -1,3 +1,4 @@
+import { actionSet } from '../core/validate.js';
 import { ErrorCode, type OccamsError } from '../errors.js';
 import type { CallOptions } from './call.js';
 
@@ -49,12 +50,7 @@ export class RetryPolicy {
     /** moves allowed per call; a few laps of the server list */
     readonly moveLimit = 8,
   ) {
-    if (typeof idempotent === 'function') this.isIdempotent = idempotent;
-    else if (typeof idempotent === 'boolean') this.isIdempotent = () => idempotent;
-    else {
-      const set = new Set(idempotent);
-      this.isIdempotent = (a) => set.has(a);
-    }
+    this.isIdempotent = actionSet(idempotent, 'idempotent', true);
   }
 
   idempotent(action: string | number, options: CallOptions | undefined): boolean {

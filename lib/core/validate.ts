@@ -2,9 +2,9 @@ import { InvalidOptionError } from '../errors.js';
 
 /**
  * Option checks shared by every component's normalizing function. Each
- * error names the option as the user wrote it. Numbers may arrive as
- * strings (environment variables, ConfigService): a string of digits is
- * read as the number it spells.
+ * error names the option as the user wrote it. Numbers and booleans may
+ * arrive as strings (environment variables, ConfigService): a string of
+ * digits is read as the number it spells, 'true' / 'false' as booleans.
  */
 export function positiveInt(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
@@ -24,6 +24,35 @@ export function oneOf<T extends string>(value: unknown, allowed: readonly T[], f
   if (value === undefined) return fallback;
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
   throw new InvalidOptionError(name, `expected ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${show(value)}`);
+}
+
+/** A boolean as given, or the one `'true'` / `'false'` spells (any case, as env and ConfigService give them). */
+export function flag(value: unknown, fallback: boolean, name: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  const word = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  if (word === 'true') return true;
+  if (word === 'false') return false;
+  throw new InvalidOptionError(name, `expected true or false, got ${show(value)}`);
+}
+
+/**
+ * Which actions may run twice: a list of actions, a predicate, or (for
+ * `allowAll`) a boolean, also as `'true'` / `'false'`. A lone string is
+ * refused: it would be read as a list of its characters.
+ */
+export function actionSet(value: unknown, name: string, allowAll: boolean): ((action: string) => boolean) {
+  if (value === undefined) return () => false;
+  if (typeof value === 'function') return value as (action: string) => boolean;
+  if (Array.isArray(value) && value.every((a) => typeof a === 'string')) {
+    const set = new Set<string>(value);
+    return (a) => set.has(a);
+  }
+  if (allowAll && (typeof value === 'boolean' || typeof value === 'string')) {
+    const all = flag(value, false, name);
+    return () => all;
+  }
+  throw new InvalidOptionError(name, `expected ${allowAll ? 'true, false, ' : ''}a list of actions or a predicate, got ${show(value)}`);
 }
 
 /** A number as given, or the number a string of digits spells; NaN otherwise. */

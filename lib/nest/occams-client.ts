@@ -7,7 +7,7 @@ import type { CallHandle, CallOptions, ErrorMapper, ResponseHandler } from '../c
 import type { ClientPool, PoolState } from '../client/client-pool.js';
 import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.js';
 import { FAILOVER_POOL_OPTIONS } from '../client/option-names.js';
-import { optionNames } from '../core/validate.js';
+import { actionSet, optionNames } from '../core/validate.js';
 import { type AddressLike, addressFromParts } from '../transport/address.js';
 import { StreamIterator } from '../client/stream-iterator.js';
 import { type MethodBinding, wireArg } from '../client/service-client.js';
@@ -104,11 +104,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     const { host, port, path, address, addresses, idempotent, ...poolOptions } = options;
     this.addresses = addresses ?? [addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT)];
     this.poolOptions = poolOptions;
-    if (typeof idempotent === 'function') this.isIdempotent = idempotent;
-    else {
-      const set = new Set(idempotent ?? []);
-      this.isIdempotent = (p) => set.has(p);
-    }
+    this.isIdempotent = actionSet(idempotent, 'idempotent', false);
     this.pool = this.open(); // bad addresses and pool options throw here, not at the first call
   }
 

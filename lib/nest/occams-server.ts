@@ -9,7 +9,7 @@ import type { RpcLogger } from '../server/logger.js';
 import { RpcServer } from '../server/rpc-server.js';
 import type { RpcServerOptions } from '../server/server-options.js';
 import { RPC_SERVER_OPTIONS } from '../server/option-names.js';
-import { optionNames } from '../core/validate.js';
+import { flag, optionNames } from '../core/validate.js';
 import type { ServerRequest } from '../server/server-request.js';
 import { ServiceIndex } from '../server/service-index.js';
 import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
@@ -78,6 +78,7 @@ export type OccamsServerEvents = {
 export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus> implements CustomTransportStrategy, Dispatch {
   override transportId = OCCAMS_TRANSPORT;
   private readonly options: OccamsServerOptions;
+  private readonly fastPath: boolean;
   private readonly rpcLogger: RpcLogger;
   private rpc: RpcServer | undefined;
   private readonly routes = new Map<string, Route | null>();
@@ -91,6 +92,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     super();
     checkNestOptions(options, OCCAMS_SERVER_OPTIONS, 'OccamsServer');
     this.options = options;
+    this.fastPath = flag(options.fastPath, true, 'fastPath');
     const logger = options.logger ?? new Logger('OccamsServer');
     (this as unknown as { logger: LoggerService }).logger = logger;
     this.rpcLogger = {
@@ -180,7 +182,7 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     let route = this.routes.get(pattern);
     if (route === undefined) {
       const handler = this.getHandlerByPattern(pattern);
-      const shortcut = handler !== null && !handler.isEventHandler && this.options.fastPath !== false ? handlerShortcut(handler, contextOf) : null;
+      const shortcut = handler !== null && !handler.isEventHandler && this.fastPath ? handlerShortcut(handler, contextOf) : null;
       route = handler === null ? null : { handler, shortcut };
       if (this.routes.size < MAX_CACHED_ROUTES) this.routes.set(pattern, route);
     }

@@ -6,7 +6,7 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import type { AddressLike } from '../transport/address.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { RPC_SERVER_OPTIONS } from './option-names.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
@@ -142,7 +142,7 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     drainGrace: positiveInt(o.drainGrace, DEFAULT_DRAIN_GRACE, 'drainGrace'),
     streamCloseGrace: nonNegativeInt(o.streamCloseGrace, DEFAULT_STREAM_CLOSE_GRACE, 'streamCloseGrace'),
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
-    extensions: o.extensions ?? true,
+    extensions: flag(o.extensions, true, 'extensions'),
     logger: o.logger ?? consoleLogger,
     clock: o.clock ?? systemClock,
   };
