@@ -5,27 +5,18 @@
  */
 import 'reflect-metadata';
 import net from 'node:net';
-import { type INestApplicationContext, type INestMicroservice, Module, ServiceUnavailableException } from '@nestjs/common';
+import { type INestApplicationContext, Module, ServiceUnavailableException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { HealthCheckService, TerminusModule } from '@nestjs/terminus';
-import { type OccamsClient, OccamsModule, OccamsServer, type TcpAddress } from '../lib/index.js';
+import { type OccamsClient, OccamsModule } from '../lib/index.js';
 import { OccamsHealthIndicator } from '../lib/terminus/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+import { type Microservice, deadPort, startMicroservice } from './support/nest-boot.js';
 import { sleep } from './support/servers.js';
 
-async function calculator(port = 0): Promise<{ app: INestMicroservice; port: number }> {
-  const strategy = new OccamsServer({ port, closeWait: 2000, drainGrace: 20 });
-  const app = await NestFactory.createMicroservice(CalculatorModule, { strategy, logger: false });
-  await app.listen();
-  return { app, port: (strategy.address as TcpAddress).port };
-}
-
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
+/** The sample calculator on `port` (default: any free one). */
+function calculator(port = 0): Promise<Microservice> {
+  return startMicroservice(CalculatorModule, { port, closeWait: 2000, drainGrace: 20 });
 }
 
 /** `health.check`'s result, or the body of the 503 it throws. */
@@ -39,7 +30,7 @@ async function check(health: HealthCheckService, fn: () => Promise<any>): Promis
 }
 
 describe('OccamsHealthIndicator', () => {
-  let calc: { app: INestMicroservice; port: number };
+  let calc: Microservice;
   let ctx: INestApplicationContext;
   let health: HealthCheckService;
   let indicator: OccamsHealthIndicator;

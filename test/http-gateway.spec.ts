@@ -4,16 +4,13 @@
  * instead of Nest's 500.
  */
 import 'reflect-metadata';
-import net from 'node:net';
-import { Controller, Get, type INestApplication, type INestMicroservice, Module, Param, UseFilters } from '@nestjs/common';
+import { Controller, Get, type INestApplication, Module, Param, UseFilters } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import {
   InjectOccamsClient,
   type OccamsClient,
   OccamsHttpExceptionFilter,
   OccamsModule,
-  OccamsServer,
-  type TcpAddress,
   occamsHttpStatus,
   ClosedError,
   QueueFullError,
@@ -22,45 +19,18 @@ import {
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { GatewayModule } from '../sample/gateway/gateway.module.js';
 import { TestAppModule } from './support/nest-apps.js';
-
-async function microservice(module: unknown): Promise<{ app: INestMicroservice; port: number }> {
-  const strategy = new OccamsServer({ port: 0 });
-  const app = await NestFactory.createMicroservice(module as never, { strategy, logger: false });
-  await app.listen();
-  return { app, port: (strategy.address as TcpAddress).port };
-}
-
-async function httpUrl(app: INestApplication): Promise<string> {
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as net.AddressInfo;
-  return `http://127.0.0.1:${port}`;
-}
-
-async function get(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text };
-}
-
-/** A port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { type Microservice, deadPort, get, listenHttp, startMicroservice } from './support/nest-boot.js';
 
 describe('the sample gateway in front of the sample calculator', () => {
-  let calc: { app: INestMicroservice; port: number };
+  let calc: Microservice;
   let gateway: INestApplication;
   let base: string;
   beforeAll(async () => {
-    calc = await microservice(CalculatorModule);
+    calc = await startMicroservice(CalculatorModule);
     process.env.OCCAMS_PORT = String(calc.port); // read by the gateway's registerAsync factory, as a string
     try {
       gateway = await NestFactory.create(GatewayModule, { logger: false });
-      base = await httpUrl(gateway);
+      base = await listenHttp(gateway);
     } finally {
       delete process.env.OCCAMS_PORT;
     }
@@ -72,7 +42,7 @@ describe('the sample gateway in front of the sample calculator', () => {
 
   it('answers results, and user errors as 422 with the code, message and errno', async () => {
     expect(await get(`${base}/add/2/3`)).toEqual({ status: 200, body: '5' });
-    expect(await get(`${base}/count/3`)).toEqual({ status: 200, body: '[1,2,3]' }); // a typed stream, collected
+    expect(await get(`${base}/count/3`)).toEqual({ status: 200, body: [1, 2, 3] }); // a typed stream, collected
     // the typed client raises DivError and InvalidArgument; the gateway's filter lists them, so they answer as the remote errors they came from
     expect(await get(`${base}/div/1/0`)).toEqual({
       status: 422,
@@ -119,11 +89,11 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
     }
   }
 
-  let ms: { app: INestMicroservice; port: number };
+  let ms: Microservice;
   let gateway: INestApplication;
   let base: string;
   beforeAll(async () => {
-    ms = await microservice(TestAppModule);
+    ms = await startMicroservice(TestAppModule);
     @Module({
       imports: [
         OccamsModule.register([
@@ -136,7 +106,7 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
     class ProxyModule {}
     gateway = await NestFactory.create(ProxyModule, { logger: false });
     gateway.useGlobalFilters(new OccamsHttpExceptionFilter(gateway.get(HttpAdapterHost)));
-    base = await httpUrl(gateway);
+    base = await listenHttp(gateway);
   });
   afterAll(async () => {
     await gateway?.close();

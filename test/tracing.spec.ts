@@ -8,8 +8,7 @@
  * plain v1 peers get no metadata.
  */
 import 'reflect-metadata';
-import net from 'node:net';
-import { Controller, Get, type INestApplication, type INestMicroservice, Module, Param, ParseIntPipe, UseFilters } from '@nestjs/common';
+import { Controller, Get, type INestApplication, Module, Param, ParseIntPipe, UseFilters } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern } from '@nestjs/microservices';
 import * as api from '@opentelemetry/api';
@@ -23,13 +22,12 @@ import {
   type OccamsClient,
   OccamsHttpExceptionFilter,
   OccamsModule,
-  OccamsServer,
-  type TcpAddress,
   disableTracing,
   enableTracing,
   tracingEnabled,
 } from '../lib/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+import { type Microservice, get, listenHttp, startMicroservice } from './support/nest-boot.js';
 import { startServer, waitFor } from './support/servers.js';
 
 const { SpanKind, SpanStatusCode, context, propagation, trace } = api;
@@ -80,12 +78,6 @@ const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
 const idOf = (s: ReadableSpan) => s.spanContext().spanId;
 const traceOf = (s: ReadableSpan) => s.spanContext().traceId;
 
-async function get(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  return { status: res.status, body: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : text };
-}
-
 /** The HTTP span of `path`, and the client and server spans of `name` under it, once all have ended. */
 async function hop(path: string, name: string): Promise<{ http: ReadableSpan; client: ReadableSpan; server: ReadableSpan }> {
   await waitFor(() => named(`GET ${path}`, SpanKind.SERVER).length === 1 && named(name, SpanKind.CLIENT).length === 1 && named(name, SpanKind.SERVER).length === 1);
@@ -107,14 +99,11 @@ afterAll(() => {
 afterEach(() => exporter.reset());
 
 describe('a gateway -> OccamsClient -> OccamsServer hop', () => {
-  let service: { app: INestMicroservice; port: number };
+  let service: Microservice;
   let gateway: INestApplication;
   let base: string;
   beforeAll(async () => {
-    const strategy = new OccamsServer({ port: 0 });
-    const app = await NestFactory.createMicroservice(TracedServiceModule, { strategy, logger: false });
-    await app.listen();
-    service = { app, port: (strategy.address as TcpAddress).port };
+    service = await startMicroservice(TracedServiceModule);
     @Module({ imports: [OccamsModule.register([{ name: 'CALC', port: service.port }])], controllers: [TracedGatewayController] })
     class TracedGatewayModule {}
     gateway = await NestFactory.create(TracedGatewayModule, { logger: false });
@@ -124,8 +113,7 @@ describe('a gateway -> OccamsClient -> OccamsServer hop', () => {
       res.on('finish', () => span.end());
       context.with(trace.setSpan(context.active(), span), next);
     });
-    await gateway.listen(0, '127.0.0.1');
-    base = `http://127.0.0.1:${(gateway.getHttpServer().address() as net.AddressInfo).port}`;
+    base = await listenHttp(gateway);
   });
   afterAll(async () => {
     await gateway?.close();
