@@ -107,6 +107,16 @@ describe('ClientStream <-> RpcServer', () => {
     expect(await Promise.all([client.request('Calc.add', [2, 3]), client.request('echo', { ok: [1, 'x'] })])).toEqual([5, { ok: [1, 'x'] }]);
   });
 
+  it('values of every size round-trip while in-place encoding grows, overflows and shrinks back, on both sides', async () => {
+    // sizes around the room asked of the arena (8 KiB, twice the recent msgs, encoded apart past 32 KiB)
+    const sizes = [10, 7_000, 9_000, 20, 40_000, 100, 300_000, 5, 16_000, 33_000, 1, 250_000, 12];
+    for (let round = 0; round < 3; round++) {
+      const values = sizes.map((n, i) => ({ i, round, s: 'x'.repeat(n), n: [1.5, 2 ** 40, -(2 ** 40)] }));
+      expect(await Promise.all(values.map((v) => client.request('echo', v)))).toEqual(values); // pipelined: frames share arenas
+      for (const v of values) expect(await client.request('echo', v)).toEqual(v); // one at a time: each its own tick
+    }
+  });
+
   it('answers ping', async () => {
     const rtt = await client.ping();
     expect(rtt).toBeGreaterThanOrEqual(0);
