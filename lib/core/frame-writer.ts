@@ -12,8 +12,8 @@ export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
  * The first bytes of a tick go out once this many are pending, without
  * waiting for the end of the tick; the rest at the threshold or the tick's
  * end. The peer starts on them while the rest is produced: with 64 small
- * calls in flight, throughput went up by half and p50 halved (one
- * interleaved run, bench/results/levers.md); with 1024, about even.
+ * calls in flight, 1.2-1.7x the throughput and about half the p50
+ * (bench/results/ab-first-flush.json, levers.md); with 1024, about even.
  */
 export const FIRST_FLUSH = 4 * 1024;
 
