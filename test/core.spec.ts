@@ -3,6 +3,7 @@ import { actionBytes } from '../lib/core/action-bytes.js';
 import { Fifo } from '../lib/core/fifo.js';
 import { ARENA_SIZE, FIRST_FLUSH, FrameWriter } from '../lib/core/frame-writer.js';
 import { Lifecycle } from '../lib/core/lifecycle.js';
+import { SeqTable } from '../lib/core/seq-table.js';
 import { TimedEntry, TimeoutWheel } from '../lib/core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt } from '../lib/core/validate.js';
 import { WaitQueue } from '../lib/core/wait-queue.js';
@@ -105,6 +106,73 @@ describe('Fifo and WaitQueue', () => {
     }
     expect(big.length).toBe(0);
     expect(big.shift()).toBeUndefined();
+  });
+});
+
+describe('SeqTable', () => {
+  const e = (seq: number) => ({ seq });
+
+  it('finds entries by seq, in the ring and past a taken slot', () => {
+    const t = new SeqTable<{ seq: number }>(16); // 64 slots
+    const a = e(5);
+    const b = e(5 + 64); // same slot as a, a still in: overflow
+    const c = e(5 + 128);
+    t.add(a);
+    t.add(b);
+    t.add(c);
+    expect(t.size).toBe(3);
+    expect(t.get(5)).toBe(a);
+    expect(t.get(69)).toBe(b);
+    expect(t.get(133)).toBe(c);
+    expect(t.get(197)).toBeUndefined();
+    expect(t.delete(5)).toBe(true);
+    // the slot is free again; the overflowed entries are still found
+    expect(t.get(5)).toBeUndefined();
+    expect(t.get(69)).toBe(b);
+    const d = e(197);
+    t.add(d); // takes the freed slot
+    expect(t.get(197)).toBe(d);
+    expect(t.get(133)).toBe(c);
+    expect(t.delete(5)).toBe(false);
+    expect(t.delete(69)).toBe(true);
+    expect(t.values()).toEqual([c, d]);
+    expect(t.size).toBe(2);
+  });
+
+  it('takes seqs beyond 2^32 and lists entries in seq order', () => {
+    const t = new SeqTable<{ seq: number }>(1);
+    const seqs = [2 ** 40 + 3, 3, 2 ** 52 + 1, 2 ** 32 + 3, 67];
+    for (const s of seqs) t.add(e(s));
+    for (const s of seqs) expect(t.get(s)?.seq).toBe(s);
+    expect(t.values().map((x) => x.seq)).toEqual([...seqs].sort((x, y) => x - y));
+    for (const s of seqs) expect(t.delete(s)).toBe(true);
+    expect(t.size).toBe(0);
+    expect(t.values()).toEqual([]);
+  });
+
+  it('agrees with a Map over a long run of calls finishing out of order', () => {
+    const t = new SeqTable<{ seq: number }>(32);
+    const m = new Map<number, { seq: number }>();
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    let next = 1;
+    for (let i = 0; i < 20_000; i++) {
+      if (m.size < 100 && rand(3) !== 0) {
+        const x = e(next++);
+        t.add(x);
+        m.set(x.seq, x);
+      } else if (m.size > 0) {
+        // mostly the oldest few, sometimes one far back (a long call)
+        const keys = [...m.keys()];
+        const k = keys[rand(4) === 0 ? rand(keys.length) : Math.min(keys.length - 1, rand(3))]!;
+        expect(t.delete(k)).toBe(true);
+        m.delete(k);
+      }
+      const probe = next - 1 - rand(300);
+      expect(t.get(probe)).toBe(m.get(probe));
+      expect(t.size).toBe(m.size);
+    }
+    expect(t.values()).toEqual([...m.values()].sort((x, y) => x.seq - y.seq));
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Clock } from '../core/clock.js';
+import { SeqTable } from '../core/seq-table.js';
 import { TimeoutWheel } from '../core/timeout-wheel.js';
 import { WaitQueue } from '../core/wait-queue.js';
 import { type Call, CallKind, CallState } from './call.js';
@@ -8,7 +9,7 @@ import { type Call, CallKind, CallState } from './call.js';
  * response (by seq), the user calls waiting for a slot, and the timeout
  * wheel every unanswered call is filed on.
  *
- *   queue (bounded) ─take()─► pending Map<seq, Call> ─finish()─► gone
+ *   queue (bounded) ─take()─► pending SeqTable<Call> ─finish()─► gone
  *        └───────── wheel: expires whole buckets, aligned ticks ─┘
  *
  * Invariants: `inFlight` counts User calls Sent and not Done, <= `size`
@@ -16,7 +17,7 @@ import { type Call, CallKind, CallState } from './call.js';
  * a waiting one in `queue`; either is on the wheel until it is finished.
  */
 export class CallWindow {
-  readonly pending = new Map<number, Call>();
+  readonly pending: SeqTable<Call>;
   private readonly queue: WaitQueue<Call>;
   private readonly wheel: TimeoutWheel<Call>;
   /** User calls Sent and not Done */
@@ -30,6 +31,7 @@ export class CallWindow {
     resolution: number,
     onExpired: (call: Call) => void,
   ) {
+    this.pending = new SeqTable(size);
     this.queue = new WaitQueue(maxQueued);
     this.wheel = new TimeoutWheel(clock, resolution, onExpired);
   }
@@ -70,7 +72,7 @@ export class CallWindow {
   sent(call: Call, seq: number): void {
     call.seq = seq;
     call.state = CallState.Sent;
-    this.pending.set(seq, call);
+    this.pending.add(call);
     if (call.kind === CallKind.User) this.inFlight++;
   }
 
