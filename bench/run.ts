@@ -5,7 +5,7 @@
  * whole matrix is run `--runs` times, so slow drift of the machine hits
  * every transport alike; results are medians with their spread, ratios
  * are taken within each run. Usage (after `npm run build`):
- *   node dist/bench/run.js [--quick] [--runs 3] [--transports a,b] [--inflight 1,64,1024]
+ *   node dist/bench/run.js [--quick] [--runs 5 (quick: 3)] [--transports a,b] [--inflight 1,64,1024]
  *                          [--payloads small,16k] [--seconds 3] [--warmup 1]
  *                          [--placements auto,apart] [--profile client|server|both]
  *                          [--out name] [--observe off|channels|otel]
@@ -33,12 +33,13 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 const quick = process.argv.includes('--quick');
-const transports = arg('transports', 'occams,nest-tcp,grpc,stream,limit-raw,limit-msgpack').split(',');
+const transports = arg('transports', quick ? 'occams,nest-tcp,grpc,stream,limit-raw,limit-msgpack' : 'occams,occams-pipeline,occams-request,nest-tcp,grpc,stream,limit-raw,limit-msgpack').split(',');
 const inflights = arg('inflight', '1,64,1024').split(',').map(Number);
 const payloads = arg('payloads', 'small,16k').split(',');
 const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
 const warmup = Number(arg('warmup', quick ? '0.3' : '1'));
-const runs = Number(arg('runs', '3'));
+/** five full runs: the medians then stand two bad runs (a stall of the VM hits one transport's window, not the other's) */
+const runs = Number(arg('runs', quick ? '3' : '5'));
 const placements = arg('placements', quick ? 'auto' : 'auto,apart').split(',');
 
 /** --observe: what both processes observe (bench/observe-setup.ts) */
