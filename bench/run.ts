@@ -174,7 +174,7 @@ const report: Report = {
   points,
   summary,
   ratios: r,
-  targets: targets(r, summary),
+  targets: targets(r),
 };
 fs.mkdirSync(resultsDir, { recursive: true });
 fs.writeFileSync(path.join(resultsDir, `${out}.json`), JSON.stringify(report, null, 2) + '\n');
