@@ -41,20 +41,12 @@ export class RequestWriter {
         const action = call.action;
         const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;
         const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length);
-        const writer = this.writer;
-        const buf = writer.begin(head + this.room.next);
-        const body = writer.at + head;
-        let out: number | Uint8Array | undefined;
-        try {
-          out = this.codec.encodeInto(call.value, buf, body);
-        } finally {
-          if (typeof out !== 'number') writer.discard();
-        }
+        const out = this.room.encode(this.writer, this.codec, call.value, head);
         if (typeof out === 'number') {
-          writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, this.room.used(out - body));
+          this.writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out);
           return undefined;
         }
-        msg = this.room.outgrown(out);
+        msg = out;
       } else if (call.kind === CallKind.Control) {
         msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else {

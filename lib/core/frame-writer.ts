@@ -50,7 +50,29 @@ export class InPlaceRoom {
     this.next = Math.max(this.next, bytes.length * 2);
     return bytes;
   }
+
+  /**
+   * Has `codec` encode `value` into the next frame of `writer`, after the
+   * frame's `head` bytes: returns the msg's length, the frame begun (commit
+   * it with `endRequest` / `endResponse`), or the msg's bytes when it
+   * outgrew the room, nothing begun. A throw leaves nothing begun. Callers
+   * check `codec.encodeInto` and `worthIt` first.
+   */
+  encode(writer: FrameWriter, codec: { encodeInto?: EncodeInto }, value: unknown, head: number): number | Uint8Array {
+    const buf = writer.begin(head + this.next);
+    const body = writer.at + head;
+    let out: number | Uint8Array | undefined;
+    try {
+      out = codec.encodeInto!(value, buf, body);
+    } finally {
+      if (typeof out !== 'number') writer.discard();
+    }
+    return typeof out === 'number' ? this.used(out - body) : this.outgrown(out);
+  }
 }
+
+/** A codec's `encodeInto` (codec/codec.ts): the end of the msg in `target`, or its bytes elsewhere when it did not fit. */
+type EncodeInto = (value: unknown, target: Uint8Array, offset: number) => number | Uint8Array;
 
 /**
  * Spare arenas kept per writer: as many as were ever waiting on the socket

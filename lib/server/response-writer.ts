@@ -61,15 +61,9 @@ export class ResponseWriter {
       if (bytes !== undefined) this.room.used(bytes.length);
       return bytes;
     }
-    const buf = this.writer.begin(RESPONSE_HEADER_SIZE + this.room.next);
-    const body = this.writer.at + RESPONSE_HEADER_SIZE;
     try {
-      const out = codec.encodeInto(value, buf, body);
-      if (typeof out === 'number') return this.room.used(out - body);
-      this.writer.discard();
-      return this.room.outgrown(out);
+      return this.room.encode(this.writer, codec, value, RESPONSE_HEADER_SIZE);
     } catch (err) {
-      this.writer.discard();
       this.encodeFailed(err, seq);
       return undefined;
     }
