@@ -17,12 +17,12 @@
  * processes are reported, of each process's best of 4 rounds. Usage:
  *   node dist/bench/codec-paths.js [--procs 5] [--n 1000000] [--out bench/results/codec-paths.md]
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { inFreshProcesses, minMedianRows } from './fresh-processes.js';
 import { SMALL } from './transport.js';
 
 const SUBJECTS = ['decode-slice', 'decode-codec', 'encode-copy', 'encode-into', 'encode-naive'] as const;
@@ -144,12 +144,7 @@ if (child) {
   const procs = Number(arg('procs', '5'));
   const n = arg('n', '1000000');
   const self = fileURLToPath(import.meta.url);
-  const runs = new Map<Subject, number[]>(SUBJECTS.map((s) => [s, []]));
-  for (let p = 0; p < procs; p++) {
-    for (const s of SUBJECTS) runs.get(s)!.push(Number(execFileSync(process.execPath, [self, '--subject', s, '--n', n], { encoding: 'utf8' })));
-  }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const rows = SUBJECTS.map((s) => `| ${s} | ${Math.min(...runs.get(s)!).toFixed(0)} | ${median(runs.get(s)!).toFixed(0)} |`);
+  const rows = minMedianRows(inFreshProcesses(self, SUBJECTS, procs, ['--n', n]), 0);
   const report = [
     `Run ${new Date().toISOString()} on ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}: the small payload (${packrSize()} bytes), ${procs} processes per subject, interleaved, each the best of 4 rounds of ${n}.`,
     '',

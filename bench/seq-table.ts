@@ -7,11 +7,11 @@
  * processes of each one's best of 5 rounds. Usage:
  *   node dist/bench/seq-table.js [--procs 5] [--out bench/results/seq-table.md]
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { SeqTable } from '../lib/core/seq-table.js';
+import { inFreshProcesses, minMedianRows } from './fresh-processes.js';
 
 const SUBJECTS = ['map', 'seq-table'] as const;
 type Subject = (typeof SUBJECTS)[number];
@@ -74,17 +74,13 @@ if (child) {
 } else {
   const procs = Number(arg('procs', '5'));
   const self = fileURLToPath(import.meta.url);
-  const runs = new Map<Subject, number[]>(SUBJECTS.map((s) => [s, []]));
-  for (let p = 0; p < procs; p++) {
-    for (const s of SUBJECTS) runs.get(s)!.push(Number(execFileSync(process.execPath, [self, '--subject', s], { encoding: 'utf8' })));
-  }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const runs = inFreshProcesses(self, SUBJECTS, procs);
   const report = [
     `Run ${new Date().toISOString()} on ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}: ${IN_FLIGHT} calls in flight, ${procs} processes per subject, interleaved, each the best of 5 rounds of ${N}.`,
     '',
     '| table | min ns per get + delete + add | median |',
     '|---|---|---|',
-    ...SUBJECTS.map((s) => `| ${s} | ${Math.min(...runs.get(s)!).toFixed(1)} | ${median(runs.get(s)!).toFixed(1)} |`),
+    ...minMedianRows(runs, 1),
     '',
   ].join('\n');
   console.log(report);
