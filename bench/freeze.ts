@@ -141,11 +141,13 @@ const rate = (from: number, to: number) => {
 };
 const baseline = rate(slot(t0) + 4, slot(frozenAt)); // skip the first second (warm-up)
 // throughput over 1 s windows (four buckets) starting at each bucket, so a noisy 250 ms bucket on a
-// 2-core machine running four processes (a GC pause, the frozen pool's reconnect attempts) is not read as an outage
+// 2-core machine running four processes (a GC pause, the frozen pool's reconnect attempts) is not read as an outage;
+// the last second's buckets take the window that ends at the thaw (a window cut short there was one bucket wide)
 const WINDOW = 4;
 const raw = buckets.slice(slot(frozenAt), slot(thawedAt));
 const freezeSlots = raw.map((_, i) => {
-  const w = raw.slice(i, Math.min(raw.length, i + WINDOW));
+  const from = Math.min(i, Math.max(0, raw.length - WINDOW));
+  const w = raw.slice(from, from + WINDOW);
   return w.reduce((x, y) => x + y, 0) / w.length;
 });
 // recovered: the first bucket from which every bucket until the thaw holds >= 80 % of the baseline
