@@ -5,9 +5,20 @@ import type { Clock } from '../core/clock.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
-import { ClosedError, DecodeError, IoError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
+import { ClosedError, DecodeError, IoError, type OccamsError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
-import { ACTION_HELLO, FEATURE_CANCEL, FEATURE_CREDIT, FEATURE_EVENTS, FEATURE_GOAWAY_ACK, FLAG_GOAWAY, FLAG_STREAM_ITEM } from '../protocol/extensions.js';
+import {
+  ACTION_HELLO,
+  ALL_FEATURES,
+  FEATURE_CANCEL,
+  FEATURE_CREDIT,
+  FEATURE_EVENTS,
+  FEATURE_GOAWAY_ACK,
+  FEATURE_RECORDS,
+  FLAG_GOAWAY,
+  FLAG_OK_RECORDS,
+  FLAG_STREAM_ITEM,
+} from '../protocol/extensions.js';
 import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { Address, AddressLike } from '../transport/address.js';
@@ -58,6 +69,12 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   private _features = 0;
   private _draining = false;
   /**
+   * The codec's session for this connection (Codec.session), offered in
+   * HELLO; kept when the server grants FEATURE_RECORDS, dropped otherwise.
+   * Its decoder reads every FLAG_OK_RECORDS response, wanted or not, in order.
+   */
+  private records: Codec | undefined;
+  /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
    */
@@ -77,6 +94,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     super('connection', TRANSITIONS, 'ready', socket, 'client', address);
     this.options = normalizeClientStreamOptions(options);
     this.codec = this.options.codec;
+    this.records = this.codec.session?.();
     this.clock = this.options.clock;
     this.window = new CallWindow(this.options.maxInFlight, this.options.maxQueued, this.clock, this.options.timerResolution, (call) => this.expire(call));
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
@@ -172,13 +190,16 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
 
   /** Negotiates the extensions; a plain v1 server's refusal just leaves them off. */
   handshake(timeout = this.options.connectTimeout || this.options.timeout): Promise<number> {
-    return new Promise((resolve, reject) => this.control(ACTION_HELLO, helloOffer(this.codec.name), new HelloAnswer(this, resolve, reject), timeout));
+    const offer = helloOffer(this.codec.name, this.records === undefined ? ALL_FEATURES & ~FEATURE_RECORDS : ALL_FEATURES);
+    return new Promise((resolve, reject) => this.control(ACTION_HELLO, offer, new HelloAnswer(this, resolve, reject), timeout));
   }
 
   /** @internal HELLO was answered: the features both sides speak, the server's in-flight cap. */
   negotiated(features: number, cap: number | undefined): void {
     this._features = features;
     if (cap !== undefined && cap < this.window.size) this.window.size = cap;
+    if ((features & FEATURE_RECORDS) === 0) this.records = undefined;
+    else if (this.records !== undefined) this.out.useRecords(this.records);
   }
 
   /** CallOwner: true once the frames of `batch` were handed to the socket. */
@@ -272,6 +293,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
 
   /** ResponseSink: one decoded response. */
   onResponse(flag: number, seq: number, msgLen: number, msg: Buffer, blob: Buffer): void {
+    if (flag === FLAG_OK_RECORDS) return this.onRecordsResponse(seq, msg, blob);
     const call = this.window.pending.get(seq);
     if (call === undefined) {
       if (flag === FLAG_GOAWAY && seq === 0 && this._features !== 0) return this.onGoaway();
@@ -287,6 +309,25 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
     this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features));
+  }
+
+  /**
+   * A result in the connection's record session: decoded whoever waits for
+   * it (a late answer to a cancelled call may describe a shape later ones
+   * use); one that cannot be decoded leaves the session unknown, so the
+   * connection closes.
+   */
+  private onRecordsResponse(seq: number, msg: Buffer, blob: Buffer): void {
+    const records = this.records;
+    if (records === undefined || (this._features & FEATURE_RECORDS) === 0) {
+      return this.destroy(new IoError(`protocol violation from server: a records response (seq ${seq}) on a connection that did not negotiate them`));
+    }
+    const value = decodeValue(records, msg, 'records response');
+    if (value instanceof DecodeError) return this.destroy(new IoError(`protocol violation from server: ${value.message}`, { cause: value }));
+    const call = this.window.pending.get(seq);
+    if (call === undefined) return this.abandoned.late(seq, this.nextSeq, true);
+    if (call.kind === CallKind.Control) return this.fail(call, new ProtocolError(`a records response to a control request (seq ${seq})`));
+    this.settle(call, value, blob);
   }
 
   private onItem(call: Call, msg: Buffer): void {

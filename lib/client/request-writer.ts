@@ -4,7 +4,7 @@ import { actionBytes } from '../core/action-bytes.js';
 import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
 import { EncodeError } from '../errors.js';
 import { EMPTY, REQUEST_HEADER_SIZE } from '../protocol/constants.js';
-import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER } from '../protocol/extensions.js';
+import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER, FORMAT_RECORDS } from '../protocol/extensions.js';
 import { helloCodec } from '../protocol/hello.js';
 import { type Call, CallKind, CallState } from './call.js';
 import { extHeader } from './wire.js';
@@ -20,12 +20,21 @@ export class RequestWriter {
   private lastAction = '';
   private lastActionBytes: Buffer = EMPTY;
   private readonly room = new InPlaceRoom();
+  /** the connection's record session once negotiated (FEATURE_RECORDS); requests' values go out in it, flagged FORMAT_RECORDS */
+  private records: Codec | undefined;
+  /** a value failed to encode in the session: its state is unknown, so it is never used again on this connection */
+  private recordsSpent = false;
 
   constructor(
     private readonly writer: FrameWriter,
     private readonly codec: Codec,
     private readonly clientId: number,
   ) {}
+
+  /** From now on, requests' values go out in `session` (the server granted FEATURE_RECORDS). */
+  useRecords(session: Codec): void {
+    if (!this.recordsSpent) this.records = session;
+  }
 
   /**
    * Writes `call` as `seq`. Returns the EncodeError when its value (or
@@ -35,13 +44,16 @@ export class RequestWriter {
     let msg: Uint8Array;
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
+    const records = call.kind === CallKind.Control ? undefined : this.records;
+    const codec = records ?? this.codec;
+    if (records !== undefined) format |= FORMAT_RECORDS;
     try {
-      if (call.options === undefined && call.kind !== CallKind.Control && this.codec.encodeInto !== undefined && this.room.worthIt) {
+      if (call.options === undefined && call.kind !== CallKind.Control && codec.encodeInto !== undefined && this.room.worthIt) {
         // the usual call: no header, no blob; the codec writes the msg into the frame
         const action = call.action;
         const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;
         const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length);
-        const out = this.room.encode(this.writer, this.codec, call.value, head);
+        const out = this.room.encode(this.writer, codec, call.value, head);
         if (typeof out === 'number') {
           this.writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out);
           return undefined;
@@ -55,10 +67,15 @@ export class RequestWriter {
           ext = Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;
         }
-        msg = this.codec.encode(call.value);
+        msg = codec.encode(call.value);
         this.room.used(msg.length);
       }
     } catch (err) {
+      if (records !== undefined) {
+        // nothing of it went out: later requests go plain, the server's decoder never sees a shape it missed
+        this.records = undefined;
+        this.recordsSpent = true;
+      }
       return new EncodeError(`cannot encode request: ${(err as Error).message}`, { cause: err });
     }
     const action = call.action;

@@ -20,4 +20,14 @@ export interface Codec {
   encodeInto?(value: unknown, target: Uint8Array, offset: number): number | Uint8Array;
   /** Decodes exactly the given bytes; an empty slice means "no value". */
   decode(bytes: Uint8Array): unknown;
+  /**
+   * Optional: a codec for one connection whose peer agreed to it in HELLO
+   * (FEATURE_RECORDS), or undefined when this codec offers none. It keeps
+   * state across the values it encodes and decodes (msgpack: the object
+   * shapes already described on that connection), so every value it
+   * encodes must reach the peer, in the order encoded, and every value the
+   * peer encoded with its own must be decoded by it, in the order received.
+   * It decodes to the same values as this codec.
+   */
+  session?(): Codec | undefined;
 }

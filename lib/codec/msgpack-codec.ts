@@ -12,6 +12,12 @@ export const SCRATCH_SIZE = 4096;
  */
 const MIN_ROOM_IN_PLACE = 4096;
 
+/** Options of `new MsgpackCodec()`. */
+export interface MsgpackCodecOptions {
+  /** offer peers that speak it msgpackr's record extension, per connection (default true) */
+  records?: boolean;
+}
+
 /** msgpackr options of both directions, as on the wire to any peer. */
 const OPTIONS = {
   useRecords: false,
@@ -23,9 +29,19 @@ const OPTIONS = {
 } as const;
 
 /**
+ * A session's (nestjs-occams peers only): msgpackr's records, shapes
+ * described in the stream as first used (at most 64 kept, then reused).
+ * msgpackr makes a sequential decoder "trusted": the shapes a message
+ * describes outlive it, which is what a session needs.
+ */
+const SESSION_OPTIONS = { ...OPTIONS, useRecords: true, sequential: true } as const;
+
+/**
  * The default codec: plain standard MessagePack, readable by any peer (the
  * Rust crate's rmp-serde, Python, Go). No msgpackr record extension, no
  * structure sharing; `undefined` goes out as nil; Buffers/Uint8Arrays as bin.
+ * Between two nestjs-occams peers, a connection may agree to msgpackr's
+ * record extension instead (`session()`, FEATURE_RECORDS).
  *
  * Numbers go out as rmp-serde writes them, because rmp-serde refuses a float
  * for a Rust integer field:
@@ -60,7 +76,7 @@ const OPTIONS = {
  * for one beyond ±2^53; such a message is decoded again in 'auto' mode.
  *
  * Small messages (up to SCRATCH_SIZE bytes, the usual request or response)
- * are copied into one buffer the codec keeps and decoded from there:
+ * are copied into one reused buffer and decoded from there:
  * msgpackr attaches a DataView to every buffer it is given, and making one
  * for each fresh slice of a socket read cost more than the copy (a third of
  * a small message's decode, measured). That decoder copies bin values out
@@ -80,33 +96,41 @@ const OPTIONS = {
  */
 export class MsgpackCodec implements Codec {
   readonly name = 'msgpack';
-  private readonly packr = new CountingPackr(OPTIONS);
+  private readonly packr: CountingPackr;
   /** Decodes small messages copied into `scratch`; copies bins out of it. */
-  private readonly scratchUnpackr = new CountingPackr({ ...OPTIONS, copyBuffers: true });
-  private readonly scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
-  /** true while a decode reads `scratch` (a msgpackr extension decoding through this codec again takes the other way) */
-  private scratchBusy = false;
+  private readonly scratchUnpackr: CountingPackr;
   /** an encodeInto is running (a value's toJSON encoding through this codec again takes `encode`) */
   private encodingInto = false;
-  /**
-   * msgpackr's own buffer for `encode` and where it got to, given back at
-   * the end of each encodeInto: it carries on after the last bytes `encode`
-   * returned, and moves to a new buffer near the end, so bytes it returned
-   * are never written over (as with msgpackr alone).
-   */
-  private own: Buffer = Buffer.allocUnsafeSlow(8192);
-  private ownPosition = 0;
+  /** A session's decoder: knows the shapes its peer described; 64-bit integers beyond ±2^53 as BigInt (msgpackr's 'auto'). */
+  private readonly sessionUnpackr: Unpackr | undefined;
   /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
-  private readonly bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
+  private readonly bigIntUnpackr: Unpackr;
   /** 0 when msgpackr reports the floats it writes; Infinity: walk every output. */
   private readonly floatFloor: number;
   /** true when msgpackr reports the 64-bit integers it reads. */
   private readonly countsInt64s: boolean;
+  /** offers sessions with msgpackr's record extension (`session()`) */
+  private readonly records: boolean;
+  /** this is a session: records on, floats left as msgpackr writes them (only a nestjs-occams peer reads them) */
+  private readonly inSession: boolean;
 
-  constructor() {
-    const packr = this.packr;
+  /**
+   * `records` (default true): offer peers that speak it a session in
+   * msgpackr's record extension (FEATURE_RECORDS, see `session`); false
+   * keeps every connection in plain MessagePack.
+   */
+  constructor(options: MsgpackCodecOptions = {}, /** @internal */ session = false) {
+    this.records = options.records ?? true;
+    this.inSession = session;
+    // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
+    this.packr = new CountingPackr(session ? { ...SESSION_OPTIONS } : OPTIONS);
+    this.scratchUnpackr = new CountingPackr({ ...OPTIONS, copyBuffers: true });
+    this.sessionUnpackr = session ? new Unpackr({ ...SESSION_OPTIONS, copyBuffers: true, int64AsType: 'auto' as 'bigint' }) : undefined;
+    this.bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
+    // the probes run on plain instances: a session's must see nothing but its peer's messages
+    const packr = session ? new CountingPackr(OPTIONS) : this.packr;
     packr.pack(2 ** 32);
-    this.floatFloor = packr.floats === 1 ? 0 : Infinity;
+    this.floatFloor = session ? -Infinity : packr.floats === 1 ? 0 : Infinity;
     packr.int64s = 0;
     const int64 = Buffer.from([0xcf, 0, 0, 0, 1, 0, 0, 0, 0]);
     this.countsInt64s = packr.unpack(int64) === 2 ** 32 && packr.int64s === 1;
@@ -114,14 +138,25 @@ export class MsgpackCodec implements Codec {
     this.countsInt64s &&= this.scratchUnpackr.unpack(int64) === 2 ** 32 && this.scratchUnpackr.int64s === 1;
   }
 
+  /**
+   * A codec for one connection whose peer agreed to msgpackr's record
+   * extension: an object's keys go out once per shape and connection, then
+   * as a one-byte reference; decoding reads such objects through code
+   * msgpackr generates per shape. The values decoded are the same as plain
+   * MessagePack's; only nestjs-occams peers read it (negotiated in HELLO).
+   */
+  session(): Codec | undefined {
+    return this.records && !this.inSession ? new MsgpackCodec({}, true) : undefined;
+  }
+
   encode(value: unknown): Uint8Array {
     const packr = this.packr;
     packr.floats = this.floatFloor;
     const bytes = packr.pack(value);
-    if (packr.floats !== 0) float64sToIntegers(bytes, packr.floats);
+    if (packr.floats > 0) float64sToIntegers(bytes, packr.floats);
     // where msgpackr is in its own buffer, to carry on from there after the next encodeInto
-    if (bytes.buffer !== this.own.buffer) this.own = Buffer.from(bytes.buffer); // it moved to a new one
-    this.ownPosition = packr.position;
+    if (bytes.buffer !== own.buffer.buffer) own.buffer = Buffer.from(bytes.buffer); // it moved to a new one
+    own.position = packr.position;
     return bytes;
   }
 
@@ -140,36 +175,32 @@ export class MsgpackCodec implements Codec {
     } finally {
       this.encodingInto = false;
       // msgpackr holds no caller's buffer between calls
-      packr.useBuffer(this.own);
-      packr.position = this.ownPosition;
+      packr.useBuffer(own.buffer);
+      packr.position = own.position;
     }
     const floats = packr.floats;
     if (out !== target) {
       // outgrew the room: msgpackr copied what it had into a buffer of its own (dropped now)
       const bytes = out.subarray(out.start + reserve, out.end);
-      if (floats !== 0) float64sToIntegers(bytes, floats);
+      if (floats > 0) float64sToIntegers(bytes, floats);
       return bytes;
     }
-    if (floats !== 0) float64sToIntegers(target, floats, offset, out.end);
+    if (floats > 0) float64sToIntegers(target, floats, offset, out.end);
     return out.end;
   }
 
   decode(bytes: Uint8Array): unknown {
     const length = bytes.length;
     if (length === 0) return undefined;
+    const sessionUnpackr = this.sessionUnpackr;
+    if (sessionUnpackr !== undefined) return length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : sessionUnpackr.unpack(bytes);
     if (!this.countsInt64s) return this.bigIntUnpackr.unpack(bytes);
     let value: unknown;
     let int64s: number;
-    if (length <= SCRATCH_SIZE && !this.scratchBusy) {
+    if (length <= SCRATCH_SIZE && !scratch.busy) {
       const unpackr = this.scratchUnpackr;
       unpackr.int64s = 0;
-      this.scratch.set(bytes);
-      this.scratchBusy = true;
-      try {
-        value = unpackr.unpack(this.scratch, length);
-      } finally {
-        this.scratchBusy = false;
-      }
+      value = fromScratch(unpackr, bytes);
       int64s = unpackr.int64s;
     } else {
       const packr = this.packr;
@@ -181,6 +212,32 @@ export class MsgpackCodec implements Codec {
     return this.bigIntUnpackr.unpack(bytes);
   }
 }
+
+/**
+ * The buffer small messages are decoded from, one for every codec (decoding
+ * is synchronous); busy while a decode reads it, so a msgpackr extension
+ * decoding through a codec again takes the other way.
+ */
+const scratch = { buffer: Buffer.allocUnsafe(SCRATCH_SIZE), busy: false };
+
+function fromScratch(unpackr: Unpackr, bytes: Uint8Array): unknown {
+  scratch.buffer.set(bytes);
+  scratch.busy = true;
+  try {
+    return unpackr.unpack(scratch.buffer, bytes.length);
+  } finally {
+    scratch.busy = false;
+  }
+}
+
+/**
+ * msgpackr's own buffer for `encode` and where it got to, given back at
+ * the end of each encodeInto: it carries on after the last bytes `encode`
+ * returned, and moves to a new buffer near the end, so bytes it returned
+ * are never written over (as with msgpackr alone). One for every codec, as
+ * msgpackr's buffer is one for every Packr.
+ */
+const own: { buffer: Buffer; position: number } = { buffer: Buffer.allocUnsafeSlow(8192), position: 0 };
 
 /**
  * A Packr that counts the numbers it writes as floats and the 64-bit

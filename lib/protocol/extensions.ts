@@ -20,6 +20,7 @@ export const ACTION_GOAWAY_ACK = 0x4f43_0004;
 /** Request `format` byte bits (v1 peers send 0 and ignore the byte). */
 export const FORMAT_EVENT = 0x01; // no response is owed
 export const FORMAT_EXT_HEADER = 0x02; // msg starts with u32 len + msgpack ext header
+export const FORMAT_RECORDS = 0x04; // the payload is in the connection's record session (FEATURE_RECORDS)
 
 /**
  * Extension response flags (only to connections that said HELLO and, for
@@ -29,6 +30,7 @@ export const FLAG_STREAM_ITEM = 3; // one value of a streamed result; more follo
 export const FLAG_ERROR_VALUE = 4; // error value encoded with the codec, in the blob
 export const FLAG_GOAWAY = 5; // seq 0: server is draining, send new requests elsewhere
 export const FLAG_ERRNO_MESSAGE = 6; // msg_len is the errno (no msg); the blob is the UTF-8 message
+export const FLAG_OK_RECORDS = 7; // flag 0 whose value is in the connection's record session (FEATURE_RECORDS)
 
 /** Feature bits carried in HELLO and its answer. */
 export const FEATURE_EVENTS = 1 << 0;
@@ -43,6 +45,13 @@ export const FEATURE_ERRNO_MESSAGE = 1 << 7;
 export const FEATURE_CREDIT = 1 << 8;
 /** the client answers GOAWAY with GOAWAY_ACK once it will send nothing new */
 export const FEATURE_GOAWAY_ACK = 1 << 9;
+/**
+ * values in msgpackr's record extension, one session per connection and
+ * direction (Codec.session): requests with FORMAT_RECORDS, results with
+ * FLAG_OK_RECORDS. Offered by a client whose codec has sessions; granted by
+ * a server whose codec has them and has the client's codec name.
+ */
+export const FEATURE_RECORDS = 1 << 10;
 export const ALL_FEATURES =
   FEATURE_EVENTS |
   FEATURE_META |
@@ -53,7 +62,8 @@ export const ALL_FEATURES =
   FEATURE_GOAWAY |
   FEATURE_ERRNO_MESSAGE |
   FEATURE_CREDIT |
-  FEATURE_GOAWAY_ACK;
+  FEATURE_GOAWAY_ACK |
+  FEATURE_RECORDS;
 
 /**
  * Items a server may send on a stream before the client grants more

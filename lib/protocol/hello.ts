@@ -1,5 +1,5 @@
 import { MsgpackCodec } from '../codec/msgpack-codec.js';
-import { ALL_FEATURES, EXTENSIONS_VERSION } from './extensions.js';
+import { ALL_FEATURES, EXTENSIONS_VERSION, FEATURE_RECORDS } from './extensions.js';
 
 /**
  * Both halves of the HELLO exchange (docs/PROTOCOL.md). The client offers
@@ -25,11 +25,15 @@ export function helloOffer(codecName: string, features = ALL_FEATURES): HelloOff
   return { v: EXTENSIONS_VERSION, f: features, c: codecName };
 }
 
-/** Server half: the bits both speak, from the client's HELLO body. Garbage offers nothing. */
-export function acceptHello(body: Uint8Array, supported = ALL_FEATURES): number {
+/**
+ * Server half: the bits both speak, from the client's HELLO body. Garbage
+ * offers nothing. Records only with the same codec (`codecName`) on both sides.
+ */
+export function acceptHello(body: Uint8Array, supported = ALL_FEATURES, codecName?: string): number {
   try {
-    const hello = helloCodec.decode(body) as { f?: unknown } | undefined;
-    return typeof hello?.f === 'number' ? hello.f & supported : 0;
+    const hello = helloCodec.decode(body) as { f?: unknown; c?: unknown } | undefined;
+    if (typeof hello?.f !== 'number') return 0;
+    return hello.f & (hello.c === codecName ? supported : supported & ~FEATURE_RECORDS);
   } catch {
     return 0;
   }

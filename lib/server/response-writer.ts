@@ -1,7 +1,8 @@
 import type { Codec } from '../codec/codec.js';
 import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
 import { ErrorCode } from '../errors.js';
-import { EMPTY, FLAG_ERROR_BYTES, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
+import { EMPTY, FLAG_ERROR_BYTES, FLAG_OK, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
+import { FLAG_OK_RECORDS } from '../protocol/extensions.js';
 import type { RpcLogger } from './logger.js';
 import { codeBytes } from './server-request.js';
 
@@ -15,6 +16,8 @@ export class ResponseWriter {
   /** set when the connection closed: writes are dropped */
   closed = false;
   private readonly room = new InPlaceRoom();
+  /** the connection's record session once negotiated (FEATURE_RECORDS): flag-0 values go out in it, as FLAG_OK_RECORDS */
+  private records: Codec | undefined;
 
   constructor(
     private readonly writer: FrameWriter,
@@ -22,10 +25,28 @@ export class ResponseWriter {
     private readonly logger: RpcLogger,
   ) {}
 
-  /** A response carrying `value` (none for undefined); false when it could not be encoded (`rpc_encode` went instead). */
+  /** From now on, results (flag 0 with a value) go out in `session`. */
+  useRecords(session: Codec): void {
+    this.records = session;
+  }
+
+  /**
+   * A response carrying `value` (none for undefined); false when it could
+   * not be encoded (`rpc_encode` went instead). With a record session, a
+   * result (flag 0 with a value) goes out in it as FLAG_OK_RECORDS; one that
+   * cannot be encoded leaves the session's state unknown (nothing of it went
+   * out), so later results go plain and the client's decoder never meets a
+   * shape it missed.
+   */
   sendValue(flag: number, seq: number, value: unknown, blob: Uint8Array | undefined): boolean {
     if (this.closed) return true;
-    const out = blob === undefined && value !== undefined ? this.encodeInPlace(value, seq) : this.encode(value, seq);
+    const records = flag === FLAG_OK && value !== undefined ? this.records : undefined;
+    const codec = records ?? this.codec;
+    const out = blob === undefined && value !== undefined ? this.encodeInPlace(codec, value, seq) : this.encode(value, seq, codec);
+    if (records !== undefined) {
+      if (out === undefined) this.records = undefined;
+      else flag = FLAG_OK_RECORDS;
+    }
     if (typeof out === 'number') {
       this.writer.endResponse(flag, seq, out);
       return true;
@@ -39,10 +60,10 @@ export class ResponseWriter {
   }
 
   /** Encodes a value (EMPTY for undefined); logs (naming the response `seq` when given) and returns undefined when it cannot. */
-  encode(value: unknown, seq?: number): Uint8Array | undefined {
+  encode(value: unknown, seq?: number, codec: Codec = this.codec): Uint8Array | undefined {
     if (value === undefined) return EMPTY;
     try {
-      return this.codec.encode(value);
+      return codec.encode(value);
     } catch (err) {
       this.encodeFailed(err, seq);
       return undefined;
@@ -54,10 +75,9 @@ export class ResponseWriter {
    * next frame when it can (returns its length; `endResponse` commits it),
    * else as `encode`.
    */
-  private encodeInPlace(value: unknown, seq: number): number | Uint8Array | undefined {
-    const codec = this.codec;
+  private encodeInPlace(codec: Codec, value: unknown, seq: number): number | Uint8Array | undefined {
     if (codec.encodeInto === undefined || !this.room.worthIt) {
-      const bytes = this.encode(value, seq);
+      const bytes = this.encode(value, seq, codec);
       if (bytes !== undefined) this.room.used(bytes.length);
       return bytes;
     }

@@ -4,9 +4,26 @@ import type { Codec } from '../codec/codec.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
-import { ErrorCode, IoError, type OccamsError } from '../errors.js';
+import { DecodeError, ErrorCode, IoError, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
-import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, ACTION_HELLO, FEATURE_CREDIT, FEATURE_GOAWAY, FEATURE_GOAWAY_ACK, FEATURE_STREAMING, FLAG_GOAWAY, FORMAT_EVENT, FORMAT_EXT_HEADER, MAX_STREAM_CREDIT, type RequestExtHeader } from '../protocol/extensions.js';
+import {
+  ACTION_CANCEL,
+  ACTION_CREDIT,
+  ACTION_GOAWAY_ACK,
+  ACTION_HELLO,
+  ALL_FEATURES,
+  FEATURE_CREDIT,
+  FEATURE_GOAWAY,
+  FEATURE_GOAWAY_ACK,
+  FEATURE_RECORDS,
+  FEATURE_STREAMING,
+  FLAG_GOAWAY,
+  FORMAT_EVENT,
+  FORMAT_EXT_HEADER,
+  FORMAT_RECORDS,
+  MAX_STREAM_CREDIT,
+  type RequestExtHeader,
+} from '../protocol/extensions.js';
 import { acceptHello, encodeHelloAnswer } from '../protocol/hello.js';
 import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js';
 import { ConnectionFlow } from './connection-flow.js';
@@ -65,6 +82,12 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   /** clock time of the chunk being decoded (one clock read per chunk, not per request); accept time before the first */
   private readAt: number;
   private features = 0;
+  /**
+   * The codec's session for this connection once the client was granted
+   * FEATURE_RECORDS: decodes every FORMAT_RECORDS request, in order, whether
+   * it runs, waits or is refused (it may describe a shape later ones use).
+   */
+  private records: Codec | undefined;
   /** client id from the first request (informative) */
   clientId = 0;
   /** the socket's error, if it failed (the reason its close reports) */
@@ -192,6 +215,18 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       header = split.header;
       msg = split.msg;
     }
+    let value: unknown;
+    const inRecords = (format & FORMAT_RECORDS) !== 0;
+    if (inRecords) {
+      const records = this.records;
+      if (records === undefined) return this.kill(`request ${seq} is in a record session the connection did not negotiate`);
+      try {
+        value = msg.length === 0 ? undefined : records.decode(msg);
+      } catch (err) {
+        // the session's state is unknown from here: nothing later on it can be read
+        return this.kill(`cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`, new DecodeError((err as Error).message, { cause: err }));
+      }
+    }
     const intake = this.intake;
     const runNow = intake.room;
     let size = 0;
@@ -201,13 +236,14 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       if (!intake.mayHold(seq, isEvent, size, refusing)) return;
       if (blob.length !== 0) blob = Buffer.from(blob); // a view would pin the whole read buffer
     }
-    let value: unknown;
-    try {
-      value = msg.length === 0 ? undefined : this.codec.decode(msg);
-    } catch (err) {
-      this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
-      if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
-      return;
+    if (!inRecords) {
+      try {
+        value = msg.length === 0 ? undefined : this.codec.decode(msg);
+      } catch (err) {
+        this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
+        if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
+        return;
+      }
     }
     const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
     req.timeLimit = this.options.handlerTimeout;
@@ -219,7 +255,14 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   }
 
   private onHello(seq: number, msg: Buffer): void {
-    this.features = acceptHello(msg);
+    const codec = this.codec;
+    this.features = acceptHello(msg, codec.session === undefined ? ALL_FEATURES & ~FEATURE_RECORDS : ALL_FEATURES, codec.name);
+    if ((this.features & FEATURE_RECORDS) !== 0) {
+      // one session per connection: a second HELLO keeps the first's
+      this.records ??= codec.session!();
+      if (this.records === undefined) this.features &= ~FEATURE_RECORDS;
+      else this.out.useRecords(this.records);
+    }
     const answer = encodeHelloAnswer(this.features, this.options.maxInFlightPerConnection);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
   }

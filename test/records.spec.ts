@@ -1,0 +1,241 @@
+/**
+ * FEATURE_RECORDS: between two nestjs-occams peers, values go out in
+ * msgpackr's record extension, one session per connection and direction.
+ * What must hold: the values decoded are exactly plain MessagePack's; every
+ * frame in the session is decoded in order whoever waits for it; a value
+ * that cannot be encoded sends the rest of the connection plain; peers
+ * that do not negotiate it never see it.
+ */
+import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import type { Codec } from '../lib/codec/codec.js';
+import { ClientStream } from '../lib/client/client-stream.js';
+import type { CallHandle } from '../lib/client/call.js';
+import { FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import type { OccamsError } from '../lib/errors.js';
+import { v1Request } from './support/raw-v1.js';
+import { MemoryLogger, rawConnect, sleep, startServer, waitFor } from './support/servers.js';
+
+/** A deterministic generator (xorshift), so a failure replays. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+const SCALARS = (r: () => number): unknown[] => [
+  0,
+  -0,
+  1,
+  63,
+  64,
+  127,
+  128,
+  -1,
+  -33,
+  255,
+  65_535,
+  2 ** 31,
+  2 ** 32,
+  -(2 ** 40),
+  2 ** 53 - 1,
+  Number.MAX_SAFE_INTEGER + 2,
+  1.5,
+  -0.1,
+  Math.PI * r(),
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  2n ** 62n,
+  -(2n ** 63n),
+  2n ** 64n - 1n,
+  7n,
+  '',
+  'x',
+  'héllo ✓',
+  'k'.repeat(40),
+  true,
+  false,
+  null,
+  undefined,
+  Buffer.from([1, 2, 3]),
+  new Date(1_700_000_000_000),
+];
+
+/** A value of one of `shapes` object shapes (keys drawn per shape), nested `depth` deep. */
+function value(r: () => number, shapes: number, depth = 2): unknown {
+  const kind = r();
+  if (depth === 0 || kind < 0.3) {
+    const s = SCALARS(r);
+    return s[Math.floor(r() * s.length)];
+  }
+  if (kind < 0.45) return Array.from({ length: Math.floor(r() * 5) }, () => value(r, shapes, depth - 1));
+  const shape = Math.floor(r() * shapes);
+  const keys = Array.from({ length: 1 + (shape % 6) }, (_, i) => `k${shape}_${i}`);
+  const o: Record<string, unknown> = {};
+  for (const k of keys) o[k] = value(r, shapes, depth - 1);
+  return o;
+}
+
+/** What the plain codec makes of `v`: what a session must give too. */
+const plain = (v: unknown) => msgpackCodec.decode(msgpackCodec.encode(v));
+
+describe('MsgpackCodec sessions', () => {
+  it('decode, in order, to exactly what plain MessagePack decodes to, past the shapes msgpackr keeps (encode and encodeInto mixed)', () => {
+    const root = new MsgpackCodec();
+    const out = root.session()!;
+    const into = out; // one session: encode and encodeInto share its state
+    const back = root.session()!;
+    const r = rng(7);
+    const arena = Buffer.alloc(1 << 20);
+    let at = 0;
+    for (let i = 0; i < 3000; i++) {
+      const v = i % 97 === 0 ? { big: 'z'.repeat(6000), n: i } : value(r, 300); // some beyond the 4 KiB scratch
+      let bytes: Uint8Array;
+      if (i % 2 === 0) {
+        bytes = out.encode(v);
+      } else {
+        if (arena.length - at < 64 * 1024) at = 0;
+        const end = into.encodeInto!(v, arena, at + 5);
+        bytes = typeof end === 'number' ? arena.subarray(at + 5, end) : end;
+        if (typeof end === 'number') at = end;
+      }
+      expect(back.decode(Buffer.from(bytes))).toEqual(plain(v));
+    }
+  });
+
+  it('are smaller than plain MessagePack for a repeated shape', () => {
+    const s = new MsgpackCodec().session()!;
+    const v = { id: 1, name: 'n', tags: ['a'], ok: true };
+    s.encode(v); // the shape is described once
+    expect(s.encode(v).length).toBeLessThan(msgpackCodec.encode(v).length);
+  });
+
+  it('a session has no sessions, and records: false offers none', () => {
+    expect(new MsgpackCodec().session()!.session?.()).toBeUndefined();
+    expect(new MsgpackCodec({ records: false }).session()).toBeUndefined();
+  });
+});
+
+/** An echo server and a connected ClientStream; closes both. */
+async function withEcho(
+  run: (client: ClientStream, ctx: Awaited<ReturnType<typeof startServer>>, gates: Map<string, (v: unknown) => void>) => Promise<void>,
+  clientCodec: Codec = msgpackCodec,
+  serverCodec: Codec = msgpackCodec,
+): Promise<void> {
+  const gates = new Map<string, (v: unknown) => void>();
+  const ctx = await startServer(
+    {
+      echo: (v: unknown) => v,
+      gated: (key: string) => new Promise((resolve) => gates.set(key, resolve)),
+      unencodable: () => ({ n: 2n ** 70n }),
+    },
+    { codec: serverCodec },
+  );
+  const client = await ClientStream.connect(ctx.url, { codec: clientCodec, timeout: 5000 });
+  try {
+    await run(client, ctx, gates);
+  } finally {
+    client.destroy();
+    await ctx.server.close();
+  }
+}
+
+const call = (client: ClientStream, action: string, v: unknown) => client.request(action, v);
+const catchErr = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a rejection'); }, (e: OccamsError) => e);
+
+describe('FEATURE_RECORDS on a connection', () => {
+  it('is negotiated between two nestjs-occams peers, and 2000 varied values echo exactly, 200 in flight', async () => {
+    await withEcho(async (client) => {
+      expect(client.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      const r = rng(11);
+      const values = Array.from({ length: 2000 }, () => value(r, 150, 3));
+      for (let i = 0; i < values.length; i += 200) {
+        const batch = values.slice(i, i + 200);
+        const got = await Promise.all(batch.map((v) => call(client, 'echo', v)));
+        got.forEach((g, j) => expect(g).toEqual(plain(batch[j])));
+      }
+    });
+  });
+
+  it('a result that arrives after its call was given up is still read: the shape it describes decodes later results', async () => {
+    await withEcho(async (client, _ctx, gates) => {
+      // the handler answers with a shape never sent before; the call is cancelled before that answer is read
+      const handle: CallHandle = client.call('gated', 'g1', { onResult: () => {}, onError: () => {} });
+      await waitFor(() => gates.has('g1'));
+      gates.get('g1')!({ lateA: 1, lateB: 'first' });
+      handle.cancel(); // before the client reads the answer (the server writes it in this turn's microtasks)
+      // the same shape again: the server refers to the description it sent in the late answer
+      expect(await call(client, 'echo', { lateA: 2, lateB: 'second' })).toEqual({ lateA: 2, lateB: 'second' });
+      expect(client.state).toBe('ready');
+    });
+  });
+
+  it('a request value that cannot be encoded fails alone, and the connection goes on plain', async () => {
+    await withEcho(async (client) => {
+      expect(await call(client, 'echo', { a: 1, b: 'x' })).toEqual({ a: 1, b: 'x' });
+      const err = await catchErr(call(client, 'echo', { a: 2n ** 70n, fresh: 1 }));
+      expect(err.code).toBe('rpc_encode');
+      for (const v of [{ a: 3, b: 'y' }, { a: 4n, fresh: 2 }, [{ a: 5, b: 'z' }]]) expect(await call(client, 'echo', v)).toEqual(plain(v));
+      expect(client.state).toBe('ready');
+    });
+  });
+
+  it('a result that cannot be encoded fails alone (rpc_encode), and later results go plain and decode', async () => {
+    await withEcho(async (client, ctx) => {
+      expect(await call(client, 'echo', { c: 1 })).toEqual({ c: 1 });
+      const err = await catchErr(call(client, 'unencodable', null));
+      expect(err.code).toBe('rpc_encode');
+      expect(ctx.logger.lines.some((l) => l.includes('cannot encode response'))).toBe(true);
+      for (const v of [{ c: 2 }, { n: 3, d: [1, { c: 4 }] }]) expect(await call(client, 'echo', v)).toEqual(v);
+    });
+  });
+
+  it('is not used when either side turns it off, and values still echo', async () => {
+    for (const [c, s] of [
+      [new MsgpackCodec({ records: false }), msgpackCodec],
+      [msgpackCodec, new MsgpackCodec({ records: false })],
+    ] as const) {
+      await withEcho(
+        async (client) => {
+          expect(client.features & FEATURE_RECORDS).toBe(0);
+          expect(client.features).not.toBe(0); // the other extensions are on
+          const v = { a: [1, 2n ** 60n, 'x'], b: { c: null } };
+          expect(await call(client, 'echo', v)).toEqual(plain(v));
+          expect(await call(client, 'echo', v)).toEqual(plain(v));
+        },
+        c,
+        s,
+      );
+    }
+  });
+
+  it('is not used with a codec of another name on the server', async () => {
+    const json: Codec = { name: 'json', encode: (v) => Buffer.from(JSON.stringify(v) ?? 'null'), decode: (b) => JSON.parse(Buffer.from(b).toString()) };
+    await withEcho(
+      async (client) => {
+        expect(client.features & FEATURE_RECORDS).toBe(0);
+      },
+      msgpackCodec,
+      json,
+    );
+  });
+
+  it('a records request from a peer that did not negotiate them closes that connection (logged); others are served', async () => {
+    await withEcho(async (client, ctx) => {
+      const raw = await rawConnect(ctx.address.port);
+      const frame = v1Request(1, 'echo', { a: 1 });
+      frame.writeUInt8(FORMAT_RECORDS, 3);
+      const closed = new Promise<void>((r) => raw.once('close', () => r()));
+      raw.on('error', () => {});
+      raw.write(frame);
+      await Promise.race([closed, sleep(5000).then(() => { throw new Error('connection not closed'); })]);
+      await waitFor(() => ctx.logger.lines.some((l) => l.includes('record session the connection did not negotiate')));
+      expect(await call(client, 'echo', { still: 'served' })).toEqual({ still: 'served' });
+    });
+  });
+});
