@@ -23,7 +23,7 @@ export {
   TimeoutError,
   UnreachableError,
 } from './errors.js';
-export { type Codec, MsgpackCodec, msgpackCodec } from './codec/index.js';
+export { type Codec, MsgpackCodec, type MsgpackCodecOptions, msgpackCodec } from './codec/index.js';
 export { type Address, type AddressLike, type TcpAddress, type UnixAddress, formatAddress, parseAddress } from './transport/address.js';
 export * as protocol from './protocol/index.js';
 export {

@@ -8,11 +8,15 @@
  */
 import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import type { Codec } from '../lib/codec/codec.js';
+import { MAX_SHAPE_KEYS, MAX_SHAPE_KEY_CHARS } from '../lib/codec/record-shapes.js';
 import { ClientStream } from '../lib/client/client-stream.js';
 import type { CallHandle } from '../lib/client/call.js';
-import { FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { ACTION_HELLO, ALL_FEATURES, FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { RESPONSE_HEADER_SIZE } from '../lib/protocol/constants.js';
+import { helloCodec, helloOffer } from '../lib/protocol/hello.js';
+import { encodeRequest } from '../lib/protocol/request-frame.js';
 import type { OccamsError } from '../lib/errors.js';
-import { v1Request } from './support/raw-v1.js';
+import { v1Exchange, v1Request } from './support/raw-v1.js';
 import { MemoryLogger, rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
 /** A deterministic generator (xorshift), so a failure replays. */
@@ -113,6 +117,28 @@ describe('MsgpackCodec sessions', () => {
     const v = { id: 1, name: 'n', tags: ['a'], ok: true };
     s.encode(v); // the shape is described once
     expect(s.encode(v).length).toBeLessThan(msgpackCodec.encode(v).length);
+  });
+
+  it('objects beyond the shape bounds go out as plain maps, and decode the same', () => {
+    const a = new MsgpackCodec().session()!;
+    const b = new MsgpackCodec().session()!;
+    const many = Object.fromEntries(Array.from({ length: MAX_SHAPE_KEYS + 1 }, (_, i) => [`key${i}`, i]));
+    const longKeys = { ['k'.repeat(MAX_SHAPE_KEY_CHARS)]: 1, x: 2 };
+    const edge = Object.fromEntries(Array.from({ length: MAX_SHAPE_KEYS }, (_, i) => [`e${i}`, i])); // at the bound: a record
+    for (const v of [many, longKeys, edge, { nested: many, ok: 1 }, many, edge]) expect(b.decode(a.encode(v))).toEqual(v);
+  });
+
+  it('a decoder refuses a shape beyond the bounds, or in a slot msgpackr would add, from a hostile peer', () => {
+    const keys = (n: number, len = 3) => Array.from({ length: n }, (_, i) => `${i}`.padStart(len, 'k'));
+    /** a record definition (ext 0x72) at `idBytes`, its keys, then the record's values (all nil) */
+    const definition = (idBytes: number[], names: string[]) =>
+      Buffer.concat([Buffer.from(idBytes.length === 1 ? [0xd4, 0x72, ...idBytes] : [0xd5, 0x72, ...idBytes]), Buffer.from(msgpackCodec.encode(names)), Buffer.alloc(names.length, 0xc0)]);
+    const fine = keys(10);
+    expect(new MsgpackCodec().session()!.decode(definition([0x40], fine))).toEqual(Object.fromEntries(fine.map((k) => [k, null])));
+    expect(() => new MsgpackCodec().session()!.decode(definition([0x41], keys(MAX_SHAPE_KEYS + 1)))).toThrow(/keys/);
+    expect(() => new MsgpackCodec().session()!.decode(definition([0x42], keys(4, MAX_SHAPE_KEY_CHARS / 2)))).toThrow(/characters/);
+    expect(() => new MsgpackCodec().session()!.decode(definition([0x40, 0x01], fine))).toThrow(); // a two-byte id (-32)
+    expect(() => new MsgpackCodec().session()!.decode(definition([0x60, 0x05], fine))).toThrow(); // a two-byte id (192)
   });
 
   it('a session has no sessions, and records: false offers none', () => {
@@ -225,17 +251,29 @@ describe('FEATURE_RECORDS on a connection', () => {
     );
   });
 
-  it('a records request from a peer that did not negotiate them closes that connection (logged); others are served', async () => {
+  it('a records request from a peer that said HELLO without them closes that connection (logged); others are served', async () => {
     await withEcho(async (client, ctx) => {
       const raw = await rawConnect(ctx.address.port);
-      const frame = v1Request(1, 'echo', { a: 1 });
-      frame.writeUInt8(FORMAT_RECORDS, 3);
-      const closed = new Promise<void>((r) => raw.once('close', () => r()));
       raw.on('error', () => {});
-      raw.write(frame);
+      const answered = new Promise<void>((r) => raw.once('data', () => r()));
+      const offer = helloCodec.encode(helloOffer('msgpack', ALL_FEATURES & ~FEATURE_RECORDS));
+      raw.write(encodeRequest({ action: ACTION_HELLO, seq: 1, msg: offer }));
+      await answered;
+      const closed = new Promise<void>((r) => raw.once('close', () => r()));
+      raw.write(encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 2, msg: msgpackCodec.encode({ a: 1 }) }));
       await Promise.race([closed, sleep(5000).then(() => { throw new Error('connection not closed'); })]);
       await waitFor(() => ctx.logger.lines.some((l) => l.includes('record session the connection did not negotiate')));
       expect(await call(client, 'echo', { still: 'served' })).toEqual({ still: 'served' });
+    });
+  });
+
+  it("a plain v1 peer's format byte is ignored, the records bit too: it is answered in plain v1", async () => {
+    await withEcho(async (_client, ctx) => {
+      const frame = v1Request(1, 'echo', { a: 1 });
+      frame.writeUInt8(FORMAT_RECORDS, 3);
+      const [response] = await v1Exchange(ctx.address.port, [frame], 1);
+      expect(response![3]).toBe(0); // flag 0
+      expect(msgpackCodec.decode(response!.subarray(RESPONSE_HEADER_SIZE))).toEqual({ a: 1 });
     });
   });
 });

@@ -1,6 +1,7 @@
 import { Packr, REUSE_BUFFER_MODE, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import type { Codec } from './codec.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
+import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
 /** Messages up to this many bytes are decoded from a copy in a reused buffer (see MsgpackCodec). */
 export const SCRATCH_SIZE = 4096;
@@ -30,7 +31,8 @@ const OPTIONS = {
 
 /**
  * A session's (nestjs-occams peers only): msgpackr's records, shapes
- * described in the stream as first used (at most 64 kept, then reused).
+ * described in the stream as first used (at most 64 kept, then reused;
+ * bounded in size by record-shapes.ts).
  * msgpackr makes a sequential decoder "trusted": the shapes a message
  * describes outlive it, which is what a session needs.
  */
@@ -103,9 +105,11 @@ export class MsgpackCodec implements Codec {
   private encodingInto = false;
   /** A session's decoder: knows the shapes its peer described; 64-bit integers beyond ±2^53 as BigInt (msgpackr's 'auto'). */
   private readonly sessionUnpackr: Unpackr | undefined;
+  /** A session's shapes (the decoder's), within bounds (record-shapes.ts). */
+  private readonly shapes: ShapeTable | undefined;
   /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
   private readonly bigIntUnpackr: Unpackr;
-  /** 0 when msgpackr reports the floats it writes; Infinity: walk every output. */
+  /** 0 when msgpackr reports the floats it writes; Infinity: walk every output; -Infinity (a session): walk none. */
   private readonly floatFloor: number;
   /** true when msgpackr reports the 64-bit integers it reads. */
   private readonly countsInt64s: boolean;
@@ -122,15 +126,28 @@ export class MsgpackCodec implements Codec {
   constructor(options: MsgpackCodecOptions = {}, /** @internal */ session = false) {
     this.records = options.records ?? true;
     this.inSession = session;
-    // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
-    this.packr = new CountingPackr(session ? { ...SESSION_OPTIONS } : OPTIONS);
+    if (session) {
+      // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
+      this.packr = new CountingPackr({ ...SESSION_OPTIONS, useRecords: withinShapeBounds });
+      const shapes = new ShapeTable();
+      const unpackr = new Unpackr({ ...SESSION_OPTIONS, structures: shapes.slots as object[], copyBuffers: true, int64AsType: 'auto' as 'bigint' });
+      this.sessionUnpackr = unpackr;
+      this.shapes = shapes;
+      // a session decodes everything with `sessionUnpackr` and walks no output: the plain decoders and probes are not needed
+      this.scratchUnpackr = this.packr;
+      this.bigIntUnpackr = unpackr;
+      this.floatFloor = -Infinity;
+      this.countsInt64s = true;
+      return;
+    }
+    this.packr = new CountingPackr(OPTIONS);
     this.scratchUnpackr = new CountingPackr({ ...OPTIONS, copyBuffers: true });
-    this.sessionUnpackr = session ? new Unpackr({ ...SESSION_OPTIONS, copyBuffers: true, int64AsType: 'auto' as 'bigint' }) : undefined;
+    this.sessionUnpackr = undefined;
+    this.shapes = undefined;
     this.bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
-    // the probes run on plain instances: a session's must see nothing but its peer's messages
-    const packr = session ? new CountingPackr(OPTIONS) : this.packr;
+    const packr = this.packr;
     packr.pack(2 ** 32);
-    this.floatFloor = session ? -Infinity : packr.floats === 1 ? 0 : Infinity;
+    this.floatFloor = packr.floats === 1 ? 0 : Infinity;
     packr.int64s = 0;
     const int64 = Buffer.from([0xcf, 0, 0, 0, 1, 0, 0, 0, 0]);
     this.countsInt64s = packr.unpack(int64) === 2 ** 32 && packr.int64s === 1;
@@ -193,7 +210,11 @@ export class MsgpackCodec implements Codec {
     const length = bytes.length;
     if (length === 0) return undefined;
     const sessionUnpackr = this.sessionUnpackr;
-    if (sessionUnpackr !== undefined) return length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : sessionUnpackr.unpack(bytes);
+    if (sessionUnpackr !== undefined) {
+      const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : sessionUnpackr.unpack(bytes);
+      this.shapes!.check(length);
+      return value;
+    }
     if (!this.countsInt64s) return this.bigIntUnpackr.unpack(bytes);
     let value: unknown;
     let int64s: number;

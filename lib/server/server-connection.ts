@@ -216,7 +216,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       msg = split.msg;
     }
     let value: unknown;
-    const inRecords = (format & FORMAT_RECORDS) !== 0;
+    // (a v1 peer's format byte is ignored, as the reference says; a peer that said HELLO is held to what it negotiated)
+    const inRecords = (format & FORMAT_RECORDS) !== 0 && this.features !== 0;
     if (inRecords) {
       const records = this.records;
       if (records === undefined) return this.kill(`request ${seq} is in a record session the connection did not negotiate`);
@@ -258,10 +259,12 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     const codec = this.codec;
     this.features = acceptHello(msg, codec.session === undefined ? ALL_FEATURES & ~FEATURE_RECORDS : ALL_FEATURES, codec.name);
     if ((this.features & FEATURE_RECORDS) !== 0) {
-      // one session per connection: a second HELLO keeps the first's
-      this.records ??= codec.session!();
+      // one session per connection: a second HELLO keeps the first's (and whatever became of it)
+      if (this.records === undefined) {
+        this.records = codec.session!();
+        if (this.records !== undefined) this.out.useRecords(this.records);
+      }
       if (this.records === undefined) this.features &= ~FEATURE_RECORDS;
-      else this.out.useRecords(this.records);
     }
     const answer = encodeHelloAnswer(this.features, this.options.maxInFlightPerConnection);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
