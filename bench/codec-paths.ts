@@ -10,7 +10,10 @@
  * - encode-into: MsgpackCodec.encodeInto straight into the arena;
  * - encode-naive: a hand-written encoder for plain objects, arrays, strings,
  *   numbers and booleans, into the arena (the size of that lever, measured
- *   before writing one; not used by the library).
+ *   before writing one; not used by the library);
+ * - encode-session / decode-session: the same, in a record session of the
+ *   fifth round (FEATURE_RECORDS): the shape already described, as every
+ *   message after the first one of a shape on a connection.
  *
  * Each subject runs alone in a fresh process (no JIT feedback from the
  * others), `--procs` times, interleaved; the minimum and median over the
@@ -25,7 +28,7 @@ import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { inFreshProcesses, minMedianRows } from './fresh-processes.js';
 import { SMALL } from './transport.js';
 
-const SUBJECTS = ['decode-slice', 'decode-codec', 'encode-copy', 'encode-into', 'encode-naive'] as const;
+const SUBJECTS = ['decode-slice', 'decode-codec', 'decode-session', 'encode-copy', 'encode-into', 'encode-session', 'encode-naive'] as const;
 type Subject = (typeof SUBJECTS)[number];
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -110,15 +113,24 @@ function subjectFn(subject: Subject): () => unknown {
   const big = Buffer.concat([Buffer.alloc(100), bytes]);
   let at = 0;
   const next = (room: number) => (at = at + room + 200 > arena.length ? 0 : at + 131);
+  // a session pair that has described SMALL's shapes once: what follows refers to them
+  const sending = codec.session()!;
+  const receiving = codec.session()!;
+  receiving.decode(sending.encode(SMALL));
+  const inSession = Buffer.concat([Buffer.alloc(100), sending.encode(SMALL)]);
   switch (subject) {
     case 'decode-slice':
       return () => packr.unpack(big.subarray(100));
     case 'decode-codec':
       return () => codec.decode(big.subarray(100));
+    case 'decode-session':
+      return () => receiving.decode(inSession.subarray(100));
     case 'encode-copy':
       return () => arena.set(codec.encode(SMALL), next(0) + 32);
     case 'encode-into':
       return () => codec.encodeInto(SMALL, arena, next(8192) + 32);
+    case 'encode-session':
+      return () => sending.encodeInto!(SMALL, arena, next(8192) + 32);
     case 'encode-naive':
       return () => naive(SMALL, arena, next(0) + 32);
   }

@@ -217,7 +217,25 @@ describe('FEATURE_RECORDS on a connection', () => {
       const err = await catchErr(call(client, 'unencodable', null));
       expect(err.code).toBe('rpc_encode');
       expect(ctx.logger.lines.some((l) => l.includes('cannot encode response'))).toBe(true);
-      for (const v of [{ c: 2 }, { n: 3, d: [1, { c: 4 }] }]) expect(await call(client, 'echo', v)).toEqual(v);
+      // { n } is the shape whose encode failed: it must decode after it, as must others
+      for (const v of [{ n: 3 }, { c: 2 }, { n: 4, d: [1, { c: 4 }] }, { n: 5 }]) expect(await call(client, 'echo', v)).toEqual(v);
+    });
+  });
+
+  it('a call made from a getter while its value is encoded fails alone (rpc_encode); the values around it echo exactly', async () => {
+    await withEcho(async (client) => {
+      let inner: Promise<OccamsError> | undefined;
+      const value = {
+        outer: 1,
+        get made() {
+          inner ??= catchErr(call(client, 'echo', { innerShape: 1, other: 'x' }));
+          return 'yes';
+        },
+      };
+      // with options the outer value is encoded apart (as a pool sends it), so the inner call reaches the session's encoder
+      expect(await client.request('echo', value, { timeout: 5000 })).toEqual({ outer: 1, made: 'yes' });
+      expect((await inner!).code).toBe('rpc_encode');
+      for (const v of [{ innerShape: 2, other: 'y' }, { outer: 3, made: 'no' }, { a: 1 }]) expect(await call(client, 'echo', v)).toEqual(v);
     });
   });
 

@@ -44,7 +44,8 @@ export class RequestWriter {
     let msg: Uint8Array;
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
-    const records = call.kind === CallKind.Control ? undefined : this.records;
+    // numeric actions stay plain: a server reads its own control actions (PING, HELLO...) without decoding them
+    const records = call.kind === CallKind.Control || typeof call.action === 'number' ? undefined : this.records;
     const codec = records ?? this.codec;
     if (records !== undefined) format |= FORMAT_RECORDS;
     try {

@@ -101,8 +101,6 @@ export class MsgpackCodec implements Codec {
   private readonly packr: CountingPackr;
   /** Decodes small messages copied into `scratch`; copies bins out of it. */
   private readonly scratchUnpackr: CountingPackr;
-  /** an encodeInto is running (a value's toJSON encoding through this codec again takes `encode`) */
-  private encodingInto = false;
   /** A session's decoder: knows the shapes its peer described; 64-bit integers beyond ±2^53 as BigInt (msgpackr's 'auto'). */
   private readonly sessionUnpackr: Unpackr | undefined;
   /** A session's shapes (the decoder's), within bounds (record-shapes.ts). */
@@ -167,7 +165,17 @@ export class MsgpackCodec implements Codec {
   }
 
   encode(value: unknown): Uint8Array {
+    if (this.inSession && packing.depth !== 0) throw reentrant();
     const packr = this.packr;
+    packing.depth++;
+    try {
+      return this.packOwn(packr, value);
+    } finally {
+      packing.depth--;
+    }
+  }
+
+  private packOwn(packr: CountingPackr, value: unknown): Uint8Array {
     packr.floats = this.floatFloor;
     const bytes = packr.pack(value);
     if (packr.floats > 0) float64sToIntegers(bytes, packr.floats);
@@ -178,19 +186,22 @@ export class MsgpackCodec implements Codec {
   }
 
   encodeInto(value: unknown, target: Uint8Array, offset: number): number | Uint8Array {
-    if (target.length - offset < MIN_ROOM_IN_PLACE || this.encodingInto) return this.encode(value);
+    if (this.inSession && packing.depth !== 0) throw reentrant();
+    if (target.length - offset < MIN_ROOM_IN_PLACE || packing.into) return this.encode(value);
     const packr = this.packr;
     const aligned = offset & ~7;
     const reserve = offset - aligned;
     packr.floats = this.floatFloor;
     packr.useBuffer(target);
     packr.position = aligned;
-    this.encodingInto = true;
+    packing.into = true;
+    packing.depth++;
     let out: Uint8Array & { start: number; end: number };
     try {
       out = packr.pack(value, REUSE_BUFFER_MODE | RESERVE_START_SPACE | reserve) as unknown as Uint8Array & { start: number; end: number };
     } finally {
-      this.encodingInto = false;
+      packing.into = false;
+      packing.depth--;
       // msgpackr holds no caller's buffer between calls
       packr.useBuffer(own.buffer);
       packr.position = own.position;
@@ -232,6 +243,19 @@ export class MsgpackCodec implements Codec {
     if (int64s === 0 || !hasUnsafeInt64s(bytes, int64s)) return value;
     return this.bigIntUnpackr.unpack(bytes);
   }
+}
+
+/**
+ * Encodes running now, in every codec: msgpackr's output buffer is one for
+ * every Packr, so an encode that starts inside another (a value's toJSON or
+ * getter making a call) takes `encode`, never `encodeInto`; and a session
+ * refuses it outright, as msgpackr would number the shapes of the inner
+ * message over those of the outer one (the caller then goes plain).
+ */
+const packing = { depth: 0, into: false };
+
+function reentrant(): Error {
+  return new Error('a value cannot be encoded in a record session while another value is being encoded');
 }
 
 /**
