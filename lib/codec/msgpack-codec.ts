@@ -113,8 +113,6 @@ export class MsgpackCodec implements Codec {
   private readonly countsInt64s: boolean;
   /** offers sessions with msgpackr's record extension (`session()`) */
   private readonly records: boolean;
-  /** this is a session: records on, floats left as msgpackr writes them (only a nestjs-occams peer reads them) */
-  private readonly inSession: boolean;
 
   /**
    * `records` (default true): offer peers that speak it a session in
@@ -123,7 +121,6 @@ export class MsgpackCodec implements Codec {
    */
   constructor(options: MsgpackCodecOptions = {}, /** @internal */ session = false) {
     this.records = options.records ?? true;
-    this.inSession = session;
     if (session) {
       // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
       this.packr = new CountingPackr({ ...SESSION_OPTIONS, useRecords: withinShapeBounds });
@@ -131,7 +128,8 @@ export class MsgpackCodec implements Codec {
       const unpackr = new Unpackr({ ...SESSION_OPTIONS, structures: shapes.slots as object[], copyBuffers: true, int64AsType: 'auto' as 'bigint' });
       this.sessionUnpackr = unpackr;
       this.shapes = shapes;
-      // a session decodes everything with `sessionUnpackr` and walks no output: the plain decoders and probes are not needed
+      // a session decodes everything with `sessionUnpackr` and walks no output (floats stay as msgpackr writes them:
+      // only a nestjs-occams peer reads them): the plain decoders and probes are not needed
       this.scratchUnpackr = this.packr;
       this.bigIntUnpackr = unpackr;
       this.floatFloor = -Infinity;
@@ -161,23 +159,20 @@ export class MsgpackCodec implements Codec {
    * MessagePack's; only nestjs-occams peers read it (negotiated in HELLO).
    */
   session(): Codec | undefined {
-    return this.records && !this.inSession ? new MsgpackCodec({}, true) : undefined;
+    return this.records && this.sessionUnpackr === undefined ? new MsgpackCodec({}, true) : undefined;
   }
 
   encode(value: unknown): Uint8Array {
-    if (this.inSession && packing.depth !== 0) throw reentrant();
+    if (this.sessionUnpackr !== undefined && packing !== 0) throw reentrant();
     const packr = this.packr;
-    packing.depth++;
-    try {
-      return this.packOwn(packr, value);
-    } finally {
-      packing.depth--;
-    }
-  }
-
-  private packOwn(packr: CountingPackr, value: unknown): Uint8Array {
     packr.floats = this.floatFloor;
-    const bytes = packr.pack(value);
+    packing++;
+    let bytes: Uint8Array;
+    try {
+      bytes = packr.pack(value);
+    } finally {
+      packing--;
+    }
     if (packr.floats > 0) float64sToIntegers(bytes, packr.floats);
     // where msgpackr is in its own buffer, to carry on from there after the next encodeInto
     if (bytes.buffer !== own.buffer.buffer) own.buffer = Buffer.from(bytes.buffer); // it moved to a new one
@@ -186,22 +181,21 @@ export class MsgpackCodec implements Codec {
   }
 
   encodeInto(value: unknown, target: Uint8Array, offset: number): number | Uint8Array {
-    if (this.inSession && packing.depth !== 0) throw reentrant();
-    if (target.length - offset < MIN_ROOM_IN_PLACE || packing.into) return this.encode(value);
+    if (this.sessionUnpackr !== undefined && packing !== 0) throw reentrant();
+    // inside another encode, msgpackr's buffer (one for every Packr) is the outer message's: not the caller's
+    if (target.length - offset < MIN_ROOM_IN_PLACE || packing !== 0) return this.encode(value);
     const packr = this.packr;
     const aligned = offset & ~7;
     const reserve = offset - aligned;
     packr.floats = this.floatFloor;
     packr.useBuffer(target);
     packr.position = aligned;
-    packing.into = true;
-    packing.depth++;
+    packing++;
     let out: Uint8Array & { start: number; end: number };
     try {
       out = packr.pack(value, REUSE_BUFFER_MODE | RESERVE_START_SPACE | reserve) as unknown as Uint8Array & { start: number; end: number };
     } finally {
-      packing.into = false;
-      packing.depth--;
+      packing--;
       // msgpackr holds no caller's buffer between calls
       packr.useBuffer(own.buffer);
       packr.position = own.position;
@@ -252,7 +246,7 @@ export class MsgpackCodec implements Codec {
  * refuses it outright, as msgpackr would number the shapes of the inner
  * message over those of the outer one (the caller then goes plain).
  */
-const packing = { depth: 0, into: false };
+let packing = 0;
 
 function reentrant(): Error {
   return new Error('a value cannot be encoded in a record session while another value is being encoded');
