@@ -11,7 +11,7 @@ import type { Codec } from '../lib/codec/codec.js';
 import { MAX_SHAPE_KEYS, MAX_SHAPE_KEY_CHARS } from '../lib/codec/record-shapes.js';
 import { ClientStream } from '../lib/client/client-stream.js';
 import type { CallHandle } from '../lib/client/call.js';
-import { ACTION_HELLO, ALL_FEATURES, FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { ACTION_HELLO, ALL_FEATURES, FEATURE_RECORDS, FLAG_OK_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { RESPONSE_HEADER_SIZE } from '../lib/protocol/constants.js';
 import { helloCodec, helloOffer } from '../lib/protocol/hello.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
@@ -283,6 +283,113 @@ describe('FEATURE_RECORDS on a connection', () => {
       await waitFor(() => ctx.logger.lines.some((l) => l.includes('record session the connection did not negotiate')));
       expect(await call(client, 'echo', { still: 'served' })).toEqual({ still: 'served' });
     });
+  });
+
+  it('requests and events the server holds or refuses are still read: the shapes they describe decode later requests', async () => {
+    const seen: unknown[] = [];
+    const gates = new Map<string, () => void>();
+    // one handler at a time and one waiting: the gated call runs, the first event waits, the second is refused unrun
+    const ctx = await startServer(
+      {
+        gated: (key: string) => new Promise<string>((resolve) => gates.set(key, () => resolve(key))),
+        seen: (v: unknown) => void seen.push(v),
+        echo: (v: unknown) => v,
+      },
+      { maxInFlightPerConnection: 1, maxQueuedPerConnection: 1 },
+    );
+    const client = await ClientStream.connect(ctx.url, { timeout: 5000 });
+    try {
+      expect(client.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      const gated = client.request('gated', 'g1');
+      await waitFor(() => gates.has('g1'));
+      const ignore = { onResult: () => {}, onError: () => {} };
+      client.call('seen', { heldShape: 1, h: 'held' }, ignore, { event: true }); // first described here, held
+      client.call('seen', { refusedShape: 1, r: 'refused' }, ignore, { event: true }); // first described here, refused unrun
+      await waitFor(() => ctx.logger.lines.some((l) => l.includes('already wait')));
+      gates.get('g1')!();
+      expect(await gated).toBe('g1');
+      // the client refers to both shapes by id from here on
+      expect(await call(client, 'echo', { refusedShape: 2, r: 'again' })).toEqual({ refusedShape: 2, r: 'again' });
+      expect(await call(client, 'echo', { heldShape: 2, h: 'again' })).toEqual({ heldShape: 2, h: 'again' });
+      await waitFor(() => seen.length === 1);
+      expect(seen).toEqual([{ heldShape: 1, h: 'held' }]);
+      expect(client.state).toBe('ready');
+    } finally {
+      client.destroy();
+      await ctx.server.close();
+    }
+  });
+
+  it('the first HELLO decides the server\'s record sessions: a later HELLO neither starts nor stops them', async () => {
+    const session = () => msgpackCodec.session!()!;
+    const withRecords = helloCodec.encode(helloOffer('msgpack', ALL_FEATURES));
+    const without = helloCodec.encode(helloOffer('msgpack', ALL_FEATURES & ~FEATURE_RECORDS));
+    const hello = (seq: number, offer: Uint8Array) => encodeRequest({ action: ACTION_HELLO, seq, msg: offer });
+    const bodyOf = (frame: Buffer) => frame.subarray(RESPONSE_HEADER_SIZE, RESPONSE_HEADER_SIZE + frame.readUInt32LE(4));
+    const granted = (frame: Buffer) => (helloCodec.decode(bodyOf(frame)) as { f: number }).f & FEATURE_RECORDS;
+    await withEcho(async (_client, ctx) => {
+      // granted, then a HELLO without them: requests and results stay in the sessions
+      const out = session();
+      const into = session();
+      const on = await v1Exchange(ctx.address.port, [
+        hello(1, withRecords),
+        encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 2, msg: out.encode({ kept: 1, s: 'a' }) }),
+        hello(3, without),
+        encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 4, msg: out.encode({ kept: 2, s: 'b' }) }),
+      ], 4);
+      expect(on.map((f) => f[3])).toEqual([0, FLAG_OK_RECORDS, 0, FLAG_OK_RECORDS]);
+      expect([granted(on[0]!), granted(on[2]!)]).toEqual([FEATURE_RECORDS, FEATURE_RECORDS]);
+      expect([into.decode(bodyOf(on[1]!)), into.decode(bodyOf(on[3]!))]).toEqual([{ kept: 1, s: 'a' }, { kept: 2, s: 'b' }]);
+      // not granted, then a HELLO with them: everything stays plain
+      const off = await v1Exchange(ctx.address.port, [
+        hello(1, without),
+        encodeRequest({ action: 'echo', seq: 2, msg: msgpackCodec.encode({ plain: 1 }) }),
+        hello(3, withRecords),
+        encodeRequest({ action: 'echo', seq: 4, msg: msgpackCodec.encode({ plain: 2 }) }),
+      ], 4);
+      expect(off.map((f) => f[3])).toEqual([0, 0, 0, 0]);
+      expect([granted(off[0]!), granted(off[2]!)]).toEqual([0, 0]);
+      expect([msgpackCodec.decode(bodyOf(off[1]!)), msgpackCodec.decode(bodyOf(off[3]!))]).toEqual([{ plain: 1 }, { plain: 2 }]);
+    });
+  });
+
+  it("the first HELLO answer decides the client's record sessions: a later answer without them changes nothing", async () => {
+    const { RequestDecoder } = await import('../lib/protocol/request-decoder.js');
+    const { encodeResponse } = await import('../lib/protocol/response-frame.js');
+    const net = await import('node:net');
+    // a server that grants records only on the first HELLO, and echoes in its sessions
+    const fickle = net.createServer((socket) => {
+      const inbound = msgpackCodec.session!()!;
+      const outbound = msgpackCodec.session!()!;
+      let hellos = 0;
+      const decoder = new RequestDecoder({
+        onRequest: (format, action, seq, _c, msg) => {
+          if (action === ACTION_HELLO) {
+            const f = ++hellos === 1 ? FEATURE_RECORDS : 0; // records alone: requests carry no extension header
+            return void socket.write(encodeResponse({ seq, msg: helloCodec.encode({ v: 1, f }) }));
+          }
+          if (typeof action === 'number') return void socket.write(encodeResponse({ seq }));
+          const v = (format & FORMAT_RECORDS) !== 0 ? inbound.decode(msg) : msgpackCodec.decode(msg);
+          socket.write(encodeResponse({ seq, flag: FLAG_OK_RECORDS, msg: Buffer.from(outbound.encode(v)) }));
+        },
+      });
+      socket.on('data', (c: Buffer) => decoder.push(c));
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => fickle.listen(0, '127.0.0.1', r));
+    const client = await ClientStream.connect({ host: '127.0.0.1', port: (fickle.address() as { port: number }).port }, { timeout: 5000 });
+    try {
+      expect(client.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      expect(await call(client, 'echo', { first: 1 })).toEqual({ first: 1 });
+      expect((await client.handshake()) & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      expect(client.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      expect(await call(client, 'echo', { first: 2 })).toEqual({ first: 2 });
+      expect(await call(client, 'echo', { second: 1 })).toEqual({ second: 1 });
+      expect(client.state).toBe('ready');
+    } finally {
+      client.destroy();
+      fickle.close();
+    }
   });
 
   it("a plain v1 peer's format byte is ignored, the records bit too: it is answered in plain v1", async () => {

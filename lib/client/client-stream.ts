@@ -74,6 +74,8 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
    * Its decoder reads every FLAG_OK_RECORDS response, wanted or not, in order.
    */
   private records: Codec | undefined;
+  /** a HELLO was answered (the first answer decides the record sessions) */
+  private helloAnswered = false;
   /**
    * Called whenever a user call leaves the window (for pools that keep
    * their own queue). Set by the owner; not an event, to stay cheap.
@@ -196,10 +198,17 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
 
   /** @internal HELLO was answered: the features both sides speak, the server's in-flight cap. */
   negotiated(features: number, cap: number | undefined): void {
+    if (this.helloAnswered) {
+      // the first answer decided the record sessions: a later one neither starts nor stops them (frames of both kinds may be on the way)
+      features = (features & ~FEATURE_RECORDS) | (this._features & FEATURE_RECORDS);
+    } else {
+      this.helloAnswered = true;
+      if ((features & FEATURE_RECORDS) === 0) this.records = undefined;
+      else if (this.records === undefined) features &= ~FEATURE_RECORDS;
+      else this.out.useRecords(this.records);
+    }
     this._features = features;
     if (cap !== undefined && cap < this.window.size) this.window.size = cap;
-    if ((features & FEATURE_RECORDS) === 0) this.records = undefined;
-    else if (this.records !== undefined) this.out.useRecords(this.records);
   }
 
   /** CallOwner: true once the frames of `batch` were handed to the socket. */

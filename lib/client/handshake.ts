@@ -78,9 +78,8 @@ export class HelloAnswer implements ResponseHandler {
     private readonly reject: (err: OccamsError) => void,
   ) {}
   onResult(value: unknown): void {
-    const features = grantedFeatures(value);
-    this.stream.negotiated(features, serverWindow(value));
-    this.resolve(features);
+    this.stream.negotiated(grantedFeatures(value), serverWindow(value));
+    this.resolve(this.stream.features);
   }
   onError(err: OccamsError): void {
     if (err.retriable || err instanceof ClosedError) return this.reject(err);

@@ -13,9 +13,11 @@ export const SHAPE_SLOTS = 64;
 export const MAX_SHAPE_KEYS = 256;
 export const MAX_SHAPE_KEY_CHARS = 4096;
 /**
- * A message shorter than this cannot describe a shape beyond the bounds
- * (each key takes at least a byte, and a key of n characters at least n/3
- * bytes: a float64 read as a key), so only longer ones are checked.
+ * A message shorter than this cannot describe a shape beyond the bounds:
+ * each key takes at least a byte, and no value read as a key gives 16
+ * characters a byte (the most is an array of empty maps, each
+ * "[object Object]" and a comma), so 255 bytes give under 4080 characters.
+ * Only longer messages are checked.
  */
 const CHECK_FROM = MAX_SHAPE_KEYS;
 

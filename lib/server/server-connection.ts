@@ -88,6 +88,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
    * it runs, waits or is refused (it may describe a shape later ones use).
    */
   private records: Codec | undefined;
+  /** a HELLO was answered (the first one decides the record sessions) */
+  private helloAnswered = false;
   /** client id from the first request (informative) */
   clientId = 0;
   /** the socket's error, if it failed (the reason its close reports) */
@@ -257,14 +259,18 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
 
   private onHello(seq: number, msg: Buffer): void {
     const codec = this.codec;
-    this.features = acceptHello(msg, codec.session === undefined ? ALL_FEATURES & ~FEATURE_RECORDS : ALL_FEATURES, codec.name);
-    if ((this.features & FEATURE_RECORDS) !== 0) {
-      // one session per connection: a second HELLO keeps the first's (and whatever became of it)
-      if (this.records === undefined) {
+    const features = acceptHello(msg, codec.session === undefined ? ALL_FEATURES & ~FEATURE_RECORDS : ALL_FEATURES, codec.name);
+    if (this.helloAnswered) {
+      // the first HELLO decided the record sessions: a later one neither starts nor stops them (frames of both kinds may be on the way)
+      this.features = (features & ~FEATURE_RECORDS) | (this.features & FEATURE_RECORDS);
+    } else {
+      this.helloAnswered = true;
+      this.features = features;
+      if ((features & FEATURE_RECORDS) !== 0) {
         this.records = codec.session!();
         if (this.records !== undefined) this.out.useRecords(this.records);
+        else this.features &= ~FEATURE_RECORDS;
       }
-      if (this.records === undefined) this.features &= ~FEATURE_RECORDS;
     }
     const answer = encodeHelloAnswer(this.features, this.options.maxInFlightPerConnection);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
