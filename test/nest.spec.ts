@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Injectable, type INestApplication, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { firstValueFrom, lastValueFrom, type Observable, take, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, type Observable, take, timeout, toArray } from 'rxjs';
 import {
   InjectOccamsClient,
   OccamsClient,
@@ -60,6 +60,24 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
     const echo = client.send('echo', 'x');
     expect(await Promise.all([firstValueFrom(echo), firstValueFrom(echo)])).toEqual(['x', 'x']);
     void obs;
+  });
+
+  it('each subscription to one send() is its own call: unsubscribing one cancels it and no other', async () => {
+    const stopped = async () => ((await client.request('probe', {})) as { streamsStopped: number }).streamsStopped;
+    for (const takeOneFirst of [true, false]) {
+      const before = await stopped();
+      const ticks = client.send<number>('ticks', 1000); // 5 s of items unless cancelled
+      // the first subscription is served by the observable itself, a later one by a handler of its own
+      const one = () => firstValueFrom(ticks.pipe(timeout(2000)));
+      const three = () => lastValueFrom(ticks.pipe(take(3), toArray(), timeout(2000)));
+      const got = takeOneFirst ? await Promise.all([one(), three()]) : (await Promise.all([three(), one()])).reverse();
+      expect(got).toEqual([0, [0, 1, 2]]);
+      let now = before;
+      await waitFor(() => {
+        void stopped().then((n) => (now = n));
+        return now >= before + 2;
+      }, 1000); // both handlers stopped long before their 5 s
+    }
   });
 
   it('events reach @EventPattern handlers with metadata, and get no response', async () => {

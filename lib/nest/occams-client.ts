@@ -284,8 +284,15 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
 /**
  * What `send()` returns: cold, each subscription one call. A subclass
  * rather than `new Observable(fn)`: no closure per call on the hot path.
+ * It is also the handler and teardown of its first subscription (the usual
+ * one: `firstValueFrom`, `lastValueFrom`, a single `subscribe`), so such a
+ * call costs one object here; any later subscription gets a
+ * SubscriberHandler of its own.
  */
-class CallObservable<T> extends Observable<T> {
+class CallObservable<T> extends Observable<T> implements ResponseHandler {
+  private subscriber: Subscriber<any> | undefined;
+  private handle: CallHandle | undefined;
+  private done = false;
   constructor(
     private readonly client: OccamsClient,
     private readonly action: string,
@@ -316,9 +323,34 @@ class CallObservable<T> extends Observable<T> {
 
   // rxjs calls it for each subscription (internal in its typings, stable since rxjs 5)
   protected _subscribe(subscriber: Subscriber<T>): TeardownLogic {
-    const handler = new SubscriberHandler(subscriber, this.mapError);
-    handler.handle = this.client.caller().call(this.action, this.data, handler, this.options);
-    return handler;
+    if (this.subscriber !== undefined) {
+      const handler = new SubscriberHandler(subscriber, this.mapError);
+      handler.handle = this.client.caller().call(this.action, this.data, handler, this.options);
+      return handler;
+    }
+    this.subscriber = subscriber;
+    this.handle = this.client.caller().call(this.action, this.data, this, this.options);
+    return this;
+  }
+
+  // ResponseHandler and teardown of the first subscription, as SubscriberHandler's
+  onItem(value: unknown): void {
+    this.subscriber!.next(value);
+  }
+  onResult(value: unknown): void {
+    this.done = true;
+    if (value !== undefined) this.subscriber!.next(value);
+    this.subscriber!.complete();
+  }
+  onError(err: OccamsError): void {
+    this.done = true;
+    this.subscriber!.error(this.mapError === undefined ? err : this.mapError(err));
+  }
+  unsubscribe(): void {
+    if (!this.done) {
+      this.done = true;
+      this.handle?.cancel();
+    }
   }
 }
 
