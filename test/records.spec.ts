@@ -6,6 +6,7 @@
  * that cannot be encoded sends the rest of the connection plain; peers
  * that do not negotiate it never see it.
  */
+import net from 'node:net';
 import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import type { Codec } from '../lib/codec/codec.js';
 import { MAX_SHAPE_KEYS, MAX_SHAPE_KEY_CHARS } from '../lib/codec/record-shapes.js';
@@ -14,7 +15,9 @@ import type { CallHandle } from '../lib/client/call.js';
 import { ACTION_HELLO, ALL_FEATURES, FEATURE_RECORDS, FLAG_OK_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { RESPONSE_HEADER_SIZE } from '../lib/protocol/constants.js';
 import { helloCodec, helloOffer } from '../lib/protocol/hello.js';
+import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
+import { encodeResponse } from '../lib/protocol/response-frame.js';
 import type { OccamsError } from '../lib/errors.js';
 import { v1Exchange, v1Request } from './support/raw-v1.js';
 import { MemoryLogger, rawConnect, sleep, startServer, waitFor } from './support/servers.js';
@@ -354,9 +357,6 @@ describe('FEATURE_RECORDS on a connection', () => {
   });
 
   it("the first HELLO answer decides the client's record sessions: a later answer without them changes nothing", async () => {
-    const { RequestDecoder } = await import('../lib/protocol/request-decoder.js');
-    const { encodeResponse } = await import('../lib/protocol/response-frame.js');
-    const net = await import('node:net');
     // a server that grants records only on the first HELLO, and echoes in its sessions
     const fickle = net.createServer((socket) => {
       const inbound = msgpackCodec.session!()!;
