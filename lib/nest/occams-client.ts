@@ -286,8 +286,8 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
  * rather than `new Observable(fn)`: no closure per call on the hot path.
  * It is also the handler and teardown of its first subscription (the usual
  * one: `firstValueFrom`, `lastValueFrom`, a single `subscribe`), so such a
- * call costs one object here; any later subscription gets a
- * SubscriberHandler of its own.
+ * call costs one object here; any later subscription gets a CallObservable
+ * of its own.
  */
 class CallObservable<T> extends Observable<T> implements ResponseHandler {
   private subscriber: Subscriber<any> | undefined;
@@ -323,17 +323,14 @@ class CallObservable<T> extends Observable<T> implements ResponseHandler {
 
   // rxjs calls it for each subscription (internal in its typings, stable since rxjs 5)
   protected _subscribe(subscriber: Subscriber<T>): TeardownLogic {
-    if (this.subscriber !== undefined) {
-      const handler = new SubscriberHandler(subscriber, this.mapError);
-      handler.handle = this.client.caller().call(this.action, this.data, handler, this.options);
-      return handler;
-    }
-    this.subscriber = subscriber;
-    this.handle = this.client.caller().call(this.action, this.data, this, this.options);
-    return this;
+    // a later subscription is a call of its own: a fresh CallObservable serves it
+    const owner = this.subscriber === undefined ? this : new CallObservable<T>(this.client, this.action, this.data, this.options, this.mapError);
+    owner.subscriber = subscriber;
+    owner.handle = this.client.caller().call(this.action, this.data, owner, this.options);
+    return owner;
   }
 
-  // ResponseHandler and teardown of the first subscription, as SubscriberHandler's
+  // the ResponseHandler of its subscription, and its teardown (unsubscribe before the end cancels the call)
   onItem(value: unknown): void {
     this.subscriber!.next(value);
   }
@@ -345,37 +342,6 @@ class CallObservable<T> extends Observable<T> implements ResponseHandler {
   onError(err: OccamsError): void {
     this.done = true;
     this.subscriber!.error(this.mapError === undefined ? err : this.mapError(err));
-  }
-  unsubscribe(): void {
-    if (!this.done) {
-      this.done = true;
-      this.handle?.cancel();
-    }
-  }
-}
-
-/**
- * Bridges one call to one RxJS subscriber, and is that subscription's
- * teardown (unsubscribe before the end cancels the call).
- */
-class SubscriberHandler implements ResponseHandler {
-  handle: CallHandle | undefined;
-  private done = false;
-  constructor(
-    private readonly subscriber: Subscriber<any>,
-    private readonly mapError: ErrorMapper | undefined,
-  ) {}
-  onItem(value: unknown): void {
-    this.subscriber.next(value);
-  }
-  onResult(value: unknown): void {
-    this.done = true;
-    if (value !== undefined) this.subscriber.next(value);
-    this.subscriber.complete();
-  }
-  onError(err: OccamsError): void {
-    this.done = true;
-    this.subscriber.error(this.mapError === undefined ? err : this.mapError(err));
   }
   unsubscribe(): void {
     if (!this.done) {
