@@ -1,5 +1,6 @@
 import { Packr, REUSE_BUFFER_MODE, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import type { Codec } from './codec.js';
+import { checkMessage, type ExtensionTypes, extensionTypes } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
 import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
@@ -17,6 +18,13 @@ const MIN_ROOM_IN_PLACE = 4096;
 export interface MsgpackCodecOptions {
   /** offer peers that speak it msgpackr's record extension, per connection (default true) */
   records?: boolean;
+  /**
+   * MessagePack extension types (1-254) this application registered with
+   * msgpackr's `addExtension` and accepts from peers (default none: only
+   * the timestamp; every other extension is refused before msgpackr reads
+   * it, see msgpack-check.ts)
+   */
+  extensions?: readonly number[];
 }
 
 /** msgpackr options of both directions, as on the wire to any peer. */
@@ -84,6 +92,13 @@ const SESSION_OPTIONS = { ...OPTIONS, useRecords: true, sequential: true } as co
  * a small message's decode, measured). That decoder copies bin values out
  * (`copyBuffers`), so nothing decoded refers to the reused buffer; larger
  * messages are decoded in place, their bins views of the bytes received.
+ * The reused buffer is zeroed after each message, so it never holds
+ * another message's bytes while msgpackr reads one.
+ *
+ * Before msgpackr reads anything, checkMessage walks the message: one value
+ * ending exactly at its end, no extension the wire format does not use
+ * (msgpackr's own extensions can read past a message or cost far more than
+ * their bytes), record definitions only in a session and within bounds.
  *
  * `encodeInto` has msgpackr write into the caller's buffer (its `useBuffer`,
  * its position set, the bytes before the message reserved): no slice of
@@ -113,6 +128,9 @@ export class MsgpackCodec implements Codec {
   private readonly countsInt64s: boolean;
   /** offers sessions with msgpackr's record extension (`session()`) */
   private readonly records: boolean;
+  /** extension types let through besides the timestamp (options.extensions) */
+  private readonly extensions: ExtensionTypes | undefined;
+  private readonly extensionList: readonly number[] | undefined;
 
   /**
    * `records` (default true): offer peers that speak it a session in
@@ -121,6 +139,8 @@ export class MsgpackCodec implements Codec {
    */
   constructor(options: MsgpackCodecOptions = {}, /** @internal */ session = false) {
     this.records = options.records ?? true;
+    this.extensionList = options.extensions;
+    this.extensions = options.extensions === undefined || options.extensions.length === 0 ? undefined : extensionTypes(options.extensions);
     if (session) {
       // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
       this.packr = new CountingPackr({ ...SESSION_OPTIONS, useRecords: withinShapeBounds });
@@ -159,7 +179,7 @@ export class MsgpackCodec implements Codec {
    * MessagePack's; only nestjs-occams peers read it (negotiated in HELLO).
    */
   session(): Codec | undefined {
-    return this.records && this.sessionUnpackr === undefined ? new MsgpackCodec({}, true) : undefined;
+    return this.records && this.sessionUnpackr === undefined ? new MsgpackCodec({ extensions: this.extensionList }, true) : undefined;
   }
 
   encode(value: unknown): Uint8Array {
@@ -216,10 +236,12 @@ export class MsgpackCodec implements Codec {
     if (length === 0) return undefined;
     const sessionUnpackr = this.sessionUnpackr;
     if (sessionUnpackr !== undefined) {
+      checkMessage(bytes, 0, length, this.shapes!.slots, this.extensions);
       const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : sessionUnpackr.unpack(bytes);
       this.shapes!.check(length);
       return value;
     }
+    checkMessage(bytes, 0, length, undefined, this.extensions);
     if (!this.countsInt64s) return this.bigIntUnpackr.unpack(bytes);
     let value: unknown;
     let int64s: number;
@@ -260,12 +282,15 @@ function reentrant(): Error {
 const scratch = { buffer: Buffer.allocUnsafe(SCRATCH_SIZE), busy: false };
 
 function fromScratch(unpackr: Unpackr, bytes: Uint8Array): unknown {
-  scratch.buffer.set(bytes);
+  const buffer = scratch.buffer;
+  buffer.set(bytes);
   scratch.busy = true;
   try {
-    return unpackr.unpack(scratch.buffer, bytes.length);
+    return unpackr.unpack(buffer, bytes.length);
   } finally {
     scratch.busy = false;
+    // nothing of this message stays for the next one to reach (checkMessage already keeps msgpackr within a message)
+    buffer.fill(0, 0, bytes.length);
   }
 }
 
