@@ -10,7 +10,9 @@ import { ClientStream } from '../lib/client/client-stream.js';
 import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { checkMessage, MessageRefusedError } from '../lib/codec/msgpack-check.js';
 import { FLAG_ERROR_BYTES, FLAG_OK } from '../lib/protocol/constants.js';
-import { FLAG_OK_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { ACTION_GOAWAY_ACK, ALL_FEATURES, FLAG_GOAWAY, FLAG_OK_RECORDS, FORMAT_EVENT, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { encodeRequest } from '../lib/protocol/request-frame.js';
+import { VIOLATION_GRACE } from '../lib/server/server-connection.js';
 import { RawPeer } from './support/raw-peer.js';
 import { sleep, startServer, waitFor } from './support/servers.js';
 
@@ -182,6 +184,7 @@ describe('two connections: what one sends never reaches the other', () => {
                 const text = Buffer.concat([r.msg, r.blob]).toString('latin1');
                 for (const t of tokens) expect(text.includes(t.slice(5))).toBe(false);
                 if (r.flag === FLAG_OK || r.flag === FLAG_OK_RECORDS) continue; // some random bytes are valid MessagePack
+                if (r.flag === FLAG_GOAWAY && r.seq === 0) continue; // a broken record session: the connection is closing
                 expect(r.flag).toBe(FLAG_ERROR_BYTES);
               }
             } finally {
@@ -196,4 +199,161 @@ describe('two connections: what one sends never reaches the other', () => {
       await ctx.server.close();
     }
   }, 60_000);
+});
+
+describe('every request is owned exactly once', () => {
+  it('a request repeating the seq of one still in flight never runs: the connection closes (logged), the first is torn down with it', async () => {
+    const started: string[] = [];
+    const aborted: string[] = [];
+    const ctx = await startServer({
+      hang: (v: string, req) =>
+        new Promise(() => {
+          started.push(v);
+          req.signal.addEventListener('abort', () => aborted.push(v));
+        }),
+    });
+    try {
+      for (const hello of [true, false]) {
+        started.length = 0;
+        aborted.length = 0;
+        const peer = hello ? await RawPeer.hello(ctx.address.port) : await RawPeer.connect(ctx.address.port);
+        peer.send(
+          { action: 'hang', seq: 7, msg: msgpackCodec.encode('first') },
+          { action: 'hang', seq: 7, msg: msgpackCodec.encode('second') },
+          { action: 'hang', seq: 8, msg: msgpackCodec.encode('after') },
+        );
+        expect(await peer.closedWithin(3000)).toBe(true);
+        expect(started).toEqual(['first']);
+        await waitFor(() => aborted.length === 1);
+        expect(aborted).toEqual(['first']);
+        await waitFor(() => ctx.server.stats.inFlight === 0 && ctx.server.stats.connections === 0);
+      }
+      expect(ctx.logger.lines.filter((l) => l.includes('repeats the seq of a request still in flight'))).toHaveLength(2);
+    } finally {
+      await ctx.server.close();
+    }
+  });
+
+  it('300 connections sending duplicate seqs leave no handler running once they are gone', async () => {
+    let running = 0;
+    const ctx = await startServer({
+      hang: (_v: unknown, req) =>
+        new Promise(() => {
+          running++;
+          req.signal.addEventListener('abort', () => running--);
+        }),
+    });
+    try {
+      const peers = await Promise.all(Array.from({ length: 300 }, () => RawPeer.connect(ctx.address.port)));
+      for (const peer of peers) peer.send({ action: 'hang', seq: 1, msg: msgpackCodec.encode(1) }, { action: 'hang', seq: 1, msg: msgpackCodec.encode(2) });
+      await Promise.all(peers.map((p) => p.closedWithin(5000)));
+      await waitFor(() => running === 0 && ctx.server.stats.inFlight === 0, 5000);
+    } finally {
+      await ctx.server.close();
+    }
+  });
+
+  it('a seq may be used again once its request was answered', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v });
+    const peer = await RawPeer.connect(ctx.address.port);
+    try {
+      for (let i = 0; i < 5; i++) {
+        peer.send({ action: 'echo', seq: 3, msg: msgpackCodec.encode(i) });
+        await peer.waitForResponses(i + 1);
+      }
+      expect(peer.responses.map((r) => msgpackCodec.decode(r.msg))).toEqual([0, 1, 2, 3, 4]);
+      expect(peer.isClosed).toBe(false);
+    } finally {
+      peer.destroy();
+      await ctx.server.close();
+    }
+  });
+});
+
+describe('the end of a connection is the server\'s to decide', () => {
+  it('a GOAWAY_ACK the server never asked for closes the connection as a protocol violation; nothing runs unanswered', async () => {
+    const ran: number[] = [];
+    const ctx = await startServer({ note: (v: number) => (ran.push(v), v) });
+    try {
+      const peer = await RawPeer.hello(ctx.address.port);
+      peer.send({ action: ACTION_GOAWAY_ACK, seq: 0, format: FORMAT_EVENT });
+      await sleep(100);
+      for (let i = 0; i < 20; i++) peer.send({ action: 'note', seq: 100 + i, msg: msgpackCodec.encode(i) });
+      expect(await peer.closedWithin(3000)).toBe(true);
+      // every request that ran was answered; none ran unanswered
+      expect(ran.length).toBe(peer.responses.filter((r) => r.flag === FLAG_OK).length);
+      expect(ran.length).toBe(0);
+      expect(ctx.logger.lines.some((l) => l.includes('GOAWAY_ACK without a GOAWAY'))).toBe(true);
+    } finally {
+      await ctx.server.close();
+    }
+  });
+
+  it('a request after the server ended the connection (past its GOAWAY_ACK) never runs and is not dropped silently', async () => {
+    const ran: number[] = [];
+    const ctx = await startServer({ note: (v: number) => (ran.push(v), v) }, { drainGrace: 2000 });
+    try {
+      const peer = await RawPeer.hello(ctx.address.port, ALL_FEATURES, true);
+      const closing = ctx.server.close();
+      await waitFor(() => peer.responses.length === 1); // GOAWAY
+      peer.send({ action: ACTION_GOAWAY_ACK, seq: 0, format: FORMAT_EVENT });
+      await waitFor(() => peer.ended, 3000); // the server's FIN
+      for (let i = 0; i < 20; i++) peer.send({ action: 'note', seq: 100 + i, msg: msgpackCodec.encode(i) });
+      await closing;
+      expect(ran).toEqual([]);
+      expect(ctx.logger.lines.some((l) => l.includes('after the server ended the connection'))).toBe(true);
+    } finally {
+      await ctx.server.close();
+    }
+  });
+});
+
+describe('a peer that breaks the protocol still gets what it was owed', () => {
+  const bad: [string, (seq: number) => Buffer][] = [
+    ['a frame with a bad magic', () => Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n__________')],
+    ['a duplicate seq', () => encodeRequest({ action: 'slow', seq: 1, msg: msgpackCodec.encode(0) })],
+  ];
+  for (const [name, frame] of bad) {
+    it(`answers owed before ${name} go out, then the connection closes with the reason`, async () => {
+      const ctx = await startServer({ echo: (v: unknown) => v, slow: async (v: unknown) => (await sleep(150), v) });
+      try {
+        for (let round = 0; round < 5; round++) {
+          const peer = await RawPeer.connect(ctx.address.port);
+          // sync answers, async ones, one still running when the bad frame arrives
+          peer.send(
+            { action: 'slow', seq: 1, msg: msgpackCodec.encode('s1') },
+            { action: 'echo', seq: 2, msg: msgpackCodec.encode('e2') },
+            { action: 'echo', seq: 3, msg: msgpackCodec.encode('e3') },
+            { action: 'echo', seq: 4, msg: msgpackCodec.encode('e4') },
+            frame(5),
+            { action: 'echo', seq: 6, msg: msgpackCodec.encode('after the violation') },
+          );
+          expect(await peer.closedWithin(3000)).toBe(true);
+          const answers = peer.responses.map((r) => [r.seq, msgpackCodec.decode(r.msg)]);
+          expect(answers.sort()).toEqual([
+            [1, 's1'],
+            [2, 'e2'],
+            [3, 'e3'],
+            [4, 'e4'],
+          ]);
+        }
+      } finally {
+        await ctx.server.close();
+      }
+    });
+  }
+
+  it('a handler that never answers does not keep a violating connection open past VIOLATION_GRACE', async () => {
+    const ctx = await startServer({ hang: () => new Promise(() => {}), echo: (v: unknown) => v });
+    try {
+      const peer = await RawPeer.connect(ctx.address.port);
+      const t0 = Date.now();
+      peer.send({ action: 'hang', seq: 1 }, { action: 'echo', seq: 2, msg: msgpackCodec.encode(2) }, Buffer.from('garbage garbage garbage garbage!'));
+      expect(await peer.closedWithin(VIOLATION_GRACE + 2000)).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(VIOLATION_GRACE - 50);
+      expect(peer.responses.map((r) => r.seq)).toEqual([2]);
+    } finally {
+      await ctx.server.close();
+    }
+  });
 });

@@ -153,7 +153,13 @@ export class FrameWriter {
    * @param onBackpressure called when `socket.write` returns false (the
    *   socket's buffer passed its high-water mark); wait for 'drain'.
    */
-  constructor(socket: Writable, threshold = DEFAULT_FLUSH_THRESHOLD, private readonly onBackpressure?: () => void) {
+  constructor(
+    socket: Writable,
+    threshold = DEFAULT_FLUSH_THRESHOLD,
+    private readonly onBackpressure?: () => void,
+    /** bytes written after the socket ended or was destroyed, dropped: told, never silent */
+    private readonly onDropped?: (bytes: number) => void,
+  ) {
     this.socket = socket;
     this.threshold = threshold;
     this.firstThreshold = Math.min(threshold, FIRST_FLUSH);
@@ -257,7 +263,10 @@ export class FrameWriter {
     const chunk = this.arena.subarray(this.start, this.pos);
     this.start = this.pos;
     const socket = this.socket;
-    if (socket.destroyed || socket.writableEnded) return false;
+    if (socket.destroyed || socket.writableEnded) {
+      this.onDropped?.(chunk.length);
+      return false;
+    }
     this.flushed += chunk.length;
     const arena = this.current;
     arena.writes++;

@@ -28,6 +28,7 @@ export class ConnectionDrain {
   readonly policy: DrainPolicy;
   private tickTimer: TimerHandle | undefined;
   private endTimer: TimerHandle | undefined;
+  private cutOffTimer: TimerHandle | undefined;
   private readonly tickBound = (): void => this.tick();
 
   constructor(
@@ -48,9 +49,19 @@ export class ConnectionDrain {
     this.tick();
   }
 
-  /** Ends the connection (FIN) once the peer is done and nothing is owed. */
+  /**
+   * The peer broke the protocol (reading has stopped): it is done sending;
+   * what is owed has `ms` to go out, then the connection is destroyed.
+   */
+  cutOff(ms: number): void {
+    this.policy.acknowledged();
+    this.cutOffTimer ??= this.clock.setTimeout(() => this.port.destroy(), ms);
+    this.maybeEnd();
+  }
+
+  /** Ends the connection (FIN) once it is closing, the peer is done and nothing is owed. */
   maybeEnd(): void {
-    if (!this.policy.peerDone || this.port.owed() || this.socket.writableEnded) return;
+    if (!this.policy.active || !this.policy.peerDone || this.port.owed() || this.socket.writableEnded) return;
     this.clock.clear(this.tickTimer);
     this.tickTimer = undefined;
     this.port.flush();
@@ -63,6 +74,7 @@ export class ConnectionDrain {
   stop(): void {
     this.clock.clear(this.tickTimer);
     this.clock.clear(this.endTimer);
+    this.clock.clear(this.cutOffTimer);
   }
 
   private tick(): void {

@@ -10,8 +10,10 @@ import { WriteStallWatch } from './write-stall.js';
 export interface FlowPort {
   /** dispatches held requests while there is room */
   pumpHeld(): void;
-  /** closes the connection, logged with `reason` */
+  /** closes the connection at once, logged with `reason` */
   kill(reason: string, cause?: OccamsError): void;
+  /** the peer broke the protocol: reading stops, what is owed goes out, then the connection closes (logged with `reason`) */
+  violated(reason: string, cause?: OccamsError): void;
   /** the bytes our FrameWriter has handed to the socket so far */
   flushed(): number;
   /** false once the connection is closed */
@@ -35,6 +37,8 @@ export interface FlowPort {
 export class ConnectionFlow {
   private writeBlocked = false;
   private readPaused = false;
+  /** reading stopped for good (`stopReading`) */
+  private stopped = false;
   /** streams waiting for the socket to drain */
   private readonly waiting = new Set<OutboundStream>();
   private readonly stall: WriteStallWatch;
@@ -90,7 +94,7 @@ export class ConnectionFlow {
 
   /** Pauses or resumes reading as the rule above says. */
   update(): void {
-    if (!this.port.isOpen()) return;
+    if (!this.port.isOpen() || this.stopped) return;
     const { requests, options } = this;
     const full = requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= options.maxQueuedBytes;
     const shouldPause = this.writeBlocked && full;
@@ -102,7 +106,7 @@ export class ConnectionFlow {
       return;
     }
     const err = this.decoder.resume();
-    if (err !== undefined) return this.port.kill(`protocol violation: ${err.message}`, err);
+    if (err !== undefined) return this.port.violated(`protocol violation: ${err.message}`, err);
     if (!this.decoder.isPaused) this.socket.resume();
   }
 
@@ -116,6 +120,14 @@ export class ConnectionFlow {
     if (this.readPaused || this.decoder.isPaused || this.writeBlocked) return;
     const buffered = this.decoder.buffered;
     if (buffered > 0) this.port.kill(`read timeout: peer sent ${buffered} bytes of an unfinished frame, then nothing for ${this.options.readTimeout} ms`);
+  }
+
+  /** Reads nothing more, even the rest of a chunk being decoded (the peer broke the protocol). */
+  stopReading(): void {
+    this.stopped = true;
+    this.readPaused = true;
+    this.decoder.pause();
+    this.socket.pause();
   }
 
   stop(): void {

@@ -143,6 +143,13 @@ export class RequestIntake {
     for (const req of owed) req.abandon(EndReason.Disconnect, gone, undefined);
   }
 
+  /** The peer broke the protocol: requests read before it but not started never run (rpc_unreachable); events too. */
+  refuseHeld(why: OccamsError): void {
+    for (const req of this.requests.owed()) {
+      if (!req.dispatched) req.abandon(EndReason.Disconnect, why, ErrorCode.Unreachable);
+    }
+  }
+
   /** The connection closed: requests are abandoned; events read still run (held ones now), each adopted by the server. */
   abandonAll(gone: OccamsError, adopt: () => void): void {
     for (const req of this.requests.clear()) {

@@ -1,39 +1,63 @@
 import type { Clock } from '../core/clock.js';
 import { Fifo } from '../core/fifo.js';
+import { SeqTable } from '../core/seq-table.js';
 import { TimeoutWheel } from '../core/timeout-wheel.js';
 import type { ServerRequest } from './server-request.js';
 
 /**
- * What one connection owes: requests still running after their dispatch,
- * and requests held past the in-flight cap.
+ * What one connection owes: every request read and not yet released, by
+ * seq (running or held), and the timeout wheel of those with a time limit.
  *
- *   dispatched, unsettled ─► fresh[] ──end of the turn (one setImmediate)──► live Map<seq> + wheel
- *   read past the cap     ─► held Fifo (and live + wheel at once)
+ *   read ─► owned SeqTable<seq> ───────────────────────────── released: out
+ *             │ dispatched, unsettled, time limit ─► fresh[] ──end of the turn (one setImmediate)──► wheel
+ *             │ read past the cap ─► held Fifo (and the wheel at once)
  *
- * Filing waits for the end of the event-loop turn: most async handlers
- * (Nest's) settle within microtasks and never touch the Map or the wheel.
- * Invariants: a request is `tracked` iff it is in `live`; it is in the
- * wheel iff tracked with a time limit and not expired; `heldCount` counts
- * held requests not yet released (the Fifo may also hold released ones,
- * skipped when their turn comes).
+ * A request is owned from the moment it is read, so a second request with
+ * the seq of one still owned is seen before it runs (`owns`), and nothing
+ * runs that the table cannot cancel, time out or tear down. Filing in the
+ * wheel waits for the end of the event-loop turn: most async handlers
+ * (Nest's) settle within microtasks and never touch it.
+ * Invariants: a request is in `owned` from `own` until `forget`; it is
+ * `tracked` once filed for the wheel (in it iff it has a time limit and did
+ * not expire); `heldCount` counts held requests not yet released (the Fifo
+ * may also hold released ones, skipped when their turn comes).
  */
 export class RequestTable {
-  private readonly live = new Map<number, ServerRequest>();
+  private owned: SeqTable<ServerRequest>;
   private fresh: ServerRequest[] = [];
   private fileScheduled = false;
   private readonly fileBound = (): void => this.fileFresh();
   private readonly wheel: TimeoutWheel<ServerRequest>;
   private readonly held = new Fifo<ServerRequest>();
+  private readonly expected: number;
   heldCount = 0;
   heldBytes = 0;
 
-  constructor(clock: Clock, resolution: number, onExpired: (req: ServerRequest) => void) {
+  /** `expected`: requests usually owed at once (the in-flight cap). */
+  constructor(clock: Clock, resolution: number, onExpired: (req: ServerRequest) => void, expected: number) {
     this.wheel = new TimeoutWheel(clock, resolution, onExpired);
+    this.expected = expected;
+    this.owned = new SeqTable(expected);
   }
 
-  /** A request still running after its dispatch: filed at the end of the turn. */
+  /** How many requests are owed (running or held). */
+  get size(): number {
+    return this.owned.size;
+  }
+
+  /** A request with this seq is still owed something. */
+  owns(seq: number): boolean {
+    return this.owned.get(seq) !== undefined;
+  }
+
+  /** A request just read (its seq not owned): owned until released. */
+  own(req: ServerRequest): void {
+    this.owned.add(req);
+  }
+
+  /** A request still running after its dispatch: filed in the wheel at the end of the turn. */
   running(req: ServerRequest): void {
-    if (req.tracked) return;
+    if (req.tracked || req.timeLimit <= 0) return;
     this.fresh.push(req);
     if (!this.fileScheduled) {
       this.fileScheduled = true;
@@ -66,20 +90,12 @@ export class RequestTable {
 
   /** The request with this seq still owed something, if any. */
   lookup(seq: number): ServerRequest | undefined {
-    const req = this.live.get(seq);
-    if (req !== undefined) return req;
-    for (let i = this.fresh.length - 1; i >= 0; i--) {
-      const r = this.fresh[i]!;
-      if (r.seq === seq && !r.released) return r;
-    }
-    return undefined;
+    return this.owned.get(seq);
   }
 
-  /** Every request owed something (for the rare paths: close, stats). */
+  /** Every request owed something, in seq order (for the rare paths: close, stats). */
   owed(): ServerRequest[] {
-    const all = [...this.live.values()];
-    for (const req of this.fresh) if (!req.released && !req.tracked) all.push(req);
-    return all;
+    return this.owned.values();
   }
 
   /** Files `req` to expire again at `until` (a stream that was active). */
@@ -89,10 +105,8 @@ export class RequestTable {
 
   /** `req` is released: out of every structure. */
   forget(req: ServerRequest): void {
-    if (req.tracked) {
-      if (req.timerBucket !== null) this.wheel.remove(req);
-      if (this.live.get(req.seq) === req) this.live.delete(req.seq);
-    }
+    if (this.owned.get(req.seq) === req) this.owned.delete(req.seq);
+    if (req.timerBucket !== null) this.wheel.remove(req);
     if (!req.dispatched && req.heldBytes !== 0) {
       // released while held: stays in the Fifo, skipped
       this.heldCount--;
@@ -107,7 +121,7 @@ export class RequestTable {
   clear(): ServerRequest[] {
     const owed = this.owed();
     this.wheel.stop();
-    this.live.clear();
+    this.owned = new SeqTable(this.expected);
     this.fresh = [];
     for (const req of this.held.drain()) req.heldBytes = 0;
     this.heldCount = 0;
@@ -128,7 +142,6 @@ export class RequestTable {
   private track(req: ServerRequest): void {
     if (req.tracked) return;
     req.tracked = true;
-    this.live.set(req.seq, req);
     if (req.timeLimit > 0) this.wheel.add(req, req.deadline ?? req.readAt + req.timeLimit);
   }
 }

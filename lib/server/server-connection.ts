@@ -40,6 +40,9 @@ export type { ServerConnectionState } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { type EndReason, ServerRequest } from './server-request.js';
 
+/** ms the answers owed to a peer that broke the protocol get to go out before its connection is destroyed. */
+export const VIOLATION_GRACE = 1_000;
+
 const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
 /**
@@ -94,6 +97,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   clientId = 0;
   /** the socket's error, if it failed (the reason its close reports) */
   private socketError: Error | undefined = undefined;
+  /** why the peer's input was refused (`violated`): the reason its close reports */
+  private violation: IoError | undefined = undefined;
+  private droppedLogged = false;
 
   constructor(
     id: number,
@@ -110,20 +116,26 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.host = host;
     this.counters = host.counters;
     this.readAt = options.clock.now();
-    this.writer = new FrameWriter(socket, options.flushThreshold, () => this.flow.backpressure());
+    this.writer = new FrameWriter(
+      socket,
+      options.flushThreshold,
+      () => this.flow.backpressure(),
+      (bytes) => this.dropped(bytes),
+    );
     this.out = new ResponseWriter(this.writer, this.codec, this.logger);
     this.decoder = new RequestDecoder(this, options.maxFrameSize);
-    this.requests = new RequestTable(options.clock, options.timerResolution, (req) => this.intake.expired(req));
+    this.requests = new RequestTable(options.clock, options.timerResolution, (req) => this.intake.expired(req), options.maxInFlightPerConnection);
     this.drainer = new ConnectionDrain(socket, options.clock, options.drainGrace, options.streamCloseGrace, {
       isClosing: () => this.state === 'closing',
       owed: () => this.intake.owed,
       endStreams: () => this.endStreams(),
       flush: () => this.writer.flush(),
-      destroy: () => this.destroy(),
+      destroy: () => this.destroy(this.violation),
     });
     this.flow = new ConnectionFlow(socket, this.decoder, this.requests, options, {
       pumpHeld: () => this.intake.pumpHeld(),
       kill: (reason, cause) => this.kill(reason, cause),
+      violated: (reason, cause) => this.violated(reason, cause),
       flushed: () => this.writer.flushed,
       isOpen: () => this.state !== 'closed',
     });
@@ -141,7 +153,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     socket.on('end', () => this.onPeerEnd());
     socket.on('close', () => {
       const err = this.socketError;
-      this.terminate(err === undefined ? undefined : new IoError(`connection error: ${err.message}`, { cause: err }));
+      this.terminate(err === undefined ? this.violation : new IoError(`connection error: ${err.message}`, { cause: err }));
     });
     if (options.readTimeout > 0) {
       socket.setTimeout(options.readTimeout, () => this.flow.readTimeout());
@@ -193,13 +205,18 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     const policy = this.drainer.policy;
     if (policy.active) policy.read(this.readAt);
     const err = this.decoder.push(chunk);
-    if (err !== undefined) this.kill(`protocol violation: ${err.message}`, err);
+    if (err !== undefined) this.violated(`protocol violation: ${err.message}`, err);
   }
 
   /** RequestSink: one decoded frame. */
   onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.violation !== undefined) return;
     this.clientId = clientId;
+    if (this.socket.writableEnded) {
+      // our FIN is out (the peer said it was done): nothing it sends now can be answered, so nothing runs
+      if (typeof action === 'number' && action !== ACTION_PING) return; // control frames (CANCEL, CREDIT, an ack) want no answer
+      return this.kill(`protocol violation: request ${seq} (${String(action)}) after the server ended the connection`);
+    }
     if (typeof action === 'number') {
       if (action === ACTION_PING) return this.writer.response(FLAG_OK, 0, seq, EMPTY, undefined);
       if (this.features !== 0) {
@@ -209,11 +226,13 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       }
       if (action === ACTION_HELLO && this.options.extensions) return this.onHello(seq, msg);
     }
+    // seqs go up by one per request: one still owed an answer is never sent again (both would run, and only one could be cancelled or timed out)
+    if (this.requests.owns(seq)) return this.violated(`protocol violation: request ${seq} (${String(action)}) repeats the seq of a request still in flight`);
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
     if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
       const split = splitExtHeader(msg);
-      if (split === undefined) return this.kill(`malformed extension header in request ${seq}`);
+      if (split === undefined) return this.violated(`protocol violation: malformed extension header in request ${seq}`);
       header = split.header;
       msg = split.msg;
     }
@@ -222,12 +241,12 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     const inRecords = (format & FORMAT_RECORDS) !== 0 && this.features !== 0;
     if (inRecords) {
       const records = this.records;
-      if (records === undefined) return this.kill(`request ${seq} is in a record session the connection did not negotiate`);
+      if (records === undefined) return this.violated(`protocol violation: request ${seq} is in a record session the connection did not negotiate`);
       try {
         value = msg.length === 0 ? undefined : records.decode(msg);
       } catch (err) {
         // the session's state is unknown from here: nothing later on it can be read
-        return this.kill(`cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`, new DecodeError((err as Error).message, { cause: err }));
+        return this.violated(`cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`, new DecodeError((err as Error).message, { cause: err }));
       }
     }
     const intake = this.intake;
@@ -253,6 +272,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     req.readAt = this.readAt;
     const credit = (this.features & FEATURE_CREDIT) !== 0;
     if (header !== undefined || credit) applyExtHeader(req, header, this.readAt, credit);
+    this.requests.own(req);
     if (runNow) intake.run(req);
     else intake.hold(req, size);
   }
@@ -284,6 +304,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   }
 
   private onGoawayAck(): void {
+    // an ack answers our GOAWAY: outside a drain it would have us end a connection the peer goes on using
+    if (!this.drainer.policy.active) return this.violated('protocol violation: GOAWAY_ACK without a GOAWAY');
     this.drainer.policy.acknowledged();
     this.drainer.maybeEnd();
   }
@@ -354,6 +376,32 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   /** Streams still open after the grace end with a coded error (rpc_io_err for v1 peers). */
   private endStreams(): void {
     this.intake.endStreams(this.has(FEATURE_STREAMING) ? ErrorCode.GoingAway : ErrorCode.Io);
+  }
+
+  /**
+   * The peer broke the protocol: logged with `reason`; nothing more is
+   * read (the rest of the chunk included); requests read before the
+   * violation that have not started are refused (rpc_unreachable, never
+   * run); those running answer within VIOLATION_GRACE, their answers
+   * flushed; then FIN (GOAWAY first to a peer that speaks it), and the
+   * connection is destroyed at VIOLATION_GRACE at the latest. The server
+   * goes on.
+   */
+  private violated(reason: string, cause?: OccamsError): void {
+    if (this.state === 'closed' || this.violation !== undefined) return;
+    this.logger.warn(`closing connection ${this.describe()}: ${reason}${cause ? ` [${cause.code}]` : ''}`);
+    this.violation = new IoError(`closed by the server: ${reason}`, { cause });
+    this.flow.stopReading();
+    this.intake.refuseHeld(this.violation);
+    if (this.state === 'open') void this.close();
+    this.drainer.cutOff(VIOLATION_GRACE);
+  }
+
+  /** Bytes written after the socket ended: nothing should be (requests after our FIN never run); said once if it happens. */
+  private dropped(bytes: number): void {
+    if (this.droppedLogged || this.state === 'closed') return;
+    this.droppedLogged = true;
+    this.logger.warn(`connection ${this.describe()}: ${bytes} bytes of answers dropped, the connection's write side had ended`);
   }
 
   /** Closes this connection at once (logged); the server goes on. */

@@ -78,7 +78,7 @@ export class ServerRequest extends TimedEntry {
   heldBytes = 0;
   /** @internal clock time its frame was read */
   readAt = 0;
-  /** @internal filed by seq (and in the wheel) on its connection */
+  /** @internal filed for its connection's timeout wheel (RequestTable) */
   tracked = false;
   /** @internal its way out once it streams to a peer speaking the extension */
   out: OutboundStream | undefined = undefined;

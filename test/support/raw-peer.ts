@@ -44,17 +44,18 @@ export class RawPeer {
     );
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawPeer> {
+  /** `allowHalfOpen`: keeps sending after the server's FIN, as a careless or hostile peer may. */
+  static async connect(port: number, host = '127.0.0.1', allowHalfOpen = false): Promise<RawPeer> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ port, host }, () => resolve(s));
+      const s = net.connect({ port, host, allowHalfOpen }, () => resolve(s));
       s.once('error', reject);
     });
     return new RawPeer(socket);
   }
 
   /** Connects and says HELLO with `features`; resolves once answered. */
-  static async hello(port: number, features = ALL_FEATURES): Promise<RawPeer> {
-    const peer = await RawPeer.connect(port);
+  static async hello(port: number, features = ALL_FEATURES, allowHalfOpen = false): Promise<RawPeer> {
+    const peer = await RawPeer.connect(port, '127.0.0.1', allowHalfOpen);
     peer.send({ action: ACTION_HELLO, seq: 1, msg: helloCodec.encode(helloOffer('msgpack', features)) });
     await peer.waitForResponses(1);
     peer.responses.length = 0;
