@@ -71,7 +71,7 @@ let server!: ChildProcess;
 let port = 0;
 
 async function startServer(): Promise<void> {
-  server = fork(path.join(here, 'hostile-server.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  server = fork(path.join(here, 'hostile-server.js'), [], { execArgv: process.env.HOSTILE_SERVER_ARGS ? process.env.HOSTILE_SERVER_ARGS.split(' ') : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   port = (await waitMessage<{ port: number }>(server, 'ready', 20_000)).port;
 }
 

@@ -59,6 +59,23 @@ export class OccamsError extends Error {
   }
 }
 
+/**
+ * An error for an end the stream layer decides itself (a CANCEL read, a
+ * deadline passed), made without a stack trace: it would show only the
+ * framework's own frames, and capturing one costs microseconds, which a
+ * peer cancelling calls as fast as it can turns into most of the server's
+ * time (measured: 22 % of its CPU in the constructor, bench/hostile.ts).
+ */
+export function stackless<E extends Error>(ErrorClass: new (message: string) => E, message: string): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new ErrorClass(message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export class UnreachableError extends OccamsError {
   constructor(message = 'address unreachable', options?: { cause?: unknown }) {
     super(ErrorCode.Unreachable, message, options);
@@ -113,8 +130,9 @@ export class ProtocolError extends OccamsError {
 export class FrameTooLargeError extends OccamsError {
   readonly size: number;
   readonly limit: number;
-  constructor(size: number, limit: number) {
-    super(ErrorCode.FrameTooLarge, `frame of ${size} bytes exceeds maxFrameSize ${limit}`);
+  /** Without a size: the peer refused a frame of ours as too large (it sent the code, not the sizes). */
+  constructor(size = 0, limit = 0) {
+    super(ErrorCode.FrameTooLarge, size === 0 ? "the request exceeds the server's maxFrameSize" : `frame of ${size} bytes exceeds maxFrameSize ${limit}`);
     this.size = size;
     this.limit = limit;
   }
@@ -253,6 +271,7 @@ const WIRE_ERRORS: Record<string, new () => OccamsError> = {
   [ErrorCode.InvalidVersion]: InvalidVersionError,
   [ErrorCode.StreamOverflow]: StreamOverflowError,
   [ErrorCode.GoingAway]: GoingAwayError,
+  [ErrorCode.FrameTooLarge]: FrameTooLargeError,
 };
 
 /**

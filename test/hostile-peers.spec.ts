@@ -10,9 +10,11 @@ import { ClientStream } from '../lib/client/client-stream.js';
 import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { checkMessage, MessageRefusedError } from '../lib/codec/msgpack-check.js';
 import { FLAG_ERROR_BYTES, FLAG_OK } from '../lib/protocol/constants.js';
-import { ACTION_GOAWAY_ACK, ALL_FEATURES, FLAG_GOAWAY, FLAG_OK_RECORDS, FORMAT_EVENT, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { ACTION_GOAWAY_ACK, ALL_FEATURES, FEATURE_RECORDS, FLAG_GOAWAY, FLAG_OK_RECORDS, FORMAT_EVENT, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { VIOLATION_GRACE } from '../lib/server/server-connection.js';
+import { DEFAULT_SERVER_MAX_FRAME_SIZE } from '../lib/server/server-options.js';
+import { FrameTooLargeError, type OccamsError } from '../lib/errors.js';
 import { RawPeer } from './support/raw-peer.js';
 import { sleep, startServer, waitFor } from './support/servers.js';
 
@@ -353,6 +355,51 @@ describe('a peer that breaks the protocol still gets what it was owed', () => {
       expect(Date.now() - t0).toBeGreaterThanOrEqual(VIOLATION_GRACE - 50);
       expect(peer.responses.map((r) => r.seq)).toEqual([2]);
     } finally {
+      await ctx.server.close();
+    }
+  });
+});
+
+describe('bounds on what one request may cost', () => {
+  it('a request past maxFrameSize is refused alone, unread: rpc_frame_too_large (rpc_decode to v1 peers), the requests around it are answered', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v });
+    const peers: RawPeer[] = [];
+    try {
+      const over = DEFAULT_SERVER_MAX_FRAME_SIZE + 1;
+      for (const hello of [true, false]) {
+        const peer = hello ? await RawPeer.hello(ctx.address.port, ALL_FEATURES & ~FEATURE_RECORDS) : await RawPeer.connect(ctx.address.port);
+        peers.push(peer);
+        const big = encodeRequest({ action: 'echo', seq: 2, msg: Buffer.alloc(over, 0xc0) });
+        // the big frame arrives in pieces, between two small requests
+        peer.send({ action: 'echo', seq: 1, msg: msgpackCodec.encode('before') });
+        for (let off = 0; off < big.length; off += 256 * 1024) peer.socket.write(big.subarray(off, off + 256 * 1024));
+        peer.send({ action: 'echo', seq: 3, msg: msgpackCodec.encode('after') });
+        const answers = await peer.waitForResponses(3);
+        expect(answers.map((r) => [r.seq, r.flag, r.flag === FLAG_OK ? msgpackCodec.decode(r.msg) : r.blob.toString()])).toEqual([
+          [1, FLAG_OK, 'before'],
+          [2, FLAG_ERROR_BYTES, hello ? 'rpc_frame_too_large' : 'rpc_decode'],
+          [3, FLAG_OK, 'after'],
+        ]);
+        expect(peer.isClosed).toBe(false);
+      }
+    } finally {
+      for (const peer of peers) peer.destroy();
+      await ctx.server.close();
+    }
+  });
+
+  it('a client sending a value past the server\'s maxFrameSize gets FrameTooLargeError for that call alone', async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v }, { maxFrameSize: 64 * 1024 });
+    const client = await ClientStream.connect(ctx.url, { timeout: 5000 });
+    try {
+      const [big, small] = await Promise.allSettled([client.request('echo', 'x'.repeat(100_000)), client.request('echo', 'small')]);
+      expect(big.status === 'rejected' && (big.reason as OccamsError).code).toBe('rpc_frame_too_large');
+      expect(big.status === 'rejected' && big.reason).toBeInstanceOf(FrameTooLargeError);
+      expect(small).toEqual({ status: 'fulfilled', value: 'small' });
+      expect(await client.request('echo', 'still')).toBe('still');
+      expect(client.state).toBe('ready');
+    } finally {
+      client.destroy();
       await ctx.server.close();
     }
   });

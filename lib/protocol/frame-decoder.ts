@@ -16,6 +16,8 @@ import { MAGIC, VERSION } from './constants.js';
  *   version, size limit), so a hostile length never allocates;
  * - after the first protocol error the decoder is dead and keeps returning
  *   that error: the connection must close;
+ * - a subclass may refuse one frame alone (`skip()` from `bodyLength`): its
+ *   body is read past, never buffered, and the frames after it decode;
  * - `pause()` stops emitting at the next frame boundary, even mid-chunk; the
  *   rest of the chunk waits in `stash` until `resume()`.
  * Subclasses read the fixed-offset header fields.
@@ -26,7 +28,7 @@ import { MAGIC, VERSION } from './constants.js';
  * error. A frame that arrives whole passes through `header` without ever
  * being buffered.
  */
-export type ReadState = 'header' | 'body' | 'dead';
+export type ReadState = 'header' | 'body' | 'skip' | 'dead';
 
 export abstract class FrameDecoder {
   private readonly headerSize: number;
@@ -37,6 +39,10 @@ export abstract class FrameDecoder {
   /** the body being assembled from several chunks */
   private body: Buffer | undefined;
   private bodyFill = 0;
+  /** `bodyLength` asked for the frame it measured to be read past (`skip`) */
+  private skipNext = false;
+  /** bytes of a skipped body still to come */
+  private skipLeft = 0;
   private failure: OccamsError | undefined;
   private paused = false;
   /** bytes received while paused, not looked at yet */
@@ -53,6 +59,7 @@ export abstract class FrameDecoder {
 
   /** Bytes held for an unfinished frame (for tests and stats). */
   get buffered(): number {
+    if (this.state === 'skip') return this.headerSize + (this.stash?.length ?? 0); // mid-frame, holding nothing of it
     const held = this.state === 'body' ? this.headerSize + this.bodyFill : this.headerFill;
     return held + (this.stash?.length ?? 0);
   }
@@ -109,6 +116,13 @@ export abstract class FrameDecoder {
         this.stash = chunk.subarray(off);
         return;
       }
+      if (this.state === 'skip') {
+        const n = Math.min(this.skipLeft, len - off);
+        this.skipLeft -= n;
+        off += n;
+        if (this.skipLeft === 0) this.state = 'header';
+        continue;
+      }
       if (this.state === 'body') {
         const body = this.body!;
         const n = Math.min(body.length - this.bodyFill, len - off);
@@ -126,6 +140,10 @@ export abstract class FrameDecoder {
         // Fast path: the header is whole in this chunk.
         const bodyLen = this.bodyLength(chunk, off);
         const start = off + headerSize;
+        if (this.skipNext) {
+          off = this.startSkip(bodyLen, start, len);
+          continue;
+        }
         if (len - start >= bodyLen) {
           off = start + bodyLen;
           this.emit(chunk, off - bodyLen - headerSize, chunk, start);
@@ -143,10 +161,27 @@ export abstract class FrameDecoder {
       if (this.headerFill === headerSize) {
         this.headerFill = 0;
         const bodyLen = this.bodyLength(this.header, 0);
-        if (bodyLen === 0) this.emit(this.header, 0, this.header, headerSize);
+        if (this.skipNext) off = this.startSkip(bodyLen, off, len);
+        else if (bodyLen === 0) this.emit(this.header, 0, this.header, headerSize);
         else this.startBody(bodyLen);
       }
     }
+  }
+
+  /** From `bodyLength`: the frame being measured is read past, not emitted (the subclass answered it). */
+  protected skip(): void {
+    this.skipNext = true;
+  }
+
+  /** Reads past a skipped body that starts at `start` of a chunk of `len` bytes; returns where reading goes on. */
+  private startSkip(bodyLen: number, start: number, len: number): number {
+    this.skipNext = false;
+    const here = Math.min(bodyLen, len - start);
+    if (here < bodyLen) {
+      this.skipLeft = bodyLen - here;
+      this.state = 'skip';
+    }
+    return start + here;
   }
 
   private startBody(bodyLen: number): void {

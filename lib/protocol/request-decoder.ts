@@ -7,6 +7,12 @@ import { readU53, readU64Lossy } from './u64.js';
 /** Receives decoded requests; `msg`/`blob` are views valid until you drop them. */
 export interface RequestSink {
   onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void;
+  /**
+   * A request frame of `size` bytes, past maxFrameSize: return true to
+   * refuse it alone (its body is read past, never buffered; the sink
+   * answers it), false (or no method) to fail the connection.
+   */
+  onOversized?(format: number, seq: number, size: number): boolean;
 }
 
 /** Decodes request frames (server side). */
@@ -27,7 +33,11 @@ export class RequestDecoder extends FrameDecoder {
     const actionLen = action >= ACTION_STRING_BIT ? action & ACTION_LEN_MASK : 0;
     const bodyLen = actionLen + buf.readUInt32LE(off + 24) + buf.readUInt32LE(off + 28);
     if (bodyLen > this.maxFrameSize - REQUEST_HEADER_SIZE) {
-      throw new FrameTooLargeError(bodyLen + REQUEST_HEADER_SIZE, this.maxFrameSize);
+      const seq = readU53(buf, off + 8);
+      if (seq < 0 || this.sink.onOversized?.(buf[off + 3]!, seq, bodyLen + REQUEST_HEADER_SIZE) !== true) {
+        throw new FrameTooLargeError(bodyLen + REQUEST_HEADER_SIZE, this.maxFrameSize);
+      }
+      this.skip();
     }
     return bodyLen;
   }

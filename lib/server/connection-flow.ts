@@ -6,6 +6,15 @@ import type { RequestTable } from './request-table.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { WriteStallWatch } from './write-stall.js';
 
+/**
+ * ms one connection may keep the event loop reading its frames in one turn
+ * before the others get theirs: libuv reads up to 32 x 64 KiB from a
+ * socket per wakeup, thousands of small frames, and a peer pipelining as
+ * fast as it can would otherwise hold every other connection's reads and
+ * writes for a hundred ms and more (bench/hostile.ts, call + CANCEL churn).
+ */
+export const READ_SLICE_MS = 4;
+
 /** What ConnectionFlow needs of its connection. */
 export interface FlowPort {
   /** dispatches held requests while there is room */
@@ -32,13 +41,21 @@ export interface FlowPort {
  * seen while handlers are stuck); they pause only while writes are backed
  * up AND the held queue is full: a peer that neither reads nor stops
  * sending. `readTimeout` cuts a peer that stalls mid-frame, unless we are
- * the ones not reading.
+ * the ones not reading. And they pause for the rest of the event-loop turn
+ * once this connection has been read for READ_SLICE_MS in it (at a frame
+ * boundary; `reading` / `spent`), so that one busy peer takes turns with
+ * the others instead of holding the loop.
  */
 export class ConnectionFlow {
   private writeBlocked = false;
   private readPaused = false;
   /** reading stopped for good (`stopReading`) */
   private stopped = false;
+  /** reading paused until the next turn: this one's slice is used up */
+  private yielded = false;
+  /** clock time reading began in this turn; -1 between turns */
+  private turnStart = -1;
+  private readonly endTurnBound = (): void => this.endTurn();
   /** streams waiting for the socket to drain */
   private readonly waiting = new Set<OutboundStream>();
   private readonly stall: WriteStallWatch;
@@ -97,7 +114,7 @@ export class ConnectionFlow {
     if (!this.port.isOpen() || this.stopped) return;
     const { requests, options } = this;
     const full = requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= options.maxQueuedBytes;
-    const shouldPause = this.writeBlocked && full;
+    const shouldPause = (this.writeBlocked && full) || this.yielded;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
     if (shouldPause) {
@@ -120,6 +137,29 @@ export class ConnectionFlow {
     if (this.readPaused || this.decoder.isPaused || this.writeBlocked) return;
     const buffered = this.decoder.buffered;
     if (buffered > 0) this.port.kill(`read timeout: peer sent ${buffered} bytes of an unfinished frame, then nothing for ${this.options.readTimeout} ms`);
+  }
+
+  /** Bytes arrived at `now`: this turn's reading starts now, unless it already has. */
+  reading(now: number): void {
+    if (this.turnStart >= 0) return;
+    this.turnStart = now;
+    setImmediate(this.endTurnBound);
+  }
+
+  /** Frames were read up to `now`: past this turn's slice, reading pauses at the next frame boundary until the next turn. */
+  spent(now: number): void {
+    if (this.yielded || this.turnStart < 0 || now - this.turnStart < READ_SLICE_MS) return;
+    this.yielded = true;
+    this.update();
+  }
+
+  /** The turn is over: a connection that yielded reads on, in a turn of its own. */
+  private endTurn(): void {
+    this.turnStart = -1;
+    if (!this.yielded) return;
+    this.yielded = false;
+    this.reading(this.options.clock.now());
+    this.update();
   }
 
   /** Reads nothing more, even the rest of a chunk being decoded (the peer broke the protocol). */

@@ -1,4 +1,4 @@
-import { ErrorCode, GoingAwayError, type OccamsError, TimeoutError } from '../errors.js';
+import { ErrorCode, GoingAwayError, type OccamsError, stackless, TimeoutError } from '../errors.js';
 import type { Clock } from '../core/clock.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { Dispatch } from './dispatch.js';
@@ -126,9 +126,9 @@ export class RequestIntake {
       if (until > this.clock.now()) return this.requests.refile(req, until);
     }
     if (req.deadline !== undefined) {
-      req.abandon(EndReason.Deadline, new TimeoutError(`deadline of ${String(req.action)} passed`), ErrorCode.Timeout);
+      req.abandon(EndReason.Deadline, stackless(TimeoutError, `deadline of ${String(req.action)} passed`), ErrorCode.Timeout);
     } else {
-      req.abandon(EndReason.HandlerTimeout, new TimeoutError(`${String(req.action)} ran past handlerTimeout ${this.options.handlerTimeout} ms`), ErrorCode.Timeout);
+      req.abandon(EndReason.HandlerTimeout, stackless(TimeoutError, `${String(req.action)} ran past handlerTimeout ${this.options.handlerTimeout} ms`), ErrorCode.Timeout);
     }
   }
 

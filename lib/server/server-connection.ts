@@ -43,6 +43,9 @@ import { type EndReason, ServerRequest } from './server-request.js';
 /** ms the answers owed to a peer that broke the protocol get to go out before its connection is destroyed. */
 export const VIOLATION_GRACE = 1_000;
 
+/** A frame this large checks the read slice at once (its decode may take a while). */
+const LARGE_FRAME = 64 * 1024;
+
 const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
 /**
@@ -100,6 +103,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   /** why the peer's input was refused (`violated`): the reason its close reports */
   private violation: IoError | undefined = undefined;
   private droppedLogged = false;
+  private oversizedLogged = false;
+  /** frames read so far (wraps); every 32nd checks the read slice */
+  private framesRead = 0;
 
   constructor(
     id: number,
@@ -201,7 +207,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   // ---- reading -------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    if (this.violation !== undefined) return; // reads nothing more (bytes the socket had already taken)
     this.readAt = this.options.clock.now();
+    this.flow.reading(this.readAt);
     const policy = this.drainer.policy;
     if (policy.active) policy.read(this.readAt);
     const err = this.decoder.push(chunk);
@@ -211,6 +219,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   /** RequestSink: one decoded frame. */
   onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
     if (this.state === 'closed' || this.violation !== undefined) return;
+    // every 32 frames, and after a large one: has this connection had its slice of the loop for this turn?
+    if ((++this.framesRead & 31) === 0 || msg.length + blob.length >= LARGE_FRAME) this.flow.spent(this.options.clock.now());
     this.clientId = clientId;
     if (this.socket.writableEnded) {
       // our FIN is out (the peer said it was done): nothing it sends now can be answered, so nothing runs
@@ -275,6 +285,23 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.requests.own(req);
     if (runNow) intake.run(req);
     else intake.hold(req, size);
+  }
+
+  /**
+   * RequestSink: a request past maxFrameSize is refused alone, unread: its
+   * body is read past (never buffered), it is answered
+   * `rpc_frame_too_large` (`rpc_decode` to a plain v1 peer, whose codes
+   * have no such one; an event, nothing) and logged; the connection goes on.
+   */
+  onOversized(format: number, seq: number, size: number): boolean {
+    if (this.state === 'closed' || this.violation !== undefined || this.socket.writableEnded || this.requests.owns(seq)) return false;
+    this.counters.refused++;
+    if (!this.oversizedLogged) {
+      this.oversizedLogged = true;
+      this.logger.warn(`connection ${this.describe()}: refusing request ${seq} of ${size} bytes, past maxFrameSize ${this.options.maxFrameSize} (rpc_frame_too_large, not read; further ones are not logged)`);
+    }
+    if ((format & FORMAT_EVENT) === 0 || this.features === 0) this.out.writeCode(seq, this.features === 0 ? ErrorCode.Decode : ErrorCode.FrameTooLarge);
+    return true;
   }
 
   private onHello(seq: number, msg: Buffer): void {

@@ -1,5 +1,5 @@
 import { TimedEntry } from '../core/timeout-wheel.js';
-import { CancelledError, ErrorCode, EncodeError, InternalError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes } from '../errors.js';
+import { CancelledError, ErrorCode, EncodeError, InternalError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes, stackless } from '../errors.js';
 import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
 import { OutboundStream } from './outbound-stream.js';
@@ -265,7 +265,7 @@ export class ServerRequest extends TimedEntry {
 
   /** The client cancelled this request (CANCEL): ends it without a response. */
   cancel(): void {
-    this.abandon(EndReason.Cancel, new CancelledError('cancelled by the client'), undefined);
+    this.abandon(EndReason.Cancel, stackless(CancelledError, 'cancelled by the client'), undefined);
   }
 
   /**
