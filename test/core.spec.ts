@@ -1,4 +1,5 @@
 import { PassThrough, Writable } from 'node:stream';
+import fc from 'fast-check';
 import { actionBytes } from '../lib/core/action-bytes.js';
 import { Fifo } from '../lib/core/fifo.js';
 import { ARENA_SIZE, FIRST_FLUSH, FrameWriter } from '../lib/core/frame-writer.js';
@@ -235,6 +236,55 @@ describe('FrameWriter', () => {
     expect(err).toBeUndefined();
     expect(seqs).toHaveLength(2 * Math.ceil(ARENA_SIZE / 1000) + 5);
     expect(seqs.every((s, i) => s === i + 1)).toBe(true);
+  });
+
+  it('reports the batch each request frame went into: handed to the socket iff that batch is closed (any size, threshold, path)', async () => {
+    class Counting extends Writable {
+      handed = 0;
+      _write(chunk: Buffer, _enc: string, cb: () => void): void {
+        this.handed += chunk.length;
+        cb();
+      }
+    }
+    const frame = fc.record({
+      size: fc.oneof(fc.integer({ min: 0, max: 300 * 1024 }), fc.integer({ min: 0, max: 8 * 1024 })),
+      /** encoded in place (begin / endRequest) rather than copied (request) */
+      inPlace: fc.boolean(),
+      /** the tick ends after this frame */
+      tick: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(1, 1_000, FIRST_FLUSH, 64 * 1024, 300 * 1024), fc.array(frame, { minLength: 1, maxLength: 30 }), async (threshold, frames) => {
+        const socket = new Counting();
+        const w = new FrameWriter(socket, threshold);
+        const written: { batch: number; end: number }[] = [];
+        let end = 0;
+        const check = (when: string) => {
+          for (const [i, f] of written.entries()) expect(f.batch < w.batch, `frame ${i} ${when}`).toBe(socket.handed >= f.end);
+        };
+        for (const [i, f] of frames.entries()) {
+          let batch: number;
+          if (f.inPlace) {
+            const buf = w.begin(32 + f.size);
+            buf.fill(1, w.at + 32, w.at + 32 + f.size);
+            batch = w.endRequest(0, 5, undefined, i + 1, 9, f.size);
+          } else {
+            batch = w.request(0, 5, undefined, i + 1, 9, Buffer.alloc(f.size, 1), undefined, undefined);
+          }
+          end += 32 + f.size;
+          written.push({ batch, end });
+          check(`after frame ${i}`);
+          if (f.tick) {
+            await new Promise((r) => process.nextTick(r));
+            check(`after the tick of frame ${i}`);
+          }
+        }
+        await new Promise((r) => process.nextTick(r));
+        check('at the end');
+        expect(socket.handed).toBe(end);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('keeps as many spare arenas as heavy traffic had busy at once, and reuses them', () => {

@@ -107,7 +107,7 @@ export interface CallOwner {
 export class Call extends TimedEntry implements Waiter {
   state: CallState = CallState.New;
   waiting = false;
-  /** the write batch its frame went into; 0 while never written */
+  /** the write batch its frame went into (as FrameWriter reported it); 0 while never written */
   batch = 0;
   seq = 0;
   /** stream items taken since credit was last renewed */

@@ -102,7 +102,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
     this.out = new RequestWriter(this.writer, this.codec, this.options.clientId);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
-    this.events = new EventOutbox(() => this.writer.flush(), (call) => this.settle(call, undefined, EMPTY));
+    this.events = new EventOutbox(() => this.writer.flush(), (call) => this.eventFlushed(call));
     this.credit = new StreamCredit(this.window, this.out, this.options.timeout, this.codec);
     const port: HeartbeatPort = {
       ping: () => {
@@ -269,13 +269,15 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
    */
   private send(call: Call): boolean {
     const seq = this.nextSeq;
-    const err = this.out.request(call, seq, this._features, this.clock);
-    if (err !== undefined) {
-      this.fail(call, err);
+    const batch = this.out.request(call, seq, this._features, this.clock);
+    if (typeof batch !== 'number') {
+      this.fail(call, batch);
       return false;
     }
     this.nextSeq++;
-    call.batch = this.writer.batch;
+    // the batch the frame went into, not `writer.batch` now: a frame past the
+    // flush threshold went to the socket inside request() and closed its batch
+    call.batch = batch;
     const probe = call.options?.probe;
     if (probe !== undefined) probe.wrote(this, seq);
     if (call.kind !== CallKind.Event) {
@@ -389,6 +391,16 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     if (call.state === CallState.Done) return;
     this.finish(call);
     deliverError(call.handler, err);
+  }
+
+  /**
+   * The tick's flush ran: an event resolves once the socket took it; one it
+   * could not take (the socket is being destroyed) fails as never sent, so
+   * that a pool may move it.
+   */
+  private eventFlushed(call: Call): void {
+    if (call.sent) this.settle(call, undefined, EMPTY);
+    else this.fail(call, new IoError('connection closed before the event was sent'));
   }
 
   private expire(call: Call): void {

@@ -15,7 +15,7 @@ export class EventOutbox {
   constructor(
     /** hands what the writer holds to the socket */
     private readonly flush: () => void,
-    /** resolves one event */
+    /** settles one event once the flush ran (resolved if the socket took it) */
     private readonly settle: (call: Call) => void,
   ) {}
 

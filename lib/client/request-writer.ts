@@ -37,10 +37,12 @@ export class RequestWriter {
   }
 
   /**
-   * Writes `call` as `seq`. Returns the EncodeError when its value (or
-   * header) cannot be encoded; nothing is written then.
+   * Writes `call` as `seq`. Returns the write batch its frame went into
+   * (handed to the socket once `FrameWriter.batch` passes it), or the
+   * EncodeError when its value (or header) cannot be encoded; nothing is
+   * written then.
    */
-  request(call: Call, seq: number, features: number, clock: Clock): EncodeError | undefined {
+  request(call: Call, seq: number, features: number, clock: Clock): number | EncodeError {
     let msg: Uint8Array;
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
@@ -56,8 +58,7 @@ export class RequestWriter {
         const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length);
         const out = this.room.encode(this.writer, codec, call.value, head);
         if (typeof out === 'number') {
-          this.writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out);
-          return undefined;
+          return this.writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out);
         }
         msg = out;
       } else if (call.kind === CallKind.Control) {
@@ -80,12 +81,8 @@ export class RequestWriter {
       return new EncodeError(`cannot encode request: ${(err as Error).message}`, { cause: err });
     }
     const action = call.action;
-    if (typeof action === 'string') {
-      this.writer.request(format, 0, this.bytesOf(action), seq, this.clientId, msg, call.options?.blob, ext);
-    } else {
-      this.writer.request(format, action, undefined, seq, this.clientId, msg, call.options?.blob, ext);
-    }
-    return undefined;
+    if (typeof action === 'string') return this.writer.request(format, 0, this.bytesOf(action), seq, this.clientId, msg, call.options?.blob, ext);
+    return this.writer.request(format, action, undefined, seq, this.clientId, msg, call.options?.blob, ext);
   }
 
   /** The UTF-8 bytes of an action (cached for runs of the same one). */

@@ -138,7 +138,10 @@ export class FrameWriter {
   /**
    * Id of the batch frames are written into now; every flush that hands
    * bytes to the socket closes the batch. A frame of batch b reached the
-   * socket iff b < batch.
+   * socket iff b < batch. A frame's batch is what `request` / `endRequest`
+   * return: read before the flush that frame may itself set off (reading
+   * `batch` after the call would name the next batch, never closed if
+   * nothing else is written).
    */
   batch = 1;
   /** bytes handed to the socket so far (minus `socket.writableLength`: bytes it has taken) */
@@ -173,7 +176,7 @@ export class FrameWriter {
     return this.pos - this.start;
   }
 
-  /** Writes a request frame; `ext` (if any) is prefixed to msg as u32 len + bytes. */
+  /** Writes a request frame; `ext` (if any) is prefixed to msg as u32 len + bytes. Returns the batch it went into. */
   request(
     format: number,
     action: number,
@@ -183,7 +186,7 @@ export class FrameWriter {
     msg: Uint8Array,
     blob: Uint8Array | undefined,
     ext: Uint8Array | undefined,
-  ): void {
+  ): number {
     const actionLen = actionBytes === undefined ? 0 : actionBytes.length;
     const blobLen = blob === undefined ? 0 : blob.length;
     const msgLen = ext === undefined ? msg.length : 4 + ext.length + msg.length;
@@ -203,7 +206,7 @@ export class FrameWriter {
     }
     buf.set(msg, off);
     if (blob !== undefined) buf.set(blob, off + msg.length);
-    this.commit(size);
+    return this.commit(size);
   }
 
   /** Writes a response frame; for flag 1 pass the errno as `msgLenOrErrno` and an empty msg. */
@@ -239,15 +242,19 @@ export class FrameWriter {
     return this.pos;
   }
 
-  /** Commits a request frame from `at`: its header and action written here, its msg (`msgLen` bytes) already after them. No blob, no ext. */
-  endRequest(format: number, action: number, actionBytes: Uint8Array | undefined, seq: number, clientId: number, msgLen: number): void {
+  /**
+   * Commits a request frame from `at`: its header and action written here,
+   * its msg (`msgLen` bytes) already after them. No blob, no ext. Returns
+   * the batch it went into.
+   */
+  endRequest(format: number, action: number, actionBytes: Uint8Array | undefined, seq: number, clientId: number, msgLen: number): number {
     const buf = this.arena;
     const off = this.pos;
     this.building = false;
     writeRequestHeader(buf, off, format, action, actionBytes, seq, clientId, msgLen, 0);
     const actionLen = actionBytes === undefined ? 0 : actionBytes.length;
     if (actionBytes !== undefined) buf.set(actionBytes, off + REQUEST_HEADER_SIZE);
-    this.commit(REQUEST_HEADER_SIZE + actionLen + msgLen);
+    return this.commit(REQUEST_HEADER_SIZE + actionLen + msgLen);
   }
 
   /** Commits a response frame from `at`: its header written here, its msg (`msgLen` bytes) already after it. No blob. */
@@ -310,7 +317,9 @@ export class FrameWriter {
     return this.arena;
   }
 
-  private commit(size: number): void {
+  /** Counts the frame of `size` bytes at `pos` as written; returns its batch (taken before it may flush). */
+  private commit(size: number): number {
+    const batch = this.batch;
     this.pos += size;
     if (this.pos - this.start >= this.tickThreshold) {
       this.flush();
@@ -320,5 +329,6 @@ export class FrameWriter {
       this.scheduled = true;
       process.nextTick(this.flushOnTick);
     }
+    return batch;
   }
 }
