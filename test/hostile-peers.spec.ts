@@ -6,6 +6,7 @@
  * someone else.
  */
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { ClientStream } from '../lib/client/client-stream.js';
 import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { checkMessage, MessageRefusedError } from '../lib/codec/msgpack-check.js';
@@ -401,6 +402,68 @@ describe('bounds on what one request may cost', () => {
     } finally {
       client.destroy();
       await ctx.server.close();
+    }
+  });
+});
+
+describe('the weight of a request bounds its decode', () => {
+  it('a request heavier than maxRequestWeight is answered rpc_decode without being decoded; lighter ones and other connections are served', async () => {
+    const seen: unknown[] = [];
+    const ctx = await startServer({ note: (v: unknown) => (seen.push(v), 'ok') });
+    const peer = await RawPeer.connect(ctx.address.port);
+    try {
+      const heavyMap = Object.fromEntries(Array.from({ length: 60_000 }, (_, i) => [`k${i}`, i])); // 60k entries: over 250,000
+      const heavyArrays = Array.from({ length: 130_000 }, () => []); // 130k arrays: over
+      const light = Array.from({ length: 2000 }, (_, i) => ({ id: i, name: `n${i}`, ok: true })); // rows: well under
+      const plain = new Packr({ useRecords: false, variableMapSize: true });
+      peer.send(
+        { action: 'note', seq: 1, msg: plain.pack(heavyMap) },
+        { action: 'note', seq: 2, msg: plain.pack(heavyArrays) },
+        { action: 'note', seq: 3, msg: plain.pack(light) },
+        // a map header claiming 4 billion entries: refused from its header
+        { action: 'note', seq: 4, msg: hex('df ff ff ff ff 00') },
+      );
+      const answers = await peer.waitForResponses(4);
+      expect(answers.map((r) => [r.seq, r.flag === FLAG_OK ? msgpackCodec.decode(r.msg) : r.blob.toString()])).toEqual([
+        [1, 'rpc_decode'],
+        [2, 'rpc_decode'],
+        [3, 'ok'],
+        [4, 'rpc_decode'],
+      ]);
+      expect(seen).toHaveLength(1);
+      expect(ctx.logger.lines.filter((l) => l.includes('see maxRequestWeight'))).toHaveLength(3);
+    } finally {
+      peer.destroy();
+      await ctx.server.close();
+    }
+  });
+
+  it('maxRequestWeight: 0 lifts the bound, and a request with heavy metadata is bounded too', async () => {
+    const ctx = await startServer({ note: (v: unknown[]) => v.length }, { maxRequestWeight: 0 });
+    const client = await ClientStream.connect(ctx.url, { timeout: 5000 });
+    try {
+      expect(await client.request('note', Array.from({ length: 130_000 }, () => []))).toBe(130_000);
+    } finally {
+      client.destroy();
+      await ctx.server.close();
+    }
+    const bounded = await startServer({ note: (v: unknown) => v }, { maxRequestWeight: 1000 });
+    const c2 = await ClientStream.connect(bounded.url, { timeout: 5000 });
+    try {
+      const meta = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`m${i}`, 'v']));
+      // the metadata is weighed like the value: too heavy, it is dropped (as a malformed header is), the call runs
+      expect(await c2.request('note', 'light', { meta })).toBe('light');
+      await expect(c2.request('note', Array.from({ length: 600 }, () => 'x'))).rejects.toMatchObject({ code: 'rpc_decode' });
+      expect(c2.state).toBe('ready');
+      // in a record session: the refused request described a shape; the next one refers to it, and decodes
+      expect(c2.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      await expect(c2.request('note', [{ alpha: 1, beta: 'b' }, ...Array.from({ length: 600 }, () => 'x')])).rejects.toMatchObject({ code: 'rpc_decode' });
+      expect(await c2.request('note', { alpha: 2, beta: 'again' })).toEqual({ alpha: 2, beta: 'again' });
+      expect(await c2.request('note', [{ alpha: 3, beta: 'c' }, { alpha: 4, beta: 'd' }])).toEqual([{ alpha: 3, beta: 'c' }, { alpha: 4, beta: 'd' }]);
+      expect(c2.state).toBe('ready');
+    } finally {
+      c2.destroy();
+      await bounded.server.close();
     }
   });
 });

@@ -18,8 +18,14 @@ export interface Codec {
    * undefined afterwards either way.
    */
   encodeInto?(value: unknown, target: Uint8Array, offset: number): number | Uint8Array;
-  /** Decodes exactly the given bytes; an empty slice means "no value". */
-  decode(bytes: Uint8Array): unknown;
+  /**
+   * Decodes exactly the given bytes; an empty slice means "no value".
+   * `maxWeight`, when given, bounds the work the decode may take (a server
+   * passes its `maxRequestWeight`): a value past it is refused (a throw)
+   * before it is decoded. msgpack weighs values as msgpack-check.ts says; a
+   * codec with no such measure may ignore it, and bounds its own work.
+   */
+  decode(bytes: Uint8Array, maxWeight?: number): unknown;
   /**
    * Optional: a codec for one connection whose peer agreed to it in HELLO
    * (FEATURE_RECORDS), or undefined when this codec offers none. It keeps

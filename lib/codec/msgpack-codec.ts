@@ -1,6 +1,6 @@
 import { Packr, REUSE_BUFFER_MODE, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import type { Codec } from './codec.js';
-import { checkMessage, type ExtensionTypes, extensionTypes } from './msgpack-check.js';
+import { checkMessage, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
 import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
@@ -231,17 +231,23 @@ export class MsgpackCodec implements Codec {
     return out.end;
   }
 
-  decode(bytes: Uint8Array): unknown {
+  decode(bytes: Uint8Array, maxWeight?: number): unknown {
     const length = bytes.length;
     if (length === 0) return undefined;
     const sessionUnpackr = this.sessionUnpackr;
     if (sessionUnpackr !== undefined) {
-      checkMessage(bytes, 0, length, this.shapes!.slots, this.extensions);
+      try {
+        checkMessage(bytes, 0, length, this.shapes!.slots, this.extensions, maxWeight);
+      } catch (err) {
+        // refused for its weight alone: the shapes it defines are the session's all the same (later messages use them)
+        if (err instanceof MessageTooHeavyError) this.learnShapes(bytes);
+        throw err;
+      }
       const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : sessionUnpackr.unpack(bytes);
       this.shapes!.check(length);
       return value;
     }
-    checkMessage(bytes, 0, length, undefined, this.extensions);
+    checkMessage(bytes, 0, length, undefined, this.extensions, maxWeight);
     if (!this.countsInt64s) return this.bigIntUnpackr.unpack(bytes);
     let value: unknown;
     let int64s: number;
@@ -258,6 +264,21 @@ export class MsgpackCodec implements Codec {
     }
     if (int64s === 0 || !hasUnsafeInt64s(bytes, int64s)) return value;
     return this.bigIntUnpackr.unpack(bytes);
+  }
+
+  /**
+   * A session message that is not decoded (too heavy): the shapes it
+   * defines take their slots as if it had been (msgpackr builds a slot's
+   * reader from its keys when a later message first uses it).
+   */
+  private learnShapes(bytes: Uint8Array): void {
+    const learned: (string[] | undefined)[] = [];
+    checkMessage(bytes, 0, bytes.length, this.shapes!.slots, this.extensions, Infinity, learned);
+    const slots = this.shapes!.slots;
+    learned.forEach((keys, slot) => {
+      if (keys !== undefined) slots[slot] = keys;
+    });
+    this.shapes!.check(Infinity);
   }
 }
 

@@ -25,13 +25,16 @@ export function helloOffer(codecName: string, features = ALL_FEATURES): HelloOff
   return { v: EXTENSIONS_VERSION, f: features, c: codecName };
 }
 
+/** A HELLO is a map of three small fields: a heavier one is garbage (offers nothing), never decoded. */
+const MAX_HELLO_WEIGHT = 256;
+
 /**
  * Server half: the bits both speak, from the client's HELLO body. Garbage
  * offers nothing. Records only with the same codec (`codecName`) on both sides.
  */
 export function acceptHello(body: Uint8Array, supported = ALL_FEATURES, codecName?: string): number {
   try {
-    const hello = helloCodec.decode(body) as { f?: unknown; c?: unknown } | undefined;
+    const hello = helloCodec.decode(body, MAX_HELLO_WEIGHT) as { f?: unknown; c?: unknown } | undefined;
     if (typeof hello?.f !== 'number') return 0;
     return hello.f & (hello.c === codecName ? supported : supported & ~FEATURE_RECORDS);
   } catch {

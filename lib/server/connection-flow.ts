@@ -13,7 +13,7 @@ import { WriteStallWatch } from './write-stall.js';
  * fast as it can would otherwise hold every other connection's reads and
  * writes for a hundred ms and more (bench/hostile.ts, call + CANCEL churn).
  */
-export const READ_SLICE_MS = 4;
+export const READ_SLICE_MS = 2;
 
 /** What ConnectionFlow needs of its connection. */
 export interface FlowPort {

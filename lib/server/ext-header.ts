@@ -9,13 +9,13 @@ export interface SplitMsg {
   msg: Buffer;
 }
 
-/** Splits `msg` as `u32 LE length | header | msg`; undefined when the length overruns it (malformed). */
-export function splitExtHeader(msg: Buffer): SplitMsg | undefined {
+/** Splits `msg` as `u32 LE length | header | msg`; undefined when the length overruns it (malformed). `maxWeight` bounds the header's decode. */
+export function splitExtHeader(msg: Buffer, maxWeight: number): SplitMsg | undefined {
   const extLen = msg.length >= 4 ? msg.readUInt32LE(0) : -1;
   if (extLen < 0 || extLen > msg.length - 4) return undefined;
   let header: RequestExtHeader | undefined;
   try {
-    const decoded = helloCodec.decode(msg.subarray(4, 4 + extLen)) as unknown;
+    const decoded = helloCodec.decode(msg.subarray(4, 4 + extLen), maxWeight) as unknown;
     header = decoded !== null && typeof decoded === 'object' ? (decoded as RequestExtHeader) : undefined;
   } catch {
     header = undefined;

@@ -7,6 +7,7 @@ export const RPC_SERVER_OPTIONS = optionNames<RpcServerOptions>({
   tls: true,
   codec: true,
   maxFrameSize: true,
+  maxRequestWeight: true,
   maxInFlightPerConnection: true,
   maxQueuedPerConnection: true,
   maxQueuedBytes: true,

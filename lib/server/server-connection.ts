@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
+import { MessageTooHeavyError } from '../codec/msgpack-check.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
@@ -43,8 +44,12 @@ import { type EndReason, ServerRequest } from './server-request.js';
 /** ms the answers owed to a peer that broke the protocol get to go out before its connection is destroyed. */
 export const VIOLATION_GRACE = 1_000;
 
-/** A frame this large checks the read slice at once (its decode may take a while). */
-const LARGE_FRAME = 64 * 1024;
+/**
+ * Bytes of frames after which the read slice is checked (besides every 32
+ * frames): a few KiB of MessagePack can take a millisecond to decode (new
+ * keys, record shapes), so larger frames check it each.
+ */
+const SLICE_CHECK_BYTES = 16 * 1024;
 
 const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
@@ -106,6 +111,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   private oversizedLogged = false;
   /** frames read so far (wraps); every 32nd checks the read slice */
   private framesRead = 0;
+  /** bytes of frames read since the read slice was last checked */
+  private bytesRead = 0;
 
   constructor(
     id: number,
@@ -219,8 +226,12 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   /** RequestSink: one decoded frame. */
   onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
     if (this.state === 'closed' || this.violation !== undefined) return;
-    // every 32 frames, and after a large one: has this connection had its slice of the loop for this turn?
-    if ((++this.framesRead & 31) === 0 || msg.length + blob.length >= LARGE_FRAME) this.flow.spent(this.options.clock.now());
+    // every 32 frames or 16 KiB: has this connection had its slice of the loop for this turn?
+    this.bytesRead += msg.length + blob.length;
+    if ((++this.framesRead & 31) === 0 || this.bytesRead >= SLICE_CHECK_BYTES) {
+      this.bytesRead = 0;
+      this.flow.spent(this.options.clock.now());
+    }
     this.clientId = clientId;
     if (this.socket.writableEnded) {
       // our FIN is out (the peer said it was done): nothing it sends now can be answered, so nothing runs
@@ -241,7 +252,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
     if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
-      const split = splitExtHeader(msg);
+      const split = splitExtHeader(msg, this.options.maxRequestWeight);
       if (split === undefined) return this.violated(`protocol violation: malformed extension header in request ${seq}`);
       header = split.header;
       msg = split.msg;
@@ -253,8 +264,14 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       const records = this.records;
       if (records === undefined) return this.violated(`protocol violation: request ${seq} is in a record session the connection did not negotiate`);
       try {
-        value = msg.length === 0 ? undefined : records.decode(msg);
+        value = msg.length === 0 ? undefined : records.decode(msg, this.options.maxRequestWeight);
       } catch (err) {
+        if (err instanceof MessageTooHeavyError) {
+          // refused unread, the session intact (the codec took the shapes it defines): that request alone fails
+          this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${err.message}`);
+          if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
+          return;
+        }
         // the session's state is unknown from here: nothing later on it can be read
         return this.violated(`cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`, new DecodeError((err as Error).message, { cause: err }));
       }
@@ -270,7 +287,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     }
     if (!inRecords) {
       try {
-        value = msg.length === 0 ? undefined : this.codec.decode(msg);
+        value = msg.length === 0 ? undefined : this.codec.decode(msg, this.options.maxRequestWeight);
       } catch (err) {
         this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
         if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
