@@ -8,12 +8,13 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { ClientStream } from '../lib/client/client-stream.js';
-import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { MsgpackCodec, msgpackCodec, ownBufferSize } from '../lib/codec/msgpack-codec.js';
+import { ARENA_SIZE } from '../lib/core/frame-writer.js';
 import { checkMessage, MessageRefusedError } from '../lib/codec/msgpack-check.js';
 import { FLAG_ERROR_BYTES, FLAG_OK } from '../lib/protocol/constants.js';
 import { ACTION_GOAWAY_ACK, ALL_FEATURES, FEATURE_RECORDS, FLAG_GOAWAY, FLAG_OK_RECORDS, FORMAT_EVENT, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
-import { VIOLATION_GRACE } from '../lib/server/server-connection.js';
+import { type ServerConnection, VIOLATION_GRACE } from '../lib/server/server-connection.js';
 import { DEFAULT_SERVER_MAX_FRAME_SIZE } from '../lib/server/server-options.js';
 import { FrameTooLargeError, type OccamsError } from '../lib/errors.js';
 import { RawPeer } from './support/raw-peer.js';
@@ -464,6 +465,30 @@ describe('the weight of a request bounds its decode', () => {
     } finally {
       c2.destroy();
       await bounded.server.close();
+    }
+  });
+});
+
+describe('memory a burst grew is given back', () => {
+  it('after a burst of large answers, an idle connection and the codec hold no more than their resting buffers', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    const mid = Buffer.alloc(200 * 1024, 7);
+    const ctx = await startServer({ big: () => ({ data: big }), mid: () => ({ data: mid }) }, { idleTimeout: 60_000 });
+    const conns: ServerConnection[] = [];
+    ctx.server.on('connection', (c: ServerConnection) => conns.push(c));
+    const client = await ClientStream.connect(ctx.url, { timeout: 10_000 });
+    try {
+      const results = await Promise.all(Array.from({ length: 4 }, () => client.request('big', 0)));
+      for (const r of results) expect((r as { data: Buffer }).data.length).toBe(big.length);
+      expect(ownBufferSize()).toBeLessThanOrEqual(8192); // the codec's encode buffer went back at once
+      // many answers in flight at once: the writer keeps spare buffers for the next burst
+      await Promise.all(Array.from({ length: 128 }, () => client.request('mid', 0)));
+      expect(conns[0]!.writeBuffers).toBeGreaterThan(4 * ARENA_SIZE);
+      await waitFor(() => conns[0]!.writeBuffers <= (1 + 2) * ARENA_SIZE, 5000); // the idle sweep trimmed it
+      expect(await client.request('big', 0)).toMatchObject({ data: { length: big.length } }); // and it still serves
+    } finally {
+      client.destroy();
+      await ctx.server.close();
     }
   });
 });

@@ -197,6 +197,12 @@ export class MsgpackCodec implements Codec {
     // where msgpackr is in its own buffer, to carry on from there after the next encodeInto
     if (bytes.buffer !== own.buffer.buffer) own.buffer = Buffer.from(bytes.buffer); // it moved to a new one
     own.position = packr.position;
+    if (own.buffer.length > MAX_OWN_BUFFER) {
+      // grown for a large value: msgpackr would start every later buffer at that size; the bytes returned stay where they are
+      own.buffer = Buffer.allocUnsafeSlow(INITIAL_OWN_BUFFER);
+      own.position = 0;
+      packr.useBuffer(own.buffer);
+    }
     return bytes;
   }
 
@@ -323,6 +329,18 @@ function fromScratch(unpackr: Unpackr, bytes: Uint8Array): unknown {
  * msgpackr's buffer is one for every Packr.
  */
 const own: { buffer: Buffer; position: number } = { buffer: Buffer.allocUnsafeSlow(8192), position: 0 };
+const INITIAL_OWN_BUFFER = 8192;
+
+/** @internal Bytes of msgpackr's own encode buffer now (tests of what an idle process holds). */
+export function ownBufferSize(): number {
+  return own.buffer.length;
+}
+/**
+ * msgpackr's own buffer grows to the largest value encoded and, left alone,
+ * stays that size for good (each new one it starts is as large): past this,
+ * it goes back to INITIAL_OWN_BUFFER after the encode that grew it.
+ */
+const MAX_OWN_BUFFER = 1024 * 1024;
 
 /**
  * A Packr that counts the numbers it writes as floats and the 64-bit

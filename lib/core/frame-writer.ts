@@ -283,6 +283,36 @@ export class FrameWriter {
     return ok;
   }
 
+  /**
+   * Gives back what a burst grew (the connection is idle): spares beyond
+   * MIN_SPARE_ARENAS, and a current arena grown past ARENA_SIZE for a
+   * large frame when nothing is pending in it.
+   */
+  trim(): void {
+    if (this.spare.length > MIN_SPARE_ARENAS) this.spare.length = MIN_SPARE_ARENAS;
+    this.keep = MIN_SPARE_ARENAS;
+    const current = this.current;
+    if (current.buf.length > ARENA_SIZE && this.start === this.pos && !this.building) {
+      current.retired = true;
+      if (current.writes === 0) this.recycle(current);
+      else {
+        current.counted = true;
+        this.retiredBusy++;
+      }
+      this.current = this.spare.pop() ?? new Arena(Buffer.allocUnsafe(ARENA_SIZE), this);
+      this.arena = this.current.buf;
+      this.start = 0;
+      this.pos = 0;
+    }
+  }
+
+  /** Bytes held in arenas (current and spares), for stats and tests. */
+  get heldBytes(): number {
+    let bytes = this.current.buf.length;
+    for (const arena of this.spare) bytes += arena.buf.length;
+    return bytes;
+  }
+
   /** An arena whose writes have all completed comes back for reuse. */
   recycle(arena: Arena): void {
     if (arena.counted) {

@@ -15,6 +15,9 @@ import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcSer
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
 
+/** A connection quiet this long (no request; pings do not count) gives back the write buffers a burst grew (on the idle sweep, so only while idleTimeout is on). */
+export const TRIM_AFTER_IDLE = 1_000;
+
 const TRANSITIONS = {
   idle: ['listening', 'closing', 'closed'],
   listening: ['closing', 'closed'],
@@ -172,6 +175,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     if (this.state !== 'listening') return;
     const now = this.options.clock.now();
     for (const c of this.connections) {
+      if (c.quietFor(now) >= TRIM_AFTER_IDLE) c.trim();
       const idle = c.idleFor(now);
       if (idle < timeout) continue;
       this.refusals.note(RefusalCode.IdleTimeout, `closing idle connection ${c.describe()}: nothing in flight and nothing received for ${idle} ms (idleTimeout ${timeout})`, 'log');

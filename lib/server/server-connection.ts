@@ -109,6 +109,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   private violation: IoError | undefined = undefined;
   private droppedLogged = false;
   private oversizedLogged = false;
+  /** clock time of the last request read (not a control frame) */
+  private lastRequestAt = 0;
   /** frames read so far (wraps); every 32nd checks the read slice */
   private framesRead = 0;
   /** bytes of frames read since the read slice was last checked */
@@ -201,6 +203,26 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     return Math.max(0, now - this.readAt);
   }
 
+  /**
+   * ms since this connection last had work at `now`: nothing in flight or
+   * held, nothing waiting to be written, no request read since (pings and
+   * other control frames do not count); 0 when busy.
+   */
+  quietFor(now: number): number {
+    if (this.state === 'closed' || this.intake.owed || this.socket.writableLength > 0) return 0;
+    return Math.max(0, now - this.lastRequestAt);
+  }
+
+  /** Quiet a while: gives back the write buffers a burst grew (RpcServer's idle sweep). */
+  trim(): void {
+    if (this.state !== 'closed') this.writer.trim();
+  }
+
+  /** Bytes this connection's writer holds in its buffers (stats, tests). */
+  get writeBuffers(): number {
+    return this.writer.heldBytes;
+  }
+
   /** True when the client negotiated this extension feature. */
   has(feature: number): boolean {
     return (this.features & feature) !== 0;
@@ -249,6 +271,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     }
     // seqs go up by one per request: one still owed an answer is never sent again (both would run, and only one could be cancelled or timed out)
     if (this.requests.owns(seq)) return this.violated(`protocol violation: request ${seq} (${String(action)}) repeats the seq of a request still in flight`);
+    this.lastRequestAt = this.readAt;
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
     if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
