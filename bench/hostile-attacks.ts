@@ -105,6 +105,23 @@ function hugeMap(count: number): Buffer {
   return buf;
 }
 
+/** An array of `count` maps of one distinct key each (`{kNNNNN: 1}`): the costliest value per byte msgpackr decodes. */
+function distinctMaps(count: number): Buffer {
+  const buf = Buffer.allocUnsafe(5 + count * 9);
+  buf[0] = 0xdd;
+  buf.writeUInt32BE(count, 1);
+  let o = 5;
+  for (let i = 0; i < count; i++) {
+    buf[o++] = 0x81;
+    buf[o++] = 0xa6;
+    buf[o++] = 0x6b; // 'k'
+    const s = i.toString(36).padStart(5, '0');
+    for (let j = 0; j < 5; j++) buf[o++] = s.charCodeAt(j);
+    buf[o++] = 1;
+  }
+  return buf;
+}
+
 /** ext 32 of `type` with `length` bytes of data. */
 function ext32(type: number, length: number, fill: number): Buffer {
   const buf = Buffer.alloc(6 + length, fill);
@@ -142,6 +159,23 @@ export const ATTACKS: Attack[] = [
     title: '8 MiB request, a map of 1M keys (plain v1)',
     prepare() {
       const body = hugeMap(1 << 20);
+      return (ctx) => flood(ctx, { write: (seq) => ({ bytes: [head('sink', seq, 0, body.length), body], frames: 1 }) });
+    },
+  },
+  {
+    name: 'map-4m',
+    title: 'a request just under 4 MiB (the default maxFrameSize): a map of 500k distinct keys (plain v1)',
+    prepare() {
+      const body = hugeMap(Math.floor((4 * 1024 * 1024 - 1024) / 8));
+      return (ctx) => flood(ctx, { write: (seq) => ({ bytes: [head('sink', seq, 0, body.length), body], frames: 1 }) });
+    },
+  },
+  {
+    name: 'heavy-at-bound',
+    title: 'requests just under the default maxRequestWeight (250,000): 22.7k maps of one distinct key each (plain v1)',
+    prepare() {
+      // weight per element: 1 (map) + 2 + 5 (entry) + 2 (key, a string) + 1 (value) = 11; the array 1 + 2
+      const body = distinctMaps(Math.floor((250_000 - 3) / 11));
       return (ctx) => flood(ctx, { write: (seq) => ({ bytes: [head('sink', seq, 0, body.length), body], frames: 1 }) });
     },
   },

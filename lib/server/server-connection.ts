@@ -51,6 +51,9 @@ export const VIOLATION_GRACE = 1_000;
  */
 const SLICE_CHECK_BYTES = 16 * 1024;
 
+/** Requests that cannot be decoded logged per connection (each is answered rpc_decode all the same). */
+const LOGGED_DECODE_FAILURES = 3;
+
 const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: [] } as const;
 
 /**
@@ -109,6 +112,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   private violation: IoError | undefined = undefined;
   private droppedLogged = false;
   private oversizedLogged = false;
+  private decodeFailures = 0;
   /** clock time of the last request read (not a control frame) */
   private lastRequestAt = 0;
   /** frames read so far (wraps); every 32nd checks the read slice */
@@ -289,12 +293,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       try {
         value = msg.length === 0 ? undefined : records.decode(msg, this.options.maxRequestWeight);
       } catch (err) {
-        if (err instanceof MessageTooHeavyError) {
-          // refused unread, the session intact (the codec took the shapes it defines): that request alone fails
-          this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${err.message}`);
-          if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
-          return;
-        }
+        // refused unread, the session intact (the codec took the shapes it defines): that request alone fails
+        if (err instanceof MessageTooHeavyError) return this.undecodable(seq, action, isEvent, err);
         // the session's state is unknown from here: nothing later on it can be read
         return this.violated(`cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`, new DecodeError((err as Error).message, { cause: err }));
       }
@@ -312,9 +312,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       try {
         value = msg.length === 0 ? undefined : this.codec.decode(msg, this.options.maxRequestWeight);
       } catch (err) {
-        this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${(err as Error).message}`);
-        if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
-        return;
+        return this.undecodable(seq, action, isEvent, err as Error);
       }
     }
     const req = new ServerRequest(this, action, seq, clientId, value, blob, isEvent);
@@ -325,6 +323,16 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.requests.own(req);
     if (runNow) intake.run(req);
     else intake.hold(req, size);
+  }
+
+  /** A request that cannot be decoded fails alone (rpc_decode); the first few of a connection are logged, so a flood of them is not a flood of lines. */
+  private undecodable(seq: number, action: number | string, isEvent: boolean, err: Error): void {
+    const n = ++this.decodeFailures;
+    if (n <= LOGGED_DECODE_FAILURES) {
+      const more = n === LOGGED_DECODE_FAILURES ? ' (further ones on this connection are not logged)' : '';
+      this.logger.warn(`connection ${this.describe()}: cannot decode request ${seq} (${String(action)}): ${err.message}${more}`);
+    }
+    if (!isEvent) this.out.writeCode(seq, ErrorCode.Decode);
   }
 
   /**
