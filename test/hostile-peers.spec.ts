@@ -492,3 +492,43 @@ describe('memory a burst grew is given back', () => {
     }
   });
 });
+
+describe('one connection cannot hold the event loop', () => {
+  it('a peer pipelining tens of thousands of requests takes turns with another connection, which is served in between', async () => {
+    let attackerRan = 0;
+    let attackerAtVictim = -1;
+    const ctx = await startServer({
+      a: () => void attackerRan++,
+      v: () => {
+        attackerAtVictim = attackerRan;
+        return 'served';
+      },
+    });
+    const attacker = await RawPeer.connect(ctx.address.port);
+    const victim = await ClientStream.connect(ctx.url, { timeout: 10_000 });
+    try {
+      const N = 60_000;
+      const one = encodeRequest({ action: 'a', seq: 0, msg: msgpackCodec.encode(1) });
+      const flood = Buffer.alloc(one.length * N);
+      for (let i = 0; i < N; i++) {
+        one.copy(flood, i * one.length);
+        flood.writeUInt32LE(i + 1, i * one.length + 8); // seq i + 1
+      }
+      attacker.socket.write(flood);
+      const answered = victim.request('v', 0);
+      // hold this process's loop (the server's too) while both requests reach the server's socket buffers, after the victim's flush
+      process.nextTick(() => {
+        const until = Date.now() + 300;
+        while (Date.now() < until);
+      });
+      expect(await answered).toBe('served');
+      // the victim's request was read while the flood was still being read
+      expect(attackerAtVictim).toBeLessThan(3000); // a 2 ms slice: hundreds; unsliced, a socket buffer's worth (5,751 here)
+      await waitFor(() => attackerRan === N, 10_000);
+    } finally {
+      attacker.destroy();
+      victim.destroy();
+      await ctx.server.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TimerHandle } from '../core/clock.js';
 import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';
 import type { OutboundStream } from './outbound-stream.js';
@@ -14,6 +15,16 @@ import { WriteStallWatch } from './write-stall.js';
  * writes for a hundred ms and more (bench/hostile.ts, call + CANCEL churn).
  */
 export const READ_SLICE_MS = 2;
+
+/**
+ * A connection whose own reading (decode and dispatch of its frames) took
+ * longer than this in one turn, some frame of it costly (a request near
+ * maxRequestWeight), pauses reading afterwards for as long as that took
+ * (at most MAX_READ_PENALTY_MS): it gets at most about half of the loop
+ * while others are waiting, however costly each of its requests is.
+ */
+export const READ_OVERSTAY_MS = 8;
+export const MAX_READ_PENALTY_MS = 1_000;
 
 /** What ConnectionFlow needs of its connection. */
 export interface FlowPort {
@@ -55,7 +66,13 @@ export class ConnectionFlow {
   private yielded = false;
   /** clock time reading began in this turn; -1 between turns */
   private turnStart = -1;
+  /** ms this connection's own reading took in this turn */
+  private busy = 0;
+  /** reading paused after a turn that overstayed (READ_OVERSTAY_MS) */
+  private penalized = false;
+  private penaltyTimer: TimerHandle | undefined = undefined;
   private readonly endTurnBound = (): void => this.endTurn();
+  private readonly endPenaltyBound = (): void => this.endPenalty();
   /** streams waiting for the socket to drain */
   private readonly waiting = new Set<OutboundStream>();
   private readonly stall: WriteStallWatch;
@@ -114,7 +131,7 @@ export class ConnectionFlow {
     if (!this.port.isOpen() || this.stopped) return;
     const { requests, options } = this;
     const full = requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= options.maxQueuedBytes;
-    const shouldPause = (this.writeBlocked && full) || this.yielded;
+    const shouldPause = (this.writeBlocked && full) || this.yielded || this.penalized;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
     if (shouldPause) {
@@ -153,13 +170,44 @@ export class ConnectionFlow {
     this.update();
   }
 
-  /** The turn is over: a connection that yielded reads on, in a turn of its own. */
+  /** Reading of this connection's bytes ran from `start` to `end` (a chunk, or what a resume read). */
+  worked(start: number, end: number): void {
+    this.busy += end - start;
+  }
+
+  /**
+   * The turn is over: a connection that overstayed pauses for as long as
+   * it took; one that yielded reads on, in a turn of its own.
+   */
   private endTurn(): void {
     this.turnStart = -1;
+    const busy = this.busy;
+    this.busy = 0;
+    if (busy > READ_OVERSTAY_MS && !this.stopped) {
+      this.yielded = false;
+      this.penalized = true;
+      this.penaltyTimer = this.options.clock.setTimeout(this.endPenaltyBound, Math.min(busy, MAX_READ_PENALTY_MS));
+      this.update();
+      return;
+    }
     if (!this.yielded) return;
     this.yielded = false;
-    this.reading(this.options.clock.now());
+    this.resumeTurn();
+  }
+
+  private endPenalty(): void {
+    this.penaltyTimer = undefined;
+    this.penalized = false;
+    this.resumeTurn();
+  }
+
+  /** Reads on (what waited first), in a turn of its own, timed like a chunk. */
+  private resumeTurn(): void {
+    const clock = this.options.clock;
+    const start = clock.now();
+    this.reading(start);
     this.update();
+    this.worked(start, clock.now());
   }
 
   /** Reads nothing more, even the rest of a chunk being decoded (the peer broke the protocol). */
@@ -171,6 +219,8 @@ export class ConnectionFlow {
   }
 
   stop(): void {
+    this.options.clock.clear(this.penaltyTimer);
+    this.penaltyTimer = undefined;
     this.stall.stop();
     this.waiting.clear();
   }

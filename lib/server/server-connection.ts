@@ -246,6 +246,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     const policy = this.drainer.policy;
     if (policy.active) policy.read(this.readAt);
     const err = this.decoder.push(chunk);
+    this.flow.worked(this.readAt, this.options.clock.now());
     if (err !== undefined) this.violated(`protocol violation: ${err.message}`, err);
   }
 
