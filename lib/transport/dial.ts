@@ -1,15 +1,29 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
 import { UnreachableError } from '../errors.js';
 import { type Address, formatAddress, isUnixAddress } from './address.js';
+
+/**
+ * The timers dial needs: core's Clock has them (a transport knows nothing
+ * of the layers above it; a fake clock passes as it is).
+ */
+export interface DialTimers {
+  setTimeout(fn: () => void, ms: number): object | number;
+  clear(handle: object | number | undefined): void;
+}
+
+const SYSTEM_TIMERS: DialTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 export interface DialOptions {
   /** TLS client options; when set the connection is TLS (verification on unless you turn it off). */
   tls?: tls.ConnectionOptions;
   /** ms to wait for the connection (and TLS handshake); 0 = no limit */
   connectTimeout?: number;
-  clock?: Clock;
+  /** timers for connectTimeout (default: the process's) */
+  clock?: DialTimers;
 }
 
 /**
@@ -28,8 +42,8 @@ export function dial(address: Address, options: DialOptions = {}): Promise<net.S
     } else {
       socket = net.connect(where);
     }
-    const clock = options.clock ?? systemClock;
-    let timer: TimerHandle | undefined;
+    const clock = options.clock ?? SYSTEM_TIMERS;
+    let timer: object | number | undefined;
     const fail = (err: Error): void => {
       cleanup();
       socket.destroy();
