@@ -17,6 +17,8 @@ import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { type ServerConnection, VIOLATION_GRACE } from '../lib/server/server-connection.js';
 import { DEFAULT_SERVER_MAX_FRAME_SIZE } from '../lib/server/server-options.js';
 import { FrameTooLargeError, type OccamsError } from '../lib/errors.js';
+import { TestAppModule } from './support/nest-apps.js';
+import { startMicroservice } from './support/nest-boot.js';
 import { RawPeer } from './support/raw-peer.js';
 import { sleep, startServer, waitFor } from './support/servers.js';
 
@@ -529,6 +531,32 @@ describe('one connection cannot hold the event loop', () => {
       attacker.destroy();
       victim.destroy();
       await ctx.server.close();
+    }
+  });
+});
+
+describe('a Nest OccamsServer with default options, attacked', () => {
+  it("refuses the bundled-strings read and a duplicate seq, never echoes another connection's bytes, and keeps serving its victim", async () => {
+    const ms = await startMicroservice(TestAppModule);
+    const victim = await ClientStream.connect({ host: '127.0.0.1', port: ms.port }, { timeout: 5000, codec: new MsgpackCodec({ records: false }) });
+    const attacker = await RawPeer.connect(ms.port);
+    try {
+      const secret = 'NEST-SECRET-TOKEN-0001';
+      const { bytes, at } = victimMessage(new MsgpackCodec(), secret);
+      expect(await victim.request('echo', msgpackCodec.decode(bytes))).toMatchObject({ t: secret });
+      attacker.send({ action: 'echo', seq: 1, msg: bundleAttack(at, secret.length) });
+      const [answer] = await attacker.waitForResponses(1);
+      expect(answer!.blob.toString()).toBe('rpc_decode');
+      expect(answer!.msg.includes(secret)).toBe(false);
+      // a duplicate seq: the second never runs, the connection closes, the first is answered
+      attacker.send({ action: 'slow', seq: 2, msg: msgpackCodec.encode(50) }, { action: 'slow', seq: 2, msg: msgpackCodec.encode(60) });
+      expect(await attacker.closedWithin(3000)).toBe(true);
+      expect(attacker.responses.map((r) => [r.seq, msgpackCodec.decode(r.msg)])).toEqual([[1, undefined], [2, 50]]);
+      expect(await victim.request('echo', 'still served')).toBe('still served');
+    } finally {
+      attacker.destroy();
+      victim.destroy();
+      await ms.app.close();
     }
   });
 });
