@@ -5,6 +5,7 @@ export { type ServiceCallArgs, type ServiceCallOptions, type ServiceClient, type
 export {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_KEEPALIVE_TIMEOUT,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_MISSED_PINGS,
   DEFAULT_MAX_QUEUED,

@@ -16,6 +16,7 @@ export const CLIENT_STREAM_OPTIONS = optionNames<ClientStreamOptions>({
   timerResolution: true,
   pingInterval: true,
   maxMissedPings: true,
+  keepaliveTimeout: true,
   maxFrameSize: true,
   flushThreshold: true,
   connectTimeout: true,
