@@ -35,6 +35,7 @@ describe('suspect before dead: a server whose event loop is blocked for 3.5 s', 
     const pool = new FailoverPool([busy.url, healthy.url], { strategy: 'first', pingInterval: 200, maxMissedPings: 3, timeout: 10_000 });
     try {
       await pool.connect();
+      await waitFor(() => pool.members.every((m) => m.ready), 5_000);
       expect(await pool.request('who')).toBe('busy');
       const blockedAt = Date.now();
       const blocking = pool.request('block', 3_500).then(
@@ -71,7 +72,8 @@ describe('suspect before dead: a server whose event loop is blocked for 3.5 s', 
       expect(await Promise.all(behind)).toEqual([0, 1, 2, 3, 4].map((v) => expect.objectContaining({ v })));
       // healthy again: with 'first', traffic goes back to it
       await waitFor(() => pool.members[0]!.state === 'ready', 2_000);
-      expect(await pool.request('who')).toBe('busy');
+      const seen = JSON.stringify({ stats: pool.stats, conns: pool.members[0]!.connections.map((c) => [c.stats, c.suspect, c.draining]) });
+      expect(await pool.request('who'), seen).toBe('busy');
     } finally {
       pool.destroy();
       await healthy.server.destroy();
