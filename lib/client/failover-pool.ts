@@ -15,13 +15,14 @@ import { RetryBackoff, type RetryBackoffOptions, RetryBudget, type RetryBudgetOp
 import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
 
 /** The strategy when none is given (see docs/RELIABILITY.md for the measurements behind it). */
-export const DEFAULT_FAILOVER_STRATEGY: FailoverStrategy = 'first';
+export const DEFAULT_FAILOVER_STRATEGY: FailoverStrategy = 'least-loaded';
 
 export interface FailoverPoolOptions extends ClientPoolOptions {
   /**
-   * how a server is chosen among the ready ones: 'first' in list order
-   * (primary / standby; the default), 'round-robin', or 'least-loaded'
-   * (power of two choices weighed by calls outstanding × peak-EWMA latency)
+   * how a server is chosen among the ready ones: 'least-loaded' (the
+   * default: power of two choices weighed by calls outstanding × peak-EWMA
+   * latency), 'round-robin', or 'first' in list order (primary / standby);
+   * docs/RELIABILITY.md has the measurements behind the default
    */
   strategy?: FailoverStrategy;
   /** retries of a call the server may have run (idempotent calls only); default 2 */

@@ -22,15 +22,24 @@ export class PeakEwma {
     private readonly decay = DEFAULT_LATENCY_DECAY,
   ) {
     this.stamp = now;
+    this.lastAnswer = now;
   }
+
+  /** clock ms of the last answer */
+  lastAnswer: number;
 
   /** The estimate now, in ms (decayed since the last sample). */
   value(now: number): number {
-    return this.observe(now, 0);
+    return this.update(now, 0);
   }
 
   /** One response took `rtt` ms; returns the new estimate. */
   observe(now: number, rtt: number): number {
+    this.lastAnswer = now;
+    return this.update(now, rtt);
+  }
+
+  private update(now: number, rtt: number): number {
     const elapsed = now - this.stamp;
     this.stamp = now;
     if (rtt > this.estimate) return (this.estimate = rtt);

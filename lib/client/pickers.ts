@@ -77,7 +77,8 @@ export class RoundRobinPicker implements Picker {
  * Power of two choices over the ready pools, each weighed by its calls
  * outstanding times its peak-EWMA latency (Finagle's and Linkerd's
  * P2C + PeakEwma; Envoy's least-request): cost = (latency + 1 ms) ×
- * (outstanding + 1). A slow or stalled server gathers outstanding calls
+ * (outstanding + 1), the latency being the time since the last answer
+ * when that is longer and calls are outstanding. A slow or stalled server gathers outstanding calls
  * (and a high latency) and stops being chosen; the costliest pool is never
  * chosen while another is ready, and any other pool is one of the two
  * candidates often enough that none starves.
@@ -120,9 +121,18 @@ export class LeastLoadedPicker implements Picker {
     this.latency.delete(pool);
   }
 
-  /** What choosing `pool` is expected to cost. */
+  /**
+   * What choosing `pool` is expected to cost. A pool with calls
+   * outstanding that has not answered for longer than its estimate is
+   * weighed by that silence instead: a stalled server (a blocked event
+   * loop, a blackhole) stops being chosen within milliseconds, with a few
+   * calls on it rather than a share of every caller.
+   */
   cost(pool: ClientPool, now: number): number {
-    return (this.ewma(pool, now).value(now) + 1) * (pool.load + 1);
+    const e = this.ewma(pool, now);
+    const load = pool.load;
+    const latency = Math.max(e.value(now), load > 0 ? now - e.lastAnswer : 0);
+    return (latency + 1) * (load + 1);
   }
 
   private ewma(pool: ClientPool, now: number): PeakEwma {
