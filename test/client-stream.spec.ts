@@ -345,11 +345,57 @@ describe('liveness', () => {
       for (let t = 0; t < 2750; t += 250) clock.advance(250); // 2.75 s of silence: still alive
       expect(err).toBeUndefined();
       await waitFor(() => pings >= 2, 2000); // a ping per silent interval went out
-      clock.advance(250); // 3 s: dead
+      let suspectEvents = 0;
+      client.on('suspect', () => suspectEvents++);
+      clock.advance(250); // 3 s: suspect, the call on it keeps its own deadline
+      expect(client.suspect).toBe(true);
+      expect(client.available).toBe(false);
+      expect(suspectEvents).toBe(1);
+      expect(err).toBeUndefined();
+      for (let t = 3000; t < 19_750; t += 250) clock.advance(250);
+      expect(err).toBeUndefined(); // 19.75 s: still waiting
+      clock.advance(250); // 20 s: the keepalive limit
       expect(err?.code).toBe('rpc_unreachable');
+      expect(err?.message).toMatch(/keepaliveTimeout/);
       expect(client.state).toBe('closed');
     } finally {
       client.destroy();
+      silent.close();
+    }
+  });
+
+  it('a suspect connection ends once nothing is left on it; with keepaliveTimeout 0 it dies at interval x maxMissedPings (fake clock)', async () => {
+    const net = await import('node:net');
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const connect = async () => {
+      const socket = net.connect(port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      return socket;
+    };
+    const clock = new FakeClock();
+    const a = new ClientStream(await connect(), { clock, pingInterval: 1000, maxMissedPings: 3, extensions: false, timerResolution: 250 });
+    const b = new ClientStream(await connect(), { clock, pingInterval: 1000, maxMissedPings: 3, extensions: false, keepaliveTimeout: 0 });
+    try {
+      const errs: (OccamsError | undefined)[] = [undefined, undefined];
+      a.call('x', 1, { onResult() {}, onError: (e) => (errs[0] = e) }, { timeout: 5_000 });
+      b.call('x', 1, { onResult() {}, onError: (e) => (errs[1] = e) }, { timeout: 60_000 });
+      for (let t = 0; t < 3000; t += 250) clock.advance(250);
+      expect(a.state).toBe('ready');
+      expect(a.suspect).toBe(true);
+      expect(errs[0]).toBeUndefined();
+      expect(b.state).toBe('closed'); // no suspect step
+      expect(errs[1]?.code).toBe('rpc_unreachable');
+      for (let t = 3000; t < 4750; t += 250) clock.advance(250);
+      expect(errs[0]).toBeUndefined();
+      expect(a.state).toBe('ready');
+      clock.advance(250); // the call's own deadline (5 s, resolution 250 ms): it times out, nothing is left, the connection ends
+      expect(errs[0]?.code).toBe('rpc_timeout');
+      expect(a.state).toBe('closed');
+    } finally {
+      a.destroy();
+      b.destroy();
       silent.close();
     }
   });

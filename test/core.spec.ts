@@ -342,7 +342,7 @@ describe('Heartbeat (fake port, fake clock)', () => {
     const clock = new FakeClock(0);
     let pings = 0;
     let deadAt = -1;
-    const hb = new Heartbeat({ ping: () => pings++, dead: () => (deadAt = clock.now()) }, clock, 100, 3);
+    const hb = new Heartbeat({ ping: () => pings++, suspect: () => {}, alive: () => {}, dead: () => (deadAt = clock.now()) }, clock, 100, 3);
     hb.start();
     for (let i = 0; i < 10; i++) {
       clock.advance(50);
@@ -358,6 +358,45 @@ describe('Heartbeat (fake port, fake clock)', () => {
     expect(deadAt - lastWord).toBeGreaterThan(200);
     expect(deadAt - lastWord).toBeLessThanOrEqual(300);
     expect(clock.pending).toBe(0); // stopped itself
+  });
+
+  it('makes a silent peer suspect within interval x maxMissed, alive again on any word, dead only at the keepalive limit', () => {
+    const clock = new FakeClock(0);
+    const seen: string[] = [];
+    let pings = 0;
+    const hb = new Heartbeat(
+      { ping: () => pings++, suspect: (ms) => seen.push(`suspect ${ms}`), alive: () => seen.push('alive'), dead: (ms) => seen.push(`dead ${ms}`) },
+      clock,
+      100,
+      3,
+      1_000,
+    );
+    hb.start();
+    for (let i = 0; i < 12 && !hb.suspect; i++) clock.advance(25);
+    expect(hb.suspect).toBe(true);
+    expect(seen).toEqual(['suspect 300']);
+    const before = pings;
+    clock.advance(300);
+    expect(pings).toBeGreaterThan(before); // still pinging while suspect: a thawed peer answers
+    hb.received(clock.now());
+    expect(hb.suspect).toBe(false);
+    expect(seen).toEqual(['suspect 300', 'alive']);
+    // silence again: suspect at 300 ms, dead at the keepalive limit (1 000 ms), not before
+    for (let i = 0; i < 39; i++) clock.advance(25);
+    expect(seen).toEqual(['suspect 300', 'alive', 'suspect 300']);
+    clock.advance(25);
+    expect(seen).toEqual(['suspect 300', 'alive', 'suspect 300', 'dead 1000']);
+    expect(hb.suspect).toBe(false);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('without a keepalive beyond interval x maxMissed, the first bound is final (no suspect step)', () => {
+    const clock = new FakeClock(0);
+    const seen: string[] = [];
+    const hb = new Heartbeat({ ping: () => {}, suspect: () => seen.push('suspect'), alive: () => {}, dead: (ms) => seen.push(`dead ${ms}`) }, clock, 100, 3, 0);
+    hb.start();
+    for (let i = 0; i < 20 && seen.length === 0; i++) clock.advance(25);
+    expect(seen).toEqual(['dead 300']);
   });
 });
 

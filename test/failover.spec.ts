@@ -72,7 +72,7 @@ describe('a server that accepts but never answers (stopped process)', () => {
     const silent = await silentServer();
     const good = await startServer({ who: () => 'good' });
     // 'first' puts the silent server first; nothing is connected yet
-    const pool = new FailoverPool([silent.url, good.url], { handshakeTimeout: 5_000, timeout: 4_000 });
+    const pool = new FailoverPool([silent.url, good.url], { strategy: 'first', handshakeTimeout: 5_000, timeout: 4_000 });
     const t0 = Date.now();
     const first = await Promise.all(Array.from({ length: 10 }, () => pool.request('who')));
     expect(first).toEqual(Array(10).fill('good'));

@@ -21,7 +21,8 @@ describe('OccamsClient retry safety', () => {
   it('retries a timed-out call on another server only for idempotent patterns (list, predicate, per call)', async () => {
     const { a, b, runs } = await pair();
     const client = new OccamsClient({
-      addresses: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], // first-healthy: a first
+      addresses: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      strategy: 'first', // a first
       idempotent: ['op.idem'],
       timerResolution: 50,
     });
@@ -40,6 +41,7 @@ describe('OccamsClient retry safety', () => {
 
     const byPredicate = new OccamsClient({
       addresses: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      strategy: 'first',
       idempotent: (pattern) => pattern.endsWith('.idem'),
       timerResolution: 50,
     });

@@ -270,7 +270,7 @@ describe('FailoverPool', () => {
   it('a graceful close (GOAWAY) moves new requests to the other server while calls in flight finish', async () => {
     const a = await named('a');
     const b = await named('b');
-    const pool = new FailoverPool([a.url, b.url], fast); // first-healthy: everything goes to a
+    const pool = new FailoverPool([a.url, b.url], { ...fast, strategy: 'first' }); // everything goes to a
     expect(await pool.request('whoami')).toBe('a');
     const inflight = pool.request('slow', 300);
     await sleep(20);

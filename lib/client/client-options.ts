@@ -13,6 +13,8 @@ export const DEFAULT_TIMEOUT = 20_000;
 export const DEFAULT_TIMER_RESOLUTION = 1_000;
 export const DEFAULT_PING_INTERVAL = 1_000;
 export const DEFAULT_MAX_MISSED_PINGS = 3;
+/** gRPC's keepalive timeout: how long a suspect connection (pings unanswered) is kept for the calls on it */
+export const DEFAULT_KEEPALIVE_TIMEOUT = 20_000;
 export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 2_000;
 
@@ -28,8 +30,20 @@ export interface ClientStreamOptions {
   timerResolution?: number;
   /** ping when nothing was received for this long, ms; 0 disables; default 1 000 */
   pingInterval?: number;
-  /** unanswered ping intervals before the connection is declared dead; default 3 */
+  /**
+   * unanswered ping intervals before the connection is *suspect*: it takes
+   * no new calls (a pool sends them elsewhere or queues them), calls already
+   * on it keep their own deadlines; it is closed once nothing is left on it,
+   * healthy again as soon as anything arrives; default 3
+   */
   maxMissedPings?: number;
+  /**
+   * ms of silence (pings unanswered) after which a suspect connection is
+   * destroyed with the calls still on it (rpc_unreachable), as gRPC's
+   * keepalive timeout; at or below pingInterval × maxMissedPings (0) there is
+   * no suspect step: the connection dies at that bound; default 20 000
+   */
+  keepaliveTimeout?: number;
   /** largest frame accepted from the server; default 16 MiB */
   maxFrameSize?: number;
   /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
@@ -68,6 +82,7 @@ export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): Norma
     timerResolution: positiveInt(o.timerResolution, DEFAULT_TIMER_RESOLUTION, 'timerResolution'),
     pingInterval: nonNegativeInt(o.pingInterval, DEFAULT_PING_INTERVAL, 'pingInterval'),
     maxMissedPings: positiveInt(o.maxMissedPings, DEFAULT_MAX_MISSED_PINGS, 'maxMissedPings'),
+    keepaliveTimeout: nonNegativeInt(o.keepaliveTimeout, DEFAULT_KEEPALIVE_TIMEOUT, 'keepaliveTimeout'),
     maxFrameSize: positiveInt(o.maxFrameSize, DEFAULT_MAX_FRAME_SIZE, 'maxFrameSize'),
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
     connectTimeout: nonNegativeInt(o.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout'),

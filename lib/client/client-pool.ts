@@ -22,7 +22,8 @@ export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, D
 const TRANSITIONS = {
   idle: ['connecting', 'closing', 'closed'],
   connecting: ['ready', 'unhealthy', 'closing', 'closed'],
-  ready: ['connecting', 'closing', 'closed'],
+  ready: ['connecting', 'suspect', 'closing', 'closed'],
+  suspect: ['ready', 'connecting', 'closing', 'closed'],
   unhealthy: ['connecting', 'closing', 'closed'],
   closing: ['closed'],
   closed: [],
@@ -38,12 +39,14 @@ const TRANSITIONS = {
  *                          up to maxConnections; failed at once when the
  *                          address turns unhealthy
  *
- * Health: each connection pings while idle and dies on silence; when the
- * last one is gone the pool reconnects at once, then with backoff while
- * unhealthy. Events: 'state' (next, prev), 'connect' (stream), 'disconnect'
+ * Health: each connection pings while silent; unanswered pings make it
+ * suspect (no new calls), and when every connection is, the pool is
+ * 'suspect': calls wait in its queue (a FailoverPool sends them to another
+ * server) until one answers again. When the last connection is gone the
+ * pool reconnects at once, then with backoff while unhealthy. Events: 'state' (next, prev), 'connect' (stream), 'disconnect'
  * (stream, error), 'connectError' (a failed connect), 'close'.
  */
-export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unhealthy'> implements Caller {
+export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'suspect' | 'unhealthy'> implements Caller {
   readonly address: Address;
   private readonly streamOptions: ClientStreamOptions;
   private readonly min: number;
@@ -60,6 +63,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   private reconnectTimer: TimerHandle | undefined;
   private _lastError: Error | undefined;
   private readonly pumpBound = (): void => this.pump();
+  private readonly livenessBound = (): void => this.livenessChanged();
 
   constructor(address: AddressLike, options: ClientPoolOptions = {}) {
     super(`pool ${typeof address === 'string' ? address : JSON.stringify(address)}`, TRANSITIONS, 'idle');
@@ -85,7 +89,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
    */
   get healthy(): boolean {
     const s = this.state;
-    if (s !== 'idle' && s !== 'connecting' && s !== 'ready') return false;
+    if (s !== 'idle' && s !== 'connecting' && s !== 'ready' && s !== 'suspect') return false;
     const streams = this.streams;
     if (streams.length === 0) return true;
     for (let i = 0; i < streams.length; i++) if (!streams[i]!.draining) return true;
@@ -95,8 +99,18 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
   get ready(): boolean {
     if (this.state !== 'ready') return false;
     const streams = this.streams;
-    for (let i = 0; i < streams.length; i++) if (!streams[i]!.draining && streams[i]!.state === 'ready') return true;
+    for (let i = 0; i < streams.length; i++) {
+      const s = streams[i]!;
+      if (!s.draining && !s.suspect && s.state === 'ready') return true;
+    }
     return false;
+  }
+  /** Calls in flight on its connections plus calls waiting in its queue (what load-aware picking weighs). */
+  get load(): number {
+    let n = this.queue.length;
+    const streams = this.streams;
+    for (let i = 0; i < streams.length; i++) n += streams[i]!.load;
+    return n;
   }
   /** Calls waiting in this pool's queue. */
   get queued(): number {
@@ -275,6 +289,8 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     stream.onSlotFreed = this.pumpBound;
     stream.once('close', (err?: Error) => this.onStreamClosed(stream, err));
     stream.once('goaway', () => this.onGoaway(stream));
+    stream.on('suspect', this.livenessBound);
+    stream.on('alive', this.livenessBound);
     this.streams.push(stream);
     this.backoff.reset();
     this._lastError = undefined;
@@ -313,11 +329,28 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'unh
     this.emit('disconnect', stream, err);
     if (this.state === 'closing' && this.streams.length === 0) this.emit('drained');
     if (this.ending) return;
+    if (this.streams.length > 0) this.livenessChanged();
     if (this.streams.length === 0 && this.connecting === 0) {
       // the address may be gone: reconnect now; backoff starts if that fails
       this.startConnecting();
     } else if (this.streams.length + this.connecting < this.min) {
       this.openStream();
+    }
+  }
+
+  /**
+   * A connection turned suspect or answered again: the pool is 'suspect'
+   * while every connection is, 'ready' (and sends what waits) once one answers.
+   */
+  private livenessChanged(): void {
+    const streams = this.streams;
+    let live = false;
+    for (let i = 0; i < streams.length; i++) if (!streams[i]!.suspect) live = true;
+    if (this.state === 'ready' && !live && streams.length > 0) {
+      this.transition('suspect');
+    } else if (this.state === 'suspect' && live) {
+      this.transition('ready');
+      this.pump();
     }
   }
 

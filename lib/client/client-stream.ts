@@ -49,7 +49,10 @@ const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed:
  *                 its TimeoutWheel (aligned ticks) ┘ fails whole buckets
  *
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
- * Events: 'close' (error, or undefined when graceful), 'goaway' (the server is draining).
+ * Liveness (heartbeat.ts): suspect once pings go unanswered; closed when
+ * nothing is left on it or at keepaliveTimeout; healthy when anything arrives.
+ * Events: 'close' (error, or undefined when graceful), 'goaway' (the server
+ * is draining), 'suspect' (silent ms), 'alive' (suspect no more).
  */
 export class ClientStream extends Connection<'ready'> implements CallOwner, ResponseSink, ProbedConnection {
   readonly options: NormalizedClientStreamOptions;
@@ -109,9 +112,12 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
         const every = this.options.pingInterval;
         this.control(ACTION_PING, undefined, IGNORE, every * (this.options.maxMissedPings + 1));
       },
-      dead: (silent) => this.destroy(new UnreachableError(`server silent for ${silent} ms, pings unanswered`)),
+      suspect: (silent) => this.becameSuspect(silent),
+      alive: () => this.emit('alive'),
+      dead: (silent) => this.destroy(new UnreachableError(`server silent for ${silent} ms, pings unanswered (keepaliveTimeout)`)),
     };
-    this.heartbeat = new Heartbeat(port, this.clock, this.options.pingInterval, this.options.maxMissedPings);
+    const o = this.options;
+    this.heartbeat = new Heartbeat(port, this.clock, o.pingInterval, o.maxMissedPings, o.keepaliveTimeout);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.destroy(new IoError(`connection error: ${describeTlsError(err)}`, { cause: err })));
@@ -131,9 +137,16 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   get draining(): boolean {
     return this._draining;
   }
-  /** True when a new call would be sent at once (ready, not draining, window open). */
+  /**
+   * Pings went unanswered for pingInterval × maxMissedPings and nothing
+   * arrived since: pools send it no new calls; calls on it keep their deadlines.
+   */
+  get suspect(): boolean {
+    return this.heartbeat.suspect;
+  }
+  /** True when a new call would be sent at once (ready, not draining, not suspect, window open). */
   get available(): boolean {
-    return this.state === 'ready' && !this._draining && this.window.hasRoom;
+    return this.state === 'ready' && !this._draining && this.window.hasRoom && !this.heartbeat.suspect;
   }
   /** `window`: maxInFlight, clamped to the in-flight cap the server announced. */
   get stats(): { state: ClientStreamState; inFlight: number; queued: number; pending: number; features: number; window: number } {
@@ -375,6 +388,18 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
       if (state === CallState.Sent && this.onSlotFreed !== undefined) this.onSlotFreed();
     }
     if (this.state === 'closing') this.maybeEnd();
+    else if (this.heartbeat.suspect && this.window.idle && this.state === 'ready') this.silentAndIdle();
+  }
+
+  /** Pings went unanswered: no new calls come here; the connection ends once nothing is left on it. */
+  private becameSuspect(silent: number): void {
+    if (this.window.idle) return this.silentAndIdle();
+    this.emit('suspect', silent);
+  }
+
+  private silentAndIdle(): void {
+    const silent = this.clock.now() - this.heartbeat.lastWord;
+    this.destroy(new UnreachableError(`server silent for ${silent} ms, pings unanswered`));
   }
 
   private settle(call: Call, value: unknown, blob: Buffer): void {
@@ -406,6 +431,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   private expire(call: Call): void {
     const sent = call.state === CallState.Sent;
     if (sent) this.abandoned.add(call.seq);
+    if (call.kind === CallKind.User) this.heartbeat.deadlinePassed();
     this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
     if (sent) this.sendCancel(call); // the server stops the handler and frees its slot
   }

@@ -1,6 +1,6 @@
 import { Lifecycle } from '../core/lifecycle.js';
 import { nonNegativeInt, oneOf, positiveInt, rejectUnknownKeys } from '../core/validate.js';
-import { ClosedError, InvalidOptionError, type OccamsError, UnreachableError } from '../errors.js';
+import { ClosedError, ErrorCode, InvalidOptionError, type OccamsError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, isLiteral } from './address-resolver.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
@@ -9,14 +9,32 @@ import { DEFAULT_TIMEOUT } from './client-options.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
 import { FAILOVER_POOL_OPTIONS } from './option-names.js';
-import { type FailoverStrategy, type Picker, createPicker } from './pickers.js';
+import { FAILOVER_STRATEGIES, type FailoverStrategy, type PickFilter, type Picker, createPicker } from './pickers.js';
+import { OutlierEjection, type OutlierEjectionOptions } from './outlier-ejection.js';
+import { RetryBackoff, type RetryBackoffOptions, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
 
+/** The strategy when none is given (see docs/RELIABILITY.md for the measurements behind it). */
+export const DEFAULT_FAILOVER_STRATEGY: FailoverStrategy = 'least-loaded';
+
 export interface FailoverPoolOptions extends ClientPoolOptions {
-  /** 'first' usable in list order (default), or 'round-robin' over usable pools */
+  /**
+   * how a server is chosen among the ready ones: 'least-loaded' (the
+   * default: power of two choices weighed by calls outstanding × peak-EWMA
+   * latency), 'round-robin', or 'first' in list order (primary / standby);
+   * docs/RELIABILITY.md has the measurements behind the default
+   */
   strategy?: FailoverStrategy;
   /** retries of a call the server may have run (idempotent calls only); default 2 */
   retryLimit?: number;
+  /** caps retries at a share of calls (Finagle's RetryBudget); false: no cap; default 20 % of calls + 10 per second, over 10 s */
+  retryBudget?: RetryBudgetOptions | false;
+  /** the jittered wait before each retry; default up to 50 ms, doubling, at most 1 s */
+  retryBackoff?: RetryBackoffOptions;
+  /** takes a server failing call after call out of picking for a growing interval (Envoy); false: never; default 5 in a row, 30 s */
+  outlierEjection?: OutlierEjectionOptions | false;
+  /** random source in [0, 1) for picking and retry jitter, injectable for tests; default Math.random */
+  random?: () => number;
   /** which calls may run twice (list of actions, predicate, or all); default none; per call: `idempotent` */
   idempotent?: IdempotentOption;
   /** re-resolve host names this often, ms; 0 = only at start; default 30 000 */
@@ -41,6 +59,8 @@ class FailoverCall implements CallHandle, ResponseHandler {
   /** pools this call failed on */
   tried: Set<ClientPool> | undefined;
   done = false;
+  /** clock ms the latest attempt started (kept only when the picker or ejection learns from attempts) */
+  startedAt = 0;
   constructor(
     readonly owner: FailoverPool,
     readonly action: string | number,
@@ -66,6 +86,7 @@ class FailoverCall implements CallHandle, ResponseHandler {
   onResult(value: unknown, blob: Buffer): void {
     if (this.done) return;
     this.done = true;
+    this.owner.attemptEnded(this, undefined);
     this.handler.onResult(value, blob);
   }
   onError(err: OccamsError): void {
@@ -77,12 +98,23 @@ class FailoverCall implements CallHandle, ResponseHandler {
  * One ClientPool per address; picks a pool per call (ready pools first, see
  * pickers.ts) and applies the retry policy (retry-policy.ts) to failures.
  * Host names are resolved to every address they name (address-resolver.ts).
- * Events: 'addresses' (Address[]), 'resolveError' (Error), 'state' (pool, next, prev).
+ * Retries spend a budget (retry-budget.ts) after a jittered wait; a server
+ * failing call after call is ejected from picking (outlier-ejection.ts).
+ * Events: 'addresses' (Address[]), 'resolveError' (Error), 'state' (pool,
+ * next, prev), 'eject' (pool, the error that ejected it).
  */
 export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private readonly options: FailoverPoolOptions;
   private readonly picker: Picker;
   private readonly policy: RetryPolicy;
+  private readonly budget: RetryBudget | undefined;
+  private readonly backoff: RetryBackoff;
+  private readonly ejection: OutlierEjection<ClientPool> | undefined;
+  /** reused for every pick (one pick runs at a time) */
+  private readonly filter: PickFilter = { tried: undefined, ejected: undefined };
+  private readonly isEjected = (p: ClientPool): boolean => this.ejection!.isEjected(p);
+  /** attempts are timed (a load-aware picker or ejection learns from them) */
+  private readonly learns: boolean;
   private readonly timeout: number;
   private readonly clock: Clock;
   private readonly resolver: AddressResolver | undefined;
@@ -100,10 +132,16 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     if (!Array.isArray(addresses) || addresses.length === 0) throw new InvalidOptionError('addresses', 'at least one address is required');
     this.options = options;
     const configured = addresses.map((a) => parseAddress(a, 'addresses'));
-    this.picker = createPicker(oneOf(options.strategy, ['first', 'round-robin'] as const, 'first', 'strategy'));
-    this.policy = new RetryPolicy(nonNegativeInt(options.retryLimit, DEFAULT_RETRY_LIMIT, 'retryLimit'), options.idempotent);
     this.timeout = positiveInt(options.timeout, DEFAULT_TIMEOUT, 'timeout');
-    this.clock = options.clock ?? systemClock;
+    const clock = (this.clock = options.clock ?? systemClock);
+    if (options.random !== undefined && typeof options.random !== 'function') throw new InvalidOptionError('random', 'expected a function returning [0, 1)');
+    const random = options.random ?? Math.random;
+    this.picker = createPicker(oneOf(options.strategy, FAILOVER_STRATEGIES, DEFAULT_FAILOVER_STRATEGY, 'strategy'), random, () => clock.now());
+    this.policy = new RetryPolicy(nonNegativeInt(options.retryLimit, DEFAULT_RETRY_LIMIT, 'retryLimit'), options.idempotent);
+    this.budget = options.retryBudget === false ? undefined : new RetryBudget(options.retryBudget ?? {}, clock);
+    this.backoff = new RetryBackoff(options.retryBackoff ?? {}, random);
+    this.ejection = options.outlierEjection === false ? undefined : new OutlierEjection(options.outlierEjection ?? {});
+    this.learns = this.picker.observes || this.ejection !== undefined;
     const interval = nonNegativeInt(options.resolveInterval, DEFAULT_RESOLVE_INTERVAL, 'resolveInterval');
     if (configured.every(isLiteral)) {
       this.updateResolved(configured.map((address) => ({ address })));
@@ -143,6 +181,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     // One address: no other pool to go to, so no journey to track.
     if (this.pools.length === 1 && this.state === 'open') return this.pools[0]!.call(action, value, handler, options);
     const fc = new FailoverCall(this, action, value, handler, options, this.clock.now() + (options?.timeout ?? this.timeout));
+    this.budget?.deposit();
     this.attempt(fc);
     return fc;
   }
@@ -172,9 +211,28 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
 
   // ---- attempts (FailoverCall reports here) -----------------------------------
 
-  /** @internal An attempt of `fc` failed: move, retry or give up, per the policy. */
+  /**
+   * @internal An attempt of `fc` that went out ended: `err` undefined (or a
+   * user's error) counts as an answer, a framework failure against the
+   * server; a load-aware picker learns its latency.
+   */
+  attemptEnded(fc: FailoverCall, err: OccamsError | undefined): void {
+    const pool = fc.pool;
+    if (!this.learns || pool === undefined) return;
+    const now = this.clock.now();
+    if (this.picker.observes) this.picker.observe(pool, now, now - fc.startedAt);
+    const ejection = this.ejection;
+    if (ejection === undefined) return;
+    if (err === undefined || !serverFailure(err)) ejection.succeeded(pool);
+    else if (ejection.failed(pool, now, this.pools.length)) this.emit('eject', pool, err);
+  }
+
+  /** @internal An attempt of `fc` failed: move, retry or give up, per the policy and the retry budget. */
   attemptFailed(fc: FailoverCall, err: OccamsError): void {
-    const verdict = this.ending ? RetryVerdict.Fail : this.policy.verdict(err, fc, fc.action, fc.options);
+    const sent = fc.sent;
+    if (sent) this.attemptEnded(fc, err);
+    let verdict = this.ending ? RetryVerdict.Fail : this.policy.verdict(err, fc, fc.action, fc.options);
+    if (verdict === RetryVerdict.Retry && this.budget !== undefined && !this.budget.tryRetry()) verdict = RetryVerdict.Fail;
     if (verdict === RetryVerdict.Fail) {
       fc.done = true;
       deliverError(fc.handler, err);
@@ -183,7 +241,11 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     if (verdict === RetryVerdict.Move) fc.moves++;
     else fc.retries++;
     if (fc.pool !== undefined) (fc.tried ??= new Set()).add(fc.pool);
-    this.attempt(fc, verdict === RetryVerdict.Retry, err);
+    if (verdict === RetryVerdict.Move) return this.attempt(fc, false, err);
+    const delay = this.backoff.delay(fc.retries);
+    if (delay === 0) return this.attempt(fc, true, err);
+    // the wait keeps `inner` (sent stays true); a cancel meanwhile sets done and the attempt stops there
+    this.clock.setTimeout(() => this.attempt(fc, true, err), delay);
   }
 
   private attempt(fc: FailoverCall, fresh = false, last?: OccamsError): void {
@@ -197,7 +259,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
       return;
     }
     if (!this.warm) this.warmUp();
-    const pool = this.picker.pick(this.pools, fc.tried) ?? (fc.tried !== undefined ? this.picker.pick(this.pools, undefined) : undefined);
+    const pool = this.pick(fc.tried);
     if (pool === undefined) {
       return this.give(fc, this.noHealthyServer(last));
     }
@@ -206,8 +268,32 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     const n = ++fc.attempts;
     fc.pool = pool;
     fc.inner = undefined;
+    if (this.learns) fc.startedAt = this.clock.now();
     const handle = pool.call(fc.action, fc.value, fc, options);
     if (fc.attempts === n) fc.inner = handle;
+  }
+
+  /**
+   * The picker's choice avoiding pools the call failed on and ejected ones;
+   * then ejected ones too; then any usable pool.
+   */
+  private pick(tried: ReadonlySet<ClientPool> | undefined): ClientPool | undefined {
+    const f = this.filter;
+    const ejection = this.ejection;
+    if (ejection !== undefined && ejection.ejected > 0) ejection.release(this.clock.now());
+    f.ejected = ejection !== undefined && ejection.ejected > 0 ? this.isEjected : undefined;
+    f.tried = tried;
+    let pool = this.picker.pick(this.pools, f);
+    if (pool === undefined && f.ejected !== undefined) {
+      f.ejected = undefined;
+      pool = this.picker.pick(this.pools, f);
+    }
+    if (pool === undefined && tried !== undefined) {
+      f.tried = undefined;
+      pool = this.picker.pick(this.pools, f);
+    }
+    f.tried = undefined;
+    return pool;
   }
 
   /** Starts every idle pool connecting (as gRPC's balancers leave idle on first use). */
@@ -245,6 +331,8 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     for (const [key, pool] of this.byKey) {
       if (!keys.has(key)) {
         this.byKey.delete(key);
+        this.picker.forget(pool);
+        this.ejection?.forget(pool);
         void pool.close();
       }
     }
@@ -307,13 +395,18 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
   }
 
   private createPool(address: Address, servername: string | undefined): ClientPool {
-    const { strategy, retryLimit, idempotent, resolveInterval, resolver, poolFactory, ...poolOptions } = this.options;
+    const { strategy, retryLimit, retryBudget, retryBackoff, outlierEjection, random, idempotent, resolveInterval, resolver, poolFactory, ...poolOptions } = this.options;
     const options: ClientPoolOptions =
       servername !== undefined && poolOptions.tls ? { ...poolOptions, tls: { servername, ...poolOptions.tls } } : poolOptions;
     const pool = poolFactory ? poolFactory(address, options) : new ClientPool(address, options);
     pool.on('state', (next: PoolState, prev: PoolState) => this.memberState(pool, next, prev));
     return pool;
   }
+}
+
+/** Failures that count against a server for ejection: the framework's, not a handler's. */
+function serverFailure(err: OccamsError): boolean {
+  return err.retriable || err.code === ErrorCode.Internal;
 }
 
 export { DEFAULT_RESOLVE_INTERVAL, DEFAULT_RETRY_LIMIT, dnsResolver, type FailoverStrategy, type IdempotentOption, type Resolver };

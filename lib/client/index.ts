@@ -5,6 +5,7 @@ export { type ServiceCallArgs, type ServiceCallOptions, type ServiceClient, type
 export {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_KEEPALIVE_TIMEOUT,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_MISSED_PINGS,
   DEFAULT_MAX_QUEUED,
@@ -24,6 +25,7 @@ export {
   type PoolStats,
 } from './client-pool.js';
 export {
+  DEFAULT_FAILOVER_STRATEGY,
   DEFAULT_RESOLVE_INTERVAL,
   DEFAULT_RETRY_LIMIT,
   FailoverPool,
@@ -33,5 +35,7 @@ export {
   type IdempotentOption,
   type Resolver,
 } from './failover-pool.js';
+export type { RetryBackoffOptions, RetryBudgetOptions } from './retry-budget.js';
+export type { OutlierEjectionOptions } from './outlier-ejection.js';
 export { type BackoffOptions, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../core/backoff.js';
 export { type Clock, type TimerHandle, systemClock } from '../core/clock.js';

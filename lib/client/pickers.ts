@@ -1,43 +1,64 @@
 import type { ClientPool } from './client-pool.js';
+import { PeakEwma } from './peak-ewma.js';
 
-export type FailoverStrategy = 'first' | 'round-robin';
+export type FailoverStrategy = 'first' | 'round-robin' | 'least-loaded';
+export const FAILOVER_STRATEGIES: readonly FailoverStrategy[] = ['first', 'round-robin', 'least-loaded'];
+
+/** Which pools a pick must pass over: those a call already failed on, those ejected as outliers. */
+export interface PickFilter {
+  tried: ReadonlySet<ClientPool> | undefined;
+  /** true for a pool to pass over; undefined when none is */
+  ejected: ((pool: ClientPool) => boolean) | undefined;
+}
 
 /**
  * Chooses the pool for one attempt, in the manner of gRPC's load balancers:
  * while any pool has a ready connection, only ready pools are picked;
- * pools still connecting (or idle) only when none is ready; pools known to
- * be down or draining never. `tried` holds pools this call already failed
- * on; they are skipped while another candidate exists.
+ * pools still connecting, idle or suspect only when none is ready; pools
+ * known to be down or draining never. Pools in the filter are skipped
+ * while another candidate exists (the FailoverPool asks again without it).
  */
 export interface Picker {
-  pick(pools: readonly ClientPool[], tried: ReadonlySet<ClientPool> | undefined): ClientPool | undefined;
+  pick(pools: readonly ClientPool[], filter: PickFilter): ClientPool | undefined;
+  /** An attempt on `pool` that went out ended after `rtt` ms (load-aware pickers learn from it). */
+  readonly observes: boolean;
+  observe(pool: ClientPool, now: number, rtt: number): void;
+  forget(pool: ClientPool): void;
+}
+
+function usable(p: ClientPool, f: PickFilter): boolean {
+  return p.healthy && !(f.tried?.has(p) ?? false) && !(f.ejected?.(p) ?? false);
 }
 
 /** The first usable pool in list order (primary / standby). */
 export class FirstPicker implements Picker {
-  pick(pools: readonly ClientPool[], tried: ReadonlySet<ClientPool> | undefined): ClientPool | undefined {
+  readonly observes = false;
+  pick(pools: readonly ClientPool[], filter: PickFilter): ClientPool | undefined {
     let fallback: ClientPool | undefined;
     for (let i = 0; i < pools.length; i++) {
       const p = pools[i]!;
-      if (tried?.has(p) || !p.healthy) continue;
+      if (!usable(p, filter)) continue;
       if (p.ready) return p;
       fallback ??= p;
     }
     return fallback;
   }
+  observe(): void {}
+  forget(): void {}
 }
 
 /** Usable pools in turn. */
 export class RoundRobinPicker implements Picker {
+  readonly observes = false;
   private next = 0;
 
-  pick(pools: readonly ClientPool[], tried: ReadonlySet<ClientPool> | undefined): ClientPool | undefined {
+  pick(pools: readonly ClientPool[], filter: PickFilter): ClientPool | undefined {
     const n = pools.length;
     let fallback = -1;
     for (let i = 0; i < n; i++) {
       const at = (this.next + i) % n;
       const p = pools[at]!;
-      if (tried?.has(p) || !p.healthy) continue;
+      if (!usable(p, filter)) continue;
       if (p.ready) {
         this.next = (at + 1) % n;
         return p;
@@ -48,8 +69,94 @@ export class RoundRobinPicker implements Picker {
     this.next = (fallback + 1) % n;
     return pools[fallback];
   }
+  observe(): void {}
+  forget(): void {}
 }
 
-export function createPicker(strategy: FailoverStrategy): Picker {
-  return strategy === 'first' ? new FirstPicker() : new RoundRobinPicker();
+/**
+ * Power of two choices over the ready pools, each weighed by its calls
+ * outstanding times its peak-EWMA latency (Finagle's and Linkerd's
+ * P2C + PeakEwma; Envoy's least-request): cost = (latency + 1 ms) ×
+ * (outstanding + 1), the latency being the time since the last answer
+ * when that is longer and calls are outstanding. A slow or stalled server gathers outstanding calls
+ * (and a high latency) and stops being chosen; the costliest pool is never
+ * chosen while another is ready, and any other pool is one of the two
+ * candidates often enough that none starves.
+ */
+export class LeastLoadedPicker implements Picker {
+  readonly observes = true;
+  private readonly latency = new Map<ClientPool, PeakEwma>();
+
+  constructor(
+    private readonly random: () => number,
+    private readonly now: () => number,
+    private readonly decay?: number,
+  ) {}
+
+  pick(pools: readonly ClientPool[], filter: PickFilter): ClientPool | undefined {
+    let ready = 0;
+    let fallback: ClientPool | undefined;
+    for (let i = 0; i < pools.length; i++) {
+      const p = pools[i]!;
+      if (!usable(p, filter)) continue;
+      if (p.ready) ready++;
+      else fallback ??= p;
+    }
+    if (ready === 0) return fallback;
+    if (ready === 1) return this.nthReady(pools, filter, 0);
+    const a = Math.floor(this.random() * ready) % ready;
+    let b = Math.floor(this.random() * (ready - 1)) % (ready - 1);
+    if (b >= a) b++;
+    const pa = this.nthReady(pools, filter, a)!;
+    const pb = this.nthReady(pools, filter, b)!;
+    const now = this.now();
+    return this.cost(pb, now) < this.cost(pa, now) ? pb : pa;
+  }
+
+  observe(pool: ClientPool, now: number, rtt: number): void {
+    this.ewma(pool, now).observe(now, rtt);
+  }
+
+  forget(pool: ClientPool): void {
+    this.latency.delete(pool);
+  }
+
+  /**
+   * What choosing `pool` is expected to cost. A pool with calls
+   * outstanding that has not answered for longer than its estimate is
+   * weighed by that silence instead: a stalled server (a blocked event
+   * loop, a blackhole) stops being chosen within milliseconds, with a few
+   * calls on it rather than a share of every caller.
+   */
+  cost(pool: ClientPool, now: number): number {
+    const e = this.ewma(pool, now);
+    const load = pool.load;
+    const latency = Math.max(e.value(now), load > 0 ? now - e.lastAnswer : 0);
+    return (latency + 1) * (load + 1);
+  }
+
+  private ewma(pool: ClientPool, now: number): PeakEwma {
+    let e = this.latency.get(pool);
+    if (e === undefined) this.latency.set(pool, (e = new PeakEwma(now, this.decay)));
+    return e;
+  }
+
+  private nthReady(pools: readonly ClientPool[], filter: PickFilter, n: number): ClientPool | undefined {
+    for (let i = 0; i < pools.length; i++) {
+      const p = pools[i]!;
+      if (p.ready && usable(p, filter) && n-- === 0) return p;
+    }
+    return undefined;
+  }
+}
+
+export function createPicker(strategy: FailoverStrategy, random: () => number, now: () => number): Picker {
+  switch (strategy) {
+    case 'first':
+      return new FirstPicker();
+    case 'round-robin':
+      return new RoundRobinPicker();
+    case 'least-loaded':
+      return new LeastLoadedPicker(random, now);
+  }
 }

@@ -6,7 +6,8 @@ import type { ClientStream } from './client-stream.js';
 export const DEFAULT_POOL_CONNECTIONS = 1;
 export const DEFAULT_IDLE_TIMEOUT = 120_000;
 
-export type PoolState = 'idle' | 'connecting' | 'ready' | 'unhealthy' | 'closing' | 'closed';
+/** 'suspect': connected, but every connection's pings went unanswered (see ClientStreamOptions.maxMissedPings). */
+export type PoolState = 'idle' | 'connecting' | 'ready' | 'suspect' | 'unhealthy' | 'closing' | 'closed';
 
 /** Opens one connection; injectable for tests. */
 export type ConnectionFactory = (address: Address, options: ClientStreamOptions) => Promise<ClientStream>;

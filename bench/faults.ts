@@ -1,0 +1,182 @@
+/**
+ * Faults that SIGSTOP and kill -9 do not cover (issue 28): a FaultProxy
+ * (bench/fault-proxy.ts, its own process) between one FailoverPool and 3
+ * busy-server processes; 32 callers, non-idempotent calls, 2 s timeout.
+ * Per strategy and fault (on server 0): throughput before, during and the
+ * ratio; for blackhole, the time until throughput is back to 80 %; calls
+ * executed twice (must be 0); failures by code.
+ * Faults: delay (+200 ms each way), throttle (64 KiB/s), slice (1-7 byte
+ * writes), blackhole, reset (RST now and on reconnect), block (the
+ * server's event loop busy for 3 s).
+ * Usage: node dist/bench/faults.js [--before 2] [--during 4] [--after 1] [--callers 32]
+ *   [--strategies first,round-robin,least-loaded] [--faults delay,throttle,slice,blackhole,reset,block] [--json] [--out file]
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FailoverPool, type FailoverStrategy, type OccamsError } from '../lib/index.js';
+import type { Fault } from './fault-proxy.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const argv = process.argv;
+const num = (name: string, d: number) => (argv.includes(`--${name}`) ? Number(argv[argv.indexOf(`--${name}`) + 1]) : d);
+const list = (name: string, d: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1]! : d).split(',');
+const BEFORE = num('before', 3) * 1000;
+const DURING = num('during', 4) * 1000;
+const AFTER = num('after', 1) * 1000;
+const CALLERS = num('callers', 32);
+const strategies = list('strategies', 'first,round-robin,least-loaded') as FailoverStrategy[];
+const faults = list('faults', 'delay,throttle,slice,blackhole,reset,block') as (Fault | 'block')[];
+const json = argv.includes('--json');
+const out = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : undefined;
+const TIMEOUT = 2000;
+const PING_INTERVAL = 1000;
+const MAX_MISSED = 3;
+const BUCKET = 250;
+const BLOCK_MS = 3000;
+const log = (m: string) => !json && console.error(m);
+
+function started(child: ChildProcess): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not start')), 20_000);
+    child.on('message', (m: { type: string }) => {
+      if (m.type === 'ready') {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+  });
+}
+
+function askIds(child: ChildProcess): Promise<number[]> {
+  return new Promise((resolve) => {
+    const on = (m: { type: string; ids: number[] }) => {
+      if (m.type !== 'ids') return;
+      child.off('message', on);
+      resolve(m.ids);
+    };
+    child.on('message', on);
+    child.send({ type: 'ids' });
+  });
+}
+
+let nextId = 1;
+
+async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', ports: number[], proxy: ChildProcess, servers: ChildProcess[]) {
+  const pool = new FailoverPool(
+    ports.map((p) => `127.0.0.1:${p}`),
+    { strategy, timeout: TIMEOUT, pingInterval: PING_INTERVAL, maxMissedPings: MAX_MISSED },
+  );
+  await pool.connect();
+  for (let i = 0; i < 100 && pool.members.some((m) => !m.ready); i++) await new Promise((r) => setTimeout(r, 20));
+  const t0 = Date.now();
+  const total = BEFORE + DURING + AFTER;
+  const buckets = new Array<number>(Math.ceil(total / BUCKET) + 8).fill(0);
+  const failed: Record<string, number> = {};
+  let neverSentFailed = 0;
+  const end = t0 + total;
+  const workers = Array.from({ length: CALLERS }, async () => {
+    for (let i = 0; Date.now() < end && i < 10_000_000; i++) {
+      const id = nextId++;
+      await new Promise<void>((resolve) => {
+        const h = pool.call('work', id, {
+          onResult() {
+            buckets[Math.floor((Date.now() - t0) / BUCKET)]!++;
+            resolve();
+          },
+          onError(err: OccamsError) {
+            failed[err.code] = (failed[err.code] ?? 0) + 1;
+            if (!h.sent) neverSentFailed++;
+            setImmediate(resolve);
+          },
+        });
+      });
+    }
+  });
+  await new Promise((r) => setTimeout(r, BEFORE));
+  const faultAt = Date.now();
+  if (fault === 'block') servers[0]!.send({ type: 'block', ms: BLOCK_MS });
+  else proxy.send({ type: 'fault', index: 0, fault });
+  await new Promise((r) => setTimeout(r, DURING));
+  const clearedAt = Date.now();
+  proxy.send({ type: 'fault', index: 0, fault: 'none' });
+  await Promise.all(workers);
+  pool.destroy();
+  const slot = (at: number) => Math.floor((at - t0) / BUCKET);
+  const rate = (from: number, to: number) => {
+    const xs = buckets.slice(from, to);
+    return (xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * (1000 / BUCKET);
+  };
+  const before = rate(slot(t0) + 4, slot(faultAt)); // the first second warms up
+  const duringSlots = buckets.slice(slot(faultAt), slot(clearedAt));
+  const during = rate(slot(faultAt), slot(clearedAt));
+  // recovered: the first bucket from which every 1 s window until the fault ends holds >= 80 % of before
+  const perSecond = duringSlots.map((_, i) => {
+    const from = Math.min(i, Math.max(0, duringSlots.length - 4));
+    const w = duringSlots.slice(from, from + 4);
+    return (w.reduce((a, b) => a + b, 0) / w.length) * (1000 / BUCKET);
+  });
+  let recovered = -1;
+  for (let i = perSecond.length - 1; i >= 0; i--) {
+    if (perSecond[i]! < 0.8 * before) break;
+    recovered = i;
+  }
+  return {
+    strategy,
+    fault,
+    beforePerSecond: Math.round(before),
+    duringPerSecond: Math.round(during),
+    duringRatio: Math.round((during / Math.max(1, before)) * 100) / 100,
+    recoveredAfterMs: recovered < 0 ? null : recovered * BUCKET,
+    failed,
+    neverSentFailed,
+  };
+}
+
+const results: unknown[] = [];
+const twice: Record<string, number> = {};
+for (const strategy of strategies) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-faults-'));
+  const servers = [0, 1, 2].map((i) => fork(path.join(here, 'busy-server.js'), ['0', `s${i}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const serverPorts = (await Promise.all(servers.map(started))).map((m: { port: number }) => m.port);
+  const proxy = fork(path.join(here, 'fault-proxy-process.js'), serverPorts.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const { ports } = (await started(proxy)) as { ports: number[] };
+  for (const fault of faults) {
+    log(`${strategy} / ${fault}`);
+    const r = await scenario(strategy, fault, ports, proxy, servers);
+    log(JSON.stringify(r));
+    results.push(r);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const ids = new Map<number, number>();
+  for (const s of servers) for (const id of await askIds(s)) ids.set(id, (ids.get(id) ?? 0) + 1);
+  twice[strategy] = [...ids.values()].filter((n) => n > 1).length;
+  for (const c of [...servers, proxy]) c.kill('SIGKILL');
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+const report = {
+  date: new Date().toISOString(),
+  cpus: os.cpus().length,
+  cpu: os.cpus()[0]?.model,
+  callers: CALLERS,
+  timeoutMs: TIMEOUT,
+  pingInterval: PING_INTERVAL,
+  maxMissedPings: MAX_MISSED,
+  phasesMs: { before: BEFORE, during: DURING, after: AFTER },
+  executedTwice: twice,
+  results,
+};
+if (out !== undefined) fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+if (json) console.log(JSON.stringify(report));
+else {
+  console.log('| strategy | fault | before /s | during /s | during / before | back to 80 % after | failed |');
+  console.log('|---|---|---:|---:|---:|---:|---|');
+  for (const r of results as any[]) {
+    console.log(`| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} |`);
+  }
+  console.log(`executed twice: ${JSON.stringify(twice)}`);
+}
+process.exit(0);

@@ -1,0 +1,273 @@
+/**
+ * Load-aware picking, retry budgets, retry backoff and outlier ejection
+ * (issue 28, item 2 and "What to build"): real servers on 127.0.0.1, the
+ * FailoverPool as users build it; the small classes with a fake clock and
+ * a seeded random source.
+ */
+import type { ClientPool } from '../lib/client/client-pool.js';
+import { FailoverPool } from '../lib/client/failover-pool.js';
+import { OutlierEjection } from '../lib/client/outlier-ejection.js';
+import { PeakEwma } from '../lib/client/peak-ewma.js';
+import { LeastLoadedPicker } from '../lib/client/pickers.js';
+import { RetryBackoff, RetryBudget } from '../lib/client/retry-budget.js';
+import { ErrorCode, InvalidOptionError, type OccamsError } from '../lib/errors.js';
+import { MethodDispatch } from '../lib/server/method-dispatch.js';
+import { RpcServer } from '../lib/server/rpc-server.js';
+import type { TcpAddress } from '../lib/transport/address.js';
+import { FakeClock } from './support/fake-clock.js';
+import { MemoryLogger, sleep } from './support/servers.js';
+
+/** A seeded random source (an LCG): the same sequence on every run. */
+function seeded(seed = 42): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+/** A server counting what it runs: `echo` answers after `delay` ms; `failing` ones answer every call with rpc_unreachable. */
+async function server(name: string, o: { delay?: number; failing?: boolean } = {}) {
+  const counts = { calls: 0 };
+  const dispatch = o.failing
+    ? {
+        dispatch(req: { internal(code: string): boolean }) {
+          counts.calls++;
+          req.internal(ErrorCode.Unreachable);
+        },
+      }
+    : new MethodDispatch({
+        echo: async (v: unknown) => {
+          counts.calls++;
+          if (o.delay) await sleep(o.delay);
+          return v;
+        },
+        who: () => name,
+      });
+  const s = new RpcServer(dispatch as MethodDispatch, { logger: new MemoryLogger(), address: '127.0.0.1:0' });
+  const address = (await s.listen()) as TcpAddress;
+  return { name, server: s, counts, url: `${address.host}:${address.port}` };
+}
+
+/** `callers` closed-loop callers for `ms` (bounded in count too); returns calls made, answered, failed by code. */
+async function drive(pool: FailoverPool, ms: number, callers = 32, maxCalls = 200_000) {
+  const tally = { calls: 0, ok: 0, failed: {} as Record<string, number> };
+  const until = Date.now() + ms;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (Date.now() < until && tally.calls < maxCalls) {
+        tally.calls++;
+        try {
+          await pool.request('echo', tally.calls);
+          tally.ok++;
+        } catch (e) {
+          const code = (e as OccamsError).code;
+          tally.failed[code] = (tally.failed[code] ?? 0) + 1;
+        }
+      }
+    }),
+  );
+  return tally;
+}
+
+/** A stand-in for a ClientPool as a picker sees one: ready, healthy, `load` calls outstanding. */
+function fakePool(load: number): ClientPool {
+  return { ready: true, healthy: true, load } as unknown as ClientPool;
+}
+
+describe('least-loaded picking (P2C over outstanding x peak-EWMA)', () => {
+  it('never picks the costliest pool, and spreads equal pools evenly (seeded random, fake clock)', () => {
+    const clock = new FakeClock(0);
+    const picker = new LeastLoadedPicker(seeded(), clock.now);
+    const pools = [fakePool(0), fakePool(0), fakePool(0)];
+    const none = { tried: undefined, ejected: undefined };
+    const counts = new Map<ClientPool, number>();
+    for (let i = 0; i < 3000; i++) {
+      const p = picker.pick(pools, none)!;
+      counts.set(p, (counts.get(p) ?? 0) + 1);
+    }
+    for (const p of pools) expect(counts.get(p)).toBeGreaterThan(800); // none starved
+    // one pool slow (200 ms) and one loaded: the slow one is never chosen, the other two share
+    picker.observe(pools[0]!, 0, 200);
+    picker.observe(pools[1]!, 0, 1);
+    picker.observe(pools[2]!, 0, 1);
+    (pools[2] as { load: number }).load = 5;
+    counts.clear();
+    for (let i = 0; i < 3000; i++) {
+      const p = picker.pick(pools, none)!;
+      counts.set(p, (counts.get(p) ?? 0) + 1);
+    }
+    expect(counts.get(pools[0]!)).toBeUndefined();
+    expect(counts.get(pools[1]!)).toBeGreaterThan(counts.get(pools[2]!)!);
+    expect(counts.get(pools[2]!)).toBeGreaterThan(500); // loaded, but still chosen against the slow one
+    // the slow pool's estimate decays while it is not measured: after a few decay times it is tried again
+    clock.advance(60_000);
+    expect(picker.cost(pools[0]!, clock.now())).toBeLessThan(picker.cost(pools[2]!, clock.now()));
+  });
+
+  it('PeakEwma takes a peak at once and decays towards lower samples', () => {
+    const e = new PeakEwma(0, 10_000);
+    expect(e.observe(0, 5)).toBe(5);
+    expect(e.observe(10, 200)).toBe(200); // peak: at once
+    const after = e.observe(10_010, 5); // one decay time later: weight e^-1 on the old value
+    expect(after).toBeCloseTo(200 * Math.exp(-1) + 5 * (1 - Math.exp(-1)), 5);
+    expect(e.value(100_000)).toBeLessThan(1);
+  });
+
+  it('a server 200 ms slower stops being chosen: the two healthy ones carry the load (real servers, 32 callers)', async () => {
+    const servers = await Promise.all([server('slow', { delay: 200 }), server('a'), server('b')]);
+    const run = async (strategy: 'least-loaded' | 'round-robin') => {
+      for (const s of servers) s.counts.calls = 0;
+      const pool = new FailoverPool(
+        servers.map((s) => s.url),
+        { strategy, timeout: 5_000 },
+      );
+      try {
+        await pool.connect();
+        await Promise.all(servers.map(() => pool.request('echo', 0))); // every pool connected
+        for (let i = 0; i < 50 && pool.members.some((m) => !m.ready); i++) await sleep(20);
+        const t = await drive(pool, 1_500);
+        return { ...t, per: servers.map((s) => s.counts.calls) };
+      } finally {
+        pool.destroy();
+      }
+    };
+    try {
+      const ll = await run('least-loaded');
+      const rr = await run('round-robin');
+      expect(ll.failed).toEqual({});
+      const total = ll.per.reduce((a, b) => a + b, 0);
+      expect(ll.per[0]! / total, JSON.stringify({ ll, rr })).toBeLessThan(0.05); // the slow one: a probe now and then
+      expect(ll.per[1]! / total).toBeGreaterThan(0.3); // neither healthy one starved
+      expect(ll.per[2]! / total).toBeGreaterThan(0.3);
+      expect(ll.ok, JSON.stringify({ ll, rr })).toBeGreaterThan(3 * rr.ok); // round robin waits on the slow one
+    } finally {
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+});
+
+describe('retry budget, backoff and outlier ejection', () => {
+  it('one server failing every call (rpc_unreachable), idempotent calls: attempts / calls <= 1.2 with the defaults, the failing server ejected', async () => {
+    const servers = await Promise.all([server('bad', { failing: true }), server('a'), server('b')]);
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { strategy: 'round-robin', idempotent: true, timeout: 5_000 },
+    );
+    const ejected: string[] = [];
+    pool.on('eject', (p: ClientPool, err: OccamsError) => ejected.push(`${p.address.toString()} ${err.code}`));
+    try {
+      await pool.connect();
+      const t = await drive(pool, 10_000, 32, 3_000);
+      const attempts = servers.reduce((a, s) => a + s.counts.calls, 0);
+      expect(t.calls).toBe(3_000);
+      expect(t.ok).toBe(3_000); // every call retried onto a healthy server
+      expect(attempts / t.calls).toBeLessThanOrEqual(1.2);
+      // ejected after 5 in a row; at most one call per caller was on its way then
+      expect(servers[0]!.counts.calls, JSON.stringify({ t, per: servers.map((s) => s.counts.calls) })).toBeLessThanOrEqual(32 + 5);
+      expect(ejected.length).toBe(1);
+    } finally {
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+
+  it('without ejection, the budget alone holds retries to 20 % of calls (no floor): the rest fail with the error', async () => {
+    const servers = await Promise.all([server('bad', { failing: true }), server('a'), server('b')]);
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { strategy: 'round-robin', idempotent: true, timeout: 5_000, outlierEjection: false, retryBudget: { minPerSecond: 0 }, retryBackoff: { initial: 0 } },
+    );
+    try {
+      await pool.connect();
+      const t = await drive(pool, 10_000, 32, 3_000);
+      const attempts = servers.reduce((a, s) => a + s.counts.calls, 0);
+      // round robin sends a third of the calls to the failing server: retrying each would be 1.33 attempts per call
+      expect(attempts / t.calls).toBeLessThanOrEqual(1.2 + 1e-9);
+      expect(attempts / t.calls).toBeGreaterThan(1.15); // the budget was spent, not idle
+      expect(t.failed[ErrorCode.Unreachable]).toBeGreaterThan(0);
+      expect(t.ok + (t.failed[ErrorCode.Unreachable] ?? 0)).toBe(t.calls);
+    } finally {
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+
+  it('waits a jittered backoff before a retry (real servers)', async () => {
+    const servers = await Promise.all([server('bad', { failing: true }), server('a')]);
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { strategy: 'first', idempotent: true, retryBackoff: { initial: 300, max: 300 }, random: () => 0.99, outlierEjection: false },
+    );
+    try {
+      await pool.connect();
+      await sleep(50); // both connected
+      const t0 = Date.now();
+      expect(await pool.request('echo', 7)).toBe(7);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(290); // 0.99 x 300 ms
+      expect(servers[0]!.counts.calls).toBe(1);
+    } finally {
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  });
+
+  it('RetryBudget: 20 % of calls plus the floor, over a sliding window (fake clock)', () => {
+    const clock = new FakeClock(0);
+    const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 1, window: 10_000 }, clock);
+    for (let i = 0; i < 100; i++) budget.deposit();
+    let allowed = 0;
+    for (let i = 0; i < 100; i++) if (budget.tryRetry()) allowed++;
+    expect(allowed).toBe(30); // 20 of 100 calls + 1 per second over 10 s
+    clock.advance(10_000); // the window passed: calls and retries forgotten, the floor is back
+    allowed = 0;
+    for (let i = 0; i < 100; i++) if (budget.tryRetry()) allowed++;
+    expect(allowed).toBe(10);
+  });
+
+  it('RetryBackoff: full jitter over a doubling, capped base', () => {
+    const b = new RetryBackoff({ initial: 50, max: 1000 }, () => 0.5);
+    expect([1, 2, 3, 6, 10].map((n) => b.delay(n))).toEqual([25, 50, 100, 500, 500]);
+    expect(new RetryBackoff({}, () => 0.999).delay(1)).toBeLessThan(50);
+    expect(() => new RetryBackoff({ multiplier: 0.5 }, Math.random)).toThrow(InvalidOptionError);
+  });
+
+  it('OutlierEjection: out after N failures in a row, for base x ejections in a row, forgiven over quiet time; at most the allowed share', () => {
+    const ej = new OutlierEjection<string>({ consecutiveFailures: 3, baseEjectionTime: 1_000, maxEjectionTime: 2_500, maxEjectionPercent: 10 });
+    const fail = (k: string, now: number, n: number) => {
+      let out = false;
+      for (let i = 0; i < n; i++) out = ej.failed(k, now, 3) || out;
+      return out;
+    };
+    expect(fail('a', 0, 2)).toBe(false);
+    ej.succeeded('a'); // the streak is broken
+    expect(fail('a', 0, 2)).toBe(false);
+    expect(fail('a', 0, 1)).toBe(true); // third in a row
+    expect(ej.isEjected('a')).toBe(true);
+    expect(fail('b', 0, 3)).toBe(false); // 10 % of 3 servers: one at a time
+    ej.release(999);
+    expect(ej.isEjected('a')).toBe(true);
+    ej.release(1_000);
+    expect(ej.isEjected('a')).toBe(false);
+    expect(fail('a', 1_000, 3)).toBe(true); // again at once: twice as long
+    ej.release(2_999);
+    expect(ej.isEjected('a')).toBe(true);
+    ej.release(3_000);
+    expect(fail('a', 3_000, 3)).toBe(true); // third time: 3 s, capped at 2.5 s
+    ej.release(5_499);
+    expect(ej.isEjected('a')).toBe(true);
+    ej.release(5_500);
+    expect(ej.isEjected('a')).toBe(false);
+    // quiet for 10 s: the multiplier is forgiven
+    expect(fail('a', 15_500, 3)).toBe(true);
+    ej.release(16_500);
+    expect(ej.isEjected('a')).toBe(false);
+  });
+
+  it('refuses bad options, naming them', () => {
+    expect(() => new FailoverPool(['127.0.0.1:1'], { strategy: 'p2c' as never })).toThrow(/strategy/);
+    expect(() => new FailoverPool(['127.0.0.1:1'], { retryBudget: { ratio: 2 } })).toThrow(/retryBudget.ratio/);
+    expect(() => new FailoverPool(['127.0.0.1:1'], { outlierEjection: { consecutiveFailure: 3 } as never })).toThrow(/consecutiveFailures/);
+    expect(() => new FailoverPool(['127.0.0.1:1'], { random: 3 as never })).toThrow(/random/);
+  });
+});
