@@ -239,10 +239,8 @@ export function checkMessage(
  * and beyond that, per string WEIGHT_STRING, per array WEIGHT_ARRAY, per map
  * or record WEIGHT_MAP, per map entry (and key of a record shape defined)
  * WEIGHT_ENTRY. What costs is what is allocated and outlives the decode,
- * and a map's keys set one by one (measured at a weight of 400,000 each,
- * median of 7: 400k small integers 12 ms, 400k short strings 76 ms,
- * 133k empty arrays 18 ms, one map of 23.5k distinct keys 12 ms, 17k maps
- * of one distinct key 14 ms; .scratch-free rerun: bench/results/weights.md).
+ * and a map's keys set one by one: `npm run bench:weights` decodes
+ * messages of each kind at the bound (bench/results/weights.md).
  * A decode given a
  * `maxWeight` refuses a message past it before msgpackr reads it; headers
  * count as they are met, so a map header of 4 billion entries is refused at once.
