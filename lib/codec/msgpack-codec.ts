@@ -306,7 +306,12 @@ function reentrant(): Error {
  * is synchronous); busy while a decode reads it, so a msgpackr extension
  * decoding through a codec again takes the other way.
  */
-const scratch = { buffer: Buffer.allocUnsafe(SCRATCH_SIZE), busy: false };
+const scratchBuffer = Buffer.allocUnsafe(SCRATCH_SIZE);
+const scratch = {
+  buffer: scratchBuffer,
+  view: new Uint8Array(scratchBuffer.buffer, scratchBuffer.byteOffset, SCRATCH_SIZE),
+  busy: false,
+};
 
 function fromScratch(unpackr: Unpackr, bytes: Uint8Array): unknown {
   const buffer = scratch.buffer;
@@ -317,7 +322,7 @@ function fromScratch(unpackr: Unpackr, bytes: Uint8Array): unknown {
   } finally {
     scratch.busy = false;
     // nothing of this message stays for the next one to reach (checkMessage already keeps msgpackr within a message)
-    buffer.fill(0, 0, bytes.length);
+    scratch.view.fill(0, 0, bytes.length); // Uint8Array's fill: half the cost of Buffer's argument checks
   }
 }
 
