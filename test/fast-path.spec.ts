@@ -7,6 +7,7 @@
  * kind of enhancer, global and local, turns it off (exception filters
  * excepted: they run on the shortcut too).
  */
+import { execFileSync } from 'node:child_process';
 import 'reflect-metadata';
 import {
   type ArgumentsHost,
@@ -319,5 +320,25 @@ describe('the shortcut past Nest pipeline', () => {
     } finally {
       await stop(appGuard);
     }
+  });
+});
+
+describe('the shortcut is installed by an OccamsServer, not by an import', () => {
+  it('a process that imports the package (an HTTP app calling out) leaves Nest as it is; the first OccamsServer installs it', () => {
+    const script = [
+      "import 'reflect-metadata';",
+      "import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';",
+      "const { OccamsClient, OccamsServer } = await import('./dist/lib/index.js');",
+      "const patched = () => Object.getOwnPropertySymbols(RpcContextCreator.prototype).some((s) => s === Symbol.for('nestjs-occams.rpc-context-creator.recipes'));",
+      'const before = patched();',
+      "new OccamsClient({ port: 1 });",
+      'const afterClient = patched();',
+      'new OccamsServer({ port: 0, fastPath: false });',
+      'const afterSlowServer = patched();',
+      'new OccamsServer({ port: 0 });',
+      'console.log(JSON.stringify({ before, afterClient, afterSlowServer, afterServer: patched() }));',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), timeout: 20_000 }).toString();
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ before: false, afterClient: false, afterSlowServer: false, afterServer: true });
   });
 });

@@ -1,7 +1,4 @@
-import { STATIC_CONTEXT } from '@nestjs/core/internal';
-import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
-import { DEFAULT_CALLBACK_METADATA } from '@nestjs/microservices/context/rpc-metadata-constants.js';
-import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum.js';
+import { createRequire } from 'node:module';
 import { isObservable, type Observable, catchError } from 'rxjs';
 
 /**
@@ -28,6 +25,13 @@ import { isObservable, type Observable, catchError } from 'rxjs';
  * function it returned; nothing else changes for anyone. A handler the
  * wrapper did not see (request-scoped, an event handler, another copy of
  * Nest) has no shortcut and goes the usual way.
+ *
+ * The wrapper is installed when the first OccamsServer that may use it is
+ * made (`installHandlerShortcuts`), before Nest registers its handlers,
+ * never merely because the package was imported (an HTTP app that only
+ * calls out leaves Nest as it is). Nest's internals it reads (not public
+ * API) are loaded then, synchronously, in a try: should a Nest release move
+ * them, there is no shortcut, and everything else works as before.
  */
 export interface HandlerShortcut<S> {
   /**
@@ -53,9 +57,53 @@ interface Recipe {
 const PATCHED = Symbol.for('nestjs-occams.rpc-context-creator.recipes');
 type Patched = { [PATCHED]?: WeakMap<object, Recipe> };
 
+/** What the shortcut reads of Nest that Nest does not export publicly. */
+interface NestInternals {
+  STATIC_CONTEXT: unknown;
+  RpcContextCreator: { prototype: object };
+  DEFAULT_CALLBACK_METADATA: unknown;
+  PAYLOAD: unknown;
+}
+
+/** Nest's internals, loaded once; null when they cannot be (then there is no shortcut). */
+let internals: NestInternals | null | undefined;
+
+function nestInternals(): NestInternals | null {
+  if (internals !== undefined) return internals;
+  try {
+    const load = createRequire(import.meta.url);
+    const core = load('@nestjs/core/internal') as { STATIC_CONTEXT?: unknown };
+    const creator = load('@nestjs/microservices/context/rpc-context-creator.js') as { RpcContextCreator?: { prototype: object } };
+    const metadata = load('@nestjs/microservices/context/rpc-metadata-constants.js') as { DEFAULT_CALLBACK_METADATA?: unknown };
+    const paramtype = load('@nestjs/microservices/enums/rpc-paramtype.enum.js') as { RpcParamtype?: { PAYLOAD?: unknown } };
+    const found = {
+      STATIC_CONTEXT: core.STATIC_CONTEXT,
+      RpcContextCreator: creator.RpcContextCreator,
+      DEFAULT_CALLBACK_METADATA: metadata.DEFAULT_CALLBACK_METADATA,
+      PAYLOAD: paramtype.RpcParamtype?.PAYLOAD,
+    };
+    internals = Object.values(found).every((v) => v !== undefined) ? (found as NestInternals) : null;
+  } catch {
+    internals = null;
+  }
+  return internals;
+}
+
+/**
+ * Installs the wrapper of `RpcContextCreator#create` (once per process):
+ * call before Nest registers the handlers that may take the shortcut (an
+ * OccamsServer's constructor does). False when Nest's internals could not
+ * be read: no shortcut, the usual path.
+ */
+export function installHandlerShortcuts(): boolean {
+  return recipes() !== undefined;
+}
+
 /** Wraps `RpcContextCreator#create` once per process, so that handlers can be described later. */
 function recipes(): WeakMap<object, Recipe> | undefined {
-  const proto = RpcContextCreator.prototype as unknown as Patched & { create: (...args: unknown[]) => unknown };
+  const nest = nestInternals();
+  if (nest === null) return undefined;
+  const proto = nest.RpcContextCreator.prototype as unknown as Patched & { create: (...args: unknown[]) => unknown };
   let map = proto[PATCHED];
   if (map !== undefined) return map;
   const original = proto.create;
@@ -71,23 +119,22 @@ function recipes(): WeakMap<object, Recipe> | undefined {
   return map;
 }
 
-// Installed when this module loads: before any Nest application registers its handlers.
-recipes();
-
 /** The shortcut for `handler`, or null when anything applies to it (or it cannot be told). */
 export function handlerShortcut<S>(handler: object, context: ContextMaker<S>): HandlerShortcut<S> | null {
-  const recipe = recipes()?.get(handler);
+  const nest = nestInternals();
+  if (nest === null) return null;
+  const recipe = (nest.RpcContextCreator.prototype as Patched)[PATCHED]?.get(handler); // only an OccamsServer installs it
   if (recipe === undefined) return null;
   try {
-    return describe(recipe, context);
+    return describe(recipe, context, nest);
   } catch {
     return null; // a Nest whose internals read otherwise: the usual path
   }
 }
 
-function describe<S>({ creator, args }: Recipe, context: ContextMaker<S>): HandlerShortcut<S> | null {
-  const [instance, callback, moduleKey, methodName, contextId = STATIC_CONTEXT, inquirerId, defaultCallMetadata = DEFAULT_CALLBACK_METADATA, reportUnhandledErrors] = args;
-  if (contextId !== STATIC_CONTEXT || inquirerId !== undefined || reportUnhandledErrors === true) return null;
+function describe<S>({ creator, args }: Recipe, context: ContextMaker<S>, nest: NestInternals): HandlerShortcut<S> | null {
+  const [instance, callback, moduleKey, methodName, contextId = nest.STATIC_CONTEXT, inquirerId, defaultCallMetadata = nest.DEFAULT_CALLBACK_METADATA, reportUnhandledErrors] = args;
+  if (contextId !== nest.STATIC_CONTEXT || inquirerId !== undefined || reportUnhandledErrors === true) return null;
   const config = creator.applicationConfig;
   for (const hooks of ['getGlobalPreRequestHooks', 'getGlobalRequestPipes', 'getGlobalRequestGuards', 'getGlobalRequestInterceptors']) {
     if (typeof config?.[hooks] !== 'function' || config[hooks]().length !== 0) return null;
@@ -110,7 +157,7 @@ function describe<S>({ creator, args }: Recipe, context: ContextMaker<S>): Handl
     isObservable(value) ? (value as Observable<unknown>).pipe(catchError((err: unknown) => failed(err, data, ctx) as Observable<never>)) : value;
   const call = argumentsOf(params, argsLength as number, instance, callback);
   // no parameter metadata at all (Nest's default is the payload alone): the method is called with (data, ctx)
-  const takesContext = params.length === 0 || params.some((p) => p.type !== RpcParamtype.PAYLOAD);
+  const takesContext = params.length === 0 || params.some((p) => p.type !== nest.PAYLOAD);
   return {
     invoke(data: unknown, source: S): unknown {
       const ctx = takesContext ? context(source) : undefined;

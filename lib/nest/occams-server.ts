@@ -16,7 +16,7 @@ import { type Address, type AddressLike, addressFromParts } from '../transport/a
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
 import { ResponseObserver } from './response-observer.js';
-import { type HandlerShortcut, handlerShortcut } from './handler-shortcut.js';
+import { type HandlerShortcut, handlerShortcut, installHandlerShortcuts } from './handler-shortcut.js';
 import { checkNestOptions } from './nest-options.js';
 import { OccamsContext } from './occams-context.js';
 import { OCCAMS_TRANSPORT } from './occams-transport.js';
@@ -93,6 +93,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     checkNestOptions(options, OCCAMS_SERVER_OPTIONS, 'OccamsServer');
     this.options = options;
     this.fastPath = flag(options.fastPath, true, 'fastPath');
+    // before Nest registers the handlers (createMicroservice / connectMicroservice take the strategy first)
+    if (this.fastPath) installHandlerShortcuts();
     const logger = options.logger ?? new Logger('OccamsServer');
     (this as unknown as { logger: LoggerService }).logger = logger;
     this.rpcLogger = {
