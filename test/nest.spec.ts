@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Injectable, type INestApplication, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { firstValueFrom, lastValueFrom, type Observable, take, timeout, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, type Observable, retry, take, timeout, toArray } from 'rxjs';
 import {
   InjectOccamsClient,
   OccamsClient,
@@ -156,6 +156,45 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
     expect(seen.metadata).toEqual({ traceId: 'trace-123', tenant: 'acme' });
     expect(seen.timeLeft).toBeGreaterThan(2000);
     expect(seen.timeLeft).toBeLessThanOrEqual(3000);
+    await hooked.close();
+  });
+
+  it('retry() is a new call with a fresh deadline: the retry sees the whole timeout again', async () => {
+    const key = 'retry-deadline';
+    // the first attempt spends 500 ms of its 1000, then fails; retry() subscribes again
+    const seen = await firstValueFrom(client.send<number[]>('deadline.retry', { key, wait: 500 }, { timeout: 1000 }).pipe(retry(2)));
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toBeGreaterThan(700);
+    expect(seen[0]).toBeLessThanOrEqual(1000);
+    // with the deadline fixed at send(), the retry had 500 ms or less left
+    expect(seen[1]).toBeGreaterThan(700);
+    expect(seen[1]).toBeLessThanOrEqual(1000);
+  });
+
+  it('runs the dispatch hook once per subscription, none before', async () => {
+    const hooked = new OccamsClient({ port: ms.port });
+    let runs = 0;
+    hooked.setOnDispatchHook((packet) => {
+      runs++;
+      packet.metadata = { run: String(runs) };
+    });
+    const ctx = hooked.send<{ metadata: Record<string, string> }>('ctx', {});
+    expect(runs).toBe(0);
+    const first = await firstValueFrom(ctx);
+    const second = await firstValueFrom(ctx);
+    expect(runs).toBe(2);
+    expect([first.metadata, second.metadata]).toEqual([{ run: '1' }, { run: '2' }]);
+    // a retried call: one run per attempt
+    runs = 0;
+    const err = await firstValueFrom(hooked.send('fail.message', {}).pipe(retry(2))).catch((e: OccamsError) => e);
+    expect((err as OccamsError).code).toBe('user_error');
+    expect(runs).toBe(3);
+    // emit() is hot, as Nest's: one run per emit, however many subscribe
+    runs = 0;
+    const emitted = hooked.emit('audit', { who: 'hook' });
+    await lastValueFrom(emitted, { defaultValue: undefined });
+    await lastValueFrom(emitted, { defaultValue: undefined });
+    expect(runs).toBe(1);
     await hooked.close();
   });
 
