@@ -201,6 +201,7 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
   it('fails a call past its per-call timeout with rpc_timeout', async () => {
     const err = await errorOf(client.send('slow', 2000, { timeout: 100 }));
     expect(err.code).toBe('rpc_timeout');
+    expect(err.message).toBe('slow timed out after 100 ms');
     expect(err.retriable).toBe(true);
   });
 

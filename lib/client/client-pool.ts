@@ -261,7 +261,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
   }
 
   private expire(pc: PooledCall): void {
-    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out waiting for a connection`));
+    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out after ${pc.options?.timeout ?? this.timeout} ms waiting for a connection`));
     this.queueEmptied();
   }
 
