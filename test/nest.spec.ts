@@ -121,8 +121,12 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
 
     const missing = await errorOf(client.send('fail.nope', {}));
     expect(missing.code).toBe('rpc_method_notfound');
+    expect(missing.message).toBe("method not found: the server has no handler for 'fail.nope' (check the pattern against its @MessagePattern handlers)");
     const noService = await errorOf(client.send('no.such.pattern', {}));
     expect(noService.code).toBe('rpc_service_notfound');
+    expect(noService.message).toBe("service not found: the server has no service for 'no.such.pattern' (no handler's pattern starts with 'no.')");
+    const objectPattern = await errorOf(client.send({ cmd: 'nope' }, {}));
+    expect(objectPattern.message).toContain(`no handler for '{"cmd":"nope"}'`);
   });
 
   it('runs pipes (ValidationPipe rejects a bad payload), guards, interceptors and filters', async () => {

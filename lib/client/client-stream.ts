@@ -332,7 +332,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
       case FLAG_STREAM_ITEM:
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
-    this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features));
+    this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features, call.action));
   }
 
   /**
