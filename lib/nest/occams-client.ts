@@ -19,7 +19,7 @@ import { checkNestOptions } from './nest-options.js';
 import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';
 
 export interface OccamsClientOptions extends FailoverPoolOptions {
-  /** TCP host; default 127.0.0.1 */
+  /** TCP host: a name or an IP address (a `host:port` is refused: the port goes in `port`); default 127.0.0.1 */
   host?: string;
   /** TCP port; default 7100; a string of digits is read as the number (env, ConfigService) */
   port?: number | string;
