@@ -183,6 +183,35 @@ describe('client timeouts say which step timed out', () => {
   });
 });
 
+/** No error in the chain has a cause that only repeats its message. */
+function expectNoRepeatedCause(err: unknown): void {
+  let depth = 0;
+  for (let e = err as Error | undefined; e instanceof Error && depth < 10; e = e.cause as Error | undefined, depth++) {
+    if (e.cause instanceof Error) expect(e.cause.message).not.toBe(e.message);
+  }
+  expect(depth).toBeGreaterThan(1); // the cause is kept
+}
+
+describe('UnreachableError.cause', () => {
+  it('does not repeat its own message: dead port, first call and calls while unhealthy', async () => {
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const port = (dead.address() as net.AddressInfo).port;
+    await new Promise((r) => dead.close(r)); // nothing listens there now
+    const client = new OccamsClient({ port, connectTimeout: 2000 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const err = (await client.request('echo', 1).catch((e: Error) => e)) as Error;
+        expect((err as { code?: string }).code).toBe('rpc_unreachable');
+        expect(err.message).toMatch(/connection refused/);
+        expectNoRepeatedCause(err);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('a peer that is not occams', () => {
   it('a client pointed at an HTTP server says it answered like HTTP, not just "bad magic"', async () => {
     const http = await import('node:http');
@@ -193,6 +222,7 @@ describe('a peer that is not occams', () => {
     try {
       const err = (await client.request('echo', 1).catch((e: Error) => e)) as Error;
       expect(err.message).toMatch(/not an occams server, it answered like HTTP/);
+      expectNoRepeatedCause(err);
     } finally {
       await client.close();
       web.closeAllConnections();
