@@ -323,6 +323,40 @@ describe('sliding window', () => {
   });
 });
 
+describe('timeout precision', () => {
+  it('with the default resolution a call fails within 10 % of its timeout, and the error names it (fake clock)', async () => {
+    const net = await import('node:net');
+    const silent = net.createServer(() => {}); // accepts, never answers
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const socket = net.connect((silent.address() as { port: number }).port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const clock = new FakeClock();
+    const client = new ClientStream(socket, { clock, pingInterval: 0, extensions: false });
+    try {
+      const start = clock.now();
+      const failed: { timeout: number; at: number; err: OccamsError }[] = [];
+      for (const timeout of [200, 1000, 20_000]) {
+        client.call(`t${timeout}`, 1, { onResult() {}, onError: (err) => failed.push({ timeout, at: clock.now() - start, err }) }, { timeout });
+      }
+      const pinged = client.ping(300).catch((e: OccamsError) => e);
+      clock.advance(25_000);
+      expect(failed.map((f) => f.timeout)).toEqual([200, 1000, 20_000]);
+      for (const { timeout, at, err } of failed) {
+        expect(err.code).toBe('rpc_timeout');
+        expect(err.message).toBe(`t${timeout} timed out after ${timeout} ms`);
+        expect(at).toBeGreaterThanOrEqual(timeout);
+        expect(at - timeout).toBeLessThanOrEqual(timeout / 10);
+      }
+      const ping = (await pinged) as OccamsError;
+      expect(ping.code).toBe('rpc_timeout');
+      expect(ping.message).toBe('ping timed out after 300 ms'); // not "action 0"
+    } finally {
+      client.destroy();
+      silent.close();
+    }
+  });
+});
+
 describe('liveness', () => {
   it('declares the connection dead after interval x maxMissedPings of silence with pings unanswered (fake clock)', async () => {
     // A server that accepts and then never answers anything; it counts the pings it gets.

@@ -5,6 +5,7 @@ import { Fifo } from '../lib/core/fifo.js';
 import { ARENA_SIZE, FIRST_FLUSH, FrameWriter } from '../lib/core/frame-writer.js';
 import { Lifecycle } from '../lib/core/lifecycle.js';
 import { SeqTable } from '../lib/core/seq-table.js';
+import type { Clock } from '../lib/core/clock.js';
 import { TimedEntry, TimeoutWheel } from '../lib/core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt } from '../lib/core/validate.js';
 import { WaitQueue } from '../lib/core/wait-queue.js';
@@ -41,6 +42,58 @@ describe('TimeoutWheel', () => {
     }
     expect(wheel.size).toBe(0);
     expect(clock.pending).toBe(0); // the timer stops once the wheel is empty
+  });
+
+  it('follows the shortest timeout in use: each entry expires within max(10 %, 10 ms) of its timeout, one timer', () => {
+    const clock = new FakeClock(1_000_123);
+    let timers = 0;
+    const counting: Clock = {
+      now: clock.now,
+      setTimeout: (fn, ms) => (timers++, clock.setTimeout(fn, ms)),
+      setInterval: (fn, ms) => clock.setInterval(fn, ms),
+      clear: (h) => clock.clear(h),
+    };
+    const fired = new Map<number, number>();
+    const wheel = new TimeoutWheel<Entry>(counting, 1000, (e) => fired.set(e.id, clock.now())); // the default resolution
+    const timeouts = [15, 50, 200, 999, 1000, 5000, 20_000];
+    const started = new Map<number, [number, number]>();
+    for (let i = 0; i < 700; i++) {
+      const timeout = timeouts[i % timeouts.length]!;
+      started.set(i, [clock.now(), timeout]);
+      wheel.add(new Entry(i), clock.now() + timeout);
+      if (i % 7 === 6) clock.advance(1 + (i % 13));
+    }
+    expect(clock.pending).toBe(1); // one timer for the wheel, none per entry
+    clock.advance(22_000);
+    expect(fired.size).toBe(700);
+    for (const [id, at] of fired) {
+      const [from, timeout] = started.get(id)!;
+      expect(at - from).toBeGreaterThanOrEqual(timeout);
+      expect(at - from - timeout).toBeLessThanOrEqual(Math.max(10, timeout / 10));
+    }
+    expect(clock.pending).toBe(0);
+    // the timer ran about once per bucket, not once per entry
+    expect(timers).toBeLessThan(700 / 2);
+  });
+
+  it('a short timeout filed behind long ones brings the timer forward; emptied buckets are not waited for', () => {
+    const clock = new FakeClock(0);
+    const fired: [number, number][] = [];
+    const wheel = new TimeoutWheel<Entry>(clock, 1000, (e) => fired.push([e.id, clock.now()]));
+    const long = new Entry(1);
+    wheel.add(long, 20_000); // a bucket at 20 s
+    wheel.add(new Entry(2), 200); // a bucket at 200 ms: the timer moves up to it
+    expect(clock.delays()).toEqual([200]);
+    const gone = new Entry(3);
+    wheel.add(gone, 500);
+    wheel.remove(gone);
+    clock.advance(200);
+    expect(fired).toEqual([[2, 200]]);
+    expect(clock.delays()).toEqual([19_800]); // the emptied 500 ms bucket is dropped
+    wheel.remove(long);
+    clock.advance(20_000);
+    expect(fired).toHaveLength(1);
+    expect(clock.pending).toBe(0);
   });
 
   it('removes entries in O(1) from any position and keeps the count', () => {

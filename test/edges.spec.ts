@@ -183,6 +183,76 @@ describe('client timeouts say which step timed out', () => {
   });
 });
 
+/** No error in the chain has a cause that only repeats its message. */
+function expectNoRepeatedCause(err: unknown): void {
+  let depth = 0;
+  for (let e = err as Error | undefined; e instanceof Error && depth < 10; e = e.cause as Error | undefined, depth++) {
+    if (e.cause instanceof Error) expect(e.cause.message).not.toBe(e.message);
+  }
+  expect(depth).toBeGreaterThan(1); // the cause is kept
+}
+
+describe('UnreachableError.cause', () => {
+  it('does not repeat its own message: dead port, first call and calls while unhealthy', async () => {
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const port = (dead.address() as net.AddressInfo).port;
+    await new Promise((r) => dead.close(r)); // nothing listens there now
+    const client = new OccamsClient({ port, connectTimeout: 2000 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const err = (await client.request('echo', 1).catch((e: Error) => e)) as Error;
+        expect((err as { code?: string }).code).toBe('rpc_unreachable');
+        expect(err.message).toMatch(/connection refused/);
+        expectNoRepeatedCause(err);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('a peer that is not occams', () => {
+  it('a client pointed at an HTTP server says it answered like HTTP, not just "bad magic"', async () => {
+    const http = await import('node:http');
+    const web = http.createServer((_req, res) => res.end('hello'));
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    const port = (web.address() as net.AddressInfo).port;
+    const client = new OccamsClient({ port, connectTimeout: 2000, handshakeTimeout: 2000 });
+    try {
+      const err = (await client.request('echo', 1).catch((e: Error) => e)) as Error;
+      expect(err.message).toMatch(/not an occams server, it answered like HTTP/);
+      expectNoRepeatedCause(err);
+    } finally {
+      await client.close();
+      web.closeAllConnections();
+      await new Promise((r) => web.close(r));
+    }
+  });
+
+  it('a server reached by an HTTP client or a TLS client logs what the peer speaks', async () => {
+    const logger = new MemoryLogger();
+    const server = new RpcServer({ dispatch: (req) => void req.ok('hi') }, { logger });
+    const { port } = (await server.listen('127.0.0.1:0')) as TcpAddress;
+    try {
+      const send = async (bytes: Buffer) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        s.write(bytes);
+        await new Promise((r) => s.once('close', r));
+      };
+      await send(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n__________'));
+      await send(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), Buffer.alloc(40)]));
+      await waitFor(() => logger.lines.length >= 2, 2000);
+      const log = logger.lines.join('\n');
+      expect(log).toMatch(/not an occams client, it sent HTTP/);
+      expect(log).toMatch(/the client speaks TLS/);
+    } finally {
+      await server.destroy();
+    }
+  });
+});
+
 describe('idle connections', () => {
   it('closes a connection idle for idleTimeout, while a pinging client and a busy one stay connected', async () => {
     const logger = new MemoryLogger();

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { type INestApplicationContext, Module, ServiceUnavailableException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { HealthCheckService, TerminusModule } from '@nestjs/terminus';
-import { type OccamsClient, OccamsModule } from '../lib/index.js';
+import { OccamsClient, OccamsModule } from '../lib/index.js';
 import { OccamsHealthIndicator } from '../lib/terminus/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { type Microservice, deadPort, startMicroservice } from './support/nest-boot.js';
@@ -100,6 +100,33 @@ describe('OccamsHealthIndicator', () => {
       expect(result.details.two.servers.map((s: { pingMs?: number; error?: string }) => (s.pingMs !== undefined ? 'up' : s.error!.split(':')[0]))).toEqual(['up', 'rpc_unreachable']);
     } finally {
       await two.close();
+    }
+  });
+
+  it('a frozen server (connected, then silent) is down with "ping timed out", not "action 0"', async () => {
+    // a proxy in front of the calculator that stops passing its answers on
+    let frozen = false;
+    const sockets: net.Socket[] = [];
+    const proxy = net.createServer((down) => {
+      const up = net.connect(calc.port, '127.0.0.1');
+      sockets.push(down, up);
+      down.on('error', () => {}).pipe(up.on('error', () => {}));
+      up.on('data', (chunk: Buffer) => void (frozen || down.write(chunk)));
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const port = (proxy.address() as net.AddressInfo).port;
+    const viaProxy = new OccamsClient({ port, pingInterval: 0 });
+    try {
+      await viaProxy.connect();
+      frozen = true;
+      const result = await check(health, () => indicator.pingCheck('frozen', { client: viaProxy, timeout: 300 }));
+      expect(result.error.frozen.status).toBe('down');
+      expect(result.error.frozen.message).toMatch(/rpc_timeout: ping timed out after \d+ ms/);
+      expect(result.error.frozen.message).not.toMatch(/action 0/);
+    } finally {
+      await viaProxy.close().catch(() => {});
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
     }
   });
 

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Injectable, type INestApplication, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { firstValueFrom, lastValueFrom, type Observable, take, timeout, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, type Observable, retry, take, timeout, toArray } from 'rxjs';
 import {
   InjectOccamsClient,
   OccamsClient,
@@ -121,8 +121,12 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
 
     const missing = await errorOf(client.send('fail.nope', {}));
     expect(missing.code).toBe('rpc_method_notfound');
+    expect(missing.message).toBe("method not found: the server has no handler for 'fail.nope' (check the pattern against its @MessagePattern handlers)");
     const noService = await errorOf(client.send('no.such.pattern', {}));
     expect(noService.code).toBe('rpc_service_notfound');
+    expect(noService.message).toBe("service not found: the server has no service for 'no.such.pattern' (no handler's pattern starts with 'no.')");
+    const objectPattern = await errorOf(client.send({ cmd: 'nope' }, {}));
+    expect(objectPattern.message).toContain(`no handler for '{"cmd":"nope"}'`);
   });
 
   it('runs pipes (ValidationPipe rejects a bad payload), guards, interceptors and filters', async () => {
@@ -159,9 +163,49 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
     await hooked.close();
   });
 
+  it('retry() is a new call with a fresh deadline: the retry sees the whole timeout again', async () => {
+    const key = 'retry-deadline';
+    // the first attempt spends 500 ms of its 1000, then fails; retry() subscribes again
+    const seen = await firstValueFrom(client.send<number[]>('deadline.retry', { key, wait: 500 }, { timeout: 1000 }).pipe(retry(2)));
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toBeGreaterThan(700);
+    expect(seen[0]).toBeLessThanOrEqual(1000);
+    // with the deadline fixed at send(), the retry had 500 ms or less left
+    expect(seen[1]).toBeGreaterThan(700);
+    expect(seen[1]).toBeLessThanOrEqual(1000);
+  });
+
+  it('runs the dispatch hook once per subscription, none before', async () => {
+    const hooked = new OccamsClient({ port: ms.port });
+    let runs = 0;
+    hooked.setOnDispatchHook((packet) => {
+      runs++;
+      packet.metadata = { run: String(runs) };
+    });
+    const ctx = hooked.send<{ metadata: Record<string, string> }>('ctx', {});
+    expect(runs).toBe(0);
+    const first = await firstValueFrom(ctx);
+    const second = await firstValueFrom(ctx);
+    expect(runs).toBe(2);
+    expect([first.metadata, second.metadata]).toEqual([{ run: '1' }, { run: '2' }]);
+    // a retried call: one run per attempt
+    runs = 0;
+    const err = await firstValueFrom(hooked.send('fail.message', {}).pipe(retry(2))).catch((e: OccamsError) => e);
+    expect((err as OccamsError).code).toBe('user_error');
+    expect(runs).toBe(3);
+    // emit() is hot, as Nest's: one run per emit, however many subscribe
+    runs = 0;
+    const emitted = hooked.emit('audit', { who: 'hook' });
+    await lastValueFrom(emitted, { defaultValue: undefined });
+    await lastValueFrom(emitted, { defaultValue: undefined });
+    expect(runs).toBe(1);
+    await hooked.close();
+  });
+
   it('fails a call past its per-call timeout with rpc_timeout', async () => {
     const err = await errorOf(client.send('slow', 2000, { timeout: 100 }));
     expect(err.code).toBe('rpc_timeout');
+    expect(err.message).toBe('slow timed out after 100 ms');
     expect(err.retriable).toBe(true);
   });
 

@@ -132,6 +132,39 @@ describe('numbers as strings', () => {
     expect((await optionError(() => new OccamsClient({ addresses: ['127.0.0.1:x'] }))).option).toBe('addresses');
   });
 
+  it('a bad server port or host is refused when the strategy is constructed, not at listen()', () => {
+    const refused = (fn: () => unknown): InvalidOptionError => {
+      try {
+        fn();
+      } catch (err) {
+        expect(err).toBeInstanceOf(InvalidOptionError);
+        return err as InvalidOptionError;
+      }
+      throw new Error('expected the constructor to throw');
+    };
+    expect(refused(() => new OccamsServer({ port: 70000 })).option).toBe('port');
+    expect(refused(() => new OccamsServer({ port: 'seventy' })).message).toContain('"seventy"');
+    expect(refused(() => new OccamsServer({ host: '127.0.0.1:7100' })).option).toBe('host');
+  });
+
+  it('a host with a port in it is refused, naming `port`, not sent to DNS', () => {
+    for (const make of [(host: string) => new OccamsClient({ host }), (host: string) => new OccamsServer({ host })]) {
+      let err: InvalidOptionError | undefined;
+      try {
+        make('127.0.0.1:7100');
+      } catch (e) {
+        err = e as InvalidOptionError;
+      }
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      expect(err!.option).toBe('host');
+      expect(err!.message).toContain("has a port in it: give it as `port`, { host: '127.0.0.1', port: 7100 }");
+      expect(() => make('tcp://example.com')).toThrow(/a URL or a path goes in `address` or `path`/);
+    }
+    // IPv6 literals and plain names are hosts
+    expect(() => new OccamsServer({ host: '::1', port: 0 })).not.toThrow();
+    expect(() => new OccamsServer({ host: 'localhost', port: 0 })).not.toThrow();
+  });
+
   it('occamsServerOptionsFrom reads env-style strings and names the bad variable', async () => {
     const env: Record<string, string> = { OCCAMS_PORT: '0', OCCAMS_HOST: '127.0.0.1', OCCAMS_CLOSE_WAIT: '500' };
     const options = occamsServerOptionsFrom((k) => env[k]);

@@ -10,7 +10,7 @@ import { type Call, CallKind, CallState } from './call.js';
  * wheel every unanswered call is filed on.
  *
  *   queue (bounded) ─take()─► pending SeqTable<Call> ─finish()─► gone
- *        └───────── wheel: expires whole buckets, aligned ticks ─┘
+ *        └── wheel: expires whole buckets, each call within 10 % ─┘
  *
  * Invariants: `inFlight` counts User calls Sent and not Done, <= `size`
  * whenever calls are taken through `take()`; a Sent call is in `pending`,
@@ -56,6 +56,7 @@ export class CallWindow {
   /** Files `call` to time out `timeout` ms from now (again, when it was filed). */
   arm(call: Call, timeout: number): void {
     if (call.timerBucket !== null) this.wheel.remove(call);
+    call.timeoutMs = timeout;
     this.wheel.add(call, this.clock.now() + timeout);
   }
 

@@ -112,6 +112,8 @@ export class Call extends TimedEntry implements Waiter {
   seq = 0;
   /** stream items taken since credit was last renewed */
   consumed = 0;
+  /** ms it was last armed to time out in (named in its TimeoutError) */
+  timeoutMs = 0;
 
   constructor(
     readonly owner: CallOwner,

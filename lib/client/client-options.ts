@@ -26,7 +26,13 @@ export interface ClientStreamOptions {
   maxQueued?: number;
   /** default per-request timeout in ms; default 20 000 */
   timeout?: number;
-  /** how often timeouts and pings are checked, ms; default 1 000 */
+  /**
+   * the coarsest check of timeouts, ms. A call with a timeout of `t` ms
+   * fails after `t` and within max(t / 10, 10 ms) of it, never more than
+   * this late: the checks follow the shortest timeout in use, one timer per
+   * connection and none per call; its TimeoutError names the timeout
+   * (`echo timed out after 200 ms`). Default 1 000
+   */
   timerResolution?: number;
   /** ping when nothing was received for this long, ms; 0 disables; default 1 000 */
   pingInterval?: number;

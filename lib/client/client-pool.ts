@@ -137,7 +137,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
     const done = new Promise<void>((resolve, reject) => {
       const onState = (next: PoolState) => {
         if (next === 'ready') resolve();
-        else if (next === 'unhealthy' || next === 'closed') reject(new UnreachableError(this.unreachableText(), { cause: this._lastError }));
+        else if (next === 'unhealthy' || next === 'closed') reject(this.unreachable());
         else return;
         this.off('state', onState);
       };
@@ -154,7 +154,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
       case 'closed':
         return failNow(handler, new ClosedError('pool is closed'));
       case 'unhealthy':
-        return failNow(handler, new UnreachableError(`${formatAddress(this.address)} is unreachable${this._lastError ? `: ${this._lastError.message}` : ''}`, { cause: this._lastError }));
+        return failNow(handler, this.unreachable());
       case 'idle':
         this.startConnecting();
         break;
@@ -261,7 +261,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
   }
 
   private expire(pc: PooledCall): void {
-    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out waiting for a connection`));
+    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out after ${pc.options?.timeout ?? this.timeout} ms waiting for a connection`));
     this.queueEmptied();
   }
 
@@ -302,11 +302,15 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
     this.maybeGrow();
   }
 
-  /** "cannot connect to <address>: <why>" (dial and handshake errors already read so). */
-  private unreachableText(): string {
+  /**
+   * "cannot connect to <address>: <why>", its cause the last connect error.
+   * Dial and handshake errors already read so: their message is taken and
+   * their own cause kept, so that no cause repeats the message above it.
+   */
+  private unreachable(): UnreachableError {
     const err = this._lastError;
-    if (err instanceof UnreachableError) return err.message;
-    return `cannot connect to ${formatAddress(this.address)}${err ? `: ${err.message}` : ''}`;
+    if (err instanceof UnreachableError) return new UnreachableError(err.message, err.cause === undefined ? undefined : { cause: err.cause });
+    return new UnreachableError(`cannot connect to ${formatAddress(this.address)}${err ? `: ${err.message}` : ''}`, err === undefined ? undefined : { cause: err });
   }
 
   private connectFailed(err: Error): void {
@@ -316,7 +320,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
     this.emit('connectError', err);
     if (this.streams.length > 0 || this.connecting > 0) return; // an extra connection failed; the pool is fine
     this.transition('unhealthy');
-    this.failQueued(new UnreachableError(this.unreachableText(), { cause: err }));
+    this.failQueued(this.unreachable());
     this.reconnectTimer = this.clock.setTimeout(() => {
       if (this.state === 'unhealthy') this.startConnecting();
     }, this.backoff.next());

@@ -46,7 +46,7 @@ const TRANSITIONS = { ready: ['closing', 'closed'], closing: ['closed'], closed:
  *                ▼                                 ▼ seq
  *          CallWindow queue (bounded) ◄─ slot freed ─ CallWindow pending ◄─ ResponseDecoder
  *                                                  ▲
- *                 its TimeoutWheel (aligned ticks) ┘ fails whole buckets
+ *                 its TimeoutWheel (one timer)     ┘ fails whole buckets
  *
  * Lifecycle: ready ─close()─► closing (accepted calls finish) ─► closed.
  * Liveness (heartbeat.ts): suspect once pings go unanswered; closed when
@@ -332,7 +332,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
       case FLAG_STREAM_ITEM:
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
-    this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features));
+    this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features, call.action));
   }
 
   /**
@@ -432,7 +432,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     const sent = call.state === CallState.Sent;
     if (sent) this.abandoned.add(call.seq);
     if (call.kind === CallKind.User) this.heartbeat.deadlinePassed();
-    this.fail(call, new TimeoutError(`${typeof call.action === 'string' ? call.action : `action ${call.action}`} timed out`));
+    this.fail(call, new TimeoutError(`${describeAction(call.action)} timed out after ${call.timeoutMs} ms`));
     if (sent) this.sendCancel(call); // the server stops the handler and frees its slot
   }
 
@@ -441,4 +441,12 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     this.writer.flush();
     this.socket.end();
   }
+}
+
+/** How a call's action reads in an error: the pattern, or the name of a control action. */
+function describeAction(action: string | number): string {
+  if (typeof action === 'string') return action;
+  if (action === ACTION_PING) return 'ping';
+  if (action === ACTION_HELLO) return 'handshake (HELLO)';
+  return `action ${action}`;
 }

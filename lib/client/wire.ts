@@ -1,5 +1,16 @@
 import type { Codec } from '../codec/codec.js';
-import { DecodeError, type OccamsError, ProtocolError, RemoteErrnoError, RemoteError, errorFromWireBytes, ownedBytes } from '../errors.js';
+import {
+  DecodeError,
+  ErrorCode,
+  MethodNotFoundError,
+  type OccamsError,
+  ProtocolError,
+  RemoteErrnoError,
+  RemoteError,
+  ServiceNotFoundError,
+  errorFromWireBytes,
+  ownedBytes,
+} from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
 import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
 import type { CallOptions } from './call.js';
@@ -25,13 +36,14 @@ export function extHeader(options: CallOptions, features: number, now: number): 
  * The error of a response whose flag is not ok. Bytes are copied out of the
  * receive buffer: an error may be kept (and logged) long after the buffer
  * is reused. A flag the peer had no right to send is a protocol violation.
+ * A not-found answer names the call's `action` (the wire carries only the code).
  */
-export function responseError(flag: number, msgLen: number, blob: Buffer, codec: Codec, features: number): OccamsError {
+export function responseError(flag: number, msgLen: number, blob: Buffer, codec: Codec, features: number, action: string | number): OccamsError {
   switch (flag) {
     case FLAG_ERRNO:
       return new RemoteErrnoError(msgLen);
     case FLAG_ERROR_BYTES:
-      return errorFromWireBytes(blob);
+      return notFoundNamed(errorFromWireBytes(blob), action);
   }
   if (features !== 0 && flag === FLAG_ERRNO_MESSAGE) return new RemoteErrnoError(msgLen, blob.toString('utf8'));
   if (features !== 0 && flag === FLAG_ERROR_VALUE) {
@@ -54,4 +66,16 @@ export function decodeValue(codec: Codec, msg: Uint8Array, what: string): unknow
   } catch (err) {
     return new DecodeError(`cannot decode ${what}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** `rpc_method_notfound` / `rpc_service_notfound` with the pattern that was not found, and what to check. */
+function notFoundNamed(err: OccamsError, action: string | number): OccamsError {
+  if (err.code !== ErrorCode.MethodNotFound && err.code !== ErrorCode.ServiceNotFound) return err;
+  const pattern = typeof action === 'string' ? `'${action}'` : `action ${action}`;
+  if (err.code === ErrorCode.MethodNotFound) {
+    return new MethodNotFoundError(`method not found: the server has no handler for ${pattern} (check the pattern against its @MessagePattern handlers)`);
+  }
+  const dot = typeof action === 'string' ? action.indexOf('.') : -1;
+  const prefix = dot > 0 ? ` (no handler's pattern starts with '${(action as string).slice(0, dot + 1)}')` : '';
+  return new ServiceNotFoundError(`service not found: the server has no service for ${pattern}${prefix}`);
 }

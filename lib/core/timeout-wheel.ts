@@ -1,23 +1,27 @@
 import type { Clock, TimerHandle } from './clock.js';
 
 /**
- * Deadlines kept in per-slot buckets (a slot is `resolution` ms, 1 s by
- * default), as occams does: no timer per entry, one coarse timer per wheel.
- * Each bucket is an intrusive doubly-linked list through the entries' own
- * fields, so adding and removing is O(1) with no allocation, and a tick
- * fails whole buckets at once.
+ * Deadlines kept in buckets, as occams does: no timer per entry, one timer
+ * per wheel. Each bucket is an intrusive doubly-linked list through the
+ * entries' own fields, so adding and removing is O(1) with no allocation,
+ * and a tick fails whole buckets at once.
  *
- *   slots: Map<slot, Bucket>   bucket.head ⇄ entry ⇄ entry ⇄ ...
+ *   slots: Map<at, Bucket>   bucket.head ⇄ entry ⇄ entry ⇄ ...
  *
- * Accuracy: an entry is filed in slot ceil(deadline / resolution) and
- * expires at the first tick at or after that slot's boundary; ticks are
- * aligned to the boundaries. So an entry never expires before its deadline
- * and at most `resolution` (plus timer lateness) after it.
+ * Accuracy follows the entry: one with `t` ms left is filed in the bucket
+ * that expires at its deadline rounded up to a granule of `t / 10` ms
+ * (at least MIN_GRANULE, at most `resolution`), so it never expires before
+ * its deadline and less than min(resolution, max(t / 10, MIN_GRANULE))
+ * after it, plus timer lateness. A 200 ms timeout fails by 220 ms, a 20 s
+ * one by 21 s (with the default 1 s resolution): the resolution follows
+ * the shortest timeout in use.
  *
- * The timer runs only while the wheel holds entries, and is re-armed from
- * its own tick, never from `add`, so the hot path touches no timer. Buckets
- * stay in the map until their slot expires, even when empty, and the last
- * bucket used is remembered: many entries filed in one slot touch no Map.
+ * The one timer fires at the earliest bucket (an empty one is dropped, not
+ * waited for) and is re-armed from its own tick; `add` arms it only when
+ * it is idle or when the new bucket comes before it (a short timeout among
+ * long ones: once per such bucket, never per entry in it). Buckets stay in
+ * the map until their time passes, and the last bucket used is remembered:
+ * many entries filed in one bucket touch no Map.
  */
 export interface Timed {
   /** the bucket the entry is filed in; null when not in the wheel */
@@ -35,7 +39,19 @@ export class TimedEntry implements Timed {
 
 export class Bucket {
   head: Timed | null = null;
-  constructor(readonly slot: number) {}
+  /** when the bucket expires, epoch ms: a multiple of the granule its entries were filed with */
+  constructor(readonly at: number) {}
+}
+
+/** The finest granule, ms: no timeout is checked more often than this. */
+export const MIN_GRANULE = 10;
+/** setTimeout's largest delay; a longer wait is taken in steps */
+const MAX_TIMER_DELAY = 2_147_483_647;
+
+/** The granule for an entry with `left` ms to go: a tenth of it, within [MIN_GRANULE, resolution]. */
+export function granuleFor(left: number, resolution: number): number {
+  const tenth = Math.floor(left / 10);
+  return Math.min(resolution, tenth > MIN_GRANULE ? tenth : MIN_GRANULE);
 }
 
 export class TimeoutWheel<T extends Timed> {
@@ -43,11 +59,16 @@ export class TimeoutWheel<T extends Timed> {
   private last: Bucket | undefined;
   private count = 0;
   private timer: TimerHandle | undefined;
+  /** when `timer` fires, epoch ms (meaningful while it is set) */
+  private timerAt = 0;
+  /** the earliest bucket left with entries after `takeExpired`, epoch ms (Infinity: none) */
+  private nextAt = Infinity;
   private stopped = false;
   private readonly tickBound = (): void => this.tick();
 
   constructor(
     private readonly clock: Clock,
+    /** the coarsest granule, ms: a deadline is never checked later than this after it */
     readonly resolution: number,
     /** called for each expired entry, after it left the wheel */
     private readonly onExpired: (entry: T) => void,
@@ -59,13 +80,15 @@ export class TimeoutWheel<T extends Timed> {
 
   /** Files `entry` to expire at `deadline` (epoch ms). */
   add(entry: T, deadline: number): void {
-    const slot = Math.ceil(deadline / this.resolution);
+    const now = this.clock.now();
+    const granule = granuleFor(deadline - now, this.resolution);
+    const at = Math.ceil(deadline / granule) * granule;
     let bucket = this.last;
-    if (bucket === undefined || bucket.slot !== slot) {
-      bucket = this.slots.get(slot);
+    if (bucket === undefined || bucket.at !== at) {
+      bucket = this.slots.get(at);
       if (bucket === undefined) {
-        bucket = new Bucket(slot);
-        this.slots.set(slot, bucket);
+        bucket = new Bucket(at);
+        this.slots.set(at, bucket);
       }
       this.last = bucket;
     }
@@ -76,7 +99,7 @@ export class TimeoutWheel<T extends Timed> {
     if (head !== null) head.timerPrev = entry;
     bucket.head = entry;
     this.count++;
-    if (this.timer === undefined && !this.stopped) this.arm();
+    if (!this.stopped && (this.timer === undefined || at < this.timerAt)) this.arm(at, now);
   }
 
   remove(entry: T): void {
@@ -99,13 +122,24 @@ export class TimeoutWheel<T extends Timed> {
     this.timer = undefined;
   }
 
-  /** Removes and returns every entry whose slot boundary is at or before `now`. */
+  /**
+   * Removes and returns every entry whose bucket time is at or before `now`;
+   * drops the later buckets left empty, and notes the earliest one left.
+   */
   takeExpired(now: number): T[] {
-    const slot = Math.floor(now / this.resolution);
     const out: T[] = [];
-    for (const [s, bucket] of this.slots) {
-      if (s > slot) continue;
-      this.slots.delete(s);
+    let nextAt = Infinity;
+    for (const [at, bucket] of this.slots) {
+      if (at > now) {
+        if (bucket.head === null) {
+          this.slots.delete(at);
+          if (this.last === bucket) this.last = undefined;
+        } else if (at < nextAt) {
+          nextAt = at;
+        }
+        continue;
+      }
+      this.slots.delete(at);
       if (this.last === bucket) this.last = undefined;
       for (let e: Timed | null = bucket.head; e !== null; ) {
         const next: Timed | null = e.timerNext;
@@ -117,23 +151,24 @@ export class TimeoutWheel<T extends Timed> {
       }
       bucket.head = null;
     }
+    this.nextAt = nextAt;
     return out;
   }
 
-  private arm(): void {
-    const now = this.clock.now();
-    const res = this.resolution;
-    this.timer = this.clock.setTimeout(this.tickBound, (Math.floor(now / res) + 1) * res - now);
+  private arm(at: number, now: number): void {
+    this.clock.clear(this.timer);
+    const delay = Math.min(Math.max(0, at - now), MAX_TIMER_DELAY);
+    this.timerAt = now + delay;
+    this.timer = this.clock.setTimeout(this.tickBound, delay);
   }
 
   private tick(): void {
     this.timer = undefined;
     if (this.stopped) return;
-    const expired = this.takeExpired(this.clock.now());
+    const now = this.clock.now();
+    const expired = this.takeExpired(now);
+    // armed before the callbacks: what they add compares against the next tick
+    if (this.nextAt !== Infinity) this.arm(this.nextAt, now);
     for (let i = 0; i < expired.length; i++) this.onExpired(expired[i]!);
-    if (this.count > 0 || this.slots.size > 0) {
-      if (this.count === 0) this.slots.clear();
-      else if (this.timer === undefined && !this.stopped) this.arm();
-    }
   }
 }

@@ -19,7 +19,7 @@ import { checkNestOptions } from './nest-options.js';
 import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';
 
 export interface OccamsClientOptions extends FailoverPoolOptions {
-  /** TCP host; default 127.0.0.1 */
+  /** TCP host: a name or an IP address (a `host:port` is refused: the port goes in `port`); default 127.0.0.1 */
   host?: string;
   /** TCP port; default 7100; a string of digits is read as the number (env, ConfigService) */
   port?: number | string;
@@ -49,9 +49,13 @@ export const OCCAMS_CLIENT_OPTIONS = optionNames<OccamsClientOptions>({
 
 /** Per-call options: `client.send(pattern, data, { timeout: 500 })`. */
 export interface OccamsCallOptions {
-  /** ms before this call fails with rpc_timeout; also sent to the server as a deadline */
+  /**
+   * ms before this call fails with rpc_timeout; also sent to the server as a
+   * deadline. For `send()` it counts from each subscription, so a `retry()`
+   * gets the whole timeout again.
+   */
   timeout?: number;
-  /** absolute deadline (epoch ms) instead of `timeout` */
+  /** absolute deadline (epoch ms) instead of `timeout`; the same for every subscription */
   deadline?: number;
   /** extra metadata for this call (merged over the dispatch hook's) */
   metadata?: Record<string, string>;
@@ -77,8 +81,10 @@ export type OccamsClientEvents = {
 
 /**
  * The Nest client proxy for occams servers. `send()` returns a cold
- * Observable (each subscription is one request; unsubscribing cancels it,
- * and streamed results arrive as many `next`s); `emit()` sends an event.
+ * Observable (each subscription is one request, with its own deadline and
+ * its own run of the `setOnDispatchHook` hook, as Nest's ClientProxy;
+ * unsubscribing cancels it, and streamed results arrive as many `next`s);
+ * `emit()` sends an event at once (hot, as Nest's: the hook runs once).
  * Errors are OccamsError subclasses: `code`, `retriable`, and for handler
  * errors `errno` or the message / decoded `error` value.
  */
@@ -178,9 +184,20 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     return new StreamIterator<T>(this.pool ?? this.open(), b.action, data, { ...callOptions, window: options?.window }, b.mapError);
   }
 
-  /** A cold Observable of one call per subscription (options, deadline and dispatch hook read at subscribe time). */
+  /**
+   * A cold Observable of one call per subscription. Nothing is computed
+   * here: each subscription (a `retry()`, a `repeat()`, a second
+   * `firstValueFrom`) is a new call, with its own deadline from `timeout`
+   * and its own run of the dispatch hook, as Nest's ClientProxy publishes
+   * per subscription.
+   */
   private observe<T>(action: string, data: unknown, pattern: unknown, options: OccamsCallOptions | undefined, b: MethodBinding | undefined): Observable<T> {
-    return new CallObservable<T>(this, action, data, this.callOptions(action, data, pattern, options, false, undefined, b?.idempotent), b?.mapError);
+    return new CallObservable<T>(this, action, data, pattern, options, b);
+  }
+
+  /** @internal The CallOptions of one subscription of `send()`: the dispatch hook runs and the deadline starts now. */
+  subscriptionOptions(action: string, data: unknown, pattern: unknown, options: OccamsCallOptions | undefined, b: MethodBinding | undefined): CallOptions | undefined {
+    return this.callOptions(action, data, pattern, options, false, undefined, b?.idempotent);
   }
 
   /** @internal The caller for `send()`'s subscriptions (opened on first use). */
@@ -293,14 +310,18 @@ class CallObservable<T> extends Observable<T> implements ResponseHandler {
   private subscriber: Subscriber<any> | undefined;
   private handle: CallHandle | undefined;
   private done = false;
+  private readonly mapError: ErrorMapper | undefined;
+  /** `options` are the caller's, unread until a subscription: its CallOptions (deadline, hook metadata) are made then */
   constructor(
     private readonly client: OccamsClient,
     private readonly action: string,
     private readonly data: unknown,
-    private readonly options: CallOptions | undefined,
-    private readonly mapError: ErrorMapper | undefined,
+    private readonly pattern: unknown,
+    private readonly options: OccamsCallOptions | undefined,
+    private readonly binding: MethodBinding | undefined,
   ) {
     super();
+    this.mapError = binding?.mapError;
   }
   /**
    * What Observable.subscribe does when handed a Subscriber (firstValueFrom,
@@ -324,9 +345,11 @@ class CallObservable<T> extends Observable<T> implements ResponseHandler {
   // rxjs calls it for each subscription (internal in its typings, stable since rxjs 5)
   protected _subscribe(subscriber: Subscriber<T>): TeardownLogic {
     // a later subscription is a call of its own: a fresh CallObservable serves it
-    const owner = this.subscriber === undefined ? this : new CallObservable<T>(this.client, this.action, this.data, this.options, this.mapError);
+    const owner = this.subscriber === undefined ? this : new CallObservable<T>(this.client, this.action, this.data, this.pattern, this.options, this.binding);
     owner.subscriber = subscriber;
-    owner.handle = this.client.caller().call(this.action, this.data, owner, this.options);
+    // per subscription: the deadline counts from now and the dispatch hook runs again
+    const options = this.client.subscriptionOptions(this.action, this.data, this.pattern, this.options, this.binding);
+    owner.handle = this.client.caller().call(this.action, this.data, owner, options);
     return owner;
   }
 

@@ -28,9 +28,9 @@ import { declaredReply, replyWithUserError } from '../server/user-replies.js';
 const MAX_CACHED_ROUTES = 10_000;
 
 export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 'logger'> {
-  /** TCP host; default 127.0.0.1 */
+  /** TCP host: a name or an IP address (a `host:port` is refused: the port goes in `port`); default 127.0.0.1 */
   host?: string;
-  /** TCP port; 0 picks a free one; default 7100; a string of digits is read as the number */
+  /** TCP port; 0 picks a free one; default 7100; a string of digits is read as the number; checked when constructed */
   port?: number | string;
   /** listen on a Unix socket path instead of TCP */
   path?: string;
@@ -79,6 +79,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   override transportId = OCCAMS_TRANSPORT;
   private readonly options: OccamsServerOptions;
   private readonly fastPath: boolean;
+  /** where to listen, from `address` / `path` / `host` and `port` (checked when constructed) */
+  private readonly where: AddressLike;
   private readonly rpcLogger: RpcLogger;
   private rpc: RpcServer | undefined;
   private readonly routes = new Map<string, Route | null>();
@@ -92,6 +94,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
     super();
     checkNestOptions(options, OCCAMS_SERVER_OPTIONS, 'OccamsServer');
     this.options = options;
+    // a bad host or port is refused here, where it was written, not at listen()
+    this.where = addressFromParts(options, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT);
     this.fastPath = flag(options.fastPath, true, 'fastPath');
     // before Nest registers the handlers (createMicroservice / connectMicroservice take the strategy first)
     if (this.fastPath) installHandlerShortcuts();
@@ -110,14 +114,8 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
   }
 
   listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): void {
-    const { host, port, path, address, logger: _logger, fastPath: _fastPath, ...rest } = this.options;
-    let where: AddressLike;
-    try {
-      where = addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT);
-    } catch (err) {
-      callback(err);
-      return;
-    }
+    const { host: _host, port: _port, path: _path, address: _address, logger: _logger, fastPath: _fastPath, ...rest } = this.options;
+    const where = this.where;
     const rpc = new RpcServer(this, { ...rest, logger: this.rpcLogger });
     this.rpc = rpc;
     for (const [event, cb] of this.pendingListeners) rpc.on(event, cb);

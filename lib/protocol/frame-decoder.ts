@@ -197,10 +197,35 @@ export abstract class FrameDecoder {
   protected abstract emit(hdr: Buffer, hdrOff: number, body: Buffer, bodyOff: number): void;
 }
 
-/** The first check of every frame header, request or response. */
-export function checkMagicAndVersion(buf: Buffer, off: number): void {
+/**
+ * The first check of every frame header, request or response; `peer` is
+ * who sent it (a server's responses, a client's requests), for the message.
+ */
+export function checkMagicAndVersion(buf: Buffer, off: number, peer: 'server' | 'client'): void {
   const magic = buf.readUInt16LE(off);
-  if (magic !== MAGIC) throw new ProtocolError(`bad magic 0x${magic.toString(16)}`);
+  if (magic !== MAGIC) throw new ProtocolError(badMagic(buf, off, magic, peer));
   const ver = buf[off + 2]!;
   if (ver !== VERSION) throw new InvalidVersionError(`unsupported protocol version ${ver}`);
+}
+
+/** HTTP/1.x methods' and responses' first two bytes */
+const HTTP_STARTS = new Set(['HT', 'GE', 'PO', 'PU', 'DE', 'HE', 'OP', 'PA', 'CO', 'TR', 'PR']);
+
+/** What a frame that does not start with the occams magic most likely is, and what to do. */
+function badMagic(buf: Buffer, off: number, magic: number, peer: 'server' | 'client'): string {
+  const head = `bad magic 0x${magic.toString(16)}`;
+  const b0 = buf[off]!;
+  const b1 = buf[off + 1]!;
+  const text = String.fromCharCode(b0, b1);
+  if (HTTP_STARTS.has(text)) {
+    return peer === 'server'
+      ? `${head} ("${text}"): not an occams server, it answered like HTTP (is this port an HTTP server's?)`
+      : `${head} ("${text}"): not an occams client, it sent HTTP (an HTTP client or a browser on the occams port?)`;
+  }
+  if ((b0 === 0x16 || b0 === 0x15) && b1 === 0x03) {
+    return peer === 'server'
+      ? `${head}: the server speaks TLS (set the client's \`tls\` option)`
+      : `${head}: the client speaks TLS (set the server's \`tls\` option, or drop the client's)`;
+  }
+  return `${head}: not an occams ${peer} (the peer does not speak the occams protocol)`;
 }

@@ -28,7 +28,7 @@ export class RequestDecoder extends FrameDecoder {
   }
 
   protected bodyLength(buf: Buffer, off: number): number {
-    checkMagicAndVersion(buf, off);
+    checkMagicAndVersion(buf, off, 'client');
     const action = buf.readUInt32LE(off + 4);
     const actionLen = action >= ACTION_STRING_BIT ? action & ACTION_LEN_MASK : 0;
     const bodyLen = actionLen + buf.readUInt32LE(off + 24) + buf.readUInt32LE(off + 28);

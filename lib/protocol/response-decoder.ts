@@ -24,7 +24,7 @@ export class ResponseDecoder extends FrameDecoder {
   }
 
   protected bodyLength(buf: Buffer, off: number): number {
-    checkMagicAndVersion(buf, off);
+    checkMagicAndVersion(buf, off, 'server');
     const blobLen = buf.readInt32LE(off + 16);
     if (blobLen < 0) throw new ProtocolError(`negative blob_len ${blobLen}`);
     const bodyLen = (errnoInMsgLen(buf[off + 3]!) ? 0 : buf.readUInt32LE(off + 4)) + blobLen;

@@ -115,7 +115,11 @@ export interface RpcServerOptions {
    * stream the clock restarts with every item. 0 = no limit; default 30 000
    */
   handlerTimeout?: number;
-  /** how often deadlines and handler timeouts are checked, ms; default 1 000 */
+  /**
+   * the coarsest check of deadlines and handler timeouts, ms: a request
+   * with `t` ms left is checked within max(t / 10, 10 ms), never later than
+   * this after it (one timer per connection); default 1 000
+   */
   timerResolution?: number;
   /** longest a graceful `close()` waits for owed responses before destroying, ms; default 20 000 */
   closeWait?: number;

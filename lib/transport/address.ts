@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
 
 /** Where a server listens or a client connects. */
@@ -60,5 +61,25 @@ export function addressFromParts(parts: AddressParts, defaultHost: string, defau
   if (parts.path !== undefined) return { path: parts.path };
   const port = parts.port === undefined ? defaultPort : typeof parts.port === 'string' && /^\d+$/.test(parts.port.trim()) ? Number(parts.port) : parts.port;
   if (!isPort(port)) throw new InvalidOptionError('port', `expected a port number 0-65535, got ${JSON.stringify(parts.port)}`);
+  if (parts.host !== undefined) checkHost(parts.host);
   return { host: parts.host ?? defaultHost, port };
+}
+
+/**
+ * A `host` option is a host name or an IP address, nothing more: a port or
+ * a scheme in it would go to DNS as part of the name.
+ */
+function checkHost(host: unknown): void {
+  if (typeof host !== 'string' || host.trim() === '') throw new InvalidOptionError('host', `expected a host name or IP address, got ${JSON.stringify(host)}`);
+  if (!host.includes(':') && !host.includes('/')) return;
+  if (isIP(host) !== 0) return; // IPv6
+  const withPort = /^\[?([^\][/]*?)\]?:(\d+)$/.exec(host);
+  if (withPort !== null) {
+    const [, name, port] = withPort;
+    throw new InvalidOptionError(
+      'host',
+      `"${host}" has a port in it: give it as \`port\`, { host: '${name}', port: ${port} } (or as one \`address: '${host}'\`)`,
+    );
+  }
+  throw new InvalidOptionError('host', `expected a host name or IP address, got "${host}" (a URL or a path goes in \`address\` or \`path\`)`);
 }

@@ -29,6 +29,8 @@ export class Probe {
   readonly metadata: unknown[] = [];
   streamsStopped = 0;
   deadlines: number[] = [];
+  /** `ctx.getTimeLeft()` of each attempt of a `deadline.retry` call, by its key */
+  readonly timeLeft = new Map<string, number[]>();
 }
 
 export class CreateUserDto {
@@ -86,6 +88,17 @@ export class TestController {
   async slow(@Payload() ms: number) {
     await sleep(ms);
     return ms;
+  }
+
+  /** Records `ctx.getTimeLeft()` per attempt under `key`; the first attempt waits `wait` ms, then fails. */
+  @MessagePattern('deadline.retry')
+  async deadlineRetry(@Payload() { key, wait }: { key: string; wait: number }, @Ctx() ctx: OccamsContext) {
+    const seen = this.probe.timeLeft.get(key) ?? [];
+    this.probe.timeLeft.set(key, seen);
+    seen.push(ctx.getTimeLeft());
+    if (seen.length > 1) return seen;
+    await sleep(wait);
+    throw new RpcException('first attempt fails');
   }
 
   @MessagePattern('fail.message')
