@@ -95,7 +95,8 @@ export function checkMessage(
   let values = 0;
   let weight = 0; // besides one per value (see WEIGHT_*)
   while (need > 0) {
-    if (pos >= end) throw truncated(pos - start);
+    // (a length read past the end of `src` makes `pos` NaN: every comparison is written to fail on it)
+    if (!(pos < end)) throw truncated(pos - start);
     const t = src[pos++]!;
     need--;
     values++;
@@ -228,7 +229,7 @@ export function checkMessage(
       }
     }
   }
-  if (pos > end) throw truncated(pos - start);
+  if (!(pos <= end) || !(need === 0)) throw truncated(pos - start);
   if (pos < end) throw new MessageRefusedError(`${end - pos} bytes after the end of the MessagePack value`);
   if (weight + values > maxWeight) throw tooHeavy(weight + values, maxWeight);
 }
@@ -268,7 +269,8 @@ function u32(src: Uint8Array, pos: number): number {
 }
 
 /** An extension of `length` bytes of this type: the timestamp, undefined, and those the application allowed (see checkMessage). */
-function checkExt(type: number, length: number, at: number, allowed: ExtensionTypes | undefined): void {
+function checkExt(type: number | undefined, length: number, at: number, allowed: ExtensionTypes | undefined): void {
+  if (type === undefined) throw truncated(at); // the header itself runs past the buffer
   if (type === EXT_TIMESTAMP && (length === 4 || length === 8 || length === 12)) return;
   if (type === EXT_UNDEFINED && length === 1) return;
   if (allowed !== undefined && allowed[type] === 1) return;
@@ -290,7 +292,7 @@ function shapeKeys(shapes: readonly unknown[], slot: number): number {
  * offset after the keys; the shape counts from here on in this message.
  */
 function defineShape(src: Uint8Array, pos: number, end: number, slot: number, start: number, learned: (string[] | undefined)[] | undefined): number {
-  if (pos >= end) throw truncated(pos - start);
+  if (!(pos < end)) throw truncated(pos - start);
   const t = src[pos]!;
   let keys: number;
   if (t >= 0x90 && t < 0xa0) {
@@ -309,7 +311,7 @@ function defineShape(src: Uint8Array, pos: number, end: number, slot: number, st
   let bytes = 0;
   const names: string[] | undefined = learned === undefined ? undefined : [];
   for (let i = 0; i < keys; i++) {
-    if (pos >= end) throw truncated(pos - start);
+    if (!(pos < end)) throw truncated(pos - start);
     const k = src[pos++]!;
     let length: number;
     if (k >= 0xa0 && k < 0xc0) length = k & 0x1f;
@@ -321,7 +323,7 @@ function defineShape(src: Uint8Array, pos: number, end: number, slot: number, st
     pos += length;
     if ((bytes += length) > MAX_SHAPE_KEY_BYTES) throw new MessageRefusedError(`a record shape of over ${MAX_SHAPE_KEY_BYTES} bytes of keys`);
   }
-  if (pos > end) throw truncated(pos - start);
+  if (!(pos <= end)) throw truncated(pos - start);
   if (definedHere[slot]! < 0) touched.push(slot);
   definedHere[slot] = keys;
   if (learned !== undefined) learned[slot] = names;
