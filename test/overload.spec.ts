@@ -56,6 +56,34 @@ function handlers(g: { promise: Promise<void> }) {
   };
 }
 
+/**
+ * A resource of `n` slots held `ms` each, as a database pool: past `n` at
+ * once, a handler's latency grows with the queue in front of it. `peak`:
+ * the most handlers in it at once, counted from the `after`-th use on.
+ */
+function slots(n: number, ms: number, after = 0) {
+  let free = n;
+  let inside = 0;
+  let uses = 0;
+  let peak = 0;
+  const waiters: (() => void)[] = [];
+  return {
+    peak: () => peak,
+    use: async (): Promise<number> => {
+      inside++;
+      if (uses++ >= after) peak = Math.max(peak, inside);
+      if (free > 0) free--;
+      else await new Promise<void>((r) => waiters.push(r));
+      await sleep(ms);
+      const next = waiters.shift();
+      if (next !== undefined) next();
+      else free++;
+      inside--;
+      return 1;
+    },
+  };
+}
+
 /** Resolves to 'pending' if `p` has not settled within `ms` (a bound, not a timed assertion: the outcome that matters is which). */
 const within = <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, sleep(ms).then(() => 'pending' as const)]);
 
@@ -277,25 +305,8 @@ describe('the server-wide concurrency limit', () => {
 
   for (const algorithm of ['gradient', 'aimd'] as const) {
     it(`${algorithm}: learns a limit below its start from latencies that climb (a 4-slot resource, 48 callers)`, async () => {
-      // a resource of 4 slots of 10 ms: past 4 at once, a handler's latency grows with the queue in front of it
-      let free = 4;
-      let runningNow = 0;
-      let done = 0;
-      let peak = 0;
-      const waiters: (() => void)[] = [];
-      const resource = async (): Promise<number> => {
-        runningNow++;
-        if (done >= 150) peak = Math.max(peak, runningNow); // once it has learnt (the first turn lets everyone in)
-        done++;
-        if (free > 0) free--;
-        else await new Promise<void>((r) => waiters.push(r));
-        await sleep(10);
-        const next = waiters.shift();
-        if (next !== undefined) next();
-        else free++;
-        runningNow--;
-        return 1;
-      };
+      const r = slots(4, 10, 150);
+      const resource = r.use;
       const ctx = await startServer({ use: resource }, { concurrencyLimit: algorithm });
       const limits: ServerLimitMessage[] = [];
       const onLimit = (m: unknown) => limits.push(m as ServerLimitMessage);
@@ -316,8 +327,8 @@ describe('the server-wide concurrency limit', () => {
         expect(stats.algorithm).toBe(algorithm);
         expect(stats.limit).toBeLessThan(20); // its initial limit
         expect(stats.minLatency).toBeGreaterThanOrEqual(10);
-        expect(peak).toBeGreaterThan(0);
-        expect(peak).toBeLessThan(48); // never every caller at once
+        expect(r.peak()).toBeGreaterThan(0);
+        expect(r.peak()).toBeLessThan(48); // never every caller at once
         expect(Object.keys(outcomes).every((c) => c === 'ok' || c === 'rpc_overloaded')).toBe(true);
         expect(outcomes.ok).toBeGreaterThan(0);
         expect(limits.length).toBeGreaterThan(0);
@@ -329,6 +340,38 @@ describe('the server-wide concurrency limit', () => {
       }
     }, 20_000);
   }
+});
+
+describe('probes for the latency without queueing', () => {
+  it('never hold the limit down at light load, and come as soon as requests wait', async () => {
+    const r = slots(4, 10);
+    const ctx = await startServer({ use: r.use });
+    const limits: ServerLimitMessage[] = [];
+    const onLimit = (m: unknown) => limits.push(m as ServerLimitMessage);
+    dc.subscribe(CHANNELS.serverLimit, onLimit);
+    const client = await ClientStream.connect(ctx.url, { maxInFlight: 64 });
+    const callers = (n: number, calls: number) =>
+      Promise.all(
+        Array.from({ length: n }, async () => {
+          for (let i = 0; i < calls; i++) if ((await settle(client.request('use', null, { timeout: 5_000 }))) !== 'ok') await sleep(5);
+        }),
+      );
+    try {
+      // light: 2 callers of a 4-slot resource, past several windows (100 ms, 5 samples each)
+      await callers(2, 40);
+      expect(ctx.server.stats.limit!.latency).toBeGreaterThan(0);
+      expect(limits.filter((m) => m.probing)).toEqual([]);
+      expect(ctx.server.stats.limit!.limit).toBe(20);
+      // heavy: 48 callers; requests wait, so the due probe runs, and the limit moves
+      await callers(48, 10);
+      expect(limits.some((m) => m.probing)).toBe(true);
+      expect(ctx.server.stats.limit!.limit).toBeLessThan(20);
+    } finally {
+      dc.unsubscribe(CHANNELS.serverLimit, onLimit);
+      client.destroy();
+      await ctx.server.destroy();
+    }
+  }, 20_000);
 });
 
 describe('clients: rpc_overloaded is retriable and never ran', () => {

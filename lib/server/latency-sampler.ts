@@ -35,9 +35,11 @@ export const enum Sampled {
  * queueing, `minLatency`: the lowest window median since the last probe. A
  * probe (as Envoy's minRTT calculation) holds the limit low (ServerLimiter
  * pins it) and takes the median of the next PROBE_SAMPLES handlers started
- * under it, which replaces minLatency; it runs after the first window,
- * FIRST_PROBE_INTERVAL later, then every MIN_LATENCY_INTERVAL, and whenever
- * ServerLimiter asks (the limit sat at its floor). Window medians alone
+ * under it, which replaces minLatency. It is due after the first window,
+ * FIRST_PROBE_INTERVAL later, then every MIN_LATENCY_INTERVAL; ServerLimiter
+ * starts a due probe only under load (requests wait, or the latency is past
+ * its target: at light load the windows see the unqueued latency), and
+ * whenever the limit sat at its floor. Window medians alone
  * would only ever lower it: under lasting load no window runs without a
  * queue (the first ones overstate it), and a resource that became slower
  * for good would keep an old, low minLatency that starves it.
@@ -45,7 +47,7 @@ export const enum Sampled {
 export class LatencySampler {
   /** median latency of the last window, ms; 0 until one closed */
   latency = 0;
-  /** handler latency without queueing, ms (the last probe's median); 0 until a probe finished */
+  /** handler latency without queueing, ms: the last probe's median, or a lower window median since; 0 until a window closed */
   minLatency = 0;
   /** a probe is under way: the limit is pinned low */
   probing = false;
@@ -96,11 +98,6 @@ export class LatencySampler {
   /** A probe is due at `now` (the interval passed). */
   due(now: number): boolean {
     return this.withProbes && !this.probing && now >= this.nextProbe;
-  }
-
-  /** A due probe is not needed now (the windows measure an unqueued latency themselves): due again one interval on. */
-  postpone(now: number): void {
-    this.nextProbe = now + MIN_LATENCY_INTERVAL * (1 + MIN_LATENCY_JITTER * (2 * this.random() - 1));
   }
 
   /** Starts a probe at `now`; it takes samples once `arm`ed. */

@@ -285,10 +285,9 @@ export class ServerLimiter implements QueueView {
     if (this.atFloor >= FLOOR_WINDOWS) {
       this.atFloor = 0;
       s.startProbe(now);
-    } else if (s.due(now)) {
-      // nothing waits and the latency is where it should be: the windows see an unqueued latency, no need to hold the limit down
-      if (this.queued === 0 && s.latency <= targetLatency(s.minLatency)) s.postpone(now);
-      else s.startProbe(now);
+    } else if (s.due(now) && (this.queued !== 0 || s.latency > targetLatency(s.minLatency))) {
+      // (while nothing waits and the latency is where it should be, the windows see an unqueued latency themselves: the probe waits for load)
+      s.startProbe(now);
     }
     this.cap = s.probing ? this.probeCap() : this.learnt;
     if (this.cap !== previous) this.changed(previous);
