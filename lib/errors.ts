@@ -32,6 +32,8 @@ export const ErrorCode = {
   Cancelled: 'rpc_cancelled',
   StreamOverflow: 'rpc_stream_overflow',
   GoingAway: 'rpc_going_away',
+  /** refused unrun: the server is at its concurrency limit, or the request could not start before its deadline (peers that negotiated FEATURE_OVERLOADED) */
+  Overloaded: 'rpc_overloaded',
   // user errors
   UserErrno: 'user_errno',
   UserError: 'user_error',
@@ -39,7 +41,9 @@ export const ErrorCode = {
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Codes a request may be retried after (on another connection or server). */
-const RETRIABLE: ReadonlySet<string> = new Set([ErrorCode.Unreachable, ErrorCode.Io, ErrorCode.Timeout]);
+const RETRIABLE: ReadonlySet<string> = new Set([ErrorCode.Unreachable, ErrorCode.Io, ErrorCode.Timeout, ErrorCode.Overloaded]);
+/** Codes that say the server never started the request: retrying it cannot run it twice. */
+const NEVER_RAN: ReadonlySet<string> = new Set([ErrorCode.Overloaded]);
 
 export class OccamsError extends Error {
   readonly code: string;
@@ -49,6 +53,13 @@ export class OccamsError extends Error {
   }
   get retriable(): boolean {
     return RETRIABLE.has(this.code);
+  }
+  /**
+   * True when the server said it never started the request (`rpc_overloaded`):
+   * it may be retried elsewhere whether or not it is idempotent.
+   */
+  get neverRan(): boolean {
+    return NEVER_RAN.has(this.code);
   }
   /** True for errors produced by the framework rather than a handler. */
   get internal(): boolean {
@@ -195,6 +206,17 @@ export class GoingAwayError extends OccamsError {
 }
 
 /**
+ * The server did not run the request: it was at its concurrency limit with
+ * its queue full, or the request could not start before its deadline
+ * (`rpc_overloaded`). Retriable, and `neverRan`: another server may take it.
+ */
+export class OverloadedError extends OccamsError {
+  constructor(message = 'server overloaded: the request was not run', options?: { cause?: unknown }) {
+    super(ErrorCode.Overloaded, message, options);
+  }
+}
+
+/**
  * A handler failed with a numeric code: wire flag 1 (errno only), or the
  * extension flag 6 (errno and the handler's message, from servers that
  * speak it).
@@ -272,6 +294,7 @@ const WIRE_ERRORS: Record<string, new () => OccamsError> = {
   [ErrorCode.StreamOverflow]: StreamOverflowError,
   [ErrorCode.GoingAway]: GoingAwayError,
   [ErrorCode.FrameTooLarge]: FrameTooLargeError,
+  [ErrorCode.Overloaded]: OverloadedError,
 };
 
 /**

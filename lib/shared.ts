@@ -14,6 +14,7 @@ export {
   MethodNotFoundError,
   MissingDependencyError,
   OccamsError,
+  OverloadedError,
   ProtocolError,
   QueueFullError,
   RemoteErrnoError,
@@ -60,7 +61,9 @@ export {
   type PoolStateMessage,
   type ServerRequestEndMessage,
   type ServerRequestErrorMessage,
+  type ServerLimitMessage,
   type ServerRequestInfo,
+  type ServerRequestRefusedMessage,
   type ServerRequestStartMessage,
 } from './core/diagnostics.js';
 export * from './tracing/index.js';

@@ -34,7 +34,8 @@ function neverHandlers() {
 describe('cancel on timeout', () => {
   it('1,100 calls to a never-answering handler time out; the server frees every slot and serves on', async () => {
     const h = neverHandlers();
-    const ctx = await startServer({ never: h.never, echo: (v: unknown) => v });
+    // the concurrency limit off: this is about the connection's own cap (with it, most of these would be refused unrun)
+    const ctx = await startServer({ never: h.never, echo: (v: unknown) => v }, { concurrencyLimit: false });
     // a window above the server's cap: HELLO clamps it to 1024
     const client = await ClientStream.connect(ctx.url, { maxInFlight: 2048, maxQueued: 2048, timerResolution: 100 });
     try {
@@ -60,7 +61,7 @@ describe('cancel on timeout', () => {
   it('plain v1 peers: handlerTimeout ends a handler that never answers with rpc_timeout and frees its slot (fake clock)', async () => {
     const h = neverHandlers();
     const clock = new FakeClock(Date.now());
-    const ctx = await startServer({ never: h.never, echo: (v: unknown) => v }, { handlerTimeout: 30_000, maxInFlightPerConnection: 1000, clock });
+    const ctx = await startServer({ never: h.never, echo: (v: unknown) => v }, { handlerTimeout: 30_000, maxInFlightPerConnection: 1000, clock, concurrencyLimit: false });
     const v1 = await ClientStream.connect(ctx.url, { extensions: false, maxInFlight: 1100, maxQueued: 1100 });
     try {
       // 100 of these wait in the server's queue (past its cap of 1000): their time counts from arrival
@@ -129,7 +130,7 @@ describe('a connection at its in-flight cap never wedges', () => {
 
   it('a raw v1 peer past the cap: pings answered, and its reset is noticed (handlers cancelled within 1 s)', async () => {
     const h = neverHandlers();
-    const ctx = await startServer({ never: h.never }, { maxInFlightPerConnection: 64 });
+    const ctx = await startServer({ never: h.never }, { maxInFlightPerConnection: 64, concurrencyLimit: false });
     const raw = await rawConnect(ctx.address.port);
     const answered: number[] = [];
     const decoder = new ResponseDecoder({ onResponse: (_f, seq) => answered.push(seq) });
@@ -234,7 +235,8 @@ describe('Nest: cancellation reaches the handler', () => {
   let client: OccamsClient;
   let t: Teardowns;
   beforeAll(async () => {
-    strategy = new OccamsServer({ port: 0, maxInFlightPerConnection: 2048 });
+    // thousands of handlers that never answer: the concurrency limit would (rightly) refuse most of them
+    strategy = new OccamsServer({ port: 0, maxInFlightPerConnection: 2048, concurrencyLimit: false });
     app = await NestFactory.createMicroservice(SilentModule, { strategy, logger: false });
     await app.listen();
     t = app.get(Teardowns);

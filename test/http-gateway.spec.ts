@@ -14,6 +14,7 @@ import {
   occamsHttpStatus,
   ClosedError,
   QueueFullError,
+  OverloadedError,
   IoError,
 } from '../lib/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
@@ -132,6 +133,7 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
 
   it('occamsHttpStatus maps local failures too', () => {
     expect(occamsHttpStatus(new QueueFullError())).toBe(503);
+    expect(occamsHttpStatus(new OverloadedError())).toBe(503);
     expect(occamsHttpStatus(new IoError())).toBe(502);
     expect(occamsHttpStatus(new ClosedError())).toBe(502);
   });

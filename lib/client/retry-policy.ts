@@ -38,7 +38,9 @@ export interface Attempt {
  *   (`rpc_unreachable`, `rpc_io_err`, `rpc_timeout`), only when it is
  *   idempotent (per call `idempotent`, else the `idempotent` option; default
  *   not), never when `retry: false`, never once streamed items reached the
- *   caller, and at most `retryLimit` times;
+ *   caller, and at most `retryLimit` times; an error that says the server
+ *   never started it (`rpc_overloaded`, `neverRan`) is retried whether or
+ *   not the call is idempotent, within the same `retryLimit`;
  * - user errors and every other framework error reach the caller as they are.
  */
 export class RetryPolicy {
@@ -63,7 +65,7 @@ export class RetryPolicy {
       return RetryVerdict.Move;
     }
     if (!err.retriable || attempt.delivered || options?.retry === false) return RetryVerdict.Fail;
-    if (attempt.retries >= this.retryLimit || !this.idempotent(action, options)) return RetryVerdict.Fail;
+    if (attempt.retries >= this.retryLimit || (!err.neverRan && !this.idempotent(action, options))) return RetryVerdict.Fail;
     return RetryVerdict.Retry;
   }
 }

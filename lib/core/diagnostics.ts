@@ -39,6 +39,10 @@ export const CHANNELS = {
   poolState: 'occams:pool:state',
   /** GOAWAY: a client read one, or a server sent one (its graceful close began) */
   goaway: 'occams:goaway',
+  /** the server's concurrency limit moved (a sampling window closed, a probe began or ended) */
+  serverLimit: 'occams:server:limit',
+  /** a request was answered without being run: refused past the concurrency limit and its queue, or taken out of a queue as it could no longer start before its deadline */
+  serverRequestRefused: 'occams:server:request:refused',
 } as const;
 
 export type ChannelName = (typeof CHANNELS)[keyof typeof CHANNELS];
@@ -148,6 +152,38 @@ export interface GoawayMessage {
   connection: ConnectionInfo;
 }
 
+/** `occams:server:limit` */
+export interface ServerLimitMessage {
+  /** 'gradient', 'aimd' or 'static' */
+  algorithm: string;
+  /** handlers the server runs at once now (pinned low while `probing`) */
+  limit: number;
+  /** the limit before this change */
+  previous: number;
+  /** median handler latency of the last window, ms (0 until one closed) */
+  latency: number;
+  /** handler latency without queueing, ms (0 until measured) */
+  minLatency: number;
+  /** handlers counted now */
+  running: number;
+  /** requests waiting for the limit */
+  queued: number;
+  /** the limit is held low to measure minLatency */
+  probing: boolean;
+}
+/** `occams:server:request:refused` */
+export interface ServerRequestRefusedMessage {
+  request: ServerRequestInfo;
+  /**
+   * 'limit': past the concurrency limit, its queue full or its expected wait past maxQueueWait;
+   * 'deadline': could not start before its deadline; 'expired': taken out of a queue unrun
+   * (its deadline passed, or it waited past maxQueueWait)
+   */
+  reason: 'limit' | 'deadline' | 'expired';
+  /** what the client was answered: `rpc_overloaded`, or `rpc_unreachable` for a peer without that feature */
+  code: string;
+}
+
 export const clientCallStart = dc.channel(CHANNELS.clientCallStart);
 export const clientCallSent = dc.channel(CHANNELS.clientCallSent);
 export const clientCallResponse = dc.channel(CHANNELS.clientCallResponse);
@@ -159,3 +195,5 @@ export const connectionOpen = dc.channel(CHANNELS.connectionOpen);
 export const connectionClose = dc.channel(CHANNELS.connectionClose);
 export const poolState = dc.channel(CHANNELS.poolState);
 export const goaway = dc.channel(CHANNELS.goaway);
+export const serverLimit = dc.channel(CHANNELS.serverLimit);
+export const serverRequestRefused = dc.channel(CHANNELS.serverRequestRefused);

@@ -10,7 +10,7 @@ import { ErrorCode, OccamsError, RemoteErrnoError, RemoteError } from '../errors
  * |----------------------------------------------|-----------------------------|
  * | user_error, user_errno (the handler refused) | 422 Unprocessable Entity    |
  * | rpc_method_notfound, rpc_service_notfound    | 501 Not Implemented         |
- * | rpc_unreachable, rpc_queue_full              | 503 Service Unavailable     |
+ * | rpc_unreachable, rpc_overloaded, rpc_queue_full | 503 Service Unavailable  |
  * | rpc_timeout                                  | 504 Gateway Timeout         |
  * | anything else (io, internal, decode, ...)    | 502 Bad Gateway             |
  *
@@ -26,6 +26,7 @@ export function occamsHttpStatus(err: OccamsError): number {
     case ErrorCode.ServiceNotFound:
       return HttpStatus.NOT_IMPLEMENTED;
     case ErrorCode.Unreachable:
+    case ErrorCode.Overloaded:
     case ErrorCode.QueueFull:
       return HttpStatus.SERVICE_UNAVAILABLE;
     case ErrorCode.Timeout:

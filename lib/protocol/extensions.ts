@@ -52,6 +52,12 @@ export const FEATURE_GOAWAY_ACK = 1 << 9;
  * a server whose codec has them and has the client's codec name.
  */
 export const FEATURE_RECORDS = 1 << 10;
+/**
+ * the server may refuse a request unrun with `rpc_overloaded` (its
+ * concurrency limit and queue are full, or the request could not start
+ * before its deadline); peers without it get `rpc_unreachable` instead
+ */
+export const FEATURE_OVERLOADED = 1 << 11;
 export const ALL_FEATURES =
   FEATURE_EVENTS |
   FEATURE_META |
@@ -63,7 +69,8 @@ export const ALL_FEATURES =
   FEATURE_ERRNO_MESSAGE |
   FEATURE_CREDIT |
   FEATURE_GOAWAY_ACK |
-  FEATURE_RECORDS;
+  FEATURE_RECORDS |
+  FEATURE_OVERLOADED;
 
 /**
  * Items a server may send on a stream before the client grants more

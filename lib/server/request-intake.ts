@@ -1,5 +1,6 @@
 import { ErrorCode, GoingAwayError, type OccamsError, stackless, TimeoutError } from '../errors.js';
 import type { Clock } from '../core/clock.js';
+import { serverRequestRefused } from '../core/diagnostics.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { Dispatch } from './dispatch.js';
 import type { RpcLogger } from './logger.js';
@@ -7,24 +8,41 @@ import type { RequestTable } from './request-table.js';
 import type { ResponseWriter } from './response-writer.js';
 import type { ServerCounters } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { EndReason, type ServerRequest } from './server-request.js';
+import { EndReason, type NotRunCode, type ServerRequest } from './server-request.js';
 import { RequestProbe, requestsObserved } from './request-probe.js';
+import { Refusal, type ServerLimiter } from './server-limiter.js';
 
 /** Bytes a waiting request is counted for beyond its msg and blob. */
 export const HELD_OVERHEAD = 64;
 
+/** What RequestIntake needs of its connection. */
+export interface IntakePort {
+  /** the connection, as its log lines name it */
+  describe(): string;
+  /** false once it is closed */
+  isOpen(): boolean;
+  /** what a request that never ran is answered: rpc_overloaded to peers that negotiated it, else rpc_unreachable */
+  notRunCode(): NotRunCode;
+}
+
 /**
- * What becomes of a request one connection has read: run now (there is
- * room: under the in-flight cap, writes not backed up, nobody held before
- * it), held (up to maxQueuedPerConnection / maxQueuedBytes), or refused at
- * once with `rpc_unreachable` (it never ran). Held requests run as slots
- * free up; one whose time ran out while held never runs.
+ * What becomes of a request one connection has read: past the connection
+ * (room: under the in-flight cap, writes not backed up, nobody held before
+ * it) to the server's concurrency limit (ServerLimiter: start now, wait in
+ * the server's queue, or be refused at once, unrun), held on the
+ * connection (up to maxQueuedPerConnection / maxQueuedBytes), or refused
+ * at once (it never ran). Held requests go on as slots free up; one whose
+ * deadline passed while it waited (either queue) never runs, and is
+ * answered at once.
  */
 export class RequestIntake {
-  /** dispatched requests not yet released */
+  /** requests let past the connection's cap not yet released: running, or waiting for the concurrency limit */
   inFlight = 0;
+  /** of those, waiting for the concurrency limit */
+  waiting = 0;
   private pumping = false;
   private refusedLogged = false;
+  private overloadLogged = false;
   private readonly cap: number;
   private readonly clock: Clock;
   private readonly dispatchBound = (req: ServerRequest): void => this.dispatch(req);
@@ -37,8 +55,8 @@ export class RequestIntake {
     private readonly options: NormalizedRpcServerOptions,
     private readonly counters: ServerCounters,
     private readonly logger: RpcLogger,
-    /** the connection, as its log lines name it; false once it is closed */
-    private readonly port: { describe(): string; isOpen(): boolean },
+    private readonly limiter: ServerLimiter | undefined,
+    private readonly port: IntakePort,
   ) {
     this.cap = options.maxInFlightPerConnection;
     this.clock = options.clock;
@@ -57,19 +75,49 @@ export class RequestIntake {
   /** Whether a request of `size` bytes may wait; refuses it (answered, counted, logged once) when not. */
   mayHold(seq: number, isEvent: boolean, size: number, closing: boolean): boolean {
     const { requests, options } = this;
-    if (closing) return this.refuse(seq, isEvent, 'the server is closing');
+    if (closing) return this.refuse(seq, isEvent, 'the server is closing', true);
     if (requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes + size > options.maxQueuedBytes) {
-      return this.refuse(seq, isEvent, `${requests.heldCount} requests (${requests.heldBytes} bytes) already wait`);
+      return this.refuse(seq, isEvent, `${requests.heldCount} requests (${requests.heldBytes} bytes) already wait`, false);
     }
     return true;
   }
 
-  run(req: ServerRequest): void {
+  /** Lets `req` past the connection (read at `now`): it starts, waits for the concurrency limit, or is refused unrun. */
+  run(req: ServerRequest, now: number): void {
+    const limiter = this.limiter;
+    if (limiter === undefined || limiter.room || this.bypasses(req)) return this.start(req, now);
+    const refusal = limiter.offer(req, now);
+    if (refusal !== Refusal.None) return this.overloaded(req, refusal);
     this.inFlight++;
+    this.waiting++;
+    if (this.port.isOpen()) this.requests.running(req); // its deadline and handlerTimeout run while it waits
+  }
+
+  /** Dispatches `req` (read, or taken from the concurrency limit's queue, at `now`). */
+  start(req: ServerRequest, now: number): void {
+    const limiter = this.limiter;
+    if (req.waiting) {
+      limiter!.dequeue(req);
+      this.waiting--;
+    } else {
+      this.inFlight++;
+    }
     req.dispatched = true;
+    if (limiter !== undefined && !this.bypasses(req)) limiter.started(req, now);
     if (requestsObserved()) RequestProbe.dispatch(req, this.dispatchBound);
     else this.dispatch(req);
     if (!req.released && this.port.isOpen()) this.requests.running(req);
+  }
+
+  /** `req`'s action bypasses the concurrency limit (`limitBypass`). */
+  private bypasses(req: ServerRequest): boolean {
+    const bypass = this.options.limitBypass;
+    return bypass !== undefined && bypass(String(req.action));
+  }
+
+  /** `req` streams: a stream runs for as long as its consumer reads, so it leaves the concurrency limit. */
+  streams(req: ServerRequest): void {
+    this.limiter?.finished(req, false);
   }
 
   /** Hands `req` to the Dispatch; a throw or a rejected promise is answered rpc_internal_err. */
@@ -91,8 +139,16 @@ export class RequestIntake {
 
   /** `req` freed its slot (answered or abandoned). */
   released(req: ServerRequest): void {
-    if (!req.dispatched) return;
-    this.inFlight--;
+    if (req.dispatched) {
+      this.inFlight--;
+      if (this.limiter !== undefined) this.limiter.finished(req);
+    } else if (req.waiting) {
+      this.inFlight--;
+      this.waiting--;
+      this.limiter!.dequeue(req);
+    } else {
+      return;
+    }
     if (this.requests.heldCount !== 0 && this.port.isOpen()) this.pumpHeld();
   }
 
@@ -101,6 +157,7 @@ export class RequestIntake {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      let now = -1;
       while (this.inFlight < this.cap && this.flow.writable && this.port.isOpen()) {
         const req = this.requests.nextHeld();
         if (req === undefined) break;
@@ -109,12 +166,25 @@ export class RequestIntake {
           this.expired(req);
           continue;
         }
-        this.run(req);
+        if (now < 0) now = this.clock.now();
+        // its caller gave up while it was held (the wheel is coarse): it never runs
+        if (req.deadline !== undefined && req.deadline <= now) this.drop(req);
+        else this.run(req, now);
       }
     } finally {
       this.pumping = false;
     }
     this.flow.update();
+  }
+
+  /**
+   * A request that waited (held, or for the concurrency limit) and can no
+   * longer start in time: its deadline passed, or it waited past
+   * maxQueueWait. Answered unrun at once (rpc_overloaded, or rpc_unreachable).
+   */
+  drop(req: ServerRequest): void {
+    this.counters.expiredQueued++;
+    this.notRun(req, 'expired');
   }
 
   /** Its deadline or `handlerTimeout` passed (a stream's restarts with each item sent or credit received). */
@@ -159,7 +229,7 @@ export class RequestIntake {
         continue;
       }
       adopt();
-      if (!req.dispatched) this.run(req);
+      if (!req.dispatched) this.start(req, this.clock.now()); // held or waiting: read, so run (as the cap no longer applies)
     }
   }
 
@@ -181,13 +251,34 @@ export class RequestIntake {
     req.internal(ErrorCode.Internal);
   }
 
-  private refuse(seq: number, isEvent: boolean, why: string): false {
+  /** Past the connection's queue (or closing): refused before a request is made of it. */
+  private refuse(seq: number, isEvent: boolean, why: string, closing: boolean): false {
     this.counters.refused++;
+    const code = closing ? ErrorCode.Unreachable : this.port.notRunCode();
     if (!this.refusedLogged) {
       this.refusedLogged = true;
-      this.logger.warn(`connection ${this.port.describe()}: refusing requests (rpc_unreachable, not run): ${why}`);
+      this.logger.warn(`connection ${this.port.describe()}: refusing requests (${code}, not run): ${why}`);
     }
-    if (!isEvent) this.out.writeCode(seq, ErrorCode.Unreachable);
+    if (!isEvent) this.out.writeCode(seq, code);
     return false;
+  }
+
+  /** Past the concurrency limit and its queue, or too late to start before its deadline: refused unrun. */
+  private overloaded(req: ServerRequest, refusal: Refusal): void {
+    this.counters.overloaded++;
+    if (!this.overloadLogged) {
+      this.overloadLogged = true;
+      const s = this.limiter!.stats;
+      this.logger.warn(
+        `connection ${this.port.describe()}: refusing requests past the concurrency limit (${this.port.notRunCode()}, not run; limit ${s.limit}, ${s.queued} waiting, median latency ${s.latency} ms; further ones are counted, not logged)`,
+      );
+    }
+    this.notRun(req, refusal === Refusal.Deadline ? 'deadline' : 'limit');
+  }
+
+  private notRun(req: ServerRequest, reason: 'limit' | 'deadline' | 'expired'): void {
+    const code = this.port.notRunCode();
+    if (serverRequestRefused.hasSubscribers) serverRequestRefused.publish({ request: req, reason, code });
+    req.refuse(code);
   }
 }

@@ -11,6 +11,7 @@ import type { Dispatch } from './dispatch.js';
 import { ServerConnection } from './server-connection.js';
 import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
 import { RefusalCode, RefusalLog } from './refusal-log.js';
+import { ServerLimiter } from './server-limiter.js';
 import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
@@ -35,17 +36,11 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   private readonly dispatcher: Dispatch;
   private readonly connections = new Set<ServerConnection>();
   private readonly counters: ServerCounters = newCounters();
+  /** the server-wide concurrency limit (undefined when `concurrencyLimit` is false) */
+  private readonly limiter: ServerLimiter | undefined;
   /** events still running whose connection is gone (a graceful close waits for them) */
   private orphanEvents = 0;
-  private readonly host: ConnectionHost = {
-    counters: this.counters,
-    forget: (c) => this.forget(c),
-    adoptEvent: () => void this.orphanEvents++,
-    eventDone: () => {
-      this.orphanEvents--;
-      this.checkDrained();
-    },
-  };
+  private readonly host: ConnectionHost;
   private server: net.Server | undefined;
   private bound: Address | undefined;
   private nextId = 1;
@@ -59,6 +54,24 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     super('server', TRANSITIONS, 'idle');
     this.dispatcher = dispatcher;
     this.options = normalizeRpcServerOptions(options);
+    const o = this.options;
+    this.limiter =
+      o.concurrencyLimit === false
+        ? undefined
+        : new ServerLimiter(
+            { limit: o.concurrencyLimit, minLimit: o.minConcurrencyLimit, maxLimit: o.maxConcurrencyLimit, maxQueueWait: o.maxQueueWait, maxQueued: o.maxQueued, clock: o.clock },
+            { start: (req, now) => req.connection.startWaiting(req, now), drop: (req) => req.connection.dropWaiting(req) },
+          );
+    this.host = {
+      counters: this.counters,
+      limiter: this.limiter,
+      forget: (c) => this.forget(c),
+      adoptEvent: () => void this.orphanEvents++,
+      eventDone: () => {
+        this.orphanEvents--;
+        this.checkDrained();
+      },
+    };
     this.refusals = new RefusalLog(this.options.logger, this.options.clock);
     this.handshakes = new PendingHandshakes(this.options, this.refusals, () => this.checkDrained());
   }
@@ -69,10 +82,17 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
   }
   /**
    * `inFlight`: handlers running now (dispatched, not settled); `queued`:
-   * requests read past the cap, waiting; `streamBuffer`: bytes pushed
-   * streams hold now; `ended`: requests the stream layer ended itself, by
-   * reason, since the server started (cancel, deadline, handler timeout,
-   * disconnect, overflow, shutdown), and requests it refused.
+   * requests read past a connection's cap, held on it; `streamBuffer`:
+   * bytes pushed streams hold now; `limit`: the concurrency limit (its
+   * algorithm, the limit now, handlers it counts, requests waiting for it,
+   * the handlers' median latency and latency without queueing, ms), or
+   * undefined when it is off; `ended`: requests the stream layer ended
+   * itself, by reason, since the server started (cancel, deadline, handler
+   * timeout, disconnect, overflow, shutdown), and requests it refused or
+   * dropped unrun (`refused`: a connection's queue full or the server
+   * closing; `overloaded`: past the concurrency limit and its queue, or
+   * too late for its deadline; `expiredQueued`: taken out of a queue, its
+   * deadline passed or maxQueueWait waited).
    */
   get stats(): {
     state: RpcServerState;
@@ -82,6 +102,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     inFlight: number;
     queued: number;
     streamBuffer: number;
+    limit: ServerLimiter['stats'] | undefined;
     ended: ReturnType<typeof describeCounters>;
   } {
     let inFlight = 0;
@@ -93,7 +114,16 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
       queued += s.queued;
       streamBuffer += s.streamBuffer;
     }
-    return { state: this.state, connections: this.connections.size, handshakes: this.handshakes.size, inFlight, queued, streamBuffer, ended: describeCounters(this.counters) };
+    return {
+      state: this.state,
+      connections: this.connections.size,
+      handshakes: this.handshakes.size,
+      inFlight,
+      queued,
+      streamBuffer,
+      limit: this.limiter?.stats,
+      ended: describeCounters(this.counters),
+    };
   }
 
   /** Starts listening; resolves with the bound address. */

@@ -16,6 +16,7 @@ import {
   FEATURE_CREDIT,
   FEATURE_GOAWAY,
   FEATURE_GOAWAY_ACK,
+  FEATURE_OVERLOADED,
   FEATURE_RECORDS,
   FEATURE_STREAMING,
   FLAG_GOAWAY,
@@ -158,9 +159,10 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
       flushed: () => this.writer.flushed,
       isOpen: () => this.state !== 'closed',
     });
-    this.intake = new RequestIntake(this.requests, this.flow, dispatcher, this.out, options, this.counters, this.logger, {
+    this.intake = new RequestIntake(this.requests, this.flow, dispatcher, this.out, options, this.counters, this.logger, host.limiter, {
       describe: () => this.describe(),
       isOpen: () => this.state !== 'closed',
+      notRunCode: () => ((this.features & FEATURE_OVERLOADED) !== 0 ? ErrorCode.Overloaded : ErrorCode.Unreachable),
     });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -189,8 +191,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     let streamBuffer = 0;
     for (const req of this.requests.owed()) streamBuffer += req.out?.queuedBytes ?? 0;
     return {
-      inFlight: this.intake.inFlight,
+      inFlight: this.intake.inFlight - this.intake.waiting,
       queued: this.requests.heldCount,
+      waiting: this.intake.waiting,
       features: this.features,
       state: this.state,
       writeBuffer: this.socket.writableLength,
@@ -322,7 +325,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     const credit = (this.features & FEATURE_CREDIT) !== 0;
     if (header !== undefined || credit) applyExtHeader(req, header, this.readAt, credit);
     this.requests.own(req);
-    if (runNow) intake.run(req);
+    if (runNow) intake.run(req, this.readAt);
     else intake.hold(req, size);
   }
 
@@ -407,6 +410,21 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   count(why: EndReason, dispatched: boolean): void {
     this.counters.ended[why]++;
     if (!dispatched) this.counters.droppedQueued++;
+  }
+
+  /** @internal The server's concurrency limit starts a request of this connection that waited for it. */
+  startWaiting(req: ServerRequest, now: number): void {
+    this.intake.start(req, now);
+  }
+
+  /** @internal A request of this connection that waited for the concurrency limit can no longer start in time: answered unrun. */
+  dropWaiting(req: ServerRequest): void {
+    this.intake.drop(req);
+  }
+
+  /** @internal `req` began to stream: it leaves the concurrency limit. */
+  streams(req: ServerRequest): void {
+    this.intake.streams(req);
   }
 
   /** A request's slot is free (answered, or abandoned). Called once per request. */

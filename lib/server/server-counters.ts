@@ -1,4 +1,5 @@
 import type { ServerConnection } from './server-connection.js';
+import type { ServerLimiter } from './server-limiter.js';
 import { EndReason } from './server-request.js';
 
 /**
@@ -14,6 +15,10 @@ export interface ServerCounters {
   droppedQueued: number;
   /** requests answered rpc_unreachable at once (queue full, or the server closing): never run */
   refused: number;
+  /** requests refused at once past the concurrency limit and its queue, or as they could not start before their deadline: never run */
+  overloaded: number;
+  /** requests taken out of a queue unrun, answered at once: their deadline had passed, or they waited past maxQueueWait */
+  expiredQueued: number;
   /** most bytes one pushed stream queued */
   peakStreamBuffer: number;
 }
@@ -21,6 +26,8 @@ export interface ServerCounters {
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   readonly counters: ServerCounters;
+  /** the server-wide concurrency limit; undefined when it is off */
+  readonly limiter: ServerLimiter | undefined;
   /** the connection is gone */
   forget(conn: ServerConnection): void;
   /** a closed connection leaves an event running: the server's close waits for it */
@@ -29,7 +36,7 @@ export interface ConnectionHost {
 }
 
 export function newCounters(): ServerCounters {
-  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, peakStreamBuffer: 0 };
+  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, overloaded: 0, expiredQueued: 0, peakStreamBuffer: 0 };
 }
 
 /** The counters by name (for stats and reports). */
@@ -43,6 +50,8 @@ export function describeCounters(c: ServerCounters): {
   encodeFailed: number;
   droppedQueued: number;
   refused: number;
+  overloaded: number;
+  expiredQueued: number;
   peakStreamBuffer: number;
 } {
   return {
@@ -55,6 +64,8 @@ export function describeCounters(c: ServerCounters): {
     encodeFailed: c.ended[EndReason.Encode]!,
     droppedQueued: c.droppedQueued,
     refused: c.refused,
+    overloaded: c.overloaded,
+    expiredQueued: c.expiredQueued,
     peakStreamBuffer: c.peakStreamBuffer,
   };
 }
@@ -64,9 +75,12 @@ export type ServerConnectionState = 'open' | 'closing' | 'closed';
 
 export interface ServerConnectionStats {
   state: ServerConnectionState;
+  /** handlers running (dispatched, not settled) */
   inFlight: number;
   /** held past the in-flight cap */
   queued: number;
+  /** read and let past the connection's cap, waiting for the server's concurrency limit */
+  waiting: number;
   features: number;
   writeBuffer: number;
   streamBuffer: number;

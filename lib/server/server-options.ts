@@ -5,8 +5,9 @@ import { msgpackCodec } from '../codec/msgpack-codec.js';
 import type { AddressLike } from '../transport/address.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { actionSet, flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { RPC_SERVER_OPTIONS } from './option-names.js';
+import { InvalidOptionError } from '../errors.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
@@ -42,6 +43,14 @@ export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
 /** As Node's server.keepAliveTimeout family: minutes, not hours; clients that ping never reach it. */
 export const DEFAULT_SERVER_IDLE_TIMEOUT = 5 * 60_000;
+/** The concurrency limit learns with Envoy's gradient controller by default. */
+export const DEFAULT_CONCURRENCY_LIMIT = 'gradient';
+/** The lowest a learnt limit goes (Envoy's min_concurrency is 3). */
+export const DEFAULT_MIN_CONCURRENCY_LIMIT = 4;
+/** The highest a learnt limit goes (Envoy's and concurrency-limits' default). */
+export const DEFAULT_MAX_CONCURRENCY_LIMIT = 1000;
+/** Requests that may wait for the concurrency limit, server-wide. */
+export const DEFAULT_SERVER_MAX_QUEUED = 1024;
 
 export interface RpcServerOptions {
   /** where to listen: `host:port` (port 0 = any free port), `unix:/path`, `{host, port}`, `{path}`; default 127.0.0.1:0 */
@@ -134,6 +143,44 @@ export interface RpcServerOptions {
   streamCloseGrace?: number;
   /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
   flushThreshold?: number;
+  /**
+   * the server-wide limit on handlers running at once (docs/OVERLOAD.md):
+   * 'gradient' (default) learns it from handler latencies as Envoy's
+   * adaptive concurrency does, 'aimd' by additive increase and
+   * multiplicative decrease, a number fixes it, false (or 0) turns it off.
+   * Past it requests wait in one server queue (maxQueued, maxQueueWait);
+   * past that they are refused at once, unrun: `rpc_overloaded` (or
+   * `rpc_unreachable` to peers that did not negotiate it). A handler counts
+   * once it outlives the event-loop turn it started in; a stream stops
+   * counting once it streams.
+   */
+  concurrencyLimit?: 'gradient' | 'aimd' | number | false;
+  /** the lowest a learnt limit goes; default 4 */
+  minConcurrencyLimit?: number;
+  /** the highest a learnt limit goes; default 1000 */
+  maxConcurrencyLimit?: number;
+  /**
+   * ms a request may wait for the concurrency limit: one whose expected
+   * wait (its place in the queue x the handlers' median latency / the
+   * limit) is longer is refused at once, one that waited longer is refused
+   * when its turn comes; 0 = no queue. 'auto' (default), as Facebook's
+   * controlled-delay queues: a burst may wait 4 x the median latency (at
+   * least 20 ms) and is let drain whatever it waited; a queue that stands
+   * (non-empty for 100 ms while the handlers' latency shows they queue
+   * too) only 1 x the median latency (at least 5 ms). Whatever this says, a
+   * request whose deadline would pass before it could start is refused at
+   * once, and one whose deadline passed while it waited never starts
+   */
+  maxQueueWait?: number | 'auto';
+  /** requests that may wait for the concurrency limit, server-wide; default 1024 */
+  maxQueued?: number;
+  /**
+   * actions the concurrency limit neither counts nor holds back: handlers
+   * that wait by design (long polls, an Observable that waits for events);
+   * a list of actions (Nest object patterns as their normalized JSON,
+   * `{"cmd":"watch"}`) or a predicate
+   */
+  limitBypass?: readonly string[] | ((action: string) => boolean);
   /** answer HELLO and use the extensions with clients that ask; default true */
   extensions?: boolean;
   logger?: RpcLogger;
@@ -141,11 +188,29 @@ export interface RpcServerOptions {
   clock?: Clock;
 }
 
-export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls'>> & Pick<RpcServerOptions, 'tls'>;
+export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls' | 'limitBypass'>> &
+  Pick<RpcServerOptions, 'tls'> & {
+    /** undefined when no action bypasses the limit */
+    limitBypass: ((action: string) => boolean) | undefined;
+  };
+
+/** concurrencyLimit: a name, a positive integer (as a string too), or false / 0 / 'false' (off). */
+function concurrencyLimit(value: unknown): 'gradient' | 'aimd' | number | false {
+  if (value === undefined) return DEFAULT_CONCURRENCY_LIMIT;
+  if (value === 'gradient' || value === 'aimd') return value;
+  if (value === false || value === 'false' || value === 0 || value === '0') return false;
+  if (value === true || value === 'true') return DEFAULT_CONCURRENCY_LIMIT;
+  return positiveInt(value, 0, 'concurrencyLimit');
+}
+
+/** maxQueueWait: ms (an integer >= 0) or 'auto'. */
+function queueWait(value: unknown): number | 'auto' {
+  return value === undefined || value === 'auto' ? 'auto' : nonNegativeInt(value, 0, 'maxQueueWait');
+}
 
 export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedRpcServerOptions {
   rejectUnknownKeys(o, RPC_SERVER_OPTIONS, 'RpcServer');
-  return {
+  const normalized: NormalizedRpcServerOptions = {
     address: o.address ?? DEFAULT_SERVER_ADDRESS,
     tls: o.tls,
     codec: o.codec ?? msgpackCodec,
@@ -168,8 +233,18 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     drainGrace: positiveInt(o.drainGrace, DEFAULT_DRAIN_GRACE, 'drainGrace'),
     streamCloseGrace: nonNegativeInt(o.streamCloseGrace, DEFAULT_STREAM_CLOSE_GRACE, 'streamCloseGrace'),
     flushThreshold: positiveInt(o.flushThreshold, DEFAULT_FLUSH_THRESHOLD, 'flushThreshold'),
+    concurrencyLimit: concurrencyLimit(o.concurrencyLimit),
+    minConcurrencyLimit: positiveInt(o.minConcurrencyLimit, DEFAULT_MIN_CONCURRENCY_LIMIT, 'minConcurrencyLimit'),
+    maxConcurrencyLimit: positiveInt(o.maxConcurrencyLimit, DEFAULT_MAX_CONCURRENCY_LIMIT, 'maxConcurrencyLimit'),
+    maxQueueWait: queueWait(o.maxQueueWait),
+    maxQueued: nonNegativeInt(o.maxQueued, DEFAULT_SERVER_MAX_QUEUED, 'maxQueued'),
+    limitBypass: o.limitBypass === undefined ? undefined : actionSet(o.limitBypass, 'limitBypass', false),
     extensions: flag(o.extensions, true, 'extensions'),
     logger: o.logger ?? consoleLogger,
     clock: o.clock ?? systemClock,
   };
+  if (normalized.minConcurrencyLimit > normalized.maxConcurrencyLimit) {
+    throw new InvalidOptionError('minConcurrencyLimit', `${normalized.minConcurrencyLimit} is above maxConcurrencyLimit ${normalized.maxConcurrencyLimit}`);
+  }
+  return normalized;
 }

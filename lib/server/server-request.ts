@@ -15,8 +15,11 @@ export type WireErrorCode =
   | typeof ErrorCode.Internal
   | typeof ErrorCode.InvalidVersion;
 
+/** Codes that tell the client a request was never run: `rpc_overloaded` to peers that negotiated it, else `rpc_unreachable`. */
+export type NotRunCode = typeof ErrorCode.Overloaded | typeof ErrorCode.Unreachable;
+
 /** Codes the stream layer itself ends a request with. */
-export type EndCode = WireErrorCode | typeof ErrorCode.Timeout | typeof ErrorCode.Io | typeof ErrorCode.Unreachable | typeof ErrorCode.StreamOverflow | typeof ErrorCode.GoingAway;
+export type EndCode = WireErrorCode | NotRunCode | typeof ErrorCode.Timeout | typeof ErrorCode.Io | typeof ErrorCode.StreamOverflow | typeof ErrorCode.GoingAway;
 
 /** Why the stream layer ended a request the handler had not settled (counted in the server's stats). */
 export const enum EndReason {
@@ -58,8 +61,9 @@ export function codeBytes(code: string): Buffer {
  * `signal` aborts (with the reason), the `onCancel` handler runs, later
  * settling calls return false, and its slot is free at once.
  *
- * Life on the connection:  read ─► held (over the cap) ─► dispatched ─► settled ─► released
- *                                  └───────────── abandoned ──────────────────────┘
+ * Life on the connection:
+ *   read ─► held (over the cap) ─► waiting (server's concurrency limit) ─► dispatched ─► settled ─► released
+ *            └──────────── refused / abandoned, never run ────────┘           └── abandoned ──┘
  * `released` (slot given back) follows `settled` at once, except for a
  * stream whose last frames still wait for credit or for the socket.
  */
@@ -78,6 +82,14 @@ export class ServerRequest extends TimedEntry {
   heldBytes = 0;
   /** @internal clock time its frame was read */
   readAt = 0;
+  /** @internal clock time its handler started (the concurrency limit's latency samples) */
+  startedAt = 0;
+  /** @internal the concurrency limit's turn it started in; 0 while the limit does not count it */
+  turn = 0;
+  /** @internal waiting in the server's queue for the concurrency limit (counted against its connection's cap) */
+  waiting = false;
+  /** @internal clock time it began waiting there */
+  queuedAt = 0;
   /** @internal filed for its connection's timeout wheel (RequestTable) */
   tracked = false;
   /** @internal its way out once it streams to a peer speaking the extension */
@@ -164,7 +176,7 @@ export class ServerRequest extends TimedEntry {
    */
   item(value: unknown): boolean {
     if (this.done) return false;
-    this.streaming = true;
+    if (!this.streaming) this.startStreaming();
     if (this.isEvent) return true;
     if (!this.connection.has(FEATURE_STREAMING)) {
       this.held = value;
@@ -199,7 +211,7 @@ export class ServerRequest extends TimedEntry {
       returnQuietly(source[Symbol.asyncIterator]());
       return Promise.resolve();
     }
-    this.streaming = true;
+    if (!this.streaming) this.startStreaming();
     const it = source[Symbol.asyncIterator]();
     if (!this.isEvent && this.connection.has(FEATURE_STREAMING)) return (this.out ??= new OutboundStream(this)).pullFrom(it, fail);
     return this.collect(it, fail);
@@ -263,6 +275,17 @@ export class ServerRequest extends TimedEntry {
     this.probe?.fail(new InternalError(`handler for ${String(this.action)} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
   }
 
+  /**
+   * @internal Refuses a request that never started (its handler never saw
+   * it): answers `code` (nothing to an event) and frees its slot.
+   */
+  refuse(code: NotRunCode): void {
+    if (this.freed) return;
+    this.done = true;
+    if (!this.isEvent) this.connection.out.writeCode(this.seq, code);
+    this.free();
+  }
+
   /** The client cancelled this request (CANCEL): ends it without a response. */
   cancel(): void {
     this.abandon(EndReason.Cancel, stackless(CancelledError, 'cancelled by the client'), undefined);
@@ -305,6 +328,12 @@ export class ServerRequest extends TimedEntry {
     this.connection.release(this);
     this.probe?.end();
     return true;
+  }
+
+  /** A stream may run for as long as its consumer reads: it leaves the server's concurrency limit. */
+  private startStreaming(): void {
+    this.streaming = true;
+    if (this.turn !== 0) this.connection.streams(this);
   }
 
   private final(flag: number, msgLenOrErrno: number, blob: Uint8Array): boolean {
