@@ -44,7 +44,8 @@ async function server(name: string, o: { delay?: number; failing?: boolean } = {
         },
         who: () => name,
       });
-  const s = new RpcServer(dispatch as MethodDispatch, { logger: new MemoryLogger(), address: '127.0.0.1:0' });
+  // the servers' own concurrency limit off: these tests are about the client's picking (a limit would refuse the slow server's excess for it)
+  const s = new RpcServer(dispatch as MethodDispatch, { logger: new MemoryLogger(), address: '127.0.0.1:0', concurrencyLimit: false });
   const address = (await s.listen()) as TcpAddress;
   return { name, server: s, counts, url: `${address.host}:${address.port}` };
 }

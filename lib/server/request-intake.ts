@@ -190,6 +190,8 @@ export class RequestIntake {
   /** Its deadline or `handlerTimeout` passed (a stream's restarts with each item sent or credit received). */
   expired(req: ServerRequest): void {
     if (req.released) return;
+    // its caller's deadline passed while it still waited (held, or for the concurrency limit): it never ran, and says so
+    if (!req.dispatched && req.deadline !== undefined) return this.drop(req);
     const out = req.out;
     if (out !== undefined) {
       const until = out.lastActive + req.timeLimit;
