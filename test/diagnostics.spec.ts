@@ -16,6 +16,7 @@ import {
   type PoolStateMessage,
   type ServerRequestEndMessage,
 } from '../lib/index.js';
+import type { ServerConnection } from '../lib/server/index.js';
 import { sleep, startServer, waitFor } from './support/servers.js';
 
 type Seen = { channel: string; message: any }[];
@@ -133,7 +134,10 @@ describe('diagnostics channels', () => {
   });
 
   it('a pooled call is started once, on the caller it was made on; a retried one is sent twice', async () => {
-    const killer = await startServer({ 'Calc.add': (_v: unknown, req) => void req.connection.destroy() });
+    // the handler kills its own connection (handlers see a read-only view: the server's connection event hands over the object)
+    const conns = new Map<number, ServerConnection>();
+    const killer = await startServer({ 'Calc.add': (_v: unknown, req) => void conns.get(req.connection.id)?.destroy() });
+    killer.server.on('connection', (c: ServerConnection) => conns.set(c.id, c));
     const good = await startServer(methods);
     const pool = new FailoverPool([killer.url, good.url], { strategy: 'first', idempotent: ['Calc.add'] });
     const r = record();

@@ -109,3 +109,40 @@ describe('RpcServer with raw peers', () => {
     await ctx.server.destroy();
   });
 });
+
+describe('what a handler sees of its connection', () => {
+  it('a read-only view: who and where the client is, never the connection object', async () => {
+    const seen: unknown[] = [];
+    const ctx = await startServer({
+      who: (_v: unknown, req) => {
+        const c = req.connection as unknown as Record<string, unknown>;
+        let assigned = 'no';
+        try {
+          (c as { id: number }).id = 99;
+          assigned = 'yes';
+        } catch {
+          /* a getter only: strict mode throws */
+        }
+        seen.push({
+          keys: ['destroy', 'socket', 'out', 'kill', 'release', 'options'].filter((k) => k in c),
+          assigned,
+          text: String(c),
+        });
+        return { id: req.connection.id, address: req.connection.remoteAddress, peer: req.connection.peer.text, features: req.connection.features, state: req.connection.state, clientId: req.connection.clientId };
+      },
+    });
+    const client = await ClientStream.connect(ctx.url);
+    try {
+      const got = (await client.request('who', null)) as { id: number; address: string; peer: string; features: number; state: string };
+      expect(got.address).toBe('127.0.0.1');
+      expect(got.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(got.id).toBeGreaterThan(0);
+      expect(got.features).toBeGreaterThan(0); // a ClientStream negotiates the extensions
+      expect(got.state).toBe('open');
+      expect(seen).toEqual([{ keys: [], assigned: 'no', text: expect.stringMatching(/^connection #\d+ 127\.0\.0\.1:\d+$/) }]);
+    } finally {
+      client.destroy();
+      await ctx.server.destroy();
+    }
+  });
+});

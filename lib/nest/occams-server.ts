@@ -4,7 +4,7 @@ import { isObservable, type Observable, Subscription } from 'rxjs';
 import { ErrorCode } from '../errors.js';
 import type { Dispatch } from '../server/dispatch.js';
 import { isAsyncIterable } from '../server/method-dispatch.js';
-import { returnQuietly } from '../server/server-request.js';
+import { returnQuietly } from '../server/request-end.js';
 import type { RpcLogger } from '../server/logger.js';
 import { RpcServer } from '../server/rpc-server.js';
 import type { RpcServerOptions } from '../server/server-options.js';

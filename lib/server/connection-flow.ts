@@ -2,7 +2,6 @@ import type { Socket } from 'node:net';
 import type { TimerHandle } from '../core/clock.js';
 import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';
-import type { OutboundStream } from './outbound-stream.js';
 import type { RequestTable } from './request-table.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { WriteStallWatch } from './write-stall.js';
@@ -25,6 +24,11 @@ export const READ_SLICE_MS = 2;
  */
 export const READ_OVERSTAY_MS = 8;
 export const MAX_READ_PENALTY_MS = 1_000;
+
+/** A stream waiting for the socket to drain (OutboundStream). */
+export interface Resumable {
+  resume(): void;
+}
 
 /** What ConnectionFlow needs of its connection. */
 export interface FlowPort {
@@ -74,7 +78,7 @@ export class ConnectionFlow {
   private readonly endTurnBound = (): void => this.endTurn();
   private readonly endPenaltyBound = (): void => this.endPenalty();
   /** streams waiting for the socket to drain */
-  private readonly waiting = new Set<OutboundStream>();
+  private readonly waiting = new Set<Resumable>();
   private readonly stall: WriteStallWatch;
 
   constructor(
@@ -98,7 +102,7 @@ export class ConnectionFlow {
   }
 
   /** A stream waits for the socket to drain. */
-  waitForRoom(out: OutboundStream): void {
+  waitForRoom(out: Resumable): void {
     this.waiting.add(out);
   }
 

@@ -29,4 +29,6 @@ export {
   DEFAULT_WRITE_TIMEOUT,
   type RpcServerOptions,
 } from './server-options.js';
-export type { ServerRequest, WireErrorCode } from './server-request.js';
+export type { ServerRequest } from './server-request.js';
+export type { WireErrorCode } from './request-end.js';
+export type { ConnectionView } from './connection-view.js';

@@ -2,7 +2,8 @@ import { Fifo } from '../core/fifo.js';
 import { ErrorCode, StreamOverflowError } from '../errors.js';
 import { EMPTY } from '../protocol/constants.js';
 import { FLAG_STREAM_ITEM } from '../protocol/extensions.js';
-import { EndReason, type ServerRequest, encodeFailure, returnQuietly } from './server-request.js';
+import { EndReason, encodeFailure, returnQuietly } from './request-end.js';
+import type { RequestPort, ServerRequest } from './server-request.js';
 
 /** Bytes a queued frame is counted for beyond its payload (header and bookkeeping). */
 const FRAME_OVERHEAD = 64;
@@ -47,8 +48,11 @@ export class OutboundStream {
   private readonly onNextBound = (r: IteratorResult<unknown>): void => this.onNext(r);
   private readonly onThrowBound = (err: unknown): void => this.onThrow(err);
 
+  private readonly port: RequestPort;
+
   constructor(readonly req: ServerRequest) {
-    this.lastActive = req.connection.options.clock.now();
+    this.port = req.port;
+    this.lastActive = this.port.clock.now();
   }
 
   get queued(): number {
@@ -58,7 +62,7 @@ export class OutboundStream {
   /** A pushed item: out now, or queued. False when the stream just failed. */
   push(value: unknown): boolean {
     const req = this.req;
-    const conn = req.connection;
+    const conn = this.port;
     if (this.queue.length === 0 && req.credit > 0 && conn.writable) return this.send(value);
     const bytes = this.encode(value);
     if (bytes === undefined) return false;
@@ -66,7 +70,7 @@ export class OutboundStream {
     this.queue.push({ flag: FLAG_STREAM_ITEM, msgLenOrErrno: bytes.length, msg: Buffer.from(bytes), blob: undefined, last: false });
     this.queuedBytes += bytes.length + FRAME_OVERHEAD;
     conn.noteBuffered(this.queuedBytes);
-    if (this.queuedBytes > conn.options.streamBufferBytes) {
+    if (this.queuedBytes > conn.streamBufferBytes) {
       req.abandon(
         EndReason.Overflow,
         new StreamOverflowError(`stream ${req.seq} (${String(req.action)}) queued ${this.queuedBytes} bytes its client did not take`),
@@ -91,7 +95,7 @@ export class OutboundStream {
   finish(flag: number, msgLenOrErrno: number, msg: Uint8Array, blob: Uint8Array | undefined): true {
     this.stopSource(true); // settled by someone else while the source still had values
     if (this.queue.length === 0) {
-      this.req.connection.out.writeFrame(flag, msgLenOrErrno, this.req.seq, msg, blob);
+      this.port.out.writeFrame(flag, msgLenOrErrno, this.req.seq, msg, blob);
       return this.req.free();
     }
     this.queue.push({ flag, msgLenOrErrno, msg: msg.length === 0 ? msg : Buffer.from(msg), blob, last: true }); // a copy, as in push
@@ -101,14 +105,14 @@ export class OutboundStream {
 
   /** The client granted more items (already added to `req.credit`). */
   credited(): void {
-    this.lastActive = this.req.connection.options.clock.now();
+    this.lastActive = this.port.clock.now();
     this.resume();
   }
 
   /** Sends what credit and room allow; then pulls the source if it is one. */
   resume(): void {
     const req = this.req;
-    const conn = req.connection;
+    const conn = this.port;
     if (req.released) return;
     while (this.queue.length > 0) {
       const f = this.queue.peek()!;
@@ -116,7 +120,7 @@ export class OutboundStream {
         if (req.credit <= 0) return;
         if (!conn.writable) return conn.waitForRoom(this);
         req.credit--;
-        this.lastActive = conn.options.clock.now();
+        this.lastActive = conn.clock.now();
       }
       this.queue.shift();
       this.queuedBytes -= f.msg.length + (f.blob?.length ?? 0) + FRAME_OVERHEAD;
@@ -142,7 +146,7 @@ export class OutboundStream {
     const req = this.req;
     if (this.source === undefined || this.pulling || req.settled) return;
     if (req.credit <= 0) return;
-    if (!req.connection.writable) return req.connection.waitForRoom(this);
+    if (!this.port.writable) return this.port.waitForRoom(this);
     this.pulling = true;
     let next: Promise<IteratorResult<unknown>>;
     try {
@@ -195,15 +199,15 @@ export class OutboundStream {
     const bytes = this.encode(value);
     if (bytes === undefined) return false;
     req.credit--;
-    this.lastActive = req.connection.options.clock.now();
-    req.connection.out.writeFrame(FLAG_STREAM_ITEM, bytes.length, req.seq, bytes, undefined);
+    this.lastActive = this.port.clock.now();
+    this.port.out.writeFrame(FLAG_STREAM_ITEM, bytes.length, req.seq, bytes, undefined);
     return true;
   }
 
   private encode(value: unknown): Uint8Array | undefined {
     if (value === undefined) return EMPTY;
     try {
-      return this.req.connection.codec.encode(value);
+      return this.port.codec.encode(value);
     } catch (err) {
       this.req.abandon(EndReason.Encode, encodeFailure(err), ErrorCode.Encode);
       return undefined;

@@ -8,7 +8,8 @@ import type { RequestTable } from './request-table.js';
 import type { ResponseWriter } from './response-writer.js';
 import type { ServerCounters } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { EndReason, type NotRunCode, type ServerRequest } from './server-request.js';
+import { EndReason, type NotRunCode } from './request-end.js';
+import type { ServerRequest } from './server-request.js';
 import { RequestProbe, requestsObserved } from './request-probe.js';
 import { Refusal, type ServerLimiter } from './server-limiter.js';
 

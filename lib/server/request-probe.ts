@@ -1,7 +1,14 @@
 import { serverRequestEnd, serverRequestError, serverRequestStart } from '../core/diagnostics.js';
 import { type RequestSpan, tracing } from '../core/tracing.js';
+import type { ServerRequestInfo } from '../core/diagnostics.js';
 import type { OccamsError } from '../errors.js';
-import type { ServerRequest } from './server-request.js';
+import type { PeerInfo } from '../transport/peer.js';
+
+/** What a probe observes of a request (ServerRequest, which carries its probe). */
+export interface ProbedRequest extends ServerRequestInfo {
+  readonly connection: ServerRequestInfo['connection'] & { readonly peer: PeerInfo };
+  probe: RequestProbe | undefined;
+}
 
 /**
  * True when requests are observed: tracing is on, or someone subscribes to
@@ -21,12 +28,12 @@ export class RequestProbe {
   failure: OccamsError | undefined = undefined;
 
   private constructor(
-    private readonly req: ServerRequest,
+    private readonly req: ProbedRequest,
     private readonly span: RequestSpan | undefined,
   ) {}
 
   /** Dispatches `req` with `dispatch`, observed. Only called when `requestsObserved()`. */
-  static dispatch(req: ServerRequest, dispatch: (req: ServerRequest) => void): void {
+  static dispatch<R extends ProbedRequest>(req: R, dispatch: (req: R) => void): void {
     const tracer = tracing.tracer;
     const span = tracer?.startRequest(req.action, req.meta, req.connection.peer, req.isEvent);
     req.probe = new RequestProbe(req, span);

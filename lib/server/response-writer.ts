@@ -4,7 +4,7 @@ import { ErrorCode } from '../errors.js';
 import { EMPTY, FLAG_ERROR_BYTES, FLAG_OK, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import { FLAG_OK_RECORDS } from '../protocol/extensions.js';
 import type { RpcLogger } from './logger.js';
-import { codeBytes } from './server-request.js';
+import { codeBytes } from './request-end.js';
 
 /**
  * What a server connection writes: responses (values encoded with the

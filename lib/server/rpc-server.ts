@@ -8,8 +8,8 @@ import { sleep } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError, type OccamsError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
-import { ServerConnection } from './server-connection.js';
-import { type ConnectionHost, type ServerCounters, describeCounters, newCounters } from './server-counters.js';
+import { type ConnectionHost, ServerConnection } from './server-connection.js';
+import { type ServerCounters, describeCounters, newCounters } from './server-counters.js';
 import { RefusalCode, RefusalLog } from './refusal-log.js';
 import { ServerLimiter } from './server-limiter.js';
 import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
@@ -60,7 +60,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
         ? undefined
         : new ServerLimiter(
             { limit: o.concurrencyLimit, minLimit: o.minConcurrencyLimit, maxLimit: o.maxConcurrencyLimit, maxQueueWait: o.maxQueueWait, maxQueued: o.maxQueued, clock: o.clock },
-            { start: (req, now) => req.connection.startWaiting(req, now), drop: (req) => req.connection.dropWaiting(req) },
+            { start: (req, now) => req.port.startWaiting(req, now), drop: (req) => req.port.dropWaiting(req) },
           );
     this.host = {
       counters: this.counters,

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Codec } from '../codec/codec.js';
+import type { Clock } from '../core/clock.js';
 import { MessageTooHeavyError } from '../codec/msgpack-check.js';
 import { FrameWriter } from '../core/frame-writer.js';
 import { Connection } from '../core/connection.js';
@@ -37,10 +38,25 @@ import type { RpcLogger } from './logger.js';
 import type { OutboundStream } from './outbound-stream.js';
 import { RequestTable } from './request-table.js';
 import { ResponseWriter } from './response-writer.js';
-import type { ConnectionHost, ServerConnectionStats, ServerCounters } from './server-counters.js';
+import { type ConnectionView, ReadOnlyConnection } from './connection-view.js';
+import type { EndReason } from './request-end.js';
+import type { ServerConnectionStats, ServerCounters } from './server-counters.js';
+import type { ServerLimiter } from './server-limiter.js';
 export type { ServerConnectionState } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { type EndReason, ServerRequest } from './server-request.js';
+import { type RequestPort, ServerRequest } from './server-request.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly counters: ServerCounters;
+  /** the server-wide concurrency limit; undefined when it is off */
+  readonly limiter: ServerLimiter | undefined;
+  /** the connection is gone */
+  forget(conn: ServerConnection): void;
+  /** a closed connection leaves an event running: the server's close waits for it */
+  adoptEvent(): void;
+  eventDone(): void;
+}
 
 /** ms the answers owed to a peer that broke the protocol get to go out before its connection is destroyed. */
 export const VIOLATION_GRACE = 1_000;
@@ -79,10 +95,14 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
  * deadlines and `handlerTimeout`). The graceful close's decisions are
  * DrainPolicy's; what goes out goes through ResponseWriter (`out`).
  */
-export class ServerConnection extends Connection<'open'> implements RequestSink {
+export class ServerConnection extends Connection<'open'> implements RequestSink, RequestPort {
   readonly id: number;
   readonly options: NormalizedRpcServerOptions;
   readonly codec: Codec;
+  readonly clock: Clock;
+  readonly streamBufferBytes: number;
+  /** what its requests' handlers see of it */
+  readonly view: ConnectionView;
   /** responses go out through it (ServerRequest, OutboundStream) */
   readonly out: ResponseWriter;
   private readonly intake: RequestIntake;
@@ -96,7 +116,8 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   private readonly flow: ConnectionFlow;
   /** clock time of the chunk being decoded (one clock read per chunk, not per request); accept time before the first */
   private readAt: number;
-  private features = 0;
+  /** @internal extension features the client negotiated */
+  features = 0;
   /**
    * The codec's session for this connection once the client was granted
    * FEATURE_RECORDS: decodes every FORMAT_RECORDS request, in order, whether
@@ -132,6 +153,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.id = id;
     this.options = options;
     this.codec = options.codec;
+    this.clock = options.clock;
+    this.streamBufferBytes = options.streamBufferBytes;
+    this.view = new ReadOnlyConnection(this);
     this.logger = options.logger;
     this.host = host;
     this.counters = host.counters;

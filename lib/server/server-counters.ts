@@ -1,6 +1,4 @@
-import type { ServerConnection } from './server-connection.js';
-import type { ServerLimiter } from './server-limiter.js';
-import { EndReason } from './server-request.js';
+import { EndReason } from './request-end.js';
 
 /**
  * What the stream layer did on its own, summed over a server's life (all
@@ -21,18 +19,6 @@ export interface ServerCounters {
   expiredQueued: number;
   /** most bytes one pushed stream queued */
   peakStreamBuffer: number;
-}
-
-/** What a connection needs from its server. */
-export interface ConnectionHost {
-  readonly counters: ServerCounters;
-  /** the server-wide concurrency limit; undefined when it is off */
-  readonly limiter: ServerLimiter | undefined;
-  /** the connection is gone */
-  forget(conn: ServerConnection): void;
-  /** a closed connection leaves an event running: the server's close waits for it */
-  adoptEvent(): void;
-  eventDone(): void;
 }
 
 export function newCounters(): ServerCounters {

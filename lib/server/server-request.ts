@@ -1,50 +1,48 @@
+import type { Codec } from '../codec/codec.js';
+import type { Clock } from '../core/clock.js';
 import { TimedEntry } from '../core/timeout-wheel.js';
 import { CancelledError, ErrorCode, EncodeError, InternalError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes, stackless } from '../errors.js';
 import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
 import { OutboundStream } from './outbound-stream.js';
+import type { ConnectionView } from './connection-view.js';
+import { type EndCode, EndReason, type NotRunCode, type WireErrorCode, codeBytes, returnQuietly } from './request-end.js';
 import type { RequestProbe } from './request-probe.js';
-import type { ServerConnection } from './server-connection.js';
+import type { ResponseWriter } from './response-writer.js';
 
-/** Internal codes a server may answer with (ASCII, flag 2). */
-export type WireErrorCode =
-  | typeof ErrorCode.MethodNotFound
-  | typeof ErrorCode.ServiceNotFound
-  | typeof ErrorCode.Decode
-  | typeof ErrorCode.Encode
-  | typeof ErrorCode.Internal
-  | typeof ErrorCode.InvalidVersion;
-
-/** Codes that tell the client a request was never run: `rpc_overloaded` to peers that negotiated it, else `rpc_unreachable`. */
-export type NotRunCode = typeof ErrorCode.Overloaded | typeof ErrorCode.Unreachable;
-
-/** Codes the stream layer itself ends a request with. */
-export type EndCode = WireErrorCode | NotRunCode | typeof ErrorCode.Timeout | typeof ErrorCode.Io | typeof ErrorCode.StreamOverflow | typeof ErrorCode.GoingAway;
-
-/** Why the stream layer ended a request the handler had not settled (counted in the server's stats). */
-export const enum EndReason {
-  /** the client sent CANCEL */
-  Cancel,
-  /** the caller's deadline passed */
-  Deadline,
-  /** no deadline, and the handler ran past `handlerTimeout` */
-  HandlerTimeout,
-  /** the connection closed */
-  Disconnect,
-  /** a pushed stream outran its buffer */
-  Overflow,
-  /** a stream still open after the graceful close's grace */
-  Shutdown,
-  /** an item could not be encoded */
-  Encode,
-}
-
-const wireBytes = new Map<string, Buffer>();
-/** The ASCII bytes of an `rpc_*` code, encoded once. */
-export function codeBytes(code: string): Buffer {
-  let b = wireBytes.get(code);
-  if (b === undefined) wireBytes.set(code, (b = Buffer.from(code, 'latin1')));
-  return b;
+/**
+ * What a request (and its OutboundStream) needs of its connection; the
+ * ServerConnection implements it. The request knows its connection only
+ * through this port, and hands handlers the read-only `view`.
+ */
+export interface RequestPort {
+  readonly view: ConnectionView;
+  /** answers go out through it */
+  readonly out: ResponseWriter;
+  readonly codec: Codec;
+  readonly clock: Clock;
+  /** bytes one pushed stream may queue before it fails (streamBufferBytes) */
+  readonly streamBufferBytes: number;
+  /** false while writes are backed up: streams wait (`waitForRoom`) */
+  readonly writable: boolean;
+  /** the client negotiated this extension feature */
+  has(feature: number): boolean;
+  /** a stream waits for the socket to drain, then is resumed */
+  waitForRoom(stream: OutboundStream): void;
+  /** a pushed stream queued this many bytes (the server's peak) */
+  noteBuffered(bytes: number): void;
+  /** a request ended the stream layer's way (counted) */
+  count(why: EndReason, dispatched: boolean): void;
+  /** its slot is free: called once per request */
+  release(req: ServerRequest): void;
+  /** its handler (or stream source) failed with `err`: logged */
+  logHandlerError(req: ServerRequest, err: unknown): void;
+  /** it began to stream: it leaves the server's concurrency limit */
+  streams(req: ServerRequest): void;
+  /** the server's concurrency limit starts it (it waited there) */
+  startWaiting(req: ServerRequest, now: number): void;
+  /** it waited for the concurrency limit and can no longer start in time: answered unrun */
+  dropWaiting(req: ServerRequest): void;
 }
 
 /**
@@ -105,8 +103,12 @@ export class ServerRequest extends TimedEntry {
   private controller: AbortController | undefined = undefined;
   private endReason: OccamsError | undefined = undefined;
 
+  /** The connection it came on, as handlers may see it. */
+  readonly connection: ConnectionView;
+
   constructor(
-    readonly connection: ServerConnection,
+    /** @internal its connection's side of it */
+    readonly port: RequestPort,
     readonly action: number | string,
     readonly seq: number,
     readonly clientId: number,
@@ -118,6 +120,7 @@ export class ServerRequest extends TimedEntry {
     readonly isEvent: boolean,
   ) {
     super();
+    this.connection = port.view;
   }
 
   get settled(): boolean {
@@ -137,7 +140,7 @@ export class ServerRequest extends TimedEntry {
   }
   /** ms left until the caller's deadline (Infinity without one). */
   get timeLeft(): number {
-    return this.deadline === undefined ? Infinity : this.deadline - this.connection.options.clock.now();
+    return this.deadline === undefined ? Infinity : this.deadline - this.port.clock.now();
   }
 
   /**
@@ -159,10 +162,10 @@ export class ServerRequest extends TimedEntry {
     this.done = true;
     if (this.isEvent) return this.free();
     if (this.out === undefined) {
-      if (!this.connection.out.sendValue(FLAG_OK, this.seq, value, blob)) this.probe?.fail(new EncodeError());
+      if (!this.port.out.sendValue(FLAG_OK, this.seq, value, blob)) this.probe?.fail(new EncodeError());
       return this.free();
     }
-    const bytes = this.connection.out.encode(value);
+    const bytes = this.port.out.encode(value);
     if (bytes === undefined) {
       this.probe?.fail(new EncodeError());
       return this.out.finish(FLAG_ERROR_BYTES, 0, EMPTY, codeBytes(ErrorCode.Encode));
@@ -178,7 +181,7 @@ export class ServerRequest extends TimedEntry {
     if (this.done) return false;
     if (!this.streaming) this.startStreaming();
     if (this.isEvent) return true;
-    if (!this.connection.has(FEATURE_STREAMING)) {
+    if (!this.port.has(FEATURE_STREAMING)) {
       this.held = value;
       return true;
     }
@@ -191,9 +194,9 @@ export class ServerRequest extends TimedEntry {
     this.done = true;
     if (this.isEvent) return this.free();
     if (this.out !== undefined) return this.out.finish(FLAG_OK, 0, EMPTY, undefined);
-    const last = this.connection.has(FEATURE_STREAMING) ? undefined : this.held;
+    const last = this.port.has(FEATURE_STREAMING) ? undefined : this.held;
     this.held = undefined;
-    this.connection.out.sendValue(FLAG_OK, this.seq, last, undefined);
+    this.port.out.sendValue(FLAG_OK, this.seq, last, undefined);
     return this.free();
   }
 
@@ -213,7 +216,7 @@ export class ServerRequest extends TimedEntry {
     }
     if (!this.streaming) this.startStreaming();
     const it = source[Symbol.asyncIterator]();
-    if (!this.isEvent && this.connection.has(FEATURE_STREAMING)) return (this.out ??= new OutboundStream(this)).pullFrom(it, fail);
+    if (!this.isEvent && this.port.has(FEATURE_STREAMING)) return (this.out ??= new OutboundStream(this)).pullFrom(it, fail);
     return this.collect(it, fail);
   }
 
@@ -225,7 +228,7 @@ export class ServerRequest extends TimedEntry {
     if (this.done) return false;
     this.done = true;
     this.probe?.fail(new RemoteErrnoError(code, message));
-    if (message !== undefined && this.connection.has(FEATURE_ERRNO_MESSAGE)) return this.final(FLAG_ERRNO_MESSAGE, code, Buffer.from(message, 'utf8'));
+    if (message !== undefined && this.port.has(FEATURE_ERRNO_MESSAGE)) return this.final(FLAG_ERRNO_MESSAGE, code, Buffer.from(message, 'utf8'));
     return this.final(FLAG_ERRNO, code, EMPTY);
   }
 
@@ -246,10 +249,10 @@ export class ServerRequest extends TimedEntry {
   errorValue(value: unknown): boolean {
     if (this.done) return false;
     this.done = true;
-    const bytes = this.connection.out.encode(value);
+    const bytes = this.port.out.encode(value);
     this.probe?.fail(bytes === undefined ? new EncodeError() : new RemoteError(bytes, value));
     if (bytes === undefined) return this.final(FLAG_ERROR_BYTES, 0, codeBytes(ErrorCode.Encode));
-    return this.final(this.connection.has(FEATURE_ERROR_VALUE) ? FLAG_ERROR_VALUE : FLAG_ERROR_BYTES, 0, bytes);
+    return this.final(this.port.has(FEATURE_ERROR_VALUE) ? FLAG_ERROR_VALUE : FLAG_ERROR_BYTES, 0, bytes);
   }
 
   /** A framework error (`rpc_*`, wire flag 2). */
@@ -282,7 +285,7 @@ export class ServerRequest extends TimedEntry {
   refuse(code: NotRunCode): void {
     if (this.freed) return;
     this.done = true;
-    if (!this.isEvent) this.connection.out.writeCode(this.seq, code);
+    if (!this.isEvent) this.port.out.writeCode(this.seq, code);
     this.free();
   }
 
@@ -305,9 +308,9 @@ export class ServerRequest extends TimedEntry {
     this.held = undefined;
     this.probe?.fail(reason);
     this.out?.drop();
-    if (reply !== undefined && !this.isEvent) this.connection.out.writeCode(this.seq, reply);
+    if (reply !== undefined && !this.isEvent) this.port.out.writeCode(this.seq, reply);
     this.free();
-    this.connection.count(why, this.dispatched);
+    this.port.count(why, this.dispatched);
     if (handlerDone || !this.dispatched) return;
     this.endReason = reason;
     this.controller?.abort(reason);
@@ -315,7 +318,7 @@ export class ServerRequest extends TimedEntry {
       try {
         handler();
       } catch (err) {
-        this.connection.logHandlerError(this, err);
+        this.port.logHandlerError(this, err);
       }
     }
   }
@@ -325,7 +328,7 @@ export class ServerRequest extends TimedEntry {
     if (this.freed) return true;
     this.freed = true;
     this.cancelHandler = undefined;
-    this.connection.release(this);
+    this.port.release(this);
     this.probe?.end();
     return true;
   }
@@ -333,18 +336,18 @@ export class ServerRequest extends TimedEntry {
   /** A stream may run for as long as its consumer reads: it leaves the server's concurrency limit. */
   private startStreaming(): void {
     this.streaming = true;
-    if (this.turn !== 0) this.connection.streams(this);
+    if (this.turn !== 0) this.port.streams(this);
   }
 
   private final(flag: number, msgLenOrErrno: number, blob: Uint8Array): boolean {
     if (this.isEvent) return this.free();
     if (this.out !== undefined) return this.out.finish(flag, msgLenOrErrno, EMPTY, blob);
-    this.connection.out.writeFrame(flag, msgLenOrErrno, this.seq, EMPTY, blob);
+    this.port.out.writeFrame(flag, msgLenOrErrno, this.seq, EMPTY, blob);
     return this.free();
   }
 
   private failInternal(err: unknown): void {
-    this.connection.logHandlerError(this, err);
+    this.port.logHandlerError(this, err);
     this.handlerThrew(err);
     this.internal(ErrorCode.Internal);
   }
@@ -364,19 +367,4 @@ export class ServerRequest extends TimedEntry {
     }
     this.end();
   }
-}
-
-/** Ends an iterator we stop reading; its own failure is of no interest. */
-export function returnQuietly(it: AsyncIterator<unknown>): void {
-  try {
-    const r = it.return?.();
-    if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, () => {});
-  } catch {
-    /* ignore */
-  }
-}
-
-/** @internal Encoding a stream item failed. */
-export function encodeFailure(err: unknown): OccamsError {
-  return new EncodeError(`cannot encode stream item: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
