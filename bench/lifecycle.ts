@@ -16,7 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lastValueFrom } from 'rxjs';
-import { ClientStream, MethodDispatch, OccamsClient, type OccamsError, RpcServer, msgpackCodec, protocol, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
+import * as protocol from '../lib/protocol/index.js';
+import { ClientStream, MethodDispatch, OccamsClient, type OccamsError, RpcServer, msgpackCodec, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
 import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,4 +1,5 @@
-// What both sides of the stream layer share with users: errors, codecs, addresses, the wire, service definitions.
+// What both sides of the stream layer share with users: errors, codecs, addresses, service definitions, channels.
+// (The wire itself is `nestjs-occams/protocol`; option defaults are `nestjs-occams/defaults`.)
 export {
   CancelledError,
   ClosedError,
@@ -26,7 +27,6 @@ export {
 } from './errors.js';
 export { type Codec, MsgpackCodec, type MsgpackCodecOptions, msgpackCodec } from './codec/index.js';
 export { type Address, type AddressLike, type TcpAddress, type UnixAddress, formatAddress, parseAddress } from './transport/address.js';
-export * as protocol from './protocol/index.js';
 export {
   type AnyMethodDefinition,
   type ArgOf,

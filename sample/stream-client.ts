@@ -5,7 +5,8 @@
  * 127.0.0.1:$OCCAMS_PORT, 10000 pipelined requests). Checks every answer,
  * prints the pipelined rate, exits 0 when every answer was right, 1 otherwise.
  */
-import { ClientStream, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT, type OccamsError, RemoteErrnoError } from '../lib/index.js';
+import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from '../lib/defaults.js';
+import { ClientStream, type OccamsError, RemoteErrnoError } from '../lib/index.js';
 
 const address = process.argv[2] ?? `${DEFAULT_OCCAMS_HOST}:${process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT}`;
 const requests = Number(process.argv[3] ?? 10_000);

@@ -5,7 +5,8 @@
  * Listens on $OCCAMS_HOST:$OCCAMS_PORT (default 127.0.0.1:7100; port 0 picks
  * a free one) and prints the address it bound; stops on SIGTERM/SIGINT.
  */
-import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT, MethodDispatch, RpcServer, formatAddress } from '../lib/index.js';
+import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from '../lib/defaults.js';
+import { MethodDispatch, RpcServer, formatAddress } from '../lib/index.js';
 import { calculatorMethods } from './calculator-methods.js';
 import { exitGracefully } from './graceful-exit.js';
 

@@ -104,6 +104,15 @@ function createApp(dir: string, kind: 'cjs' | 'esm'): void {
     extends: './tsconfig.json',
     compilerOptions: { module: 'node16', moduleResolution: 'node16', noEmit: true },
   });
+  // the published types themselves, every entry point, checked as strictly as our own (skipLibCheck off);
+  // not /terminus, whose types need the optional peer @nestjs/terminus (not installed here)
+  writeJson(path.join(dir, 'tsconfig.libcheck.json'), {
+    compilerOptions: { ...TEMPLATE_OPTIONS, skipLibCheck: false, noEmit: true, rootDir: '.' },
+    include: ['typecheck'],
+  });
+  fs.mkdirSync(path.join(dir, 'typecheck'), { recursive: true });
+  const entries = ['', '/stream', '/client', '/server', '/protocol', '/defaults'];
+  fs.writeFileSync(path.join(dir, 'typecheck/entries.ts'), `${entries.map((e, i) => `import * as e${i} from 'nestjs-occams${e}';`).join('\n')}\nexport const entries = [${entries.map((_, i) => `e${i}`).join(', ')}];\n`);
   fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
   fs.copyFileSync(fixture, path.join(dir, 'src/main.ts'));
 }
@@ -156,7 +165,7 @@ const expectedReport = (kind: string) => ({
   typedStream: 42,
   channelMessages: 1,
   tracing: 'rpc_missing_dependency',
-  subpaths: ['function', 'function'],
+  subpaths: ['function', 'function', 'number', 'function'],
 });
 
 describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
@@ -200,10 +209,13 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
   it('packs what a consumer needs and nothing else', () => {
     const files = packed.files.map((f) => f.path).sort();
     for (const f of files) expect(f).toMatch(/^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts))$/);
-    for (const entry of ['', 'stream/', 'client/', 'server/', 'terminus/']) {
-      expect(files).toContain(`dist/lib/${entry}index.js`);
-      expect(files).toContain(`dist/lib/${entry}index.d.ts`);
+    for (const entry of ['index', 'stream/index', 'client/index', 'server/index', 'terminus/index', 'protocol/index', 'defaults']) {
+      expect(files).toContain(`dist/lib/${entry}.js`);
+      expect(files).toContain(`dist/lib/${entry}.d.ts`);
     }
+    // internals stay out of the published types (stripInternal)
+    const dts = files.filter((f) => f.endsWith('.d.ts')).map((f) => fs.readFileSync(path.join(apps.esm, 'node_modules/nestjs-occams', f), 'utf8'));
+    expect(dts.filter((text) => text.includes('@internal'))).toEqual([]);
     expect(files).toContain('LICENSE');
     const manifest = JSON.parse(fs.readFileSync(path.join(apps.esm, 'node_modules/nestjs-occams/package.json'), 'utf8'));
     expect(Object.keys(manifest.dependencies)).toEqual(['msgpackr']);
@@ -228,6 +240,7 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
         run(process.execPath, [tsc, '-p', 'tsconfig.bundler.json'], apps.esm),
         run(process.execPath, [tsc, '-p', 'tsconfig.node16.json'], apps.esm),
         run(process.execPath, [tsc, '-p', 'tsconfig.bundler.json'], apps.cjs),
+        run(process.execPath, [tsc, '-p', 'tsconfig.libcheck.json'], apps.esm),
       ]),
     );
     expect(fs.readFileSync(path.join(apps.cjs, 'dist/main.js'), 'utf8')).toContain('require("nestjs-occams")');

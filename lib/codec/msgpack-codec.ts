@@ -137,7 +137,7 @@ export class MsgpackCodec implements Codec {
    * msgpackr's record extension (FEATURE_RECORDS, see `session`); false
    * keeps every connection in plain MessagePack.
    */
-  constructor(options: MsgpackCodecOptions = {}, /** @internal */ session = false) {
+  constructor(options: MsgpackCodecOptions = {}, /** (internal: a per-connection session) */ session = false) {
     this.records = options.records ?? true;
     this.extensionList = options.extensions;
     this.extensions = options.extensions === undefined || options.extensions.length === 0 ? undefined : extensionTypes(options.extensions);

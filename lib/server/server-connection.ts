@@ -44,7 +44,7 @@ import type { ServerConnectionStats, ServerCounters } from './server-counters.js
 import type { ServerLimiter } from './server-limiter.js';
 export type { ServerConnectionState } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { type RequestPort, ServerRequest } from './server-request.js';
+import { ServerRequest } from './server-request.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -95,7 +95,7 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
  * deadlines and `handlerTimeout`). The graceful close's decisions are
  * DrainPolicy's; what goes out goes through ResponseWriter (`out`).
  */
-export class ServerConnection extends Connection<'open'> implements RequestSink, RequestPort {
+export class ServerConnection extends Connection<'open'> implements RequestSink {
   readonly id: number;
   readonly options: NormalizedRpcServerOptions;
   readonly codec: Codec;

@@ -107,7 +107,7 @@ export class ServerRequest extends TimedEntry {
   readonly connection: ConnectionView;
 
   constructor(
-    /** @internal its connection's side of it */
+    /** its connection's side of it (internal: the stream layer's) */
     readonly port: RequestPort,
     readonly action: number | string,
     readonly seq: number,

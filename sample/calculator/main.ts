@@ -6,7 +6,8 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT, OccamsServer, formatAddress } from '../../lib/index.js';
+import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from '../../lib/defaults.js';
+import { OccamsServer, formatAddress } from '../../lib/index.js';
 import { CalculatorModule } from './calculator.module.js';
 import { exitGracefully } from '../graceful-exit.js';
 
