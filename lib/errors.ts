@@ -65,8 +65,9 @@ export class OccamsError extends Error {
   get internal(): boolean {
     return this.code.startsWith('rpc_');
   }
+  /** 'OccamsError', or an application subclass's own class name (the package's classes set theirs below). */
   override get name(): string {
-    return this.constructor.name;
+    return this.constructor === OccamsError ? 'OccamsError' : this.constructor.name;
   }
 }
 
@@ -309,4 +310,14 @@ export function errorFromWireBytes(data: Uint8Array): OccamsError {
     return Known ? new Known() : new OccamsError(code, `remote internal error ${code}`);
   }
   return new RemoteError(data);
+}
+
+/**
+ * Each class's `name`, set explicitly (as undici does): a minifier renames
+ * classes, and `constructor.name` with them. (OccamsError keeps its getter,
+ * so an application's own subclasses are named by their class.)
+ */
+const NAMED = { UnreachableError, IoError, TimeoutError, MethodNotFoundError, ServiceNotFoundError, EncodeError, DecodeError, InternalError, InvalidVersionError, ProtocolError, FrameTooLargeError, QueueFullError, ClosedError, InvalidOptionError, MissingDependencyError, IllegalStateError, CancelledError, StreamOverflowError, GoingAwayError, OverloadedError, RemoteErrnoError, RemoteError };
+for (const [name, ErrorClass] of Object.entries(NAMED)) {
+  Object.defineProperty(ErrorClass.prototype, 'name', { value: name, writable: true, configurable: true, enumerable: false });
 }

@@ -8,6 +8,7 @@ import { RpcException } from '@nestjs/microservices';
  * `.message`; plain occams v1 peers get the errno alone (response flag 1).
  */
 export class OccamsErrnoException extends RpcException {
+  override readonly name = 'OccamsErrnoException';
   constructor(
     readonly errno: number,
     message?: string,

@@ -13,6 +13,7 @@ import type { ServerRequest } from './server-request.js';
  * (flag 1; with `reason`, flag 6 to clients that speak it).
  */
 export class ErrnoReply extends Error {
+  override readonly name = 'ErrnoReply';
   constructor(
     readonly errno: number,
     readonly reason?: string,
@@ -27,6 +28,7 @@ export class ErrnoReply extends Error {
  * codec; `{ encode: true }` sends strings and bytes through the codec too.
  */
 export class ErrorReply extends Error {
+  override readonly name = 'ErrorReply';
   /** true: `error` goes through the codec (flag 4, or flag 2 to v1 peers); false: as UTF-8 / raw bytes (flag 2) */
   readonly encode: boolean;
   constructor(
