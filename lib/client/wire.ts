@@ -15,10 +15,8 @@ import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
 import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
 import type { CallOptions } from './call.js';
 
-/**
- * What a client puts on and reads off the wire beyond the frame itself:
- * the request's extension header, and the error a failed response carries.
- */
+// What a client puts on and reads off the wire beyond the frame itself:
+// the request's extension header, and the error a failed response carries.
 
 /** The extension header for a call's options, or undefined when there is nothing to say. */
 export function extHeader(options: CallOptions, features: number, now: number): RequestExtHeader | undefined {

@@ -3,7 +3,7 @@ import { type CustomTransportStrategy, type MessageHandler, RpcException, Server
 import { isObservable, type Observable, Subscription } from 'rxjs';
 import { ErrorCode } from '../errors.js';
 import type { Dispatch } from '../server/dispatch.js';
-import { isAsyncIterable } from '../server/method-dispatch.js';
+import { isAsyncIterable } from '../core/async-iterable.js';
 import { returnQuietly } from '../server/request-end.js';
 import type { RpcLogger } from '../server/logger.js';
 import { RpcServer } from '../server/rpc-server.js';

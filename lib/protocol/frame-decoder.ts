@@ -2,6 +2,14 @@ import { InvalidVersionError, OccamsError, ProtocolError } from '../errors.js';
 import { MAGIC, VERSION } from './constants.js';
 
 /**
+ * Where the decoder is between chunks: reading a header (possibly part of
+ * one, in `header`), reading a body (in `body`), reading past a refused
+ * body (`skip`), or dead after a protocol error. A frame that arrives whole
+ * passes through `header` without ever being buffered.
+ */
+export type ReadState = 'header' | 'body' | 'skip' | 'dead';
+
+/**
  * Incremental frame decoder: bytes in, whole frames out.
  *
  *   chunk ──► [header: fixed size] ──► [body: length from header] ──► emit
@@ -22,14 +30,6 @@ import { MAGIC, VERSION } from './constants.js';
  *   rest of the chunk waits in `stash` until `resume()`.
  * Subclasses read the fixed-offset header fields.
  */
-/**
- * Where the decoder is between chunks: reading a header (possibly part of
- * one, in `header`), reading a body (in `body`), or dead after a protocol
- * error. A frame that arrives whole passes through `header` without ever
- * being buffered.
- */
-export type ReadState = 'header' | 'body' | 'skip' | 'dead';
-
 export abstract class FrameDecoder {
   private readonly headerSize: number;
   private readonly header: Buffer;

@@ -1,3 +1,4 @@
+import { isAsyncIterable } from '../core/async-iterable.js';
 import { ErrorCode } from '../errors.js';
 import type { ErrorClass } from '../service/error-class.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
@@ -118,9 +119,4 @@ export class MethodDispatch implements Dispatch {
     req.handlerThrew(err);
     req.internal(ErrorCode.Internal);
   }
-}
-
-/** True for async generators, Node Readables and anything else with Symbol.asyncIterator. */
-export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }

@@ -2,11 +2,9 @@ import type { ErrorClass } from '../service/error-class.js';
 import { toWireError } from '../service/error-wire.js';
 import type { ServerRequest } from './server-request.js';
 
-/**
- * A handler's refusal in wire form, thrown from a MethodDispatch handler
- * (and, made from a declared error, by the Nest adapter's filter): the
- * stream layer answers it as a user error, never as `rpc_internal_err`.
- */
+// A handler's refusal in wire form, thrown from a MethodDispatch handler
+// (and, made from a declared error, by the Nest adapter's filter): the
+// stream layer answers it as a user error, never as `rpc_internal_err`.
 
 /**
  * Throw from a MethodDispatch handler to answer with a numeric user error
