@@ -9,16 +9,12 @@ import { Injectable, type INestApplicationContext, type LoggerService, Module } 
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { InjectOccamsClient, OccamsClient, OccamsModule, OccamsServer, RemoteErrnoError, type TcpAddress } from '../lib/index.js';
+import { InjectOccamsClient, OccamsClient, OccamsModule, RemoteErrnoError } from '../lib/index.js';
 import { TestAppModule } from './support/nest-apps.js';
+import { startMicroservice as startApp } from './support/nest-boot.js';
 import { waitFor } from './support/servers.js';
 
-async function startMicroservice(logger: LoggerService | false = false) {
-  const strategy = new OccamsServer({ port: 0 });
-  const app = await NestFactory.createMicroservice(TestAppModule, { strategy, logger });
-  await app.listen();
-  return { app, port: (strategy.address as TcpAddress).port };
-}
+const startMicroservice = (logger: LoggerService | false = false) => startApp(TestAppModule, {}, logger);
 
 @Injectable()
 class Caller {

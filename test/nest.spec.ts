@@ -9,20 +9,16 @@ import {
   type OccamsError,
   OccamsModule,
   OccamsServer,
+  type OccamsServerOptions,
   RemoteErrnoError,
   RemoteError,
   type TcpAddress,
 } from '../lib/index.js';
 import { HybridAppModule, Probe, TestAppModule } from './support/nest-apps.js';
+import { startMicroservice as startApp } from './support/nest-boot.js';
 import { sleep, waitFor } from './support/servers.js';
 
-async function startMicroservice(options: ConstructorParameters<typeof OccamsServer>[0] = {}) {
-  const strategy = new OccamsServer({ port: 0, ...options });
-  const app = await NestFactory.createMicroservice(TestAppModule, { strategy, logger: false });
-  await app.listen();
-  const { port } = strategy.address as TcpAddress;
-  return { app, strategy, port };
-}
+const startMicroservice = (options: OccamsServerOptions = {}) => startApp(TestAppModule, options);
 
 const errorOf = (o: Observable<unknown>) =>
   firstValueFrom(o).then(

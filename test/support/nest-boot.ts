@@ -2,22 +2,23 @@
  * Real Nest applications on 127.0.0.1, for the specs that put a gateway,
  * a health check or a tracer in front of an occams microservice.
  */
-import type net from 'node:net';
-import type { INestApplication, INestMicroservice } from '@nestjs/common';
+import net from 'node:net';
+import type { INestApplication, INestMicroservice, LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { OccamsServer, type OccamsServerOptions, type TcpAddress } from '../../lib/index.js';
 
 export interface Microservice {
   app: INestMicroservice;
+  strategy: OccamsServer;
   port: number;
 }
 
-/** `module` as an occams microservice on `options.port` (default: any free port). */
-export async function startMicroservice(module: unknown, options: OccamsServerOptions = {}): Promise<Microservice> {
+/** `module` as an occams microservice on `options.port` (default: any free port); Nest's logger off unless given. */
+export async function startMicroservice(module: unknown, options: OccamsServerOptions = {}, logger: LoggerService | false = false): Promise<Microservice> {
   const strategy = new OccamsServer({ port: 0, ...options });
-  const app = await NestFactory.createMicroservice(module as never, { strategy, logger: false });
+  const app = await NestFactory.createMicroservice(module as never, { strategy, logger });
   await app.listen();
-  return { app, port: (strategy.address as TcpAddress).port };
+  return { app, strategy, port: (strategy.address as TcpAddress).port };
 }
 
 /** Starts an HTTP app on a free port; returns its base URL. */
@@ -34,5 +35,11 @@ export async function get(url: string): Promise<{ status: number; body: any }> {
   return { status: res.status, body: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : text };
 }
 
-/** A port nothing listens on (the benchmark's free-port finder: one that was just free). */
-export { freePort as deadPort } from '../../bench/free-port.js';
+/** A port nothing listens on (one that was just free). */
+export async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
