@@ -45,7 +45,7 @@ const fast = { connectTimeout: 1000, handshakeTimeout: 1000, backoff: { initial:
 
 describe('TLS handshakes within limits', () => {
   it('50 silent TCP connections to an mTLS server with maxConnections 10 are closed within the handshake timeout, and a good client gets in meanwhile', async () => {
-    const s = await startTls(mtls(), { maxConnections: 10, handshakeTimeout: 500 });
+    const s = await startTls(mtls(), { maxConnections: 10, tlsHandshakeTimeout: 500 });
     const silents = await Promise.all(Array.from({ length: 50 }, () => silent(s.port)));
     await waitFor(() => s.server.stats.handshakes === 10, 2000);
     // a good client: refused while the limit is full, gets in once the silent ones are cut
@@ -72,11 +72,11 @@ describe('TLS handshakes within limits', () => {
   it('bounds the handshakes under way (maxPendingHandshakes) and says how many refusals it did not log', async () => {
     // the server's time is a fake clock: handshake timeouts and the log interval pass when advanced
     const clock = new FakeClock();
-    const s = await startTls(mtls(), { maxPendingHandshakes: 5, handshakeTimeout: 400, clock });
+    const s = await startTls(mtls(), { maxPendingHandshakes: 5, tlsHandshakeTimeout: 400, clock });
     const first = await Promise.all(Array.from({ length: 20 }, () => silent(s.port)));
     await waitFor(() => s.server.stats.handshakes === 5, 2000);
     const refusedAtOnce = (await Promise.all(first.map((x) => Promise.race([x.closed, sleep(200).then(() => -1)])))).filter((t) => t >= 0);
-    expect(refusedAtOnce.length).toBe(15); // the 5 pending ones wait for their handshakeTimeout
+    expect(refusedAtOnce.length).toBe(15); // the 5 pending ones wait for their tlsHandshakeTimeout
     clock.advance(400);
     await Promise.all(first.map((x) => x.closed));
     clock.advance(1100); // past the log interval: the next refusal's line counts the ones left out

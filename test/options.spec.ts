@@ -173,3 +173,22 @@ describe('numbers as strings', () => {
     expect(err.option).toBe('OCCAMS_PORT');
   });
 });
+
+describe('one meaning per name', () => {
+  it("the server's TLS handshake bound is tlsHandshakeTimeout; its old name handshakeTimeout still works, with a warning, and not beside the new one", async () => {
+    const { MemoryLogger } = await import('./support/servers.js');
+    const quiet = new MemoryLogger();
+    const renamed = new RpcServer(new MethodDispatch({}), { tlsHandshakeTimeout: 700, logger: quiet });
+    expect(renamed.options.tlsHandshakeTimeout).toBe(700);
+    expect(quiet.lines).toEqual([]);
+
+    const logger = new MemoryLogger();
+    const old = new RpcServer(new MethodDispatch({}), { handshakeTimeout: 800, logger });
+    expect(old.options.tlsHandshakeTimeout).toBe(800);
+    expect(logger.lines).toEqual([expect.stringMatching(/^warn: .*handshakeTimeout is deprecated: it is now tlsHandshakeTimeout/)]);
+
+    const both = await optionError(() => new RpcServer(new MethodDispatch({}), { handshakeTimeout: 800, tlsHandshakeTimeout: 700, logger }));
+    expect(both.option).toBe('handshakeTimeout');
+    expect(both.message).toMatch(/old name of tlsHandshakeTimeout/);
+  });
+});

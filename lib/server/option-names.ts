@@ -12,6 +12,7 @@ export const RPC_SERVER_OPTIONS = optionNames<RpcServerOptions>({
   maxQueuedPerConnection: true,
   maxQueuedBytes: true,
   maxConnections: true,
+  tlsHandshakeTimeout: true,
   handshakeTimeout: true,
   maxPendingHandshakes: true,
   idleTimeout: true,

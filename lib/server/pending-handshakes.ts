@@ -6,7 +6,7 @@ import { RefusalCode, type RefusalLog } from './refusal-log.js';
 
 /**
  * TLS connections accepted whose handshake is not done. Each is timed from
- * accept (`handshakeTimeout`, on the injected clock) and their number is
+ * accept (`tlsHandshakeTimeout`, on the injected clock) and their number is
  * bounded (`maxPendingHandshakes`); the server counts them against
  * `maxConnections` with its connections.
  *
@@ -25,7 +25,7 @@ export class PendingHandshakes {
   private readonly labels = new WeakMap<net.Socket, string>();
 
   constructor(
-    private readonly options: { clock: Clock; handshakeTimeout: number; maxPendingHandshakes: number },
+    private readonly options: { clock: Clock; tlsHandshakeTimeout: number; maxPendingHandshakes: number },
     private readonly refusals: RefusalLog,
     /** one handshake is over (finished, failed or timed out) */
     private readonly onSettled: () => void,
@@ -43,9 +43,9 @@ export class PendingHandshakes {
       raw.destroy();
       return false;
     }
-    const timeout = this.options.handshakeTimeout;
+    const timeout = this.options.tlsHandshakeTimeout;
     const timer = this.options.clock.setTimeout(() => {
-      this.refusals.note(RefusalCode.HandshakeTimeout, `closing connection from ${peerOf(raw)}: TLS handshake not done within handshakeTimeout ${timeout} ms`);
+      this.refusals.note(RefusalCode.HandshakeTimeout, `closing connection from ${peerOf(raw)}: TLS handshake not done within tlsHandshakeTimeout ${timeout} ms`);
       raw.destroy();
     }, timeout);
     const key = peerKey(raw);

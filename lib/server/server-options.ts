@@ -91,8 +91,14 @@ export interface RpcServerOptions {
    */
   maxConnections?: number;
   /**
-   * TLS only: ms from accept to a completed handshake; a peer that is slower
-   * (or sends nothing) is closed; default 5 000
+   * TLS only: ms from accept to a completed TLS handshake; a peer that is
+   * slower (or sends nothing) is closed; default 5 000
+   */
+  tlsHandshakeTimeout?: number;
+  /**
+   * @deprecated the old name of `tlsHandshakeTimeout` (on clients,
+   * `handshakeTimeout` is the wait for the HELLO answer); still accepted,
+   * with a warning
    */
   handshakeTimeout?: number;
   /** TLS only: handshakes in progress at once; further connections are closed at accept; default 128 */
@@ -188,7 +194,7 @@ export interface RpcServerOptions {
   clock?: Clock;
 }
 
-export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls' | 'limitBypass'>> &
+export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls' | 'limitBypass' | 'handshakeTimeout'>> &
   Pick<RpcServerOptions, 'tls'> & {
     /** undefined when no action bypasses the limit */
     limitBypass: ((action: string) => boolean) | undefined;
@@ -208,6 +214,14 @@ function queueWait(value: unknown): number | 'auto' {
   return value === undefined || value === 'auto' ? 'auto' : nonNegativeInt(value, 0, 'maxQueueWait');
 }
 
+/** tlsHandshakeTimeout, or its deprecated name (said once per server, through its logger). */
+function tlsHandshakeTimeout(o: RpcServerOptions): number {
+  if (o.handshakeTimeout === undefined) return positiveInt(o.tlsHandshakeTimeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 'tlsHandshakeTimeout');
+  if (o.tlsHandshakeTimeout !== undefined) throw new InvalidOptionError('handshakeTimeout', 'is the old name of tlsHandshakeTimeout: give only tlsHandshakeTimeout');
+  (o.logger ?? consoleLogger).warn('RpcServer option handshakeTimeout is deprecated: it is now tlsHandshakeTimeout (a client\'s handshakeTimeout is the wait for the HELLO answer)');
+  return positiveInt(o.handshakeTimeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 'handshakeTimeout');
+}
+
 export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedRpcServerOptions {
   rejectUnknownKeys(o, RPC_SERVER_OPTIONS, 'RpcServer');
   const normalized: NormalizedRpcServerOptions = {
@@ -220,7 +234,7 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     maxQueuedPerConnection: nonNegativeInt(o.maxQueuedPerConnection, DEFAULT_MAX_QUEUED_PER_CONNECTION, 'maxQueuedPerConnection'),
     maxQueuedBytes: nonNegativeInt(o.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'maxQueuedBytes'),
     maxConnections: nonNegativeInt(o.maxConnections, 0, 'maxConnections'),
-    handshakeTimeout: positiveInt(o.handshakeTimeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 'handshakeTimeout'),
+    tlsHandshakeTimeout: tlsHandshakeTimeout(o),
     maxPendingHandshakes: positiveInt(o.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes'),
     idleTimeout: nonNegativeInt(o.idleTimeout, DEFAULT_SERVER_IDLE_TIMEOUT, 'idleTimeout'),
     highWaterMark: positiveInt(o.highWaterMark, DEFAULT_HIGH_WATER_MARK, 'highWaterMark'),
