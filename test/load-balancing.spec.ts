@@ -26,14 +26,25 @@ function seeded(seed = 42): () => number {
   };
 }
 
-/** A server counting what it runs: `echo` answers after `delay` ms; `failing` ones answer every call with rpc_unreachable. */
-async function server(name: string, o: { delay?: number; failing?: boolean } = {}) {
+/**
+ * A server counting what it runs: `echo` answers after `delay` ms; `failing`
+ * ones answer every call with rpc_unreachable; `overloaded` ones refuse every
+ * call unrun with rpc_overloaded, as a server at its concurrency limit does.
+ */
+async function server(name: string, o: { delay?: number; failing?: boolean; overloaded?: boolean } = {}) {
   const counts = { calls: 0 };
   const dispatch = o.failing
     ? {
         dispatch(req: { internal(code: string): boolean }) {
           counts.calls++;
           req.internal(ErrorCode.Unreachable);
+        },
+      }
+    : o.overloaded
+    ? {
+        dispatch(req: { refuse(code: typeof ErrorCode.Overloaded): void }) {
+          counts.calls++;
+          req.refuse(ErrorCode.Overloaded);
         },
       }
     : new MethodDispatch({
@@ -188,6 +199,26 @@ describe('retry budget, backoff and outlier ejection', () => {
       expect(attempts / t.calls).toBeGreaterThan(1.15); // the budget was spent, not idle
       expect(t.failed[ErrorCode.Unreachable]).toBeGreaterThan(0);
       expect(t.ok + (t.failed[ErrorCode.Unreachable] ?? 0)).toBe(t.calls);
+    } finally {
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+
+  it('retries of calls an overloaded server never ran (non-idempotent ones too) spend the same budget', async () => {
+    const servers = await Promise.all([server('busy', { overloaded: true }), server('a'), server('b')]);
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { strategy: 'round-robin', idempotent: false, timeout: 5_000, outlierEjection: false, retryBudget: { minPerSecond: 0 }, retryBackoff: { initial: 0 } },
+    );
+    try {
+      await pool.connect();
+      const t = await drive(pool, 10_000, 32, 3_000);
+      const attempts = servers.reduce((a, s) => a + s.counts.calls, 0);
+      expect(attempts / t.calls).toBeLessThanOrEqual(1.2 + 1e-9);
+      expect(attempts / t.calls).toBeGreaterThan(1.15); // retried (never ran, so safe), as far as the budget went
+      expect(t.failed[ErrorCode.Overloaded]).toBeGreaterThan(0);
+      expect(t.ok + (t.failed[ErrorCode.Overloaded] ?? 0)).toBe(t.calls);
     } finally {
       pool.destroy();
       await Promise.all(servers.map((s) => s.server.destroy()));
