@@ -197,9 +197,10 @@ describe('FailoverPool', () => {
       expect(tally.ok).toBeGreaterThan(100);
       if (retry) expect(tally.failed).toBe(0);
       else {
-        // requests in flight on the killed server fail, and only with retriable codes
+        // requests in flight on the killed server fail, and only with retriable codes (the survivor,
+        // taking all the load on a busy machine, may refuse some unrun: rpc_overloaded, never run)
         expect(tally.failed).toBeGreaterThan(0);
-        for (const code of tally.codes.keys()) expect(['rpc_io_err', 'rpc_unreachable']).toContain(code);
+        for (const code of tally.codes.keys()) expect(['rpc_io_err', 'rpc_unreachable', 'rpc_overloaded']).toContain(code);
       }
       pool.destroy();
       await b.server.destroy();
