@@ -18,6 +18,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../bench/free-port.js';
+import { quickStart } from './support/snippets.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
@@ -87,7 +89,17 @@ const TEMPLATE_OPTIONS = {
   types: ['node'],
 };
 
-function createApp(dir: string, kind: 'cjs' | 'esm'): void {
+/**
+ * The README's quick start as pasted, but for its port (7100 there; a free
+ * one here, as other suites run beside it): src/quickstart.ts.
+ */
+function quickStartOn(port: number): string {
+  const { code } = quickStart();
+  expect(code.match(/\b7100\b/g)?.length).toBe(2); // the server's and the client's
+  return code.replace(/\b7100\b/g, String(port));
+}
+
+function createApp(dir: string, kind: 'cjs' | 'esm', quickStartPort: number): void {
   writeJson(path.join(dir, 'package.json'), {
     name: `occams-consumer-${kind}`,
     version: '1.0.0',
@@ -106,6 +118,7 @@ function createApp(dir: string, kind: 'cjs' | 'esm'): void {
   });
   fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
   fs.copyFileSync(fixture, path.join(dir, 'src/main.ts'));
+  fs.writeFileSync(path.join(dir, 'src/quickstart.ts'), quickStartOn(quickStartPort));
 }
 
 /** Where each of `names` is installed under `dir`, from one `npm ls --all --parseable`. */
@@ -178,8 +191,8 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
 
     apps.cjs = path.join(tmp, 'cjs-app');
     apps.esm = path.join(tmp, 'esm-app');
-    createApp(apps.cjs, 'cjs');
-    createApp(apps.esm, 'esm');
+    createApp(apps.cjs, 'cjs', await freePort());
+    createApp(apps.esm, 'esm', await freePort());
     const common = ['rxjs', 'reflect-metadata', '@types/node'].map((n) => `${n}@${ours(n)}`);
     const install = (dir: string, nest: string[]) =>
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, ...nest, ...common], dir, 240_000);
@@ -195,7 +208,7 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
   afterAll(() => {
     console.log(`package test timings (ms): ${JSON.stringify(times)}`);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  }, 60_000); // two apps' node_modules, on a busy disk
 
   it('packs what a consumer needs and nothing else', () => {
     const files = packed.files.map((f) => f.path).sort();
@@ -232,6 +245,16 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
     );
     expect(fs.readFileSync(path.join(apps.cjs, 'dist/main.js'), 'utf8')).toContain('require("nestjs-occams")');
   }, 120_000);
+
+  it("the README's quick start, compiled above as pasted (but for its port), runs in both apps: prints both sums and exits 0", async () => {
+    const [cjs, esm] = await Promise.all([apps.cjs, apps.esm].map((dir) => run(process.execPath, ['dist/quickstart.js'], dir, 60_000)));
+    for (const ran of [cjs!, esm!]) {
+      // Nest's own log lines (the microservice starting) come between
+      expect(ran.stdout.split('\n').filter((l) => l.startsWith('sum'))).toEqual(['sum = 6', 'sum = 9']);
+      expect(ran.stderr).toBe('');
+    }
+    expect(fs.readFileSync(path.join(apps.cjs, 'dist/quickstart.js'), 'utf8')).toContain('require("nestjs-occams")');
+  }, 90_000);
 
   it('the ESM app serves and calls itself; the CommonJS app calls itself and the ESM server', async () => {
     const esm = spawn(process.execPath, ['dist/main.js', 'esm', 'serve'], { cwd: apps.esm, stdio: ['ignore', 'pipe', 'pipe'] });
