@@ -16,28 +16,14 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Snippet, documents, extractSnippets } from './support/snippets.js';
+import { NEST_TEMPLATE_OPTIONS, type Snippet, documents, extractSnippets } from './support/snippets.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
 const work = path.join(root, '.tmp/snippets');
 
-/** The Nest 12 application template's compiler options, strict (as test/package.spec.ts). */
-const TEMPLATE_OPTIONS = {
-  module: 'nodenext',
-  moduleResolution: 'nodenext',
-  resolvePackageJsonExports: true,
-  esModuleInterop: true,
-  isolatedModules: true,
-  emitDecoratorMetadata: true,
-  experimentalDecorators: true,
-  target: 'ES2023',
-  skipLibCheck: true,
-  strict: true,
-  strictPropertyInitialization: false,
-  types: ['node'],
-  noEmit: true,
-};
+/** The Nest 12 application template's compiler options, strict; type checks only. */
+const TEMPLATE_OPTIONS = { ...NEST_TEMPLATE_OPTIONS, noEmit: true };
 
 /** One known error: a number result is no string (found only if the package's types resolved). */
 const CANARY = `import { OccamsClient } from 'nestjs-occams';

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../bench/free-port.js';
-import { quickStart } from './support/snippets.js';
+import { NEST_TEMPLATE_OPTIONS, quickStart } from './support/snippets.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
@@ -71,23 +71,8 @@ function writeJson(file: string, value: unknown): void {
   fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** The Nest 12 application template's compiler options (module nodenext for both shapes). */
-const TEMPLATE_OPTIONS = {
-  module: 'nodenext',
-  moduleResolution: 'nodenext',
-  resolvePackageJsonExports: true,
-  esModuleInterop: true,
-  isolatedModules: true,
-  emitDecoratorMetadata: true,
-  experimentalDecorators: true,
-  target: 'ES2023',
-  outDir: './dist',
-  rootDir: './src',
-  skipLibCheck: true,
-  strict: true,
-  strictPropertyInitialization: false,
-  types: ['node'],
-};
+/** The Nest 12 application template's compiler options (module nodenext for both shapes), emitting to dist/. */
+const TEMPLATE_OPTIONS = { ...NEST_TEMPLATE_OPTIONS, outDir: './dist', rootDir: './src' };
 
 /**
  * The README's quick start as pasted, but for its port (7100 there; a free

@@ -1,12 +1,33 @@
 /**
  * The TypeScript blocks of the project's markdown (README.md, docs/*.md),
  * for test/docs-snippets.spec.ts (all of them, type-checked) and
- * test/package.spec.ts (the README's quick start, run).
+ * test/package.spec.ts (the README's quick start, run), and the compiler
+ * options both compile them with.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '../..');
+
+/**
+ * The compiler options of the Nest 12 application template (`nest new`),
+ * strict, module nodenext: the same for its CommonJS and ESM shapes (the
+ * app's package.json decides).
+ */
+export const NEST_TEMPLATE_OPTIONS = {
+  module: 'nodenext',
+  moduleResolution: 'nodenext',
+  resolvePackageJsonExports: true,
+  esModuleInterop: true,
+  isolatedModules: true,
+  emitDecoratorMetadata: true,
+  experimentalDecorators: true,
+  target: 'ES2023',
+  skipLibCheck: true,
+  strict: true,
+  strictPropertyInitialization: false,
+  types: ['node'],
+};
 
 export interface Snippet {
   /** the markdown file, relative to the repo */
