@@ -6,9 +6,10 @@
  * types, start an occams microservice and call it (the CommonJS one also
  * calls the ESM one's server); `npm ls` shows one copy of each peer.
  *
- * The CommonJS app pins Nest one patch older than our dev dependencies:
- * the case where Nest as a dependency of ours made npm install a private
- * copy under nestjs-occams.
+ * The CommonJS app pins the oldest Nest our peer ranges allow (their
+ * floors, read from package.json), the ESM app the Nest of our lock file:
+ * both ends of the range we test, and the case where Nest as a dependency
+ * of ours made npm install a private copy under nestjs-occams.
  *
  * Packing runs in a copy of the package files (with this repo's
  * node_modules linked), so `prepare` never rewrites the repo's own dist/
@@ -28,8 +29,15 @@ const fixture = path.join(root, 'test/fixtures/consumer/main.ts');
 const PEERS = ['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs', 'reflect-metadata'] as const;
 /** Optional peers (tracing, health checks): never installed for the consumer, and not needed. */
 const OPTIONAL_PEERS = ['@nestjs/terminus', '@opentelemetry/api'] as const;
-/** Nest one patch behind our dev dependencies (see the header). */
-const OLDER_NEST = { '@nestjs/common': '12.5.0', '@nestjs/core': '12.5.0', '@nestjs/microservices': '12.1.0' };
+/** The floor of each Nest peer range (`^12.0.1` gives 12.0.1): the oldest Nest a user may have (see the header). */
+const OLDER_NEST = Object.fromEntries(
+  (['@nestjs/common', '@nestjs/core', '@nestjs/microservices'] as const).map((name) => {
+    const range = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).peerDependencies[name] as string;
+    const floor = /^\^(\d+\.\d+\.\d+)$/.exec(range);
+    if (floor === null) throw new Error(`peer range of ${name} is not ^x.y.z: ${range}`);
+    return [name, floor[1]!];
+  }),
+) as Record<'@nestjs/common' | '@nestjs/core' | '@nestjs/microservices', string>;
 
 /** The version this repo has installed (so most installs come from the warm npm cache). */
 const ours = (name: string): string => JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
