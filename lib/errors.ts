@@ -195,7 +195,10 @@ export class CancelledError extends OccamsError {
 }
 /** A streamed result produced items faster than its consumer took them, past the server's per-stream buffer. */
 export class StreamOverflowError extends OccamsError {
-  constructor(message = 'stream overflowed its buffer: the producer outran the consumer', options?: { cause?: unknown }) {
+  constructor(
+    message = "stream overflowed the server's streamBufferBytes: its handler pushed items faster than this client took them; return an AsyncIterable (pulled as the client takes items) instead of a pushing Observable, or raise streamBufferBytes",
+    options?: { cause?: unknown },
+  ) {
     super(ErrorCode.StreamOverflow, message, options);
   }
 }

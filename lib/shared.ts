@@ -42,6 +42,7 @@ export {
   type ServiceMethods,
   type StreamDefinition,
   type ValueErrorClass,
+  DeclaredRemoteError,
   defineService,
   method,
   stream,

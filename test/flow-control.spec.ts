@@ -169,10 +169,20 @@ describe('an Observable that outruns its buffer', () => {
   it('fails that stream alone with rpc_stream_overflow; other calls on the connection go on', async () => {
     const others = Array.from({ length: 100 }, (_, i) => client.request('echo', i));
     let items = 0;
+    let message = '';
     const flood = await new Promise<string>((resolve) =>
-      client.send('flood', {}).subscribe({ next: () => items++, error: (e: OccamsError) => resolve(e.code), complete: () => resolve('complete') }),
+      client.send('flood', {}).subscribe({
+        next: () => items++,
+        error: (e: OccamsError) => {
+          message = e.message;
+          resolve(e.code);
+        },
+        complete: () => resolve('complete'),
+      }),
     );
     expect(flood).toBe('rpc_stream_overflow');
+    // says which option it ran into and what to do instead
+    expect(message).toMatch(/streamBufferBytes.*return an AsyncIterable/);
     expect(items).toBeGreaterThan(0);
     expect(items).toBeLessThan(100_000);
     expect(await Promise.all(others)).toEqual(Array.from({ length: 100 }, (_, i) => i));

@@ -17,6 +17,8 @@ import {
   OverloadedError,
   IoError,
 } from '../lib/index.js';
+import { Calculator, DivError } from '../sample/calculator-api.js';
+import { InjectOccamsService, type OccamsServiceClient } from '../lib/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { GatewayModule } from '../sample/gateway/gateway.module.js';
 import { TestAppModule } from './support/nest-apps.js';
@@ -136,5 +138,47 @@ describe('OccamsHttpExceptionFilter as a global filter: every code family', () =
     expect(occamsHttpStatus(new OverloadedError())).toBe(503);
     expect(occamsHttpStatus(new IoError())).toBe(502);
     expect(occamsHttpStatus(new ClosedError())).toBe(502);
+  });
+});
+
+describe('the documented global OccamsHttpExceptionFilter and a typed client', () => {
+  let calc: Microservice;
+  let gateway: INestApplication;
+  let base: string;
+  beforeAll(async () => {
+    calc = await startMicroservice(CalculatorModule);
+    @Controller()
+    class TypedController {
+      constructor(@InjectOccamsService('CALC', Calculator) private readonly calc: OccamsServiceClient<typeof Calculator>) {}
+      @Get('div/:a/:b')
+      div(@Param('a') a: string, @Param('b') b: string) {
+        return this.calc.div.request([Number(a), Number(b)]);
+      }
+      @Get('local')
+      local(): never {
+        throw new DivError('divide_by_zero'); // the same class, thrown by the gateway itself: not a remote error
+      }
+    }
+    @Module({
+      imports: [OccamsModule.register([{ name: 'CALC', port: calc.port, services: [Calculator] }])],
+      controllers: [TypedController],
+    })
+    class TypedGatewayModule {}
+    gateway = await NestFactory.create(TypedGatewayModule, { logger: false });
+    gateway.useGlobalFilters(new OccamsHttpExceptionFilter(gateway.get(HttpAdapterHost)));
+    base = await listenHttp(gateway);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await calc?.app.close();
+  });
+
+  it('a declared error raised from a remote user error answers 422 as the user error it came from, without listing its class', async () => {
+    expect(await get(`${base}/div/8/2`)).toEqual({ status: 200, body: '4' });
+    expect(await get(`${base}/div/1/0`)).toEqual({ status: 422, body: { statusCode: 422, code: 'user_error', message: 'division by zero' } });
+  });
+
+  it("the same class thrown by the gateway's own code is left to Nest (500)", async () => {
+    expect((await get(`${base}/local`)).status).toBe(500);
   });
 });

@@ -5,8 +5,9 @@
  * snippet works with the string the environment gives.
  */
 import 'reflect-metadata';
-import { Injectable, type INestApplicationContext, type LoggerService, Module } from '@nestjs/common';
+import { Inject, Injectable, type INestApplicationContext, type LoggerService, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
+import { ClientProxy, ClientsModule } from '@nestjs/microservices';
 import { NestFactory } from '@nestjs/core';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
 import { InjectOccamsClient, OccamsClient, OccamsModule, RemoteErrnoError } from '../lib/index.js';
@@ -88,6 +89,49 @@ describe('OccamsModule: a client per application', () => {
     } finally {
       delete process.env.CALC_PORT;
     }
+  });
+});
+
+describe("Nest's own convention: ClientsModule with customClass", () => {
+  let ms: Awaited<ReturnType<typeof startMicroservice>>;
+  beforeAll(async () => {
+    ms = await startMicroservice();
+  });
+  afterAll(async () => {
+    await ms.app.close();
+  });
+
+  // This file is type-checked by `npm test` (tsc -p tsconfig.json, strict):
+  // `customClass: OccamsClient` compiling is half of the test.
+  it('ClientsModule.register([{ name, customClass: OccamsClient, options }]) type-checks, builds an OccamsClient from the options, and calls', async () => {
+    @Injectable()
+    class NestStyleCaller {
+      constructor(@Inject('MATH') readonly math: ClientProxy) {}
+    }
+    @Module({
+      imports: [ClientsModule.register([{ name: 'MATH', customClass: OccamsClient, options: { host: '127.0.0.1', port: ms.port, timeout: 5000 } }])],
+      providers: [NestStyleCaller],
+    })
+    class AppModule {}
+
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
+    try {
+      const { math } = app.get(NestStyleCaller);
+      expect(math).toBeInstanceOf(OccamsClient);
+      expect(await firstValueFrom(math.send<number>({ cmd: 'sum' }, [40, 2]))).toBe(42);
+      const statuses: string[] = [];
+      const sub = (math as OccamsClient).status.subscribe((s) => statuses.push(s));
+      sub.unsubscribe();
+      expect(statuses).toEqual(['connected']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a bad option given through customClass fails in ClientsModule.register() (it builds the client there), naming it', () => {
+    expect(() => ClientsModule.register([{ name: 'MATH', customClass: OccamsClient, options: { prot: 7100 } }])).toThrow(
+      /invalid option prot: not an option of OccamsClient \(did you mean port\?\)/,
+    );
   });
 });
 

@@ -6,9 +6,10 @@
  * types, start an occams microservice and call it (the CommonJS one also
  * calls the ESM one's server); `npm ls` shows one copy of each peer.
  *
- * The CommonJS app pins Nest one patch older than our dev dependencies:
- * the case where Nest as a dependency of ours made npm install a private
- * copy under nestjs-occams.
+ * The CommonJS app pins the oldest Nest our peer ranges allow (their
+ * floors, read from package.json), the ESM app the Nest of our lock file:
+ * both ends of the range we test, and the case where Nest as a dependency
+ * of ours made npm install a private copy under nestjs-occams.
  *
  * Packing runs in a copy of the package files (with this repo's
  * node_modules linked), so `prepare` never rewrites the repo's own dist/
@@ -18,6 +19,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../bench/free-port.js';
+import { NEST_TEMPLATE_OPTIONS, quickStart } from './support/snippets.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
@@ -26,8 +29,15 @@ const fixture = path.join(root, 'test/fixtures/consumer/main.ts');
 const PEERS = ['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs', 'reflect-metadata'] as const;
 /** Optional peers (tracing, health checks): never installed for the consumer, and not needed. */
 const OPTIONAL_PEERS = ['@nestjs/terminus', '@opentelemetry/api'] as const;
-/** Nest one patch behind our dev dependencies (see the header). */
-const OLDER_NEST = { '@nestjs/common': '12.5.0', '@nestjs/core': '12.5.0', '@nestjs/microservices': '12.1.0' };
+/** The floor of each Nest peer range (`^12.0.1` gives 12.0.1): the oldest Nest a user may have (see the header). */
+const OLDER_NEST = Object.fromEntries(
+  (['@nestjs/common', '@nestjs/core', '@nestjs/microservices'] as const).map((name) => {
+    const range = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).peerDependencies[name] as string;
+    const floor = /^\^(\d+\.\d+\.\d+)$/.exec(range);
+    if (floor === null) throw new Error(`peer range of ${name} is not ^x.y.z: ${range}`);
+    return [name, floor[1]!];
+  }),
+) as Record<'@nestjs/common' | '@nestjs/core' | '@nestjs/microservices', string>;
 
 /** The version this repo has installed (so most installs come from the warm npm cache). */
 const ours = (name: string): string => JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
@@ -69,25 +79,20 @@ function writeJson(file: string, value: unknown): void {
   fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** The Nest 12 application template's compiler options (module nodenext for both shapes). */
-const TEMPLATE_OPTIONS = {
-  module: 'nodenext',
-  moduleResolution: 'nodenext',
-  resolvePackageJsonExports: true,
-  esModuleInterop: true,
-  isolatedModules: true,
-  emitDecoratorMetadata: true,
-  experimentalDecorators: true,
-  target: 'ES2023',
-  outDir: './dist',
-  rootDir: './src',
-  skipLibCheck: true,
-  strict: true,
-  strictPropertyInitialization: false,
-  types: ['node'],
-};
+/** The Nest 12 application template's compiler options (module nodenext for both shapes), emitting to dist/. */
+const TEMPLATE_OPTIONS = { ...NEST_TEMPLATE_OPTIONS, outDir: './dist', rootDir: './src' };
 
-function createApp(dir: string, kind: 'cjs' | 'esm'): void {
+/**
+ * The README's quick start as pasted, but for its port (7100 there; a free
+ * one here, as other suites run beside it): src/quickstart.ts.
+ */
+function quickStartOn(port: number): string {
+  const { code } = quickStart();
+  expect(code.match(/\b7100\b/g)?.length).toBe(2); // the server's and the client's
+  return code.replace(/\b7100\b/g, String(port));
+}
+
+function createApp(dir: string, kind: 'cjs' | 'esm', quickStartPort: number): void {
   writeJson(path.join(dir, 'package.json'), {
     name: `occams-consumer-${kind}`,
     version: '1.0.0',
@@ -115,6 +120,7 @@ function createApp(dir: string, kind: 'cjs' | 'esm'): void {
   fs.writeFileSync(path.join(dir, 'typecheck/entries.ts'), `${entries.map((e, i) => `import * as e${i} from 'nestjs-occams${e}';`).join('\n')}\nexport const entries = [${entries.map((_, i) => `e${i}`).join(', ')}];\n`);
   fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
   fs.copyFileSync(fixture, path.join(dir, 'src/main.ts'));
+  fs.writeFileSync(path.join(dir, 'src/quickstart.ts'), quickStartOn(quickStartPort));
 }
 
 /** Where each of `names` is installed under `dir`, from one `npm ls --all --parseable`. */
@@ -187,8 +193,8 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
 
     apps.cjs = path.join(tmp, 'cjs-app');
     apps.esm = path.join(tmp, 'esm-app');
-    createApp(apps.cjs, 'cjs');
-    createApp(apps.esm, 'esm');
+    createApp(apps.cjs, 'cjs', await freePort());
+    createApp(apps.esm, 'esm', await freePort());
     const common = ['rxjs', 'reflect-metadata', '@types/node'].map((n) => `${n}@${ours(n)}`);
     const install = (dir: string, nest: string[]) =>
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, ...nest, ...common], dir, 240_000);
@@ -204,7 +210,7 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
   afterAll(() => {
     console.log(`package test timings (ms): ${JSON.stringify(times)}`);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }, 120_000);
+  }, 120_000); // two apps' node_modules, on a busy disk
 
   it('packs what a consumer needs and nothing else', () => {
     const files = packed.files.map((f) => f.path).sort();
@@ -245,6 +251,16 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
     );
     expect(fs.readFileSync(path.join(apps.cjs, 'dist/main.js'), 'utf8')).toContain('require("nestjs-occams")');
   }, 120_000);
+
+  it("the README's quick start, compiled above as pasted (but for its port), runs in both apps: prints both sums and exits 0", async () => {
+    const [cjs, esm] = await Promise.all([apps.cjs, apps.esm].map((dir) => run(process.execPath, ['dist/quickstart.js'], dir, 60_000)));
+    for (const ran of [cjs!, esm!]) {
+      // Nest's own log lines (the microservice starting) come between
+      expect(ran.stdout.split('\n').filter((l) => l.startsWith('sum'))).toEqual(['sum = 6', 'sum = 9']);
+      expect(ran.stderr).toBe('');
+    }
+    expect(fs.readFileSync(path.join(apps.cjs, 'dist/quickstart.js'), 'utf8')).toContain('require("nestjs-occams")');
+  }, 90_000);
 
   it('the ESM app serves and calls itself; the CommonJS app calls itself and the ESM server', async () => {
     const esm = spawn(process.execPath, ['dist/main.js', 'esm', 'serve'], { cwd: apps.esm, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -6,7 +6,7 @@ import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import { UnreachableError, type OccamsError } from '../lib/errors.js';
 import type { TcpAddress } from '../lib/transport/address.js';
-import { MemoryLogger, sleep, waitFor } from './support/servers.js';
+import { MemoryLogger, sleep, startServer, waitFor } from './support/servers.js';
 
 /** A server that answers `whoami` with its name and `echo` with its input. */
 async function named(name: string, host = '127.0.0.1', port = 0, delay = 0) {
@@ -65,6 +65,20 @@ describe('ClientPool', () => {
     expect(states).toEqual(['connecting', 'ready']);
     await pool.close();
     expect(pool.state).toBe('closed');
+    await s.server.destroy();
+  });
+
+  it('a call that waited in the pool, then timed out on its connection, names the timeout it was given, not the time left when it went out', async () => {
+    const s = await startServer({ hold: async () => new Promise((r) => setTimeout(() => r('held'), 150)), never: () => new Promise(() => {}) });
+    const pool = new ClientPool(s.url, { ...fast, timerResolution: 10, maxInFlight: 1 });
+    await pool.connect();
+    const held = pool.request('hold', null);
+    // waits ~150 ms for the one slot, then goes out with what is left of its 400 ms
+    const err = (await pool.request('never', null, { timeout: 400 }).catch((e: unknown) => e)) as OccamsError;
+    await expect(held).resolves.toBe('held');
+    expect(err.code).toBe('rpc_timeout');
+    expect(err.message).toBe('never timed out after 400 ms');
+    await pool.close();
     await s.server.destroy();
   });
 

@@ -178,6 +178,32 @@ describe('a client against a server that answers like the Rust crate', () => {
   });
 });
 
+describe('what a plain v1 server (the Rust crate) gets, as docs/PROTOCOL.md says', () => {
+  it('an event ({ event: true }) goes as an ordinary request and resolves with the server\'s answer (v1 has no events)', async () => {
+    const rust = await rustLikeServer('rpc_decode', () => hex('a2 6f6b')); // "ok"
+    const client = await ClientStream.connect({ host: '127.0.0.1', port: rust.port });
+    try {
+      expect(await client.request('Audit.log', 'entry', { event: true })).toBe('ok');
+      expect(rust.seen.requests).toEqual([{ connection: 0, action: 'Audit.log', msg: hex('a5 656e747279') }]);
+    } finally {
+      client.destroy();
+      rust.server.close();
+    }
+  });
+
+  it('-0 goes out as the integer 0 (a Rust f64 field reads +0.0), 0.5 and -1.5 as float64', async () => {
+    const rust = await rustLikeServer('rpc_decode', () => hex('c0'));
+    const client = await ClientStream.connect({ host: '127.0.0.1', port: rust.port });
+    try {
+      await client.request('Geo.at', [-0, 0.5, -1.5]);
+      expect(rust.seen.requests[0]!.msg).toEqual(hex('93 00 cb 3fe0000000000000 cb bff8000000000000'));
+    } finally {
+      client.destroy();
+      rust.server.close();
+    }
+  });
+});
+
 describe('the Nest server to a plain v1 client, as the Rust crate calls it', () => {
   let app: INestMicroservice;
   let strategy: OccamsServer;

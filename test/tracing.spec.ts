@@ -26,6 +26,7 @@ import {
   enableTracing,
   tracingEnabled,
 } from '../lib/index.js';
+import { NO_PROPAGATOR_WARNING, OtelTracer } from '../lib/tracing/otel-tracer.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { type Microservice, get, listenHttp, startMicroservice } from './support/nest-boot.js';
 import { startServer, waitFor } from './support/servers.js';
@@ -250,6 +251,29 @@ describe('the stream layer', () => {
       enableTracing({ api });
       client.destroy();
       await ctx.server.destroy();
+    }
+  });
+});
+
+describe('an SDK without a global propagator', () => {
+  it('warns once (a process warning naming the fix), as soon as a client span records; with the propagator, never', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      propagation.disable(); // the API's no-op propagator, as a BasicTracerProvider set up by hand has
+      const bare = new OtelTracer(api, api.trace.getTracer('no-propagator'));
+      for (let i = 0; i < 3; i++) bare.startCall('Calc.add', undefined, false).end(undefined, 0);
+      propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+      const fine = new OtelTracer(api, api.trace.getTracer('with-propagator'));
+      fine.startCall('Calc.add', undefined, false).end(undefined, 0);
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      const ours = warnings.filter((w) => (w as Error & { code?: string }).code === NO_PROPAGATOR_WARNING);
+      expect(ours).toHaveLength(1);
+      expect(ours[0]!.message).toMatch(/no global propagator.*every hop starts a new trace.*setGlobalPropagator/);
+    } finally {
+      process.off('warning', onWarning);
+      propagation.setGlobalPropagator(new W3CTraceContextPropagator());
     }
   });
 });

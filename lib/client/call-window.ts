@@ -56,7 +56,7 @@ export class CallWindow {
   /** Files `call` to time out `timeout` ms from now (again, when it was filed). */
   arm(call: Call, timeout: number): void {
     if (call.timerBucket !== null) this.wheel.remove(call);
-    call.timeoutMs = timeout;
+    call.timeoutMs = call.options?.statedTimeout ?? timeout; // what the error names: the caller's timeout
     this.wheel.add(call, this.clock.now() + timeout);
   }
 

@@ -36,6 +36,11 @@ export interface CallOptions {
    * (FEATURE_CREDIT); without it, credit is renewed as items arrive
    */
   flow?: StreamFlow;
+  /**
+   * @internal the timeout the caller asked for, when a pool passes on only
+   * the time left of it (`timeout`): a TimeoutError names this one
+   */
+  statedTimeout?: number;
   /** @internal set by the outermost `call()` when calls are observed (diagnostics channels, tracing) */
   probe?: CallProbe;
 }

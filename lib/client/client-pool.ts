@@ -244,7 +244,8 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
       const pc = this.queue.shift()!;
       pc.state = CallState.Sent;
       const left = Math.max(1, pc.deadline - this.clock.now());
-      pc.inner = stream.call(pc.action, pc.value, pc, { ...pc.options, timeout: left });
+      const stated = pc.options?.statedTimeout ?? pc.options?.timeout ?? this.timeout;
+      pc.inner = stream.call(pc.action, pc.value, pc, { ...pc.options, timeout: left, statedTimeout: stated });
     }
     this.queueEmptied();
   }
@@ -261,7 +262,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
   }
 
   private expire(pc: PooledCall): void {
-    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out after ${pc.options?.timeout ?? this.timeout} ms waiting for a connection`));
+    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out after ${pc.options?.statedTimeout ?? pc.options?.timeout ?? this.timeout} ms waiting for a connection`));
     this.queueEmptied();
   }
 

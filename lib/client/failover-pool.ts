@@ -264,7 +264,9 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
       return this.give(fc, this.noHealthyServer(last));
     }
     let options = fc.options;
-    if (fc.attempts > 0 && !fresh) options = { ...options, timeout: Math.max(1, fc.deadline - this.clock.now()) };
+    if (fc.attempts > 0 && !fresh) {
+      options = { ...options, timeout: Math.max(1, fc.deadline - this.clock.now()), statedTimeout: options?.statedTimeout ?? options?.timeout ?? this.timeout };
+    }
     const n = ++fc.attempts;
     fc.pool = pool;
     fc.inner = undefined;

@@ -88,7 +88,11 @@ export type OccamsClientEvents = {
  * Errors are OccamsError subclasses: `code`, `retriable`, and for handler
  * errors `errno` or the message / decoded `error` value.
  */
-export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientStatus> implements OnApplicationShutdown {
+// The status parameter stays ClientProxy's `string` (its `_status$` is a
+// ReplaySubject, invariant in it), so that `typeof OccamsClient` is a
+// `Type<ClientProxy>`, as ClientsModule's `customClass` wants; `status`
+// narrows it again.
+export class OccamsClient extends ClientProxy<OccamsClientEvents> implements OnApplicationShutdown {
   private readonly addresses: AddressLike[];
   private readonly poolOptions: FailoverPoolOptions;
   /**
@@ -132,6 +136,11 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
 
   onApplicationShutdown(): Promise<void> {
     return this.close();
+  }
+
+  /** `connected`, `disconnected` or `reconnecting`, each change once. */
+  override get status(): Observable<OccamsClientStatus> {
+    return super.status as Observable<OccamsClientStatus>;
   }
 
   override on<K extends keyof OccamsClientEvents>(event: K, callback: OccamsClientEvents[K]): void {

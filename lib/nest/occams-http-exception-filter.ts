@@ -2,6 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpStatus, Optional }
 import { HttpAdapterHost } from '@nestjs/core';
 import { type Observable, throwError } from 'rxjs';
 import { ErrorCode, OccamsError, RemoteErrnoError, RemoteError } from '../errors.js';
+import { DeclaredRemoteError } from '../service/declared-error.js';
 
 /**
  * The HTTP status a gateway answers with when a call fails with `err`:
@@ -52,9 +53,11 @@ export interface OccamsHttpErrorBody {
  *   app.useGlobalFilters(new OccamsHttpExceptionFilter(app.get(HttpAdapterHost)));
  *   // or { provide: APP_FILTER, useClass: OccamsHttpExceptionFilter }, or @UseFilters(OccamsHttpExceptionFilter)
  *
- * A typed client's declared errors (DivError, ...) are not OccamsErrors; a
- * subclass that lists them answers them as the remote user error they came
- * from (their `cause`), 422:
+ * A typed client's declared errors (DivError, ...) are not OccamsErrors;
+ * raised from a remote user error, they answer as the error they came from
+ * (their `cause`), 422, as the user error itself would (DeclaredRemoteError
+ * matches them). The same classes thrown by the gateway's own code are left
+ * to Nest, unless a subclass lists them:
  *
  *   @Catch(OccamsError, DivError)
  *   class CalculatorHttpFilter extends OccamsHttpExceptionFilter {}
@@ -62,7 +65,7 @@ export interface OccamsHttpErrorBody {
  * Override `statusOf` / `bodyOf` in a subclass to change the mapping. Other
  * exceptions are left to Nest's handlers; outside HTTP the error is passed on.
  */
-@Catch(OccamsError)
+@Catch(OccamsError, DeclaredRemoteError)
 export class OccamsHttpExceptionFilter implements ExceptionFilter<Error> {
   constructor(@Optional() private readonly adapterHost?: HttpAdapterHost) {}
 

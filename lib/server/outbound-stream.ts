@@ -73,7 +73,10 @@ export class OutboundStream {
     if (this.queuedBytes > conn.streamBufferBytes) {
       req.abandon(
         EndReason.Overflow,
-        new StreamOverflowError(`stream ${req.seq} (${String(req.action)}) queued ${this.queuedBytes} bytes its client did not take`),
+        new StreamOverflowError(
+          `stream ${req.seq} (${String(req.action)}) queued ${this.queuedBytes} bytes its client did not take, over streamBufferBytes (${conn.streamBufferBytes}): ` +
+            'return an AsyncIterable (pulled as the client takes items) instead of a pushing Observable, or raise streamBufferBytes',
+        ),
         ErrorCode.StreamOverflow,
       );
       return false;

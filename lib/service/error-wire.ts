@@ -1,6 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import { type OccamsError, RemoteErrnoError, RemoteError } from '../errors.js';
 import type { ErrorClass } from './error-class.js';
+import { markDeclaredRemoteError } from './declared-error.js';
 
 /**
  * A declared error's two crossings, side by side so that they stay each
@@ -68,5 +69,6 @@ export function fromWireError(cls: ErrorClass, err: OccamsError, codec: Codec): 
   }
   if (!(decoded instanceof cls)) return err;
   if (!Object.hasOwn(decoded, 'cause')) Object.defineProperty(decoded, 'cause', { value: err, writable: true, configurable: true, enumerable: false });
+  markDeclaredRemoteError(decoded);
   return decoded;
 }

@@ -16,3 +16,4 @@ export {
 } from './service-definition.js';
 export { type ErrnoErrorClass, type ErrorClass, type ErrorWireForm, type MessageErrorClass, type ValueErrorClass } from './error-class.js';
 export { type WireError, fromWireError, toWireError } from './error-wire.js';
+export { DeclaredRemoteError, markDeclaredRemoteError } from './declared-error.js';

@@ -18,6 +18,8 @@ export interface OpenTelemetryApi {
   propagation: {
     inject(context: unknown, carrier: Record<string, unknown>): void;
     extract(context: unknown, carrier: Record<string, unknown>): unknown;
+    /** the keys the global propagator writes: none for the API's no-op one */
+    fields?(): string[];
   };
   ROOT_CONTEXT: unknown;
 }
@@ -33,7 +35,11 @@ export interface OtelSpanLike {
   setStatus(status: { code: number; message?: string }): unknown;
   recordException(exception: Error): void;
   end(): void;
+  isRecording?(): boolean;
 }
+
+/** process.emitWarning's code for a tracer provider without a global propagator. */
+export const NO_PROPAGATOR_WARNING = 'OCCAMS_NO_PROPAGATOR';
 
 // Fixed by the OpenTelemetry specification (SpanKind, SpanStatusCode).
 const SPAN_KIND_SERVER = 1;
@@ -64,6 +70,8 @@ type CodedError = Error & { readonly code: string; readonly errno?: number };
  */
 export class OtelTracer implements RpcTracer {
   private readonly names = new Map<string | number, ActionNames>();
+  /** whether the global propagator was looked at (on the first recording client span) */
+  private propagatorChecked = false;
 
   constructor(
     private readonly api: OpenTelemetryApi,
@@ -78,7 +86,25 @@ export class OtelTracer implements RpcTracer {
     if (event) span.setAttribute('rpc.occams.event', true);
     const carrier: Record<string, unknown> = meta === undefined ? {} : { ...meta };
     api.propagation.inject(api.trace.setSpan(parent, span), carrier);
+    if (!this.propagatorChecked && span.isRecording?.() === true) this.checkPropagator();
     return new OtelCallSpan(span, meta === undefined && isEmpty(carrier) ? undefined : carrier);
+  }
+
+  /**
+   * An SDK records spans but no global propagator is set (the API's default
+   * is a no-op: a BasicTracerProvider set up by hand, without NodeSDK): the
+   * trace context never travels, and every hop would silently start a trace
+   * of its own. Said once, as a process warning.
+   */
+  private checkPropagator(): void {
+    this.propagatorChecked = true;
+    const fields = this.api.propagation.fields?.();
+    if (fields === undefined || fields.length > 0) return;
+    process.emitWarning(
+      'nestjs-occams tracing: spans are recorded but no global propagator is set, so the trace context does not travel and every ' +
+        'hop starts a new trace. Set one: propagation.setGlobalPropagator(new W3CTraceContextPropagator()) (@opentelemetry/core), or start NodeSDK.',
+      { code: NO_PROPAGATOR_WARNING },
+    );
   }
 
   startRequest(action: string | number, meta: Record<string, unknown> | undefined, peer: PeerInfo, event: boolean): RequestSpan {
