@@ -35,6 +35,7 @@ export {
   type IdempotentOption,
   type Resolver,
 } from './failover-pool.js';
+export { DEFAULT_DNS_MIN_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_DNS_TRIES, type DnsOptions } from './dns-lookup.js';
 export type { RetryBackoffOptions, RetryBudgetOptions } from './retry-budget.js';
 export type { OutlierEjectionOptions } from './outlier-ejection.js';
 export { type BackoffOptions, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../core/backoff.js';
