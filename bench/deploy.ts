@@ -1,0 +1,223 @@
+/**
+ * A rolling deploy and a scale out/in behind a DNS name (`npm run deploy`).
+ * A DNS server process (dns-zone-server.js) publishes api.occams.test; 3
+ * replicas (soak-server.js) listen on 127.0.0.2-4 with one port; 2 client
+ * processes (deploy-client.js) keep 64 non-idempotent calls in flight each.
+ * Then each replica in turn is replaced: a new one starts on a new address
+ * and joins the record set, the old one leaves it and gets SIGTERM at once
+ * (GOAWAY, drain, exit), as Kubernetes does. Then a 4th replica is added and
+ * one removed.
+ * Usage: node dist/bench/deploy.js [--before 5] [--settle 2] [--after 3] [--ttl 1] [--json] [--out bench/results/deploy]
+ * Figures: failed calls by code, calls executed twice, calls lost (answered
+ * but in no replica's log, or sent but never settled), p50/p99 before and
+ * during the deploy, and per new replica the time from joining DNS to its
+ * first call.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './free-port.js';
+import { waitMessage } from './ipc.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const arg = (name: string, d: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : d;
+};
+const outArg = process.argv.indexOf('--out');
+const out = outArg > 0 ? process.argv[outArg + 1] : undefined;
+const beforeS = arg('before', 5);
+const settleS = arg('settle', 2);
+const afterS = arg('after', 3);
+const ttl = arg('ttl', 1);
+const CLIENTS = 2;
+const IN_FLIGHT = 64;
+const NAME = 'api.occams.test';
+const json = process.argv.includes('--json');
+const log = (m: string) => !json && console.log(`${new Date().toISOString().slice(11, 23)} ${m}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-deploy-'));
+const all: ChildProcess[] = [];
+process.once('exit', () => all.forEach((c) => c.kill('SIGKILL')));
+
+const zone = fork(path.join(here, 'dns-zone-server.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+all.push(zone);
+const dnsPort = (await waitMessage<{ port: number }>(zone, 'ready')).port;
+const port = await freePort();
+
+interface Replica {
+  ip: string;
+  child: ChildProcess;
+  joinedAt: number;
+  firstAt: number | undefined;
+}
+const live: Replica[] = [];
+const history: Replica[] = [];
+let nextIp = 2;
+
+async function publish(): Promise<void> {
+  const done = waitMessage(zone, 'zone-set');
+  zone.send({ type: 'zone', zone: { [NAME]: { A: live.map((r) => r.ip), ttl } } });
+  await done;
+}
+
+/** Starts a replica on the next loopback address and adds it to DNS. */
+async function addReplica(): Promise<Replica> {
+  const ip = `127.0.0.${nextIp++}`;
+  const child = fork(path.join(here, 'soak-server.js'), [String(port), path.join(dir, `${ip}.ids`), ip], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  all.push(child);
+  await waitMessage(child, 'ready');
+  const r: Replica = { ip, child, joinedAt: 0, firstAt: undefined };
+  child.once('message', (m: { type: string; at: number }) => m.type === 'first' && (r.firstAt = m.at));
+  live.push(r);
+  history.push(r);
+  r.joinedAt = Date.now();
+  await publish();
+  log(`+ ${ip} in DNS (${live.map((x) => x.ip).join(', ')})`);
+  return r;
+}
+
+/** Takes a replica out of DNS and sends it SIGTERM at once; resolves when it has drained and exited. */
+async function removeReplica(r: Replica): Promise<void> {
+  live.splice(live.indexOf(r), 1);
+  await publish();
+  const exited = new Promise<number | null>((res) => r.child.once('exit', (code) => res(code)));
+  r.child.kill('SIGTERM');
+  const code = await exited;
+  log(`- ${r.ip} out of DNS, SIGTERM, exited ${code}`);
+}
+
+for (let i = 0; i < 3; i++) await addReplica();
+const clients = Array.from({ length: CLIENTS }, (_, i) => {
+  const c = fork(path.join(here, 'deploy-client.js'), [String(i + 1), `${NAME}:${port}`, `127.0.0.1:${dnsPort}`, String(IN_FLIGHT), String(Math.max(1000, ttl * 1000 * 4))], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  all.push(c);
+  return c;
+});
+await Promise.all(clients.map((c) => waitMessage(c, 'ready')));
+for (const c of clients) c.send({ type: 'go' });
+log(`load: ${CLIENTS} clients × ${IN_FLIGHT} in flight, DNS TTL ${ttl} s`);
+
+await sleep(3000); // warm-up (JIT, connections), outside every phase
+const beforeFrom = Date.now();
+await sleep(beforeS * 1000);
+const deployFrom = Date.now();
+for (let i = 0; i < 3; i++) {
+  const old = live[0]!;
+  await addReplica();
+  await sleep(settleS * 1000);
+  await removeReplica(old);
+  await sleep(settleS * 1000);
+}
+const scaleFrom = Date.now();
+await addReplica();
+await sleep(settleS * 1000);
+await removeReplica(live[0]!);
+await sleep(settleS * 1000);
+const deployTo = Date.now();
+await sleep(afterS * 1000);
+const afterTo = Date.now();
+
+const phases = [
+  { name: 'before', from: beforeFrom, to: deployFrom },
+  { name: 'rolling deploy', from: deployFrom, to: scaleFrom },
+  { name: 'scale out/in', from: scaleFrom, to: deployTo },
+  { name: 'deploy (all)', from: deployFrom, to: deployTo },
+  { name: 'after', from: deployTo, to: afterTo },
+];
+const results = await Promise.all(
+  clients.map((c) => {
+    const got = waitMessage<{ tally: { sent: number; ok: number; wrong: number; failed: Record<string, number> }; outstanding: number; phases: { name: string; calls: number; perSecond: number; p50: number; p99: number; max: number }[]; lastId: number; index: number }>(c, 'result', 30_000);
+    c.send({ type: 'stop', phases });
+    return got;
+  }),
+);
+await Promise.all(live.map((r) => removeReplica(r)));
+zone.kill('SIGKILL');
+
+const ids = new Map<number, number>();
+for (const f of fs.readdirSync(dir)) {
+  const buf = fs.readFileSync(path.join(dir, f));
+  for (let o = 0; o + 8 <= buf.length; o += 8) {
+    const id = buf.readDoubleLE(o);
+    ids.set(id, (ids.get(id) ?? 0) + 1);
+  }
+}
+const initial = new Set(history.slice(0, 3));
+const perReplica = history.map((r) => {
+  const f = path.join(dir, `${r.ip}.ids`);
+  const calls = fs.existsSync(f) ? fs.statSync(f).size / 8 : 0;
+  return { ip: r.ip, calls, firstCallAfterJoinMs: r.firstAt === undefined || initial.has(r) ? null : Math.max(0, r.firstAt - r.joinedAt) };
+});
+fs.rmSync(dir, { recursive: true, force: true });
+
+let executedTwice = 0;
+for (const count of ids.values()) if (count > 1) executedTwice++;
+const sent = results.reduce((a, r) => a + r.tally.sent, 0);
+const ok = results.reduce((a, r) => a + r.tally.ok, 0);
+const failed: Record<string, number> = {};
+for (const r of results) for (const [k, v] of Object.entries(r.tally.failed)) failed[k] = (failed[k] ?? 0) + v;
+const failedTotal = Object.values(failed).reduce((a, b) => a + b, 0);
+// answered calls the replicas have no record of, plus calls that never settled
+const lost = Math.max(0, ok - ids.size) + results.reduce((a, r) => a + r.outstanding, 0) + (sent - ok - failedTotal - results.reduce((a, r) => a + r.tally.wrong, 0));
+const phaseFigures = phases.map((ph) => {
+  const per = results.map((r) => r.phases.find((p) => p.name === ph.name)!);
+  return { name: ph.name, seconds: (ph.to - ph.from) / 1000, perSecond: per.reduce((a, p) => a + p.perSecond, 0), p50: Math.max(...per.map((p) => p.p50)), p99: Math.max(...per.map((p) => p.p99)), max: Math.max(...per.map((p) => p.max)) };
+});
+const p99Before = phaseFigures[0]!.p99;
+const p99Deploy = phaseFigures[3]!.p99;
+const report = {
+  when: new Date().toISOString(),
+  load: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  cpus: os.cpus().length,
+  node: process.version,
+  setup: { replicas: 3, clients: CLIENTS, inFlightPerClient: IN_FLIGHT, ttlSeconds: ttl, settleSeconds: settleS, resolveIntervalMs: Math.max(1000, ttl * 1000 * 4), minIntervalMs: 250 },
+  sent,
+  ok,
+  failed,
+  wrongAnswers: results.reduce((a, r) => a + r.tally.wrong, 0),
+  executedTwice,
+  lost,
+  phases: phaseFigures,
+  p99Ratio: Math.round((p99Deploy / p99Before) * 100) / 100,
+  replicas: perReplica,
+};
+
+if (json) console.log(JSON.stringify(report, null, 2));
+else {
+  log(`sent ${sent}, ok ${ok}, failed ${failedTotal} ${JSON.stringify(failed)}, executed twice ${executedTwice}, lost ${lost}`);
+  for (const p of phaseFigures) log(`${p.name.padEnd(16)} ${p.perSecond} calls/s  p50 ${p.p50.toFixed(2)} ms  p99 ${p.p99.toFixed(2)} ms  max ${p.max.toFixed(2)} ms`);
+  log(`p99 deploy / before: ${report.p99Ratio}`);
+  for (const r of perReplica) log(`${r.ip}: ${r.calls} calls, first call ${r.firstCallAfterJoinMs ?? '-'} ms after joining DNS`);
+}
+if (out !== undefined) {
+  fs.writeFileSync(`${out}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  const md = [
+    `# Rolling deploy and scale out/in behind a DNS name (\`npm run deploy\`)`,
+    '',
+    `${report.when}, node ${report.node}, ${report.cpus} cores, load average at the end ${report.load.join(' / ')} (the machine is shared with other sessions: figures are noisy).`,
+    `${report.setup.replicas} replicas (soak-server.js) on 127.0.0.x with one port, ${CLIENTS} client processes × ${IN_FLIGHT} non-idempotent calls in flight, a DNS server process (dns-zone-server.js) with TTL ${ttl} s; the clients use \`dns: { servers, minInterval: 250 }\`, resolveInterval ${report.setup.resolveIntervalMs} ms.`,
+    `Each replica in turn: a new one joins DNS, ${settleS} s later the old one leaves DNS and gets SIGTERM at once; then a 4th is added and one removed.`,
+    '',
+    `| sent | ok | failed | executed twice | lost |`,
+    `| ---: | ---: | ---: | ---: | ---: |`,
+    `| ${sent} | ${ok} | ${failedTotal}${failedTotal ? ` ${JSON.stringify(failed)}` : ''} | ${executedTwice} | ${lost} |`,
+    '',
+    `| phase | s | calls/s | p50 ms | p99 ms | max ms |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: |`,
+    ...phaseFigures.map((p) => `| ${p.name} | ${p.seconds.toFixed(1)} | ${p.perSecond} | ${p.p50.toFixed(2)} | ${p.p99.toFixed(2)} | ${p.max.toFixed(2)} |`),
+    '',
+    `p99 during the deploy / p99 before: **${report.p99Ratio}** (p99 of each phase is the worse of the two clients').`,
+    '',
+    `| replica | calls served | first call after joining DNS, ms (- for the 3 started before the load) |`,
+    `| --- | ---: | ---: |`,
+    ...perReplica.map((r) => `| ${r.ip} | ${r.calls} | ${r.firstCallAfterJoinMs ?? '-'} |`),
+    '',
+  ].join('\n');
+  fs.writeFileSync(`${out}.md`, md);
+}
+process.exit(failedTotal === 0 && executedTwice === 0 && lost === 0 ? 0 : 1);
