@@ -18,9 +18,33 @@ const pool = new FailoverPool([target!], {
 });
 await pool.connect();
 
-/** wall-clock ms each answered call ended, and how long it took */
-const endedAt: number[] = [];
-const took: number[] = [];
+/** wall-clock ms each answered call ended (non-decreasing), and how long it took; `count` used */
+let endedAt = new Float64Array(1 << 20);
+let took = new Float64Array(1 << 20);
+let count = 0;
+function record(at: number, ms: number): void {
+  if (count === endedAt.length) {
+    const e = new Float64Array(count * 2);
+    e.set(endedAt);
+    endedAt = e;
+    const t = new Float64Array(count * 2);
+    t.set(took);
+    took = t;
+  }
+  endedAt[count] = at;
+  took[count++] = ms;
+}
+/** first index whose end is >= at */
+function firstAtOrAfter(at: number): number {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (endedAt[mid]! < at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 const tally = { sent: 0, ok: 0, wrong: 0, failed: {} as Record<string, number> };
 let n = 0;
 let running = false;
@@ -36,8 +60,7 @@ function one(): void {
     onResult(value) {
       if (value === id) tally.ok++;
       else tally.wrong++;
-      endedAt.push(Date.now());
-      took.push(performance.now() - started);
+      record(Date.now(), performance.now() - started);
       settle();
     },
     onError(err: OccamsError) {
@@ -52,10 +75,10 @@ function settle(): void {
   else if (outstanding === 0) drained();
 }
 
-function percentile(xs: number[], p: number): number {
+/** `xs` sorted ascending */
+function percentile(xs: Float64Array, p: number): number {
   if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+  return xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 }
 
 process.on('message', async (m: { type: string; phases?: { name: string; from: number; to: number }[] }) => {
@@ -67,8 +90,7 @@ process.on('message', async (m: { type: string; phases?: { name: string; from: n
     // every call ends (answered or failed) before the result goes out; bounded by the call timeout
     if (outstanding > 0) await new Promise<void>((r) => (drained = r));
     const phases = (m.phases ?? []).map((ph) => {
-      const xs: number[] = [];
-      for (let i = 0; i < endedAt.length; i++) if (endedAt[i]! >= ph.from && endedAt[i]! < ph.to) xs.push(took[i]!);
+      const xs = took.slice(firstAtOrAfter(ph.from), firstAtOrAfter(ph.to)).sort();
       return { name: ph.name, calls: xs.length, perSecond: Math.round(xs.length / ((ph.to - ph.from) / 1000)), p50: percentile(xs, 50), p99: percentile(xs, 99), max: percentile(xs, 100) };
     });
     process.send!({ type: 'result', index, tally, outstanding, phases, lastId: n });

@@ -131,7 +131,7 @@ const phases = [
 ];
 const results = await Promise.all(
   clients.map((c) => {
-    const got = waitMessage<{ tally: { sent: number; ok: number; wrong: number; failed: Record<string, number> }; outstanding: number; phases: { name: string; calls: number; perSecond: number; p50: number; p99: number; max: number }[]; lastId: number; index: number }>(c, 'result', 30_000);
+    const got = waitMessage<{ tally: { sent: number; ok: number; wrong: number; failed: Record<string, number> }; outstanding: number; phases: { name: string; calls: number; perSecond: number; p50: number; p99: number; max: number }[]; lastId: number; index: number }>(c, 'result', 120_000);
     c.send({ type: 'stop', phases });
     return got;
   }),

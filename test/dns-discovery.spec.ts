@@ -122,7 +122,8 @@ function nextAddresses(pool: FailoverPool, test: (keys: string[]) => boolean, ms
 function dnsPool(zone: ZoneServer, port: number, extra: FailoverPoolOptions = {}): FailoverPool {
   return new FailoverPool([`${NAME}:${port}`], {
     dns: { servers: [zone.server], minInterval: 100, timeout: 500, tries: 1 },
-    resolveInterval: 2000,
+    // 30 s: within a test, only the records' TTL (or a failure) brings the next lookup
+    resolveInterval: 30_000,
     backoff: { initial: 100, max: 300 },
     connectTimeout: 2000,
     ...extra,
@@ -135,6 +136,21 @@ afterEach(async () => {
   await Promise.all(replicas.splice(0).map((r) => r.server.destroy()));
   for (const c of children) c.kill('SIGKILL');
   children.clear();
+});
+
+describe('dns options', () => {
+  it('are checked, each error naming the option', () => {
+    const make = (dns: unknown, extra: FailoverPoolOptions = {}) => () => new FailoverPool([`${NAME}:1`], { dns: dns as never, ...extra });
+    expect(make({ srv: 'rpc.tcp' })).toThrow(/dns\.srv/);
+    expect(make({ family: 5 })).toThrow(/dns\.family/);
+    expect(make({ servers: [] })).toThrow(/dns\.servers/);
+    expect(make({ servers: ['not an address'] })).toThrow(/dns\.servers/);
+    expect(make({ minInterval: -1 })).toThrow(/dns\.minInterval/);
+    expect(make({ tries: 0 })).toThrow(/dns\.tries/);
+    expect(make({ server: ['127.0.0.1'] })).toThrow(/server/);
+    expect(make({}, { resolver: async () => ['127.0.0.1'] })).toThrow(/resolver/);
+    expect(() => make({ servers: ['127.0.0.1:5353', '[::1]:53'], srv: '_rpc._tcp', family: 4 })().destroy()).not.toThrow();
+  });
 });
 
 describe('DNS discovery against a DNS server process', () => {
