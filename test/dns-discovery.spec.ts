@@ -5,9 +5,11 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
+import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FailoverPool, type FailoverPoolOptions } from '../lib/client/failover-pool.js';
 import type { OccamsError } from '../lib/errors.js';
+import { OccamsClient } from '../lib/nest/occams-client.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import { type Address, type TcpAddress, formatAddress } from '../lib/transport/address.js';
@@ -324,5 +326,34 @@ describe('DNS discovery against a DNS server process', () => {
     expect(err?.code).toBe('rpc_unreachable');
     expect(err?.message).toMatch(/other\.occams\.test|altnames|certificate/i);
   });
-});
 
+  it('OccamsClient logs a lookup failure once per change of reason, and the recovery', async () => {
+    const zone = await ZoneServer.start();
+    const r2 = await replica('127.0.0.2', 0);
+    const port = r2.address.port;
+    await zone.set({ [NAME]: { A: ['127.0.0.2'], ttl: 1 } });
+    const lines: string[] = [];
+    const capture: LoggerService = {
+      log: (m: unknown, ctx?: unknown) => ctx === 'OccamsClient' && lines.push(`log ${String(m)}`),
+      warn: (m: unknown, ctx?: unknown) => ctx === 'OccamsClient' && lines.push(`warn ${String(m)}`),
+      error: () => {},
+    };
+    Logger.overrideLogger(capture);
+    const client = new OccamsClient({ address: `${NAME}:${port}`, dns: { servers: [zone.server], minInterval: 100, timeout: 500, tries: 1 }, backoff: { initial: 100, max: 200 } });
+    try {
+      await client.connect();
+      await zone.set(undefined, 'servfail');
+      const start = await zone.lookups();
+      for (let i = 0; i < 100 && (await zone.lookups()) < start + 4; i++) await sleep(50);
+      expect(await zone.lookups()).toBeGreaterThanOrEqual(start + 4);
+      expect(lines.filter((l) => l.startsWith('warn'))).toHaveLength(1);
+      expect(lines[0]).toMatch(/cannot resolve api\.occams\.test.*ESERVFAIL.*last good address list stays in use/);
+      await zone.set({ [NAME]: { A: ['127.0.0.2'], ttl: 1 } });
+      await waitFor(() => lines.length === 2, 5000);
+      expect(lines[1]).toMatch(/^log name lookup works again/);
+    } finally {
+      Logger.overrideLogger(new ConsoleLogger());
+      await client.close();
+    }
+  });
+});
