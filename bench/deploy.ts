@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './free-port.js';
+import { countIds } from './ids-files.js';
 import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -139,14 +140,7 @@ const results = await Promise.all(
 await Promise.all(live.map((r) => removeReplica(r)));
 zone.kill('SIGKILL');
 
-const ids = new Map<number, number>();
-for (const f of fs.readdirSync(dir)) {
-  const buf = fs.readFileSync(path.join(dir, f));
-  for (let o = 0; o + 8 <= buf.length; o += 8) {
-    const id = buf.readDoubleLE(o);
-    ids.set(id, (ids.get(id) ?? 0) + 1);
-  }
-}
+const ids = countIds(dir);
 const initial = new Set(history.slice(0, 3));
 const perReplica = history.map((r) => {
   const f = path.join(dir, `${r.ip}.ids`);
