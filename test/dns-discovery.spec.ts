@@ -248,7 +248,7 @@ describe('DNS discovery against a DNS server process', () => {
     await zone.set(undefined, 'nxdomain');
     await lookupsPass(3);
     expect(errors).toHaveLength(2);
-    expect(errors[1]).toMatch(/no A\/AAAA record/);
+    expect(errors[1]).toMatch(/no such name api\.occams\.test \(NXDOMAIN\)/);
 
     // the DNS server goes away altogether, then comes back on its port with a new replica
     const dnsPort = zone.port;

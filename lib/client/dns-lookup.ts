@@ -98,9 +98,10 @@ export class DnsLookup {
 
   /** A and AAAA records of one name, each with `port`. */
   private async hosts(name: string, port: number): Promise<DnsAnswer> {
+    const missing: string[] = [];
     const [v4, v6] = await Promise.all([
-      this.family === 6 ? undefined : this.records(this.resolver.resolve4(name, { ttl: true })),
-      this.family === 4 ? undefined : this.records(this.resolver.resolve6(name, { ttl: true })),
+      this.family === 6 ? undefined : this.records(this.resolver.resolve4(name, { ttl: true }), missing),
+      this.family === 4 ? undefined : this.records(this.resolver.resolve6(name, { ttl: true }), missing),
     ]);
     const out: TcpAddress[] = [];
     let ttl: number | undefined;
@@ -111,17 +112,22 @@ export class DnsLookup {
         ttl = ttl === undefined ? r.ttl : Math.min(ttl, r.ttl);
       }
     }
-    if (out.length === 0) throw Object.assign(new Error(`no A/AAAA record for ${name}`), { code: dns.NODATA });
+    if (out.length === 0) {
+      const nxdomain = missing.length > 0 && missing.every((c) => c === dns.NOTFOUND);
+      throw Object.assign(new Error(nxdomain ? `no such name ${name} (NXDOMAIN)` : `no A/AAAA record for ${name}`), { code: nxdomain ? dns.NOTFOUND : dns.NODATA });
+    }
     return { addresses: out, ttl };
   }
 
-  /** The records, or none when the name has none of this type (the other family may have some). */
-  private async records(query: Promise<dns.RecordWithTtl[]>): Promise<dns.RecordWithTtl[]> {
+  /** The records, or none (its code added to `missing`) when the name has none of this type (the other family may have some). */
+  private async records(query: Promise<dns.RecordWithTtl[]>, missing: string[]): Promise<dns.RecordWithTtl[]> {
     try {
       return await query;
     } catch (err) {
-      if (NO_DATA.has((err as { code?: string }).code ?? '')) return [];
-      throw err;
+      const code = (err as { code?: string }).code ?? '';
+      if (!NO_DATA.has(code)) throw err;
+      missing.push(code);
+      return [];
     }
   }
 }
