@@ -7,7 +7,7 @@
  * and joins the record set, the old one leaves it and gets SIGTERM at once
  * (GOAWAY, drain, exit), as Kubernetes does. Then a 4th replica is added and
  * one removed.
- * Usage: node dist/bench/deploy.js [--before 5] [--settle 2] [--after 3] [--ttl 1] [--json] [--out bench/results/deploy]
+ * Usage: node dist/bench/deploy.js [--warmup 5] [--before 10] [--settle 2] [--after 3] [--ttl 1] [--json] [--out bench/results/deploy]
  * Figures: failed calls by code, calls executed twice, calls lost (answered
  * but in no replica's log, or sent but never settled), p50/p99 before and
  * during the deploy, and per new replica the time from joining DNS to its
@@ -29,7 +29,8 @@ const arg = (name: string, d: number) => {
 };
 const outArg = process.argv.indexOf('--out');
 const out = outArg > 0 ? process.argv[outArg + 1] : undefined;
-const beforeS = arg('before', 5);
+const warmupS = arg('warmup', 5);
+const beforeS = arg('before', 10);
 const settleS = arg('settle', 2);
 const afterS = arg('after', 3);
 const ttl = arg('ttl', 1);
@@ -103,7 +104,7 @@ await Promise.all(clients.map((c) => waitMessage(c, 'ready')));
 for (const c of clients) c.send({ type: 'go' });
 log(`load: ${CLIENTS} clients × ${IN_FLIGHT} in flight, DNS TTL ${ttl} s`);
 
-await sleep(3000); // warm-up (JIT, connections), outside every phase
+await sleep(warmupS * 1000); // warm-up (JIT, connections), outside every phase
 const beforeFrom = Date.now();
 await sleep(beforeS * 1000);
 const deployFrom = Date.now();
@@ -169,7 +170,7 @@ const report = {
   load: os.loadavg().map((x) => Math.round(x * 100) / 100),
   cpus: os.cpus().length,
   node: process.version,
-  setup: { replicas: 3, clients: CLIENTS, inFlightPerClient: IN_FLIGHT, ttlSeconds: ttl, settleSeconds: settleS, resolveIntervalMs: Math.max(1000, ttl * 1000 * 4), minIntervalMs: 250 },
+  setup: { warmupSeconds: warmupS, replicas: 3, clients: CLIENTS, inFlightPerClient: IN_FLIGHT, ttlSeconds: ttl, settleSeconds: settleS, resolveIntervalMs: Math.max(1000, ttl * 1000 * 4), minIntervalMs: 250 },
   sent,
   ok,
   failed,
