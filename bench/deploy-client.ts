@@ -4,7 +4,7 @@
  * calls kept outstanding, each id unique across clients.
  * Usage (forked): deploy-client.js <index> <name:port> <dns server> <in flight> <resolveInterval ms>
  *   ─► { type: 'ready' }   ◄─ { type: 'go' }
- *   ◄─ { type: 'stop', phases: [{ name, from, to }] }   ─► { type: 'result', ... }
+ *   ◄─ { type: 'stop', phases: [{ name, ranges: [[from, to], ...] }] }   ─► { type: 'result', ... }
  */
 import { FailoverPool, type OccamsError } from '../lib/index.js';
 
@@ -81,7 +81,7 @@ function percentile(xs: Float64Array, p: number): number {
   return xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 }
 
-process.on('message', async (m: { type: string; phases?: { name: string; from: number; to: number }[] }) => {
+process.on('message', async (m: { type: string; phases?: { name: string; ranges: [number, number][] }[] }) => {
   if (m.type === 'go') {
     running = true;
     for (let i = 0; i < inFlight; i++) one();
@@ -90,8 +90,13 @@ process.on('message', async (m: { type: string; phases?: { name: string; from: n
     // every call ends (answered or failed) before the result goes out; bounded by the call timeout
     if (outstanding > 0) await new Promise<void>((r) => (drained = r));
     const phases = (m.phases ?? []).map((ph) => {
-      const xs = took.slice(firstAtOrAfter(ph.from), firstAtOrAfter(ph.to)).sort();
-      return { name: ph.name, calls: xs.length, perSecond: Math.round(xs.length / ((ph.to - ph.from) / 1000)), p50: percentile(xs, 50), p99: percentile(xs, 99), max: percentile(xs, 100) };
+      const parts = ph.ranges.map(([from, to]) => took.subarray(firstAtOrAfter(from), firstAtOrAfter(to)));
+      const xs = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) (xs.set(p, at), (at += p.length));
+      xs.sort();
+      const seconds = ph.ranges.reduce((a, [from, to]) => a + (to - from), 0) / 1000;
+      return { name: ph.name, calls: xs.length, perSecond: Math.round(xs.length / seconds), p50: percentile(xs, 50), p99: percentile(xs, 99), max: percentile(xs, 100) };
     });
     process.send!({ type: 'result', index, tally, outstanding, phases, lastId: n });
     await pool.close();

@@ -7,10 +7,10 @@
  * and joins the record set, the old one leaves it and gets SIGTERM at once
  * (GOAWAY, drain, exit), as Kubernetes does. Then a 4th replica is added and
  * one removed.
- * Usage: node dist/bench/deploy.js [--warmup 5] [--before 10] [--settle 2] [--after 3] [--ttl 1] [--json] [--out bench/results/deploy]
+ * Usage: node dist/bench/deploy.js [--warmup 5] [--quiet 3] [--settle 2] [--ttl 1] [--start-late] [--json] [--out bench/results/deploy]
  * Figures: failed calls by code, calls executed twice, calls lost (answered
- * but in no replica's log, or sent but never settled), p50/p99 before and
- * during the deploy, and per new replica the time from joining DNS to its
+ * but in no replica's log, or sent but never settled), p50/p99 between and
+ * during the changes (interleaved with steady windows), and per new replica the time from joining DNS to its
  * first call.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -30,10 +30,11 @@ const arg = (name: string, d: number) => {
 const outArg = process.argv.indexOf('--out');
 const out = outArg > 0 ? process.argv[outArg + 1] : undefined;
 const warmupS = arg('warmup', 5);
-const beforeS = arg('before', 10);
+const quietS = arg('quiet', 3);
 const settleS = arg('settle', 2);
-const afterS = arg('after', 3);
 const ttl = arg('ttl', 1);
+const startLate = process.argv.includes('--start-late');
+const RESOLVE_INTERVAL = Math.max(1000, ttl * 1000 * 4);
 const CLIENTS = 2;
 const IN_FLIGHT = 64;
 const NAME = 'api.occams.test';
@@ -66,20 +67,24 @@ async function publish(): Promise<void> {
   await done;
 }
 
-/** Starts a replica on the next loopback address and adds it to DNS. */
-async function addReplica(): Promise<Replica> {
+/** Starts a replica on the next loopback address (not yet in DNS). */
+async function startReplica(): Promise<Replica> {
   const ip = `127.0.0.${nextIp++}`;
   const child = fork(path.join(here, 'soak-server.js'), [String(port), path.join(dir, `${ip}.ids`), ip], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   all.push(child);
   await waitMessage(child, 'ready');
   const r: Replica = { ip, child, joinedAt: 0, firstAt: undefined };
   child.once('message', (m: { type: string; at: number }) => m.type === 'first' && (r.firstAt = m.at));
+  return r;
+}
+
+/** Adds a started replica to DNS. */
+async function join(r: Replica): Promise<void> {
   live.push(r);
   history.push(r);
   r.joinedAt = Date.now();
   await publish();
-  log(`+ ${ip} in DNS (${live.map((x) => x.ip).join(', ')})`);
-  return r;
+  log(`+ ${r.ip} in DNS (${live.map((x) => x.ip).join(', ')})`);
 }
 
 /** Takes a replica out of DNS and sends it SIGTERM at once; resolves when it has drained and exited. */
@@ -92,9 +97,13 @@ async function removeReplica(r: Replica): Promise<void> {
   log(`- ${r.ip} out of DNS, SIGTERM, exited ${code}`);
 }
 
-for (let i = 0; i < 3; i++) await addReplica();
+for (let i = 0; i < 3; i++) await join(await startReplica());
+// the replicas to come: started now (a new pod boots on another machine; here its start would take the clients' CPU), or at their turn with --start-late
+const spares: Replica[] = [];
+if (!startLate) for (let i = 0; i < 4; i++) spares.push(await startReplica());
+const next = async (): Promise<Replica> => spares.shift() ?? (await startReplica());
 const clients = Array.from({ length: CLIENTS }, (_, i) => {
-  const c = fork(path.join(here, 'deploy-client.js'), [String(i + 1), `${NAME}:${port}`, `127.0.0.1:${dnsPort}`, String(IN_FLIGHT), String(Math.max(1000, ttl * 1000 * 4))], {
+  const c = fork(path.join(here, 'deploy-client.js'), [String(i + 1), `${NAME}:${port}`, `127.0.0.1:${dnsPort}`, String(IN_FLIGHT), String(RESOLVE_INTERVAL)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   all.push(c);
@@ -103,33 +112,47 @@ const clients = Array.from({ length: CLIENTS }, (_, i) => {
 await Promise.all(clients.map((c) => waitMessage(c, 'ready')));
 for (const c of clients) c.send({ type: 'go' });
 log(`load: ${CLIENTS} clients × ${IN_FLIGHT} in flight, DNS TTL ${ttl} s`);
-
 await sleep(warmupS * 1000); // warm-up (JIT, connections), outside every phase
-const beforeFrom = Date.now();
-await sleep(beforeS * 1000);
-const deployFrom = Date.now();
-for (let i = 0; i < 3; i++) {
-  const old = live[0]!;
-  await addReplica();
-  await sleep(settleS * 1000);
-  await removeReplica(old);
-  await sleep(settleS * 1000);
+
+// quiet windows and change windows interleave, so that both see the same machine load
+type Range = [number, number];
+const steady: Range[] = [];
+const changes: Range[] = [];
+async function quiet(): Promise<void> {
+  const from = Date.now();
+  await sleep(quietS * 1000);
+  steady.push([from, Date.now()]);
 }
-const scaleFrom = Date.now();
-await addReplica();
-await sleep(settleS * 1000);
-await removeReplica(live[0]!);
-await sleep(settleS * 1000);
-const deployTo = Date.now();
-await sleep(afterS * 1000);
-const afterTo = Date.now();
+async function change(step: () => Promise<void>): Promise<void> {
+  const from = Date.now();
+  await step();
+  changes.push([from, Date.now()]);
+  await quiet();
+}
+await quiet();
+for (let i = 0; i < 3; i++) {
+  await change(async () => {
+    const old = live[0]!;
+    await join(await next());
+    await sleep(settleS * 1000);
+    await removeReplica(old);
+    await sleep(settleS * 1000);
+  });
+}
+await change(async () => {
+  await join(await next());
+  await sleep(settleS * 1000);
+});
+await change(async () => {
+  await removeReplica(live[0]!);
+  await sleep(settleS * 1000);
+});
 
 const phases = [
-  { name: 'before', from: beforeFrom, to: deployFrom },
-  { name: 'rolling deploy', from: deployFrom, to: scaleFrom },
-  { name: 'scale out/in', from: scaleFrom, to: deployTo },
-  { name: 'deploy (all)', from: deployFrom, to: deployTo },
-  { name: 'after', from: deployTo, to: afterTo },
+  { name: 'steady (between changes)', ranges: steady },
+  { name: 'rolling deploy', ranges: changes.slice(0, 3) },
+  { name: 'scale out/in', ranges: changes.slice(3) },
+  { name: 'all changes', ranges: changes },
 ];
 const results = await Promise.all(
   clients.map((c) => {
@@ -159,9 +182,10 @@ for (const r of results) for (const [k, v] of Object.entries(r.tally.failed)) fa
 const failedTotal = Object.values(failed).reduce((a, b) => a + b, 0);
 // answered calls the replicas have no record of, plus calls that never settled
 const lost = Math.max(0, ok - ids.size) + results.reduce((a, r) => a + r.outstanding, 0) + (sent - ok - failedTotal - results.reduce((a, r) => a + r.tally.wrong, 0));
+const secondsOf = (ranges: Range[]) => ranges.reduce((a, [f, t]) => a + (t - f), 0) / 1000;
 const phaseFigures = phases.map((ph) => {
   const per = results.map((r) => r.phases.find((p) => p.name === ph.name)!);
-  return { name: ph.name, seconds: (ph.to - ph.from) / 1000, perSecond: per.reduce((a, p) => a + p.perSecond, 0), p50: Math.max(...per.map((p) => p.p50)), p99: Math.max(...per.map((p) => p.p99)), max: Math.max(...per.map((p) => p.max)) };
+  return { name: ph.name, seconds: secondsOf(ph.ranges), perSecond: per.reduce((a, p) => a + p.perSecond, 0), p50: Math.max(...per.map((p) => p.p50)), p99: Math.max(...per.map((p) => p.p99)), max: Math.max(...per.map((p) => p.max)) };
 });
 const p99Before = phaseFigures[0]!.p99;
 const p99Deploy = phaseFigures[3]!.p99;
@@ -170,7 +194,7 @@ const report = {
   load: os.loadavg().map((x) => Math.round(x * 100) / 100),
   cpus: os.cpus().length,
   node: process.version,
-  setup: { warmupSeconds: warmupS, replicas: 3, clients: CLIENTS, inFlightPerClient: IN_FLIGHT, ttlSeconds: ttl, settleSeconds: settleS, resolveIntervalMs: Math.max(1000, ttl * 1000 * 4), minIntervalMs: 250 },
+  setup: { warmupSeconds: warmupS, replicas: 3, clients: CLIENTS, inFlightPerClient: IN_FLIGHT, ttlSeconds: ttl, settleSeconds: settleS, resolveIntervalMs: RESOLVE_INTERVAL, minIntervalMs: 250, quietSeconds: quietS, newReplicasStarted: startLate ? 'at their turn' : 'before the load' },
   sent,
   ok,
   failed,
@@ -186,7 +210,7 @@ if (json) console.log(JSON.stringify(report, null, 2));
 else {
   log(`sent ${sent}, ok ${ok}, failed ${failedTotal} ${JSON.stringify(failed)}, executed twice ${executedTwice}, lost ${lost}`);
   for (const p of phaseFigures) log(`${p.name.padEnd(16)} ${p.perSecond} calls/s  p50 ${p.p50.toFixed(2)} ms  p99 ${p.p99.toFixed(2)} ms  max ${p.max.toFixed(2)} ms`);
-  log(`p99 deploy / before: ${report.p99Ratio}`);
+  log(`p99 changes / steady: ${report.p99Ratio}`);
   for (const r of perReplica) log(`${r.ip}: ${r.calls} calls, first call ${r.firstCallAfterJoinMs ?? '-'} ms after joining DNS`);
 }
 if (out !== undefined) {
@@ -196,7 +220,8 @@ if (out !== undefined) {
     '',
     `${report.when}, node ${report.node}, ${report.cpus} cores, load average at the end ${report.load.join(' / ')} (the machine is shared with other sessions: figures are noisy).`,
     `${report.setup.replicas} replicas (soak-server.js) on 127.0.0.x with one port, ${CLIENTS} client processes × ${IN_FLIGHT} non-idempotent calls in flight, a DNS server process (dns-zone-server.js) with TTL ${ttl} s; the clients use \`dns: { servers, minInterval: 250 }\`, resolveInterval ${report.setup.resolveIntervalMs} ms.`,
-    `Each replica in turn: a new one joins DNS, ${settleS} s later the old one leaves DNS and gets SIGTERM at once; then a 4th is added and one removed.`,
+    `Each replica in turn: a new one joins DNS, ${settleS} s later the old one leaves DNS and gets SIGTERM at once (its drain and exit awaited), ${settleS} s more; then a 4th is added and one removed. The new replicas' processes were started ${report.setup.newReplicasStarted}.`,
+    `Windows of ${quietS} s without change come before and after each change, so the steady and the change figures are taken in turns under the same machine load; the ratio compares the p99 over all change windows with the p99 over all steady windows.`,
     '',
     `| sent | ok | failed | executed twice | lost |`,
     `| ---: | ---: | ---: | ---: | ---: |`,
@@ -206,7 +231,7 @@ if (out !== undefined) {
     `| --- | ---: | ---: | ---: | ---: | ---: |`,
     ...phaseFigures.map((p) => `| ${p.name} | ${p.seconds.toFixed(1)} | ${p.perSecond} | ${p.p50.toFixed(2)} | ${p.p99.toFixed(2)} | ${p.max.toFixed(2)} |`),
     '',
-    `p99 during the deploy / p99 before: **${report.p99Ratio}** (p99 of each phase is the worse of the two clients').`,
+    `p99 during the changes / p99 between them: **${report.p99Ratio}** (each phase's figure is the worse of the two clients').`,
     '',
     `| replica | calls served | first call after joining DNS, ms (- for the 3 started before the load) |`,
     `| --- | ---: | ---: |`,
