@@ -283,7 +283,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents, OccamsClientSt
     const pool = new FailoverPool(this.addresses, this.poolOptions);
     pool.on('state', () => this.updateStatus());
     // the pool reports a lookup failure once per change of reason; so does the log
-    pool.on('resolveError', (err: Error) => this.logger.warn(`${err.message}; the last good address list stays in use`));
+    pool.on('resolveError', (err: Error) => this.logger.warn(pool.members.length > 0 ? `${err.message}; the last good address list stays in use` : err.message));
     pool.on('resolveRecovered', (err: Error) => this.logger.log(`name lookup works again (after: ${err.message})`));
     for (const [event, callback] of this.listeners) pool.on(event, callback);
     this.pool = pool;
