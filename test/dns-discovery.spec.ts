@@ -7,6 +7,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AddressResolver, type NameSource } from '../lib/client/address-resolver.js';
+import type { DnsAnswer } from '../lib/client/dns-lookup.js';
 import { FailoverPool, type FailoverPoolOptions } from '../lib/client/failover-pool.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient } from '../lib/nest/occams-client.js';
@@ -16,6 +18,7 @@ import { type Address, type TcpAddress, formatAddress } from '../lib/transport/a
 import type { Mode, Zone } from '../bench/dns-zone-server.js';
 import { testPki } from './support/certs.js';
 import { exited, message, root } from './support/processes.js';
+import { FakeClock } from './support/fake-clock.js';
 import { MemoryLogger, sleep, waitFor } from './support/servers.js';
 
 const NAME = 'api.occams.test';
@@ -155,6 +158,87 @@ describe('dns options', () => {
   });
 });
 
+describe('re-resolution schedule (AddressResolver on a fake clock)', () => {
+  /** A source answering from a script: each lookup takes the next step (an answer or an error). */
+  function scripted(steps: (DnsAnswer | Error)[]): { source: NameSource; calls: () => number } {
+    let n = 0;
+    return {
+      source: async () => {
+        const step = steps[Math.min(n++, steps.length - 1)]!;
+        if (step instanceof Error) throw step;
+        return step;
+      },
+      calls: () => n,
+    };
+  }
+  const flush = () => new Promise((r) => setImmediate(r));
+  const answer = (ttl: number | undefined): DnsAnswer => ({ addresses: [{ host: '127.0.0.2', port: 1 }], ttl });
+
+  it('follows the TTL within [minInterval, interval], and the interval when there is no TTL', async () => {
+    for (const [ttl, expected] of [[5, 5000], [0, 1000], [3600, 30_000], [undefined, 30_000]] as const) {
+      const clock = new FakeClock();
+      const { source } = scripted([answer(ttl)]);
+      const r = new AddressResolver([{ host: NAME, port: 1 }], source, { interval: 30_000, minInterval: 1000, ttl: true }, clock);
+      r.start();
+      await flush();
+      expect(r.resolved).toBe(true);
+      expect(clock.delays()).toEqual([expected]);
+      r.stop();
+      expect(clock.pending).toBe(0);
+    }
+  });
+
+  it('refresh() looks again at once, or minInterval after the last lookup, never two at a time', async () => {
+    const clock = new FakeClock();
+    const s = scripted([answer(30)]);
+    const r = new AddressResolver([{ host: NAME, port: 1 }], s.source, { interval: 30_000, minInterval: 1000, ttl: true }, clock);
+    r.start();
+    await flush();
+    expect(s.calls()).toBe(1);
+    r.refresh();
+    r.refresh();
+    expect(clock.delays()).toEqual([1000]);
+    clock.advance(1000);
+    await flush();
+    expect(s.calls()).toBe(2);
+    expect(clock.delays()).toEqual([30_000]);
+    clock.advance(5000);
+    r.refresh();
+    expect(s.calls()).toBe(3);
+    r.refresh(); // one in flight: nothing more
+    await flush();
+    expect(s.calls()).toBe(3);
+    r.stop();
+  });
+
+  it('reports a failure once per change of reason, keeps trying, and reports the recovery', async () => {
+    const clock = new FakeClock();
+    const servfail = new Error('queryA ESERVFAIL api.occams.test');
+    const s = scripted([answer(1), servfail, servfail, servfail, new Error('queryA ETIMEOUT api.occams.test'), answer(1)]);
+    const r = new AddressResolver([{ host: NAME, port: 1 }], s.source, { interval: 30_000, minInterval: 100, ttl: true }, clock, { initial: 100, max: 400, jitter: 0 });
+    const events: string[] = [];
+    r.on('resolveError', (e: Error) => events.push(`error ${e.message}`));
+    r.on('resolveRecovered', () => events.push('recovered'));
+    r.on('addresses', () => events.push('addresses'));
+    r.start();
+    // the first lookup at start, each later one when its timer (TTL or backoff) runs
+    for (let i = 0; i < 5; i++) {
+      await flush();
+      expect(clock.runNext()).toBe(true);
+    }
+    await flush();
+    expect(s.calls()).toBe(6);
+    expect(events).toEqual([
+      'addresses',
+      `error cannot resolve ${NAME}:1: queryA ESERVFAIL api.occams.test`,
+      `error cannot resolve ${NAME}:1: queryA ETIMEOUT api.occams.test`,
+      'recovered',
+      'addresses',
+    ]);
+    r.stop();
+  });
+});
+
 describe('DNS discovery against a DNS server process', () => {
   it('rolling replace, scale out and in while non-idempotent calls run: none fails, none runs twice, new replicas get traffic, removed ones no new call', async () => {
     const zone = await ZoneServer.start();
@@ -268,6 +352,21 @@ describe('DNS discovery against a DNS server process', () => {
     expect(new Set(got)).toEqual(new Set(['127.0.0.2', '127.0.0.3']));
     expect(r3.ran.size).toBeGreaterThan(0);
     expect(errors).toHaveLength(3);
+  });
+
+  it('A and AAAA records together: replicas on 127.0.0.2 and ::1 both take calls', async () => {
+    const zone = await ZoneServer.start();
+    const r2 = await replica('127.0.0.2', 0);
+    const port = r2.address.port;
+    await replica('::1', port);
+    await zone.set({ [NAME]: { A: ['127.0.0.2'], AAAA: ['::1'], ttl: 1 } });
+    const pool = dnsPool(zone, port);
+    pools.push(pool);
+    await pool.connect();
+    await waitFor(() => pool.members.length === 2 && pool.members.every((p) => p.ready), 5000);
+    expect(pool.members.map((p) => formatAddress(p.address)).sort()).toEqual([`127.0.0.2:${port}`, `[::1]:${port}`]);
+    const got = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.request('work', i)));
+    expect(new Set(got)).toEqual(new Set(['127.0.0.2', '::1']));
   });
 
   it('SRV records give host and port per replica; a failed connection to one makes the pool look again at once', async () => {
