@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FailoverPool, type OccamsError } from '../lib/index.js';
 import { freePort } from './free-port.js';
+import { countIds } from './ids-files.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, d: number) => {
@@ -121,14 +122,7 @@ await Promise.all(
 );
 pool.destroy();
 
-const ids = new Map<number, number>();
-for (const f of fs.readdirSync(dir)) {
-  const buf = fs.readFileSync(path.join(dir, f));
-  for (let o = 0; o + 8 <= buf.length; o += 8) {
-    const id = buf.readDoubleLE(o);
-    ids.set(id, (ids.get(id) ?? 0) + 1);
-  }
-}
+const ids = countIds(dir);
 fs.rmSync(dir, { recursive: true, force: true });
 let twiceNonIdempotent = 0;
 let twiceIdempotent = 0;

@@ -1,5 +1,5 @@
 /**
- * Soak server: `node soak-server.js <port> <ids-file>`. Serves `work` (and `idem`, the same); the
+ * Soak server: `node soak-server.js <port> <ids-file> [host]` (host default 127.0.0.1). Serves `work` (and `idem`, the same); the
  * id of every executed request is appended to <ids-file> before its answer
  * goes out (so duplicates across servers can be counted afterwards).
  * SIGTERM = graceful close (GOAWAY, drain), then exit 0.
@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { ErrorCode, RpcServer, silentLogger, type ServerRequest } from '../lib/index.js';
 
-const [portArg, idsFile] = process.argv.slice(2);
+const [portArg, idsFile, hostArg = '127.0.0.1'] = process.argv.slice(2);
 const fd = fs.openSync(idsFile!, 'a');
 let batch: ServerRequest[] = [];
 let served = 0;
@@ -31,7 +31,7 @@ const server = new RpcServer(
       batch.push(req);
     },
   },
-  { logger: silentLogger, address: `127.0.0.1:${portArg}`, closeWait: 5000 },
+  { logger: silentLogger, address: `${hostArg}:${portArg}`, closeWait: 5000 },
 );
 await server.listen();
 process.send?.({ type: 'ready', at: Date.now() });

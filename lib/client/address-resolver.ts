@@ -4,7 +4,8 @@ import net from 'node:net';
 import { Backoff, type BackoffOptions } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { UnreachableError } from '../errors.js';
-import { type Address, formatAddress, isUnixAddress } from '../transport/address.js';
+import { type Address, type TcpAddress, formatAddress, isUnixAddress } from '../transport/address.js';
+import type { DnsAnswer } from './dns-lookup.js';
 
 export const DEFAULT_RESOLVE_INTERVAL = 30_000;
 
@@ -12,6 +13,14 @@ export const DEFAULT_RESOLVE_INTERVAL = 30_000;
 export type Resolver = (host: string) => Promise<string[]>;
 
 export const dnsResolver: Resolver = async (host) => (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
+
+/** Finds the replicas behind one configured name and port (a Resolver, or DnsLookup's A/AAAA/SRV records). */
+export type NameSource = (host: string, port: number) => Promise<DnsAnswer>;
+
+/** A Resolver as a NameSource: its IPs with the configured port, no TTL. */
+export function fromResolver(resolver: Resolver): NameSource {
+  return async (host, port) => ({ addresses: [...new Set(await resolver(host))].map((ip) => ({ host: ip, port })), ttl: undefined });
+}
 
 /** One address to dial, and the TLS server name to check when it came from a host name. */
 export interface ResolvedAddress {
@@ -24,18 +33,35 @@ export function isLiteral(a: Address): boolean {
   return isUnixAddress(a) || net.isIP(a.host) !== 0;
 }
 
+/** When lookups repeat: `interval` the longest wait (0: never by the clock), `minInterval` the shortest; with `ttl` the records' TTL in between. */
+export interface ResolveSchedule {
+  interval: number;
+  minInterval: number;
+  ttl: boolean;
+}
+
 /**
- * Expands host names into one address per IP, keeping the configured order:
- * at `start()`, then every `interval` ms (0: only at start). A failed lookup
- * is reported ('resolveError') and tried again with backoff; the last good
- * list stays in use meanwhile. Events: 'addresses' (ResolvedAddress[]),
- * 'resolveError' (UnreachableError naming the lookup, cause kept).
+ * Expands host names into one address per replica, keeping the configured
+ * order, as gRPC's DNS resolver does: at `start()`; again after the
+ * records' TTL (within [minInterval, interval]) or every `interval` when the
+ * source gives no TTL; and on `refresh()` (a connection to a known replica
+ * failed), at most once per `minInterval`. A failed lookup leaves the last
+ * good list in use and is tried again with backoff; it is reported once
+ * per change ('resolveError' when the reason differs from the last one,
+ * 'resolveRecovered' at the first good lookup after). Events: 'addresses'
+ * (ResolvedAddress[]), 'resolveError' (UnreachableError naming the lookup,
+ * cause kept), 'resolveRecovered' (the error it ends).
  */
 export class AddressResolver extends EventEmitter {
   private readonly backoff: Backoff;
   private timer: TimerHandle | undefined;
+  /** clock ms the timer fires at (undefined: none set) */
+  private timerAt: number | undefined;
   private running = false;
   private lookups = 0;
+  private inFlight = false;
+  /** clock ms the latest lookup started (-Infinity: none yet) */
+  private startedAt = -Infinity;
   /** the error of the last lookup, cleared by a good one */
   lastError: UnreachableError | undefined;
   /** a list was produced at least once */
@@ -43,8 +69,8 @@ export class AddressResolver extends EventEmitter {
 
   constructor(
     private readonly configured: readonly Address[],
-    private readonly resolver: Resolver,
-    private readonly interval: number,
+    private readonly source: NameSource,
+    private readonly schedule: ResolveSchedule,
     private readonly clock: Clock,
     backoff?: BackoffOptions,
   ) {
@@ -65,48 +91,98 @@ export class AddressResolver extends EventEmitter {
 
   stop(): void {
     this.running = false;
-    this.clock.clear(this.timer);
-    this.timer = undefined;
+    this.clearTimer();
+  }
+
+  /**
+   * Looks up again soon: at once, or `minInterval` after the latest lookup
+   * started (gRPC re-resolves when a subchannel fails, rate-limited alike).
+   */
+  refresh(): void {
+    if (!this.running || this.inFlight) return;
+    const at = this.startedAt + this.schedule.minInterval;
+    const now = this.clock.now();
+    if (at <= now) {
+      this.clearTimer();
+      void this.lookup();
+    } else if (this.timerAt === undefined || this.timerAt > at) {
+      this.setTimer(at - now);
+    }
   }
 
   private async lookup(): Promise<void> {
     const id = ++this.lookups;
+    this.clearTimer();
+    this.inFlight = true;
+    this.startedAt = this.clock.now();
     let list: ResolvedAddress[];
+    let ttl: number | undefined;
     try {
-      list = await this.resolveAll();
+      [list, ttl] = await this.resolveAll();
     } catch (err) {
       if (!this.running || id !== this.lookups) return;
-      this.lastError = new UnreachableError(`cannot resolve ${this.names}: ${(err as Error).message}`, { cause: err });
-      this.emit('resolveError', this.lastError);
-      this.schedule(this.backoff.next());
+      this.inFlight = false;
+      const error = new UnreachableError(`cannot resolve ${this.names}: ${(err as Error).message}`, { cause: err });
+      const changed = this.lastError?.message !== error.message;
+      this.lastError = error;
+      if (changed) this.emit('resolveError', error);
+      this.setTimer(Math.max(this.backoff.next(), this.schedule.minInterval));
       return;
     }
     if (!this.running || id !== this.lookups) return;
+    this.inFlight = false;
+    const ended = this.lastError;
     this.lastError = undefined;
     this.resolved = true;
     this.backoff.reset();
+    if (ended !== undefined) this.emit('resolveRecovered', ended);
     this.emit('addresses', list);
-    if (this.interval > 0) this.schedule(this.interval);
+    const { interval, minInterval } = this.schedule;
+    if (interval === 0) return;
+    const next = this.schedule.ttl && ttl !== undefined ? Math.min(interval, Math.max(minInterval, ttl * 1000)) : interval;
+    this.setTimer(next);
   }
 
-  private schedule(ms: number): void {
+  private setTimer(ms: number): void {
     if (!this.running) return;
-    this.clock.clear(this.timer);
-    this.timer = this.clock.setTimeout(() => void this.lookup(), ms);
+    this.clearTimer();
+    this.timerAt = this.clock.now() + ms;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = undefined;
+      void this.lookup();
+    }, ms);
   }
 
-  private async resolveAll(): Promise<ResolvedAddress[]> {
+  private clearTimer(): void {
+    this.clock.clear(this.timer);
+    this.timer = undefined;
+    this.timerAt = undefined;
+  }
+
+  /** Every configured address expanded, in order, duplicates dropped; and the shortest TTL, s. */
+  private async resolveAll(): Promise<[ResolvedAddress[], number | undefined]> {
+    const answers = await Promise.all(this.configured.map((a) => (isLiteral(a) ? undefined : this.source((a as TcpAddress).host, (a as TcpAddress).port))));
     const out: ResolvedAddress[] = [];
-    for (const a of this.configured) {
-      if (isLiteral(a)) {
+    const seen = new Set<string>();
+    let ttl: number | undefined;
+    for (let i = 0; i < this.configured.length; i++) {
+      const a = this.configured[i]!;
+      const answer = answers[i];
+      if (answer === undefined) {
         out.push({ address: a });
         continue;
       }
-      const host = (a as { host: string; port: number }).host;
-      const port = (a as { host: string; port: number }).port;
-      for (const ip of new Set(await this.resolver(host))) out.push({ address: { host: ip, port }, servername: host });
+      if (answer.ttl !== undefined) ttl = ttl === undefined ? answer.ttl : Math.min(ttl, answer.ttl);
+      const servername = (a as TcpAddress).host;
+      for (const address of answer.addresses) {
+        const key = formatAddress(address);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ address, servername });
+      }
     }
     if (out.length === 0) throw new Error('host names resolved to no address');
-    return out;
+    return [out, ttl];
   }
 }

@@ -44,7 +44,7 @@ const TRANSITIONS = {
  * 'suspect': calls wait in its queue (a FailoverPool sends them to another
  * server) until one answers again. When the last connection is gone the
  * pool reconnects at once, then with backoff while unhealthy. Events: 'state' (next, prev), 'connect' (stream), 'disconnect'
- * (stream, error), 'connectError' (a failed connect), 'close'.
+ * (stream, error), 'goaway' (stream: its server is draining), 'connectError' (a failed connect), 'close'.
  */
 export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'suspect' | 'unhealthy'> implements Caller {
   readonly address: Address;
@@ -362,6 +362,7 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
   private onGoaway(stream: ClientStream): void {
     // The server is draining: stop picking it (stream.available is false
     // now), open a replacement, let what is in flight finish.
+    this.emit('goaway', stream);
     if (this.state !== 'ready') return;
     const live = this.streams.filter((s) => !s.draining).length;
     if (live + this.connecting < this.min) this.openStream();

@@ -2,7 +2,8 @@ import { Lifecycle } from '../core/lifecycle.js';
 import { nonNegativeInt, oneOf, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { ClosedError, ErrorCode, InvalidOptionError, type OccamsError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
-import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, isLiteral } from './address-resolver.js';
+import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, fromResolver, isLiteral } from './address-resolver.js';
+import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup, type DnsOptions } from './dns-lookup.js';
 import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
 import { callsObserved, observeCall } from './call-probe.js';
 import { DEFAULT_TIMEOUT } from './client-options.js';
@@ -37,9 +38,20 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
   random?: () => number;
   /** which calls may run twice (list of actions, predicate, or all); default none; per call: `idempotent` */
   idempotent?: IdempotentOption;
-  /** re-resolve host names this often, ms; 0 = only at start; default 30 000 */
+  /**
+   * re-resolve host names this often, ms; with `dns`, the longest wait (the
+   * records' TTL may make it shorter); 0 = only at start and after a
+   * connection fails; default 30 000
+   */
   resolveInterval?: number;
+  /** resolves host names to IPs; default `dns.lookup` (the system's resolver, /etc/hosts included); not with `dns` */
   resolver?: Resolver;
+  /**
+   * discovery through DNS servers: A/AAAA (or SRV) records, re-resolved on
+   * their TTL and when a connection fails (see DnsOptions); `{}` asks the
+   * system's DNS servers
+   */
+  dns?: DnsOptions;
   /** builds the pool for one address; injectable for tests */
   poolFactory?: (address: Address, options: ClientPoolOptions) => ClientPool;
 }
@@ -100,8 +112,12 @@ class FailoverCall implements CallHandle, ResponseHandler {
  * Host names are resolved to every address they name (address-resolver.ts).
  * Retries spend a budget (retry-budget.ts) after a jittered wait; a server
  * failing call after call is ejected from picking (outlier-ejection.ts).
- * Events: 'addresses' (Address[]), 'resolveError' (Error), 'state' (pool,
- * next, prev), 'eject' (pool, the error that ejected it).
+ * A replica gone from the records drains (no new call, calls in flight
+ * finish); a new one is connected before it is picked (pickers prefer
+ * ready pools). Events: 'addresses' (Address[]), 'resolveError' (Error,
+ * once per change of reason), 'resolveRecovered' (the error a good lookup
+ * ended), 'state' (pool, next, prev), 'eject' (pool, the error that
+ * ejected it).
  */
 export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private readonly options: FailoverPoolOptions;
@@ -147,9 +163,14 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
       this.updateResolved(configured.map((address) => ({ address })));
       return;
     }
-    const resolver = new AddressResolver(configured, options.resolver ?? dnsResolver, interval, this.clock, options.backoff);
+    if (options.dns !== undefined && options.resolver !== undefined) throw new InvalidOptionError('resolver', 'give either `resolver` or `dns`, not both');
+    const lookup = options.dns === undefined ? undefined : new DnsLookup(options.dns);
+    const source = lookup === undefined ? fromResolver(options.resolver ?? dnsResolver) : (host: string, port: number) => lookup.lookup(host, port);
+    const schedule = { interval, minInterval: lookup?.minInterval ?? DEFAULT_DNS_MIN_INTERVAL, ttl: lookup !== undefined };
+    const resolver = new AddressResolver(configured, source, schedule, this.clock, options.backoff);
     resolver.on('addresses', (list: ResolvedAddress[]) => this.updateResolved(list));
     resolver.on('resolveError', (err: UnreachableError) => this.lookupFailed(err));
+    resolver.on('resolveRecovered', (err: UnreachableError) => this.emit('resolveRecovered', err));
     this.resolver = resolver;
   }
 
@@ -397,11 +418,18 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
   }
 
   private createPool(address: Address, servername: string | undefined): ClientPool {
-    const { strategy, retryLimit, retryBudget, retryBackoff, outlierEjection, random, idempotent, resolveInterval, resolver, poolFactory, ...poolOptions } = this.options;
+    const { strategy, retryLimit, retryBudget, retryBackoff, outlierEjection, random, idempotent, resolveInterval, resolver, dns, poolFactory, ...poolOptions } = this.options;
     const options: ClientPoolOptions =
       servername !== undefined && poolOptions.tls ? { ...poolOptions, tls: { servername, ...poolOptions.tls } } : poolOptions;
     const pool = poolFactory ? poolFactory(address, options) : new ClientPool(address, options);
     pool.on('state', (next: PoolState, prev: PoolState) => this.memberState(pool, next, prev));
+    if (servername !== undefined) {
+      // a replica that fails or announces its drain may have been replaced: look again (gRPC's re-resolution)
+      const refresh = (): void => this.resolver?.refresh();
+      pool.on('connectError', refresh);
+      pool.on('disconnect', refresh);
+      pool.on('goaway', refresh);
+    }
     return pool;
   }
 }

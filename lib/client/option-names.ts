@@ -48,6 +48,7 @@ export const FAILOVER_POOL_OPTIONS = optionNames<FailoverPoolOptions>({
   idempotent: true,
   resolveInterval: true,
   resolver: true,
+  dns: true,
   poolFactory: true,
 });
 

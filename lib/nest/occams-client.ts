@@ -1,4 +1,4 @@
-import type { OnApplicationShutdown } from '@nestjs/common';
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { Observable, Subscriber, type Subscription, type TeardownLogic, config as rxjsConfig } from 'rxjs';
@@ -77,6 +77,7 @@ export type OccamsClientEvents = {
   state: (pool: ClientPool, next: PoolState, prev: PoolState) => void;
   addresses: (list: unknown[]) => void;
   resolveError: (err: Error) => void;
+  resolveRecovered: (err: Error) => void;
 };
 
 /**
@@ -105,6 +106,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents> implements OnA
   private readonly listeners: [keyof OccamsClientEvents, (...args: any[]) => void][] = [];
   private readonly isIdempotent: (pattern: string) => boolean;
   private wasConnected = false;
+  private readonly logger = new Logger('OccamsClient');
   /** typed clients made by `service()`, one per definition */
   private readonly typed = new WeakMap<ServiceDefinition, unknown>();
 
@@ -289,6 +291,9 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents> implements OnA
   private open(): FailoverPool {
     const pool = new FailoverPool(this.addresses, this.poolOptions);
     pool.on('state', () => this.updateStatus());
+    // the pool reports a lookup failure once per change of reason; so does the log
+    pool.on('resolveError', (err: Error) => this.logger.warn(pool.members.length > 0 ? `${err.message}; the last good address list stays in use` : err.message));
+    pool.on('resolveRecovered', (err: Error) => this.logger.log(`name lookup works again (after: ${err.message})`));
     for (const [event, callback] of this.listeners) pool.on(event, callback);
     this.pool = pool;
     return pool;

@@ -20,6 +20,9 @@ export interface TestPki {
   /** a self-signed client certificate */
   selfSignedKey: Buffer;
   selfSignedCert: Buffer;
+  /** a server certificate for the service name api.occams.test only (no IP), as replicas behind a DNS name have */
+  serviceKey: Buffer;
+  serviceCert: Buffer;
   /** a server certificate (localhost, 127.0.0.1) from the trusted CA that expired in 2020 */
   expiredServerKey: Buffer;
   expiredServerCert: Buffer;
@@ -56,6 +59,7 @@ export function testPki(): TestPki {
   ca('test-ca');
   ca('other-ca');
   leaf('server', 'test-ca', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  leaf('service', 'test-ca', 'subjectAltName=DNS:api.occams.test\nextendedKeyUsage=serverAuth\n');
   leaf('client', 'test-ca', 'extendedKeyUsage=clientAuth\n');
   leaf('stranger', 'other-ca', 'extendedKeyUsage=clientAuth\n');
   dated('expired', 'test-ca', 'extendedKeyUsage=clientAuth\n', '20200101000000Z', '20200102000000Z');
@@ -67,6 +71,8 @@ export function testPki(): TestPki {
     ca: read('test-ca.crt'),
     serverKey: read('server.key'),
     serverCert: read('server.crt'),
+    serviceKey: read('service.key'),
+    serviceCert: read('service.crt'),
     clientKey: read('client.key'),
     clientCert: read('client.crt'),
     strangerKey: read('stranger.key'),
