@@ -17,6 +17,7 @@ export {
   OverloadedError,
   ProtocolError,
   QueueFullError,
+  ReflectionOffError,
   RemoteErrnoError,
   RemoteError,
   ServiceNotFoundError,
@@ -67,3 +68,5 @@ export {
   type ServerRequestStartMessage,
 } from './core/diagnostics.js';
 export * from './tracing/index.js';
+export type { DispatchDescription, MethodDescription, ServerDescription, ServiceDescription } from './protocol/description.js';
+export { LIBRARY_VERSION } from './version.js';

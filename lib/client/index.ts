@@ -39,3 +39,4 @@ export type { RetryBackoffOptions, RetryBudgetOptions } from './retry-budget.js'
 export type { OutlierEjectionOptions } from './outlier-ejection.js';
 export { type BackoffOptions, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../core/backoff.js';
 export { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
+export { describeServer } from './describe-server.js';

@@ -30,3 +30,4 @@ export {
   type RpcServerOptions,
 } from './server-options.js';
 export type { ServerRequest, WireErrorCode } from './server-request.js';
+export { type Describable, describeService } from './reflection.js';

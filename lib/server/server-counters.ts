@@ -33,6 +33,8 @@ export interface ConnectionHost {
   /** a closed connection leaves an event running: the server's close waits for it */
   adoptEvent(): void;
   eventDone(): void;
+  /** the DESCRIBE answer (reflection on), or undefined (off) */
+  describe(): unknown;
 }
 
 export function newCounters(): ServerCounters {
