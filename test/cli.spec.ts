@@ -25,7 +25,7 @@ const root = path.resolve(import.meta.dirname, '..');
 const CLI = path.join(root, 'dist/lib/cli/main.js');
 
 /** The CLI to its end (at most 20 s), with no terminal: stdin empty. */
-const cli = (...args: string[]): Promise<Exit> => runProcess({ file: process.execPath, args: [CLI, ...args], env: { NO_COLOR: '' } }, 20_000);
+const cli = (...args: string[]): Promise<Exit> => runProcess({ file: process.execPath, args: [CLI, ...args], env: { NO_COLOR: '' } }, 45_000);
 
 /** The CLI with `input` on its stdin. */
 function cliWithInput(input: string, ...args: string[]): Promise<Exit> {
@@ -35,7 +35,7 @@ function cliWithInput(input: string, ...args: string[]): Promise<Exit> {
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
     child.once('error', reject);
     child.once('close', (code, signal) => {
       clearTimeout(timer);
@@ -54,7 +54,8 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-describe('the nestjs-occams command line', () => {
+// each test runs a few CLI processes (about 0.5 s each on an idle machine, several seconds on a busy 2-core one)
+describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
   let calc: Microservice;
   let calcStrategy: OccamsServer;
   let plain: Microservice; // reflection off
@@ -150,7 +151,7 @@ describe('the nestjs-occams command line', () => {
 
   describe('exit codes', () => {
     it('2: a bad command line or bad JSON, with the reason on stderr and nothing sent', async () => {
-      for (const args of [
+      const cases = [
         ['call', addr, 'Calculator.add', '[1,'],
         ['call', addr],
         ['call', addr, 'Calculator.add', '[1, 2]', 'extra'],
@@ -160,13 +161,14 @@ describe('the nestjs-occams command line', () => {
         ['bench', addr, 'Calculator.add', '--concurrency', '0'],
         ['frobnicate'],
         [],
-      ]) {
-        const r = await cli(...args);
-        expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      ];
+      const runs = await Promise.all(cases.map((args) => cli(...args)));
+      for (const [i, r] of runs.entries()) {
+        expect({ args: cases[i], code: r.code }).toEqual({ args: cases[i], code: 2 });
         expect(r.stderr).not.toBe('');
         expect(r.stdout).toBe('');
       }
-      expect((await cli('call', addr, 'Calculator.add', '[1,')).stderr).toMatch(/^usage: the JSON argument is not JSON/);
+      expect(runs[0]!.stderr).toMatch(/^usage: the JSON argument is not JSON/);
     });
 
     it('3: nothing listens there', async () => {
@@ -293,12 +295,17 @@ describe('the nestjs-occams command line', () => {
     });
 
     it('counts failures by code, and exits with the first one when every call failed', async () => {
-      const r = await cli('bench', addr, 'Calculator.div', '[1, 0]', '--calls', '20', '-c', '2', '--json');
+      const [r, unreachable, timedOut] = await Promise.all([
+        cli('bench', addr, 'Calculator.div', '[1, 0]', '--calls', '20', '-c', '2', '--json'),
+        cli('bench', dead, 'Calculator.add', '--calls', '5'),
+        cli('bench', slowAddr, 'never', '--calls', '2', '-c', '2', '--timeout', '200ms', '--json'),
+      ]);
       expect(r.code).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ calls: 20, ok: 0, errors: 20, errorCodes: { user_error: 20 }, latencyMs: null });
       expect(r.stderr).toContain('every call failed, the first with user_error: division by zero');
-      expect((await cli('bench', dead, 'Calculator.add', '--calls', '5')).code).toBe(3);
-      expect((await cli('bench', slowAddr, 'never', '--calls', '2', '-c', '2', '--timeout', '200ms', '--json')).code).toBe(4);
+      expect(unreachable.code).toBe(3);
+      expect(timedOut.code).toBe(4);
+      expect(JSON.parse(timedOut.stdout)).toMatchObject({ ok: 0, errorCodes: { rpc_timeout: 2 } });
     });
   });
 
@@ -328,33 +335,51 @@ describe('the nestjs-occams command line', () => {
 
     it('--tls with --ca: calls, lists, pings over TLS', async () => {
       const at = `127.0.0.1:${tlsCalc.port}`;
-      expect(await cli('call', at, 'Calculator.add', '[5, 6]', '--ca', f.ca!)).toMatchObject({ code: 0, stdout: '11\n' });
-      expect(await cli('call', `localhost:${tlsCalc.port}`, 'Calculator.add', '[1, 1]', '--tls', '--ca', f.ca!, '--servername', 'localhost')).toMatchObject({ code: 0, stdout: '2\n' });
-      expect((await cli('list', at, '--ca', f.ca!)).stdout).toContain('Calculator.add\n');
-      expect((await cli('ping', at, '--ca', f.ca!, '-c', '1')).code).toBe(0);
+      const [call, named, list, ping] = await Promise.all([
+        cli('call', at, 'Calculator.add', '[5, 6]', '--ca', f.ca!),
+        cli('call', at, 'Calculator.add', '[1, 1]', '--tls', '--ca', f.ca!, '--servername', 'localhost'),
+        cli('list', at, '--ca', f.ca!),
+        cli('ping', at, '--ca', f.ca!, '-c', '1'),
+      ]);
+      expect(call).toMatchObject({ code: 0, stdout: '11\n' });
+      expect(named).toMatchObject({ code: 0, stdout: '2\n' });
+      expect(list.stdout).toContain('Calculator.add\n');
+      expect(ping.code).toBe(0);
     });
 
     it('exits 3 when the certificate is not trusted, or the server is not TLS; --insecure skips the check', async () => {
       const at = `127.0.0.1:${tlsCalc.port}`;
-      const untrusted = await cli('call', at, 'Calculator.add', '[1, 1]', '--tls');
+      const [untrusted, insecure, notTls] = await Promise.all([
+        cli('call', at, 'Calculator.add', '[1, 1]', '--tls'),
+        cli('call', at, 'Calculator.add', '[1, 1]', '--insecure'),
+        cli('call', addr, 'Calculator.add', '[1, 1]', '--ca', f.ca!, '--timeout', '2s'),
+      ]);
       expect(untrusted.code).toBe(3);
       expect(untrusted.stderr).toMatch(/^error: rpc_unreachable: /);
-      expect(await cli('call', at, 'Calculator.add', '[1, 1]', '--insecure')).toMatchObject({ code: 0, stdout: '2\n' });
-      expect((await cli('call', addr, 'Calculator.add', '[1, 1]', '--ca', f.ca!, '--timeout', '2s')).code).toBe(3);
+      expect(insecure).toMatchObject({ code: 0, stdout: '2\n' });
+      expect(notTls.code).toBe(3);
     });
 
     it('mutual TLS: --cert and --key from the trusted CA pass; none, or a stranger’s, exit 3', async () => {
       const at = `127.0.0.1:${mtlsCalc.port}`;
-      expect(await cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.cert!, '--key', f.key!)).toMatchObject({ code: 0, stdout: '4\n' });
-      expect((await cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--timeout', '3s')).code).toBe(3);
-      expect((await cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.stranger!, '--key', f.strangerKey!, '--timeout', '3s')).code).toBe(3);
-      expect((await cli('call', at, 'Calculator.add', '[2, 2]', '--cert', f.cert!)).code).toBe(2); // --cert without --key
+      const [mutual, none, stranger, half] = await Promise.all([
+        cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.cert!, '--key', f.key!),
+        cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--timeout', '3s'),
+        cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.stranger!, '--key', f.strangerKey!, '--timeout', '3s'),
+        cli('call', at, 'Calculator.add', '[2, 2]', '--cert', f.cert!),
+      ]);
+      expect(mutual).toMatchObject({ code: 0, stdout: '4\n' });
+      expect(none.code).toBe(3);
+      expect(stranger.code).toBe(3);
+      expect(half.code).toBe(2); // --cert without --key
     });
   });
 
   it('--help for every command: usage on stdout, exit 0', async () => {
-    for (const command of ['call', 'stream', 'ping', 'list', 'describe', 'bench']) {
-      const r = await cli(command, '--help');
+    const commands = ['call', 'stream', 'ping', 'list', 'describe', 'bench'];
+    const helps = await Promise.all(commands.map((command) => cli(command, '--help')));
+    for (const [i, r] of helps.entries()) {
+      const command = commands[i]!;
       expect({ command, code: r.code }).toEqual({ command, code: 0 });
       expect(r.stdout.startsWith(`Usage: nestjs-occams ${command} ADDRESS`)).toBe(true);
       expect(r.stdout).toContain('--servername');
