@@ -84,7 +84,8 @@ export async function pingCommand(args: string[], io: Streams, interrupted: Abor
       io.stdout.write(`rtt min/avg/max = ${min.toFixed(3)}/${avg.toFixed(3)}/${max.toFixed(3)} ms\n`);
     }
   }
-  if (targets.some((t) => t.rtts.length > 0)) return interrupted.aborted ? ExitCode.Interrupted : ExitCode.Ok;
+  // as ping: Ctrl-C ends the run (the usual way to stop it), the exit code says whether anything answered
+  if (targets.some((t) => t.rtts.length > 0)) return ExitCode.Ok;
   return lastError === undefined ? ExitCode.Interrupted : exitCodeOf(lastError) === ExitCode.Timeout ? ExitCode.Timeout : ExitCode.Unreachable;
 }
 

@@ -1,5 +1,5 @@
 import { type StreamIterator, streamCall } from '../stream/index.js';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, metadata, parse, positionals } from './command-line.js';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, count, metadata, parse, positionals } from './command-line.js';
 import { type ConnectionFlags, callTimeout, connect } from './connect.js';
 import { ExitCode } from './exit-codes.js';
 import { type Streams, toJson } from './output.js';
@@ -40,7 +40,7 @@ export async function streamCommand(args: string[], io: Streams, interrupted: Ab
   const value = await requestValue(json);
   const meta = metadata(values.metadata);
   const timeout = callTimeout(values);
-  const window = values.window === undefined ? undefined : Number(values.window);
+  const window = values.window === undefined ? undefined : count(values.window, 64, 'window');
   const pool = await connect(address!, values);
   let items: StreamIterator | undefined;
   // Ctrl-C: return() cancels the call (CANCEL goes to the server), the loop ends
