@@ -27,6 +27,23 @@ const CLI = path.join(root, 'dist/lib/cli/main.js');
 /** The CLI to its end (at most 20 s), with no terminal: stdin empty. */
 const cli = (...args: string[]): Promise<Exit> => runProcess({ file: process.execPath, args: [CLI, ...args], env: { NO_COLOR: '' } }, 45_000);
 
+/**
+ * Several CLI runs, at most 3 at a time (a burst of node processes on a
+ * 2-core CI machine would slow the suites running beside this one).
+ */
+async function clis(...runs: string[][]): Promise<Exit[]> {
+  const out: Exit[] = new Array(runs.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < runs.length) {
+      const i = next++;
+      out[i] = await cli(...runs[i]!);
+    }
+  };
+  await Promise.all([lane(), lane(), lane()]);
+  return out;
+}
+
 /** The CLI with `input` on its stdin. */
 function cliWithInput(input: string, ...args: string[]): Promise<Exit> {
   return new Promise((resolve, reject) => {
@@ -162,7 +179,7 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
         ['frobnicate'],
         [],
       ];
-      const runs = await Promise.all(cases.map((args) => cli(...args)));
+      const runs = await clis(...cases);
       for (const [i, r] of runs.entries()) {
         expect({ args: cases[i], code: r.code }).toEqual({ args: cases[i], code: 2 });
         expect(r.stderr).not.toBe('');
@@ -183,6 +200,18 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
       expect(r.stderr).toMatch(/^error: rpc_timeout: /);
     });
 
+    it('130: Ctrl-C during a call exits at once', async () => {
+      const connected = new Promise((r) => slow.once('connection', r)); // the CLI handles SIGINT before it dials
+      const { child, exited } = ((): { child: ReturnType<typeof spawn>; exited: Promise<number | null> } => {
+        const c = spawn(process.execPath, [CLI, 'call', slowAddr, 'never', '--timeout', '60s'], { stdio: 'ignore' });
+        const timer = setTimeout(() => c.kill('SIGKILL'), 45_000);
+        return { child: c, exited: new Promise((r) => c.once('close', (code) => (clearTimeout(timer), r(code)))) };
+      })();
+      await connected;
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+    });
+
     it('no colour codes when stderr is not a terminal', async () => {
       const r = await runProcess({ file: process.execPath, args: [CLI, 'call', dead, 'x'], env: { FORCE_COLOR: '1' } });
       expect(r.stderr).not.toContain('\x1b[');
@@ -190,8 +219,10 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
   });
 
   describe('stream', () => {
-    it('prints each item as a JSON line', async () => {
-      expect(await cli('stream', addr, 'Calculator.count', '3')).toMatchObject({ code: 0, stdout: '1\n2\n3\n', stderr: '' });
+    it('prints each item as a JSON line (and call does too)', async () => {
+      const [stream, call] = await clis(['stream', addr, 'Calculator.count', '3'], ['call', addr, 'Calculator.count', '3']);
+      expect(stream).toMatchObject({ code: 0, stdout: '1\n2\n3\n', stderr: '' });
+      expect(call).toMatchObject({ code: 0, stdout: '1\n2\n3\n', stderr: '' }); // call prints a streamed result the same way
     });
 
     it('Ctrl-C (SIGINT) cancels the call on the server and exits 130', async () => {
@@ -295,11 +326,11 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
     });
 
     it('counts failures by code, and exits with the first one when every call failed', async () => {
-      const [r, unreachable, timedOut] = await Promise.all([
-        cli('bench', addr, 'Calculator.div', '[1, 0]', '--calls', '20', '-c', '2', '--json'),
-        cli('bench', dead, 'Calculator.add', '--calls', '5'),
-        cli('bench', slowAddr, 'never', '--calls', '2', '-c', '2', '--timeout', '200ms', '--json'),
-      ]);
+      const [r, unreachable, timedOut] = await clis(
+        ['bench', addr, 'Calculator.div', '[1, 0]', '--calls', '20', '-c', '2', '--json'],
+        ['bench', dead, 'Calculator.add', '--calls', '5'],
+        ['bench', slowAddr, 'never', '--calls', '2', '-c', '2', '--timeout', '200ms', '--json'],
+      );
       expect(r.code).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ calls: 20, ok: 0, errors: 20, errorCodes: { user_error: 20 }, latencyMs: null });
       expect(r.stderr).toContain('every call failed, the first with user_error: division by zero');
@@ -335,12 +366,12 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
 
     it('--tls with --ca: calls, lists, pings over TLS', async () => {
       const at = `127.0.0.1:${tlsCalc.port}`;
-      const [call, named, list, ping] = await Promise.all([
-        cli('call', at, 'Calculator.add', '[5, 6]', '--ca', f.ca!),
-        cli('call', at, 'Calculator.add', '[1, 1]', '--tls', '--ca', f.ca!, '--servername', 'localhost'),
-        cli('list', at, '--ca', f.ca!),
-        cli('ping', at, '--ca', f.ca!, '-c', '1'),
-      ]);
+      const [call, named, list, ping] = await clis(
+        ['call', at, 'Calculator.add', '[5, 6]', '--ca', f.ca!],
+        ['call', at, 'Calculator.add', '[1, 1]', '--tls', '--ca', f.ca!, '--servername', 'localhost'],
+        ['list', at, '--ca', f.ca!],
+        ['ping', at, '--ca', f.ca!, '-c', '1'],
+      );
       expect(call).toMatchObject({ code: 0, stdout: '11\n' });
       expect(named).toMatchObject({ code: 0, stdout: '2\n' });
       expect(list.stdout).toContain('Calculator.add\n');
@@ -349,11 +380,11 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
 
     it('exits 3 when the certificate is not trusted, or the server is not TLS; --insecure skips the check', async () => {
       const at = `127.0.0.1:${tlsCalc.port}`;
-      const [untrusted, insecure, notTls] = await Promise.all([
-        cli('call', at, 'Calculator.add', '[1, 1]', '--tls'),
-        cli('call', at, 'Calculator.add', '[1, 1]', '--insecure'),
-        cli('call', addr, 'Calculator.add', '[1, 1]', '--ca', f.ca!, '--timeout', '2s'),
-      ]);
+      const [untrusted, insecure, notTls] = await clis(
+        ['call', at, 'Calculator.add', '[1, 1]', '--tls'],
+        ['call', at, 'Calculator.add', '[1, 1]', '--insecure'],
+        ['call', addr, 'Calculator.add', '[1, 1]', '--ca', f.ca!, '--timeout', '2s'],
+      );
       expect(untrusted.code).toBe(3);
       expect(untrusted.stderr).toMatch(/^error: rpc_unreachable: /);
       expect(insecure).toMatchObject({ code: 0, stdout: '2\n' });
@@ -362,12 +393,12 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
 
     it('mutual TLS: --cert and --key from the trusted CA pass; none, or a stranger’s, exit 3', async () => {
       const at = `127.0.0.1:${mtlsCalc.port}`;
-      const [mutual, none, stranger, half] = await Promise.all([
-        cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.cert!, '--key', f.key!),
-        cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--timeout', '3s'),
-        cli('call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.stranger!, '--key', f.strangerKey!, '--timeout', '3s'),
-        cli('call', at, 'Calculator.add', '[2, 2]', '--cert', f.cert!),
-      ]);
+      const [mutual, none, stranger, half] = await clis(
+        ['call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.cert!, '--key', f.key!],
+        ['call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--timeout', '3s'],
+        ['call', at, 'Calculator.add', '[2, 2]', '--ca', f.ca!, '--cert', f.stranger!, '--key', f.strangerKey!, '--timeout', '3s'],
+        ['call', at, 'Calculator.add', '[2, 2]', '--cert', f.cert!],
+      );
       expect(mutual).toMatchObject({ code: 0, stdout: '4\n' });
       expect(none.code).toBe(3);
       expect(stranger.code).toBe(3);
@@ -377,7 +408,7 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
 
   it('--help for every command: usage on stdout, exit 0', async () => {
     const commands = ['call', 'stream', 'ping', 'list', 'describe', 'bench'];
-    const helps = await Promise.all(commands.map((command) => cli(command, '--help')));
+    const helps = await clis(...commands.map((command) => [command, '--help']));
     for (const [i, r] of helps.entries()) {
       const command = commands[i]!;
       expect({ command, code: r.code }).toEqual({ command, code: 0 });

@@ -39,10 +39,14 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
 };
 
+/** Commands that stop cleanly on the first Ctrl-C; the others exit at once. */
+const STOPPABLE = new Set(['stream', 'ping', 'bench']);
+
 /**
  * Runs one command line; resolves with the exit code. The first SIGINT
- * (Ctrl-C) asks the command to stop (a stream is cancelled, a bench
- * reports what it measured); a second one exits at once.
+ * (Ctrl-C) asks stream, ping and bench to stop (a stream is cancelled on
+ * the server, ping and bench report what they measured); a second one, or
+ * the first during another command, exits at once.
  */
 export async function run(argv: string[], io: Streams): Promise<ExitCode> {
   const [name, ...args] = argv;
@@ -62,7 +66,7 @@ export async function run(argv: string[], io: Streams): Promise<ExitCode> {
   }
   const interrupt = new AbortController();
   const onSigint = (): void => {
-    if (interrupt.signal.aborted) process.exit(ExitCode.Interrupted);
+    if (interrupt.signal.aborted || !STOPPABLE.has(name)) process.exit(ExitCode.Interrupted);
     interrupt.abort();
   };
   process.on('SIGINT', onSigint);
