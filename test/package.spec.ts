@@ -207,7 +207,7 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
   afterAll(() => {
     console.log(`package test timings (ms): ${JSON.stringify(times)}`);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  }, 60_000); // two apps' node_modules: seconds on a busy disk
 
   it('packs what a consumer needs and nothing else', () => {
     const files = packed.files.map((f) => f.path).sort();
