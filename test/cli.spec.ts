@@ -316,7 +316,7 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
     });
 
     it('text: the summary, percentiles and the histogram drawn; --progress lines on stderr', async () => {
-      const r = await cli('bench', addr, 'Calculator.add', '[1, 2]', '--duration', '1200ms', '-c', '2', '--warmup', '100ms', '--progress');
+      const r = await cli('bench', addr, 'Calculator.add', '[1, 2]', '--duration', '700ms', '-c', '2', '--warmup', '100ms', '--progress');
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^Summary:\n {2}Address: {6}127\.0\.0\.1:\d+\n/);
       for (const label of ['p50', 'p90', 'p99', 'p99.9', 'max']) expect(r.stdout).toMatch(new RegExp(`^  ${label.replace('.', '\\.')} +\\d+\\.\\d+ ms$`, 'm'));
