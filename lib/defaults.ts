@@ -2,6 +2,7 @@
 // beside its option), and the reconnect backoff's constants.
 // Not in the root: a user reads those options' docs, not these names.
 export { DEFAULT_RESOLVE_INTERVAL } from './client/address-resolver.js';
+export { DEFAULT_DNS_MIN_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_DNS_TRIES } from './client/dns-lookup.js';
 export { DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MISSED_PINGS, DEFAULT_MAX_QUEUED, DEFAULT_PING_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_TIMER_RESOLUTION } from './client/client-options.js';
 export { DEFAULT_FAILOVER_STRATEGY } from './client/failover-pool.js';
 export { DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS } from './client/pool-options.js';

@@ -28,6 +28,8 @@ export const ErrorCode = {
   InvalidOption: 'rpc_invalid_option',
   IllegalState: 'rpc_illegal_state',
   MissingDependency: 'rpc_missing_dependency',
+  /** the server does not answer reflection (describeServer): its `reflection` option is off, or it is a plain v1 peer */
+  ReflectionOff: 'rpc_reflection_off',
   // lifecycle codes (wire codes towards peers that speak the extensions)
   Cancelled: 'rpc_cancelled',
   StreamOverflow: 'rpc_stream_overflow',
@@ -206,6 +208,13 @@ export class StreamOverflowError extends OccamsError {
 export class GoingAwayError extends OccamsError {
   constructor(message = 'server is closing', options?: { cause?: unknown }) {
     super(ErrorCode.GoingAway, message, options);
+  }
+}
+
+/** The server does not answer reflection (`describeServer`): its `reflection` option is off, or it is a plain v1 peer. */
+export class ReflectionOffError extends OccamsError {
+  constructor(message = 'the server does not answer reflection (its reflection option is off, or it is a plain v1 peer)', options?: { cause?: unknown }) {
+    super(ErrorCode.ReflectionOff, message, options);
   }
 }
 

@@ -18,6 +18,7 @@ export {
   OverloadedError,
   ProtocolError,
   QueueFullError,
+  ReflectionOffError,
   RemoteErrnoError,
   RemoteError,
   ServiceNotFoundError,
@@ -68,3 +69,5 @@ export {
   type ServerRequestStartMessage,
 } from './core/diagnostics.js';
 export * from './tracing/index.js';
+export type { DispatchDescription, MethodDescription, ServerDescription, ServiceDescription } from './protocol/description.js';
+export { LIBRARY_VERSION } from './version.js';

@@ -12,7 +12,7 @@ import { exitGracefully } from './graceful-exit.js';
 
 const host = process.env.OCCAMS_HOST ?? DEFAULT_OCCAMS_HOST;
 const port = Number(process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT);
-const server = new RpcServer(new MethodDispatch(calculatorMethods));
+const server = new RpcServer(new MethodDispatch(calculatorMethods), { reflection: true });
 const address = await server.listen({ host, port });
 console.log(`stream server listening on ${formatAddress(address)}`);
 

@@ -15,12 +15,15 @@
  * node_modules linked), so `prepare` never rewrites the repo's own dist/
  * while other suites use it.
  */
+import 'reflect-metadata';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../bench/free-port.js';
 import { NEST_TEMPLATE_OPTIONS, quickStart } from './support/snippets.js';
+import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+import { startMicroservice } from './support/nest-boot.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
@@ -61,6 +64,15 @@ function run(cmd: string, args: string[], cwd: string, timeout = 120_000): Promi
     execFile(cmd, args, { cwd, env: cleanEnv(), timeout, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')} in ${cwd} failed: ${err.message}\n${stdout}\n${stderr}`));
       else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/** Runs a command to its end within `timeout` ms, whatever its exit code. */
+function runExit(cmd: string, args: string[], cwd: string, timeout = 60_000): Promise<Ran & { code: number }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd, env: cleanEnv(), timeout }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });
   });
 }
@@ -223,7 +235,9 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
     const dts = files.filter((f) => f.endsWith('.d.ts')).map((f) => fs.readFileSync(path.join(apps.esm, 'node_modules/nestjs-occams', f), 'utf8'));
     expect(dts.filter((text) => text.includes('@internal'))).toEqual([]);
     expect(files).toContain('LICENSE');
+    expect(files).toContain('dist/lib/cli/main.js');
     const manifest = JSON.parse(fs.readFileSync(path.join(apps.esm, 'node_modules/nestjs-occams/package.json'), 'utf8'));
+    expect(manifest.bin).toEqual({ 'nestjs-occams': './dist/lib/cli/main.js' });
     expect(Object.keys(manifest.dependencies)).toEqual(['msgpackr']);
     expect(Object.keys(manifest.peerDependencies).sort()).toEqual([...PEERS, ...OPTIONAL_PEERS].sort());
     expect(Object.keys(manifest.peerDependenciesMeta).sort()).toEqual([...OPTIONAL_PEERS].sort());
@@ -280,5 +294,29 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
       clearTimeout(timer);
     }
     expect(esm.exitCode).toBe(0);
+  }, 90_000);
+
+  it('the CLI runs from the tarball through npx, in both apps, against the sample Calculator', async () => {
+    const calc = await startMicroservice(CalculatorModule, { reflection: true });
+    try {
+      const at = `127.0.0.1:${calc.port}`;
+      const npx = (dir: string, ...args: string[]) => runExit('npx', ['--no', 'nestjs-occams', ...args], dir);
+      const [call, list, typedError, unreachable] = await timed(times, 'npx (4 runs)', () =>
+        Promise.all([
+          npx(apps.esm, 'call', at, 'Calculator.add', '[2, 3]'),
+          npx(apps.cjs, 'list', at),
+          npx(apps.cjs, 'call', at, 'Calculator.div', '[1, 0]'),
+          npx(apps.esm, 'call', '127.0.0.1:1', 'Calculator.add', '[1, 1]', '--timeout', '2s'),
+        ]),
+      );
+      expect(call).toMatchObject({ code: 0, stdout: '5\n' });
+      expect(list.code).toBe(0);
+      expect(list.stdout).toContain('Calculator.add\nCalculator.count\n');
+      expect(typedError).toMatchObject({ code: 1, stdout: '' });
+      expect(typedError.stderr).toContain('user_error: division by zero');
+      expect(unreachable.code).toBe(3);
+    } finally {
+      await calc.app.close();
+    }
   }, 90_000);
 });

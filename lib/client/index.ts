@@ -21,8 +21,9 @@ export {
   type IdempotentOption,
   type Resolver,
 } from './failover-pool.js';
-export { DEFAULT_DNS_MIN_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_DNS_TRIES, type DnsOptions } from './dns-lookup.js';
+export type { DnsOptions } from './dns-lookup.js';
 export type { RetryBackoffOptions, RetryBudgetOptions } from './retry-budget.js';
 export type { OutlierEjectionOptions } from './outlier-ejection.js';
 export { type BackoffOptions } from '../core/backoff.js';
 export { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
+export { describeServer } from './describe-server.js';

@@ -1,7 +1,6 @@
 // The Nest layer: the transport strategy, the client proxy, the module and
 // what handlers and gateways use. Exported by name: what is not listed here
 // is internal.
-export { DEFAULT_OCCAMS_PORT } from './defaults.js';
 export {
   OCCAMS_CLIENT_OPTIONS,
   type OccamsCallOptions,

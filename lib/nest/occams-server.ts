@@ -20,7 +20,8 @@ import { type HandlerShortcut, handlerShortcut, installHandlerShortcuts } from '
 import { checkNestOptions } from './nest-options.js';
 import { OccamsContext } from './occams-context.js';
 import { OCCAMS_TRANSPORT } from './occams-transport.js';
-import { DECLARED_ERRORS_EXTRA } from './occams-service.js';
+import { DECLARED_ERRORS_EXTRA, SERVICE_METHOD_EXTRA, type ServiceMethodExtra } from './occams-service.js';
+import { type Describable, type DispatchDescription, mergeServices, sortedPatterns } from '../server/reflection.js';
 import type { ErrorClass } from '../service/error-class.js';
 import { declaredReply, replyWithUserError } from '../server/user-replies.js';
 
@@ -75,7 +76,7 @@ export type OccamsServerEvents = {
  * Each request's action string is the Nest pattern; the handler lookup is
  * cached per action string, so the hot path is one Map lookup.
  */
-export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus> implements CustomTransportStrategy, Dispatch {
+export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus> implements CustomTransportStrategy, Dispatch, Describable {
   override transportId = OCCAMS_TRANSPORT;
   private readonly options: OccamsServerOptions;
   private readonly fastPath: boolean;
@@ -187,6 +188,23 @@ export class OccamsServer extends Server<OccamsServerEvents, OccamsServerStatus>
       if (this.routes.size < MAX_CACHED_ROUTES) this.routes.set(pattern, route);
     }
     return route;
+  }
+
+  /**
+   * Reflection (the `reflection` option): the patterns of the handlers Nest
+   * registered, answered or as events, and the typed services
+   * (`@OccamsService`) among them.
+   */
+  describe(): DispatchDescription {
+    const patterns: string[] = [];
+    const events: string[] = [];
+    const services: { name: string; methods: ServiceMethodExtra['method'][] }[] = [];
+    for (const [pattern, handler] of this.messageHandlers) {
+      (handler.isEventHandler ? events : patterns).push(pattern);
+      const described = (handler.extras as Record<symbol, ServiceMethodExtra | undefined> | undefined)?.[SERVICE_METHOD_EXTRA];
+      if (described !== undefined && !handler.isEventHandler) services.push({ name: described.service, methods: [described.method] });
+    }
+    return { patterns: sortedPatterns(patterns), events: sortedPatterns(events), services: mergeServices(services) };
   }
 
   /** True when requests for `pattern` take the shortcut past Nest's pipeline (nothing applies to its handler). */

@@ -5,6 +5,7 @@ import { type Observable, throwError } from 'rxjs';
 import type { ErrorClass } from '../service/error-class.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
 import { declaredReply } from '../server/user-replies.js';
+import { type MethodDescription, describeMethod } from '../server/reflection.js';
 
 /**
  * What a controller must have to serve `D`: every method, taking the
@@ -24,6 +25,15 @@ export type OccamsServiceImplementation<D extends ServiceDefinition> = {
 
 /** The handler extras key under which a method's declared error class is kept (read by OccamsServer). */
 export const DECLARED_ERRORS_EXTRA = Symbol.for('nestjs-occams:declared-errors');
+
+/** The handler extras key under which a method's reflection entry (service name, MethodDescription) is kept (read by OccamsServer.describe). */
+export const SERVICE_METHOD_EXTRA = Symbol.for('nestjs-occams:service-method');
+
+/** What SERVICE_METHOD_EXTRA holds. */
+export interface ServiceMethodExtra {
+  service: string;
+  method: MethodDescription;
+}
 
 const logger = new Logger('OccamsService');
 
@@ -53,10 +63,11 @@ export function OccamsService<D extends ServiceDefinition>(def: D) {
         throw new TypeError(`@OccamsService(${def.name}): ${target.name} has no method ${key}`);
       }
       const pattern = def.patterns[key]!;
+      const described: ServiceMethodExtra = { service: def.name, method: describeMethod(def, key) };
       if (m.errors === undefined) {
-        MessagePattern(pattern)(owner, key, descriptor);
+        MessagePattern(pattern, { [SERVICE_METHOD_EXTRA]: described })(owner, key, descriptor);
       } else {
-        MessagePattern(pattern, { [DECLARED_ERRORS_EXTRA]: m.errors })(owner, key, descriptor);
+        MessagePattern(pattern, { [DECLARED_ERRORS_EXTRA]: m.errors, [SERVICE_METHOD_EXTRA]: described })(owner, key, descriptor);
         // first in the method's list: the method's own filters (which Nest tries first) may still take the error
         const fn = descriptor.value as object;
         const filters = (Reflect.getMetadata(EXCEPTION_FILTERS_METADATA, fn) as unknown[] | undefined) ?? [];

@@ -16,6 +16,12 @@ export const ACTION_CANCEL = 0x4f43_0002;
 export const ACTION_CREDIT = 0x4f43_0003;
 /** Client acknowledges GOAWAY: it sends no new request on this connection (FEATURE_GOAWAY_ACK). */
 export const ACTION_GOAWAY_ACK = 0x4f43_0004;
+/**
+ * Server reflection: an ordinary request (answered ok with a description
+ * of what the server serves, or `rpc_method_notfound` when reflection is
+ * off); numeric, so no user pattern can meet it; needs no HELLO.
+ */
+export const ACTION_DESCRIBE = 0x4f43_0005;
 
 /** Request `format` byte bits (v1 peers send 0 and ignore the byte). */
 export const FORMAT_EVENT = 0x01; // no response is owed

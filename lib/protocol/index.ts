@@ -1,4 +1,5 @@
 export * from './constants.js';
+export * from './description.js';
 export * from './extensions.js';
 export * from './frame-decoder.js';
 export * from './request-decoder.js';

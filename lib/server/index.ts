@@ -12,3 +12,4 @@ export {
 export type { ServerRequest } from './server-request.js';
 export type { WireErrorCode } from './request-end.js';
 export type { ConnectionView } from './connection-view.js';
+export { type Describable, describeService } from './reflection.js';

@@ -6,6 +6,7 @@ import type { Dispatch } from './dispatch.js';
 import { type RpcLogger, consoleLogger } from './logger.js';
 import type { ServerRequest } from './server-request.js';
 import { ServiceIndex } from './service-index.js';
+import { type Describable, type DispatchDescription, type MethodDescription, describeMethod, mergeServices, sortedPatterns } from './reflection.js';
 import { ErrnoReply, ErrorReply, declaredReply, replyWithUserError } from './user-replies.js';
 
 export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
@@ -33,8 +34,10 @@ export type ServiceHandlers<D extends ServiceDefinition> = {
  * a service with no method here (see ServiceIndex). `req.signal` aborts when
  * the request is cancelled.
  */
-export class MethodDispatch implements Dispatch {
+export class MethodDispatch implements Dispatch, Describable {
   private readonly methods = new Map<string | number, MethodHandler>();
+  /** each action served by addService, as reflection tells it (dropped when `add` replaces it) */
+  private readonly described = new Map<string | number, { service: string; method: MethodDescription }>();
   private readonly services = new ServiceIndex(() => this.methods.keys());
   /** the declared error class of each action that has one (addService) */
   private readonly declared = new Map<string | number, ErrorClass>();
@@ -49,6 +52,7 @@ export class MethodDispatch implements Dispatch {
   add(action: string | number, fn: MethodHandler): this {
     this.methods.set(action, fn);
     this.declared.delete(action);
+    this.described.delete(action);
     this.services.clear();
     return this;
   }
@@ -68,8 +72,18 @@ export class MethodDispatch implements Dispatch {
       const action = def.patterns[key]!;
       this.add(action, (msg: unknown, req: ServerRequest) => impl[key]!(msg, req));
       if (m.errors !== undefined) this.declared.set(action, m.errors);
+      this.described.set(action, { service: def.name, method: describeMethod(def, key) });
     }
     return this;
+  }
+
+  /** Reflection: every action served, and the typed services among them. */
+  describe(): DispatchDescription {
+    return {
+      patterns: sortedPatterns(this.methods.keys()),
+      events: [],
+      services: mergeServices([...this.described.values()].map(({ service, method }) => ({ name: service, methods: [method] }))),
+    };
   }
 
   dispatch(req: ServerRequest): void | Promise<void> {

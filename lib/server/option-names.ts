@@ -33,6 +33,7 @@ export const RPC_SERVER_OPTIONS = optionNames<RpcServerOptions>({
   maxQueued: true,
   limitBypass: true,
   extensions: true,
+  reflection: true,
   logger: true,
   clock: true,
 });

@@ -8,6 +8,10 @@ import { sleep } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError, type OccamsError } from '../errors.js';
 import type { Dispatch } from './dispatch.js';
+import { VERSION } from '../protocol/constants.js';
+import { ALL_FEATURES, EXTENSIONS_VERSION, FEATURE_RECORDS } from '../protocol/extensions.js';
+import { LIBRARY_VERSION } from '../version.js';
+import { type ServerDescription, isDescribable } from './reflection.js';
 import { type ConnectionHost, ServerConnection } from './server-connection.js';
 import { type ServerCounters, describeCounters, newCounters } from './server-counters.js';
 import { RefusalCode, RefusalLog } from './refusal-log.js';
@@ -71,9 +75,30 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
         this.orphanEvents--;
         this.checkDrained();
       },
+      describe: () => (this.options.reflection ? this.describe() : undefined),
     };
     this.refusals = new RefusalLog(this.options.logger, this.options.clock);
     this.handshakes = new PendingHandshakes(this.options, this.refusals, () => this.checkDrained());
+  }
+
+  /**
+   * What the server serves, as DESCRIBE answers it when `reflection` is on
+   * (reflection.ts): the Dispatch's patterns, events and typed services
+   * (when it can tell them), the features and the version.
+   */
+  describe(): ServerDescription {
+    const d = isDescribable(this.dispatcher) ? this.dispatcher.describe() : {};
+    const o = this.options;
+    return {
+      protocol: VERSION,
+      extensions: o.extensions ? EXTENSIONS_VERSION : 0,
+      features: o.extensions ? (o.codec.session === undefined ? ALL_FEATURES & ~FEATURE_RECORDS : ALL_FEATURES) : 0,
+      server: 'nestjs-occams',
+      version: LIBRARY_VERSION,
+      patterns: d.patterns ?? [],
+      events: d.events ?? [],
+      services: d.services ?? [],
+    };
   }
 
   /** The bound address (port 0 resolved); undefined before `listen`. */

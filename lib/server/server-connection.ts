@@ -11,6 +11,7 @@ import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import {
   ACTION_CANCEL,
   ACTION_CREDIT,
+  ACTION_DESCRIBE,
   ACTION_GOAWAY_ACK,
   ACTION_HELLO,
   ALL_FEATURES,
@@ -56,6 +57,8 @@ export interface ConnectionHost {
   /** a closed connection leaves an event running: the server's close waits for it */
   adoptEvent(): void;
   eventDone(): void;
+  /** the DESCRIBE answer (reflection on), or undefined (off) */
+  describe(): unknown;
 }
 
 /** ms the answers owed to a peer that broke the protocol get to go out before its connection is destroyed. */
@@ -300,6 +303,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
         if (action === ACTION_GOAWAY_ACK) return this.onGoawayAck();
       }
       if (action === ACTION_HELLO && this.options.extensions) return this.onHello(seq, msg);
+      if (action === ACTION_DESCRIBE) return this.onDescribe(seq, format);
     }
     // seqs go up by one per request: one still owed an answer is never sent again (both would run, and only one could be cancelled or timed out)
     if (this.requests.owns(seq)) return this.violated(`protocol violation: request ${seq} (${String(action)}) repeats the seq of a request still in flight`);
@@ -397,6 +401,14 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     }
     const answer = encodeHelloAnswer(this.features, this.options.maxInFlightPerConnection);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
+  }
+
+  /** Reflection (reflection.ts): the server's description, or rpc_method_notfound when it is off; never a user handler. */
+  private onDescribe(seq: number, format: number): void {
+    if ((format & FORMAT_EVENT) !== 0 && this.features !== 0) return;
+    const description = this.options.reflection ? this.host.describe() : undefined;
+    if (description === undefined) return this.out.writeCode(seq, ErrorCode.MethodNotFound);
+    this.out.sendValue(FLAG_OK, seq, description, undefined);
   }
 
   private onCredit(seq: number, msg: Buffer): void {

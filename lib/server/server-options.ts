@@ -189,6 +189,13 @@ export interface RpcServerOptions {
   limitBypass?: readonly string[] | ((action: string) => boolean);
   /** answer HELLO and use the extensions with clients that ask; default true */
   extensions?: boolean;
+  /**
+   * answer the reserved DESCRIBE action with what the server serves (its
+   * patterns, typed services, events, features and version: the CLI's
+   * `list` and `describe`); default false (DESCRIBE is answered
+   * `rpc_method_notfound`)
+   */
+  reflection?: boolean;
   logger?: RpcLogger;
   /** time and timers, injectable for tests; default the system clock */
   clock?: Clock;
@@ -254,6 +261,7 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     maxQueued: nonNegativeInt(o.maxQueued, DEFAULT_SERVER_MAX_QUEUED, 'maxQueued'),
     limitBypass: o.limitBypass === undefined ? undefined : actionSet(o.limitBypass, 'limitBypass', false),
     extensions: flag(o.extensions, true, 'extensions'),
+    reflection: flag(o.reflection, false, 'reflection'),
     logger: o.logger ?? consoleLogger,
     clock: o.clock ?? systemClock,
   };

@@ -13,7 +13,7 @@ import { exitGracefully } from '../graceful-exit.js';
 
 const host = process.env.OCCAMS_HOST ?? DEFAULT_OCCAMS_HOST;
 const port = Number(process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT);
-const strategy = new OccamsServer({ host, port });
+const strategy = new OccamsServer({ host, port, reflection: true });
 const app = await NestFactory.createMicroservice(CalculatorModule, { strategy });
 await app.listen();
 console.log(`calculator listening on ${formatAddress(strategy.address!)}`);
