@@ -1,5 +1,6 @@
 import type { Codec } from '../codec/codec.js';
-import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
+import type { FrameWriter } from '../core/frame-writer.js';
+import { InPlaceRoom } from '../core/in-place-room.js';
 import { ErrorCode } from '../errors.js';
 import { EMPTY, FLAG_ERROR_BYTES, FLAG_OK, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import { FLAG_OK_RECORDS } from '../protocol/extensions.js';
@@ -76,7 +77,7 @@ export class ResponseWriter {
    * else as `encode`.
    */
   private encodeInPlace(codec: Codec, value: unknown, seq: number): number | Uint8Array | undefined {
-    if (codec.encodeInto === undefined || !this.room.worthIt) {
+    if (codec.encodeInto === undefined) {
       const bytes = this.encode(value, seq, codec);
       if (bytes !== undefined) this.room.used(bytes.length);
       return bytes;
