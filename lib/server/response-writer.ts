@@ -26,6 +26,16 @@ export class ResponseWriter {
     private readonly logger: RpcLogger,
   ) {}
 
+  /** The connection is idle: drops the scratch buffer large results were encoded in. */
+  release(): void {
+    this.room.release();
+  }
+
+  /** Bytes of that scratch buffer (stats, tests). */
+  get heldBytes(): number {
+    return this.room.heldBytes;
+  }
+
   /** From now on, results (flag 0 with a value) go out in `session`. */
   useRecords(session: Codec): void {
     this.records = session;
