@@ -5,7 +5,7 @@
  * client and the server process against the bytes in flight (64 x 8 MiB),
  * and RSS after the burst (idle 3 s): memory given back.
  * A fresh server and client process per transport (peak RSS is a process's).
- * Usage: node dist/bench/big-values.js [--transports occams,limit-msgpack] [--rounds 2] [--kind bin|text] [--out big-values]
+ * Usage: node dist/bench/big-values.js [--transports occams,limit-msgpack] [--rounds 2] [--small-calls 65536] [--kind bin|text] [--out big-values]
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,7 +24,8 @@ const arg = (n: string, d: string) => {
 const MiB = 2 ** 20;
 const INFLIGHT = 64;
 const BIG = 8 * MiB;
-const SMALL_CALLS = 65_536;
+const SMALL_CALLS = Number(arg('small-calls', '65536'));
+process.env.OCCAMS_BENCH_MAX_FRAME ??= String(16 * MiB); // 8 MiB values are past the server's default frame limit; inherited by the server process
 
 interface Result {
   transport: string;
@@ -59,6 +60,7 @@ async function child(transportName: string): Promise<void> {
     }),
   );
   const bigSeconds = (performance.now() - t0) / 1000;
+  console.error(`${transportName}: ${INFLIGHT * rounds} x ${BIG / MiB} MiB in ${bigSeconds.toFixed(1)} s`);
   const small = mixed(16 * 1024);
   t0 = performance.now();
   let next = 0;

@@ -73,3 +73,8 @@ export function benchWindow(): number {
   if (forced > 0) return forced;
   return Math.max(128, Number(process.env.BENCH_INFLIGHT) || 0);
 }
+
+/** The servers' maxFrameSize in the benchmark: the default, or OCCAMS_BENCH_MAX_FRAME bytes (big-values.ts sets it for 8 MiB values). */
+export function benchMaxFrame(): number | undefined {
+  return Number(process.env.OCCAMS_BENCH_MAX_FRAME) || undefined;
+}
