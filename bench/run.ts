@@ -6,7 +6,7 @@
  * every transport alike; results are medians with their spread, ratios
  * are taken within each run. Usage (after `npm run build`):
  *   node dist/bench/run.js [--quick] [--runs 5 (quick: 3)] [--transports a,b] [--inflight 1,64,1024]
- *                          [--payloads small,16k] [--seconds 3] [--warmup 1]
+ *                          [--payloads small,16k (also 1m, bin16k, bin1m)] [--seconds 3] [--warmup 1]
  *                          [--placements auto,apart] [--profile client|server|both]
  *                          [--out name] [--observe off|channels|otel]
  * Placements: auto (no pinning), apart (server CPU 0, client CPU 1), same
@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
 import { type Point, type Report, markdown, ratios, summarise, targets } from './report.js';
 import { waitMessage } from './ipc.js';
+import { inflightsFor } from './transport.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const resultsDir = path.resolve(here, '../../bench/results');
@@ -137,7 +138,7 @@ for (let run = 1; run <= runs; run++) {
   for (const placement of placements) {
     for (const payload of payloads) {
       if (placement !== 'auto' && payload !== 'small') continue;
-      for (const inflight of inflights) {
+      for (const inflight of inflightsFor(payload, inflights)) {
         for (const t of transports) {
           const p = await runPoint(servers.get(t)!, run, placement, t, payload, inflight);
           points.push(p);

@@ -13,7 +13,7 @@ process.on('message', (msg: string) => {
     process.send!({ type: 'reset' });
   } else if (msg === 'stats') {
     const cpu = process.cpuUsage(base);
-    process.send!({ type: 'stats', cpuMicros: cpu.user + cpu.system, maxRssKiB: process.resourceUsage().maxRSS });
+    process.send!({ type: 'stats', cpuMicros: cpu.user + cpu.system, maxRssKiB: process.resourceUsage().maxRSS, rssKiB: process.memoryUsage().rss / 1024 });
   } else if (msg === 'stop') {
     void server.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();

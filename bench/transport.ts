@@ -25,8 +25,37 @@ export const SMALL = {
   nested: { x: 1, y: 'two', z: [3] },
 };
 
+/** The object of the large payloads (issue 29): an integer, a name, 4 tags, a boolean, a float, then a long ASCII string. */
+export function mixed(textBytes: number): Record<string, unknown> {
+  return { id: 12345, name: 'occams-bench', tags: ['alpha', 'beta', 'gamma', 'delta'], ok: true, score: 0.75, text: 'x'.repeat(textBytes) };
+}
+
+/**
+ * Payload kinds: `small` (SMALL), `16k` / `1m` (the mixed object with a
+ * 16 KiB / 1 MiB string), `bin16k` / `bin1m` (a Buffer of that size, sent as
+ * msgpack bin).
+ */
 export function payload(kind: string): unknown {
-  return kind === '16k' ? { ...SMALL, blob: 'x'.repeat(16 * 1024) } : SMALL;
+  switch (kind) {
+    case 'small':
+      return SMALL;
+    case '16k':
+      return mixed(16 * 1024);
+    case '1m':
+      return mixed(1024 * 1024);
+    case 'bin16k':
+      return Buffer.alloc(16 * 1024, 7);
+    case 'bin1m':
+      return Buffer.alloc(1024 * 1024, 7);
+    default:
+      throw new Error(`unknown payload ${kind} (small, 16k, 1m, bin16k, bin1m)`);
+  }
+}
+
+/** In-flight counts a payload is measured at: a 1 MiB one at 1 and 16 (1024 of them would be 1 GiB each way), others as asked. */
+export function inflightsFor(kind: string, asked: number[]): number[] {
+  if (!kind.endsWith('1m')) return asked;
+  return [...new Set(asked.map((n) => Math.min(n, 16)))];
 }
 
 export async function loadTransport(name: string): Promise<BenchTransport> {
@@ -43,4 +72,9 @@ export function benchWindow(): number {
   const forced = Number(process.env.OCCAMS_BENCH_WINDOW);
   if (forced > 0) return forced;
   return Math.max(128, Number(process.env.BENCH_INFLIGHT) || 0);
+}
+
+/** The servers' maxFrameSize in the benchmark: the default, or OCCAMS_BENCH_MAX_FRAME bytes (big-values.ts sets it for 8 MiB values). */
+export function benchMaxFrame(): number | undefined {
+  return Number(process.env.OCCAMS_BENCH_MAX_FRAME) || undefined;
 }

@@ -108,7 +108,7 @@ describe('ClientStream <-> RpcServer', () => {
   });
 
   it('values of every size round-trip while in-place encoding grows, overflows and shrinks back, on both sides', async () => {
-    // sizes around the room asked of the arena (8 KiB, twice the recent msgs, encoded apart past 32 KiB)
+    // sizes around the room asked of the arena (8 KiB, 3x the recent msgs, encoded apart past about 21 KiB into a scratch buffer)
     const sizes = [10, 7_000, 9_000, 20, 40_000, 100, 300_000, 5, 16_000, 33_000, 1, 250_000, 12];
     for (let round = 0; round < 3; round++) {
       const values = sizes.map((n, i) => ({ i, round, s: 'x'.repeat(n), n: [1.5, 2 ** 40, -(2 ** 40)] }));

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { actionBytes } from '../lib/core/action-bytes.js';
 import { Fifo } from '../lib/core/fifo.js';
 import { ARENA_SIZE, FIRST_FLUSH, FrameWriter } from '../lib/core/frame-writer.js';
+import { IN_PLACE_ROOM, InPlaceRoom } from '../lib/core/in-place-room.js';
+import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { Lifecycle } from '../lib/core/lifecycle.js';
 import { SeqTable } from '../lib/core/seq-table.js';
 import type { Clock } from '../lib/core/clock.js';
@@ -238,6 +240,53 @@ describe('FrameWriter', () => {
       cb();
     }
   }
+
+  it('InPlaceRoom: a 16 KiB string value is encoded in place after the first, across arenas (room for msgpackr\'s 3 bytes per character)', () => {
+    const w = new FrameWriter(new Sink());
+    const room = new InPlaceRoom();
+    const codec = new MsgpackCodec();
+    const value = { id: 1, name: 'n', tags: ['a', 'b', 'c', 'd'], ok: true, score: 0.75, text: 'x'.repeat(16 * 1024) };
+    const outs: (number | Uint8Array)[] = [];
+    for (let i = 0; i < 50; i++) {
+      const out = room.encode(w, codec, value, 20);
+      outs.push(out);
+      if (typeof out === 'number') w.endResponse(0, i + 1, out);
+      else w.response(0, out.length, i + 1, out, undefined);
+    }
+    // 50 x 16 KiB fill several arenas: near each one's end, 2x the msg would leave msgpackr short and it would move to a buffer of its own
+    expect(outs.slice(1).filter((o) => typeof o !== 'number')).toHaveLength(0);
+    expect(room.heldBytes).toBe(0);
+  });
+
+  it('InPlaceRoom: large values are encoded apart into one scratch buffer, exact, and it goes once values are small again', () => {
+    const w = new FrameWriter(new Sink());
+    const room = new InPlaceRoom();
+    const codec = new MsgpackCodec();
+    const back = new MsgpackCodec();
+    let held = 0;
+    for (let i = 0; i < 20; i++) {
+      const value = { i, text: String(i % 10).repeat(100_000 + i), bin: Buffer.alloc(50_000, i) };
+      const out = room.encode(w, codec, value, 20);
+      expect(typeof out).toBe('object');
+      const got = back.decode(Buffer.from(out as Uint8Array)) as typeof value;
+      expect(got.i === i && got.text === value.text && Buffer.compare(got.bin, value.bin) === 0).toBe(true); // (toEqual walks 50,000 bytes one by one)
+      if (i > 0) {
+        expect(room.heldBytes).toBeGreaterThan(0);
+        expect(room.heldBytes).toBeLessThanOrEqual(5 * 200_000);
+        if (held !== 0 && i > 1) expect(room.heldBytes).toBe(held); // reused, not one per value
+        held = room.heldBytes;
+      }
+    }
+    let last: number | Uint8Array = 0;
+    for (let i = 0; i < 200; i++) {
+      last = room.encode(w, codec, { i }, 20);
+      if (typeof last === 'number') w.endResponse(0, i + 1, last);
+      else w.response(0, last.length, i + 1, last, undefined);
+    }
+    expect(room.heldBytes).toBe(0);
+    expect(room.next).toBe(IN_PLACE_ROOM);
+    expect(typeof last).toBe('number'); // small values in place again
+  });
 
   it('coalesces the frames of one tick into one write, in order, decodable', async () => {
     const sink = new Sink();

@@ -529,7 +529,9 @@ describe('memory a burst grew is given back', () => {
       // (bounded retries: a loaded machine may flush each answer before the next is written)
       for (let i = 0; i < 5 && conns[0]!.writeBuffers <= 4 * ARENA_SIZE; i++) await Promise.all(Array.from({ length: 128 }, () => client.request('mid', 0)));
       expect(conns[0]!.writeBuffers).toBeGreaterThan(4 * ARENA_SIZE);
+      expect(conns[0]!.out.heldBytes).toBeGreaterThan(3 * mid.length); // 200 KiB answers were encoded apart, in a scratch buffer
       await waitFor(() => conns[0]!.writeBuffers <= (1 + 2) * ARENA_SIZE, 5000); // the idle sweep trimmed it
+      expect(conns[0]!.out.heldBytes).toBe(0); // the scratch too
       expect(await client.request('big', 0)).toMatchObject({ data: { length: big.length } }); // and it still serves
     } finally {
       client.destroy();

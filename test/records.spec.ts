@@ -115,6 +115,24 @@ describe('MsgpackCodec sessions', () => {
     }
   });
 
+  it('bins of a large message are views of the bytes received, as in plain MessagePack; of a small one, copies', () => {
+    const root = new MsgpackCodec();
+    const out = root.session()!;
+    const back = root.session()!;
+    const large = Buffer.from(out.encode({ bin: Buffer.alloc(100_000, 3), n: 1 }));
+    const small = Buffer.from(out.encode({ bin: Buffer.from([1, 2, 3]), n: 2 }));
+    const a = back.decode(large) as { bin: Buffer; n: number };
+    const b = back.decode(small) as { bin: Buffer; n: number };
+    expect(a).toEqual({ bin: Buffer.alloc(100_000, 3), n: 1 });
+    expect(a.bin.buffer).toBe(large.buffer); // no copy of 100 KB
+    expect(b).toEqual({ bin: Buffer.from([1, 2, 3]), n: 2 });
+    expect(b.bin.buffer).not.toBe(small.buffer);
+    // copies again for the next small message: a small one's bins never point into the reused buffer
+    const c = back.decode(Buffer.from(out.encode({ bin: Buffer.from([4, 5]), n: 3 }))) as { bin: Buffer };
+    back.decode(Buffer.from(out.encode({ bin: Buffer.from([9, 9]), n: 4 })));
+    expect(c.bin).toEqual(Buffer.from([4, 5]));
+  });
+
   it('are smaller than plain MessagePack for a repeated shape', () => {
     const s = new MsgpackCodec().session()!;
     const v = { id: 1, name: 'n', tags: ['a'], ok: true };

@@ -9,7 +9,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { firstValueFrom } from 'rxjs';
 import { EchoModule, nestClientContext } from '../nest-echo.js';
-import { type BenchTransport, benchWindow } from '../transport.js';
+import { type BenchTransport, benchMaxFrame, benchWindow } from '../transport.js';
 
 async function lib(): Promise<any> {
   const where = process.env.OCCAMS_BEFORE_LIB;
@@ -21,7 +21,7 @@ export const occamsBefore: BenchTransport = {
   name: 'occams-before',
   async serve() {
     const { OccamsServer } = await lib();
-    const strategy = new OccamsServer({ host: '127.0.0.1', port: 0 });
+    const strategy = new OccamsServer({ host: '127.0.0.1', port: 0, maxFrameSize: benchMaxFrame() });
     const app = await NestFactory.createMicroservice(EchoModule, { strategy, logger: ['error'] });
     await app.listen();
     return { port: strategy.address.port, close: () => app.close() };

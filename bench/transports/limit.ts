@@ -1,53 +1,108 @@
 /**
  * The ceiling: bare `net` sockets, a minimal [u32 len][u32 id] frame, writes
  * coalesced per tick on both sides, no window, no timers. With `codec` the
- * payload goes through the same msgpack encode/decode as ours on both sides.
+ * payload goes through msgpackr with the options of our plain codec on both
+ * sides. Written as a good engineer would, for large bodies too:
+ * - frames are accumulated without re-concatenating: a frame whole in a read
+ *   is a view of it; one that spans reads is copied once, into a buffer of
+ *   its own size (as lib/protocol/frame-decoder.ts, undici, grpc-js do);
+ * - a frame goes out as an 8-byte header and its body, never copied to join
+ *   them; a tick's frames are joined into one write while small, and handed
+ *   to the socket corked (one writev) once large, so a large body is never
+ *   copied in JavaScript.
  */
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 import type { BenchClient, BenchServer, BenchTransport } from '../transport.js';
 
-const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
+const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, mapsAsObjects: true, moreTypes: false, bundleStrings: false, structuredClone: false });
+
+/** A tick's frames up to this many bytes are joined into one buffer (one copy of small bodies); beyond, written corked. */
+const JOIN_BELOW = 64 * 1024;
 
 class Batcher {
-  private parts: Buffer[] = [];
+  private parts: Uint8Array[] = [];
+  private bytes = 0;
   private scheduled = false;
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const parts = this.parts;
+    const socket = this.socket;
+    this.parts = [];
+    if (this.bytes <= JOIN_BELOW) socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.bytes));
+    else {
+      socket.cork();
+      for (const part of parts) socket.write(part);
+      socket.uncork();
+    }
+    this.bytes = 0;
+  };
   constructor(private readonly socket: net.Socket) {}
-  push(b: Buffer): void {
-    this.parts.push(b);
+  push(id: number, body: Uint8Array): void {
+    const head = Buffer.allocUnsafe(8);
+    head.writeUInt32LE(body.length, 0);
+    head.writeUInt32LE(id, 4);
+    this.parts.push(head, body);
+    this.bytes += 8 + body.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(() => {
-        this.scheduled = false;
-        const parts = this.parts;
-        this.parts = [];
-        this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-      });
+      process.nextTick(this.flush);
     }
   }
 }
 
-function frame(id: number, body: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(8 + body.length);
-  b.writeUInt32LE(body.length, 0);
-  b.writeUInt32LE(id, 4);
-  b.set(body, 8);
-  return b;
-}
-
+/** Frames out of a byte stream: views of the read when whole in it, else one copy into a buffer of the frame's size. */
 function reader(onFrame: (id: number, body: Buffer) => void): (chunk: Buffer) => void {
-  let pending: Buffer | undefined;
+  const head = Buffer.allocUnsafe(8);
+  let headFill = 0;
+  let id = 0;
+  let body: Buffer | undefined;
+  let bodyFill = 0;
   return (chunk) => {
-    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
     let off = 0;
-    while (buf.length - off >= 8) {
-      const len = buf.readUInt32LE(off);
-      if (buf.length - off - 8 < len) break;
-      onFrame(buf.readUInt32LE(off + 4), buf.subarray(off + 8, off + 8 + len));
-      off += 8 + len;
+    const len = chunk.length;
+    while (off < len) {
+      if (body !== undefined) {
+        const n = Math.min(body.length - bodyFill, len - off);
+        chunk.copy(body, bodyFill, off, off + n);
+        bodyFill += n;
+        off += n;
+        if (bodyFill === body.length) {
+          const whole = body;
+          body = undefined;
+          onFrame(id, whole);
+        }
+        continue;
+      }
+      if (headFill === 0 && len - off >= 8) {
+        const size = chunk.readUInt32LE(off);
+        const frameId = chunk.readUInt32LE(off + 4);
+        off += 8;
+        if (len - off >= size) {
+          onFrame(frameId, chunk.subarray(off, off + size));
+          off += size;
+        } else {
+          id = frameId;
+          body = Buffer.allocUnsafe(size);
+          bodyFill = 0;
+        }
+        continue;
+      }
+      const n = Math.min(8 - headFill, len - off);
+      chunk.copy(head, headFill, off, off + n);
+      headFill += n;
+      off += n;
+      if (headFill === 8) {
+        headFill = 0;
+        id = head.readUInt32LE(4);
+        body = Buffer.allocUnsafe(head.readUInt32LE(0));
+        bodyFill = 0;
+        if (body.length === 0) {
+          body = undefined;
+          onFrame(id, Buffer.alloc(0));
+        }
+      }
     }
-    pending = off < buf.length ? buf.subarray(off) : undefined;
-    buf = undefined as unknown as Buffer;
   };
 }
 
@@ -60,7 +115,7 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
         const out = new Batcher(socket);
         socket.on(
           'data',
-          reader((id, body) => out.push(frame(id, codec ? packr.pack(packr.unpack(body)) : body))),
+          reader((id, body) => out.push(id, codec ? packr.pack(packr.unpack(body)) : body)),
         );
         socket.on('error', () => {});
       });
@@ -74,7 +129,7 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
       const out = new Batcher(socket);
       const pending = new Map<number, (v: unknown) => void>();
       let nextId = 1;
-      let raw: Buffer | undefined;
+      let raw: Uint8Array | undefined;
       socket.on(
         'data',
         reader((id, body) => {
@@ -87,7 +142,7 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
         call(payload: unknown) {
           const id = nextId++ >>> 0;
           const body = codec ? packr.pack(payload) : (raw ??= Buffer.from(packr.pack(payload)));
-          out.push(frame(id, body));
+          out.push(id, body);
           return new Promise((resolve) => pending.set(id, resolve));
         },
         async close() {

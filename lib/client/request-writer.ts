@@ -1,7 +1,8 @@
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { actionBytes } from '../core/action-bytes.js';
-import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
+import type { FrameWriter } from '../core/frame-writer.js';
+import { InPlaceRoom } from '../core/in-place-room.js';
 import { EncodeError } from '../errors.js';
 import { EMPTY, REQUEST_HEADER_SIZE } from '../protocol/constants.js';
 import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER, FORMAT_RECORDS } from '../protocol/extensions.js';
@@ -51,7 +52,7 @@ export class RequestWriter {
     const codec = records ?? this.codec;
     if (records !== undefined) format |= FORMAT_RECORDS;
     try {
-      if (call.options === undefined && call.kind !== CallKind.Control && codec.encodeInto !== undefined && this.room.worthIt) {
+      if (call.options === undefined && call.kind !== CallKind.Control && codec.encodeInto !== undefined) {
         // the usual call: no header, no blob; the codec writes the msg into the frame
         const action = call.action;
         const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;

@@ -91,7 +91,8 @@ const SESSION_OPTIONS = { ...OPTIONS, useRecords: true, sequential: true } as co
  * for each fresh slice of a socket read cost more than the copy (a third of
  * a small message's decode, measured). That decoder copies bin values out
  * (`copyBuffers`), so nothing decoded refers to the reused buffer; larger
- * messages are decoded in place, their bins views of the bytes received.
+ * messages are decoded in place, their bins views of the bytes received
+ * (in a session too: `inPlace`).
  * The reused buffer is zeroed after each message, so it never holds
  * another message's bytes while msgpackr reads one.
  *
@@ -249,7 +250,7 @@ export class MsgpackCodec implements Codec {
         if (err instanceof MessageTooHeavyError) this.learnShapes(bytes);
         throw err;
       }
-      const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : sessionUnpackr.unpack(bytes);
+      const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : inPlace(sessionUnpackr, bytes);
       this.shapes!.check(length);
       return value;
     }
@@ -323,6 +324,25 @@ function fromScratch(unpackr: Unpackr, bytes: Uint8Array): unknown {
     scratch.busy = false;
     // nothing of this message stays for the next one to reach (checkMessage already keeps msgpackr within a message)
     scratch.view.fill(0, 0, bytes.length); // Uint8Array's fill: half the cost of Buffer's argument checks
+  }
+}
+
+/**
+ * A session's larger message, decoded where it is (as the plain codec's):
+ * its bins views of the bytes received, not copies (msgpackr reads
+ * `copyBuffers` as it meets each bin). `scratch` is marked busy meanwhile,
+ * so a decode nested in it (an application's msgpackr extension) never
+ * reads from the scratch buffer with copies off.
+ */
+function inPlace(unpackr: Unpackr, bytes: Uint8Array): unknown {
+  const busy = scratch.busy;
+  scratch.busy = true;
+  (unpackr as { copyBuffers?: boolean }).copyBuffers = false;
+  try {
+    return unpackr.unpack(bytes);
+  } finally {
+    (unpackr as { copyBuffers?: boolean }).copyBuffers = true;
+    scratch.busy = busy;
   }
 }
 

@@ -17,63 +17,6 @@ export const DEFAULT_FLUSH_THRESHOLD = 64 * 1024;
  */
 export const FIRST_FLUSH = 4 * 1024;
 
-/** The least room asked of `begin` for a msg encoded in place. */
-export const IN_PLACE_ROOM = 8 * 1024;
-/** Msgs are encoded in place while twice the recent ones fit in this. */
-const MAX_IN_PLACE_ROOM = 64 * 1024;
-
-/**
- * How much room to ask `begin` for, for a msg a codec encodes in place:
- * twice the largest of the last few msgs, at least IN_PLACE_ROOM. An arena
- * with less left is retired first; a value that outgrows the room is
- * handed back by the codec in a buffer of its own (msgpackr allocates one
- * the size of the arena for it), which this keeps rare.
- */
-export class InPlaceRoom {
-  next = IN_PLACE_ROOM;
-
-  /** Large msgs are encoded apart and copied (the copy is small next to their encoding; an arena keeps a few of them). */
-  get worthIt(): boolean {
-    return this.next <= MAX_IN_PLACE_ROOM;
-  }
-
-  /** A msg of `size` bytes was written (in place or not); returns `size`. */
-  used(size: number): number {
-    const want = size * 2;
-    if (want > this.next) this.next = want;
-    else if (this.next > IN_PLACE_ROOM) this.next = Math.max(IN_PLACE_ROOM, this.next - (this.next >> 4)); // shrinks slowly back
-    return size;
-  }
-
-  /** A msg outgrew the room (the codec returned its bytes); returns them. */
-  outgrown(bytes: Uint8Array): Uint8Array {
-    this.next = Math.max(this.next, bytes.length * 2);
-    return bytes;
-  }
-
-  /**
-   * Has `codec` encode `value` into the next frame of `writer`, after the
-   * frame's `head` bytes: returns the msg's length, the frame begun (commit
-   * it with `endRequest` / `endResponse`), or the msg's bytes when it
-   * outgrew the room, nothing begun. A throw leaves nothing begun. Callers
-   * check `codec.encodeInto` and `worthIt` first.
-   */
-  encode(writer: FrameWriter, codec: { encodeInto?: EncodeInto }, value: unknown, head: number): number | Uint8Array {
-    const buf = writer.begin(head + this.next);
-    const body = writer.at + head;
-    let out: number | Uint8Array | undefined;
-    try {
-      out = codec.encodeInto!(value, buf, body);
-    } finally {
-      if (typeof out !== 'number') writer.discard();
-    }
-    return typeof out === 'number' ? this.used(out - body) : this.outgrown(out);
-  }
-}
-
-/** A codec's `encodeInto` (codec/codec.ts): the end of the msg in `target`, or its bytes elsewhere when it did not fit. */
-type EncodeInto = (value: unknown, target: Uint8Array, offset: number) => number | Uint8Array;
-
 /**
  * Spare arenas kept per writer: as many as were ever waiting on the socket
  * at once (what the traffic in flight needed), at least 2, at most 32

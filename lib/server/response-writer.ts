@@ -1,5 +1,6 @@
 import type { Codec } from '../codec/codec.js';
-import { type FrameWriter, InPlaceRoom } from '../core/frame-writer.js';
+import type { FrameWriter } from '../core/frame-writer.js';
+import { InPlaceRoom } from '../core/in-place-room.js';
 import { ErrorCode } from '../errors.js';
 import { EMPTY, FLAG_ERROR_BYTES, FLAG_OK, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import { FLAG_OK_RECORDS } from '../protocol/extensions.js';
@@ -24,6 +25,16 @@ export class ResponseWriter {
     private readonly codec: Codec,
     private readonly logger: RpcLogger,
   ) {}
+
+  /** The connection is idle: drops the scratch buffer large results were encoded in. */
+  release(): void {
+    this.room.release();
+  }
+
+  /** Bytes of that scratch buffer (stats, tests). */
+  get heldBytes(): number {
+    return this.room.heldBytes;
+  }
 
   /** From now on, results (flag 0 with a value) go out in `session`. */
   useRecords(session: Codec): void {
@@ -76,7 +87,7 @@ export class ResponseWriter {
    * else as `encode`.
    */
   private encodeInPlace(codec: Codec, value: unknown, seq: number): number | Uint8Array | undefined {
-    if (codec.encodeInto === undefined || !this.room.worthIt) {
+    if (codec.encodeInto === undefined) {
       const bytes = this.encode(value, seq, codec);
       if (bytes !== undefined) this.room.used(bytes.length);
       return bytes;

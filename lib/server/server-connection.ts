@@ -247,14 +247,16 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     return Math.max(0, now - this.lastRequestAt);
   }
 
-  /** Quiet a while: gives back the write buffers a burst grew (RpcServer's idle sweep). */
+  /** Quiet a while: gives back the write buffers a burst grew, and the scratch of large results (RpcServer's idle sweep). */
   trim(): void {
-    if (this.state !== 'closed') this.writer.trim();
+    if (this.state === 'closed') return;
+    this.writer.trim();
+    this.out.release();
   }
 
-  /** Bytes this connection's writer holds in its buffers (stats, tests). */
+  /** Bytes this connection's writer holds in its buffers, and the scratch of large results (stats, tests). */
   get writeBuffers(): number {
-    return this.writer.heldBytes;
+    return this.writer.heldBytes + this.out.heldBytes;
   }
 
   /** True when the client negotiated this extension feature. */
