@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { waitMessage } from './ipc.js';
 import { startServerProcess } from './server-process.js';
 import { loadTransport, mixed } from './transport.js';
@@ -52,7 +53,9 @@ async function child(transportName: string): Promise<void> {
   const big = kind === 'bin' ? Buffer.alloc(BIG, 7) : mixed(BIG);
   let wrong = 0;
   const same = (v: unknown): boolean =>
-    kind === 'bin' ? Buffer.isBuffer(big) && v instanceof Uint8Array && Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(big) : (v as { text?: string }).text === (big as { text: string }).text;
+    kind === 'bin'
+      ? Buffer.isBuffer(big) && v instanceof Uint8Array && Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(big)
+      : (v as { text?: string }).text === (big as { text: string }).text;
   let t0 = performance.now();
   await Promise.all(
     Array.from({ length: INFLIGHT }, async () => {
@@ -66,7 +69,7 @@ async function child(transportName: string): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: INFLIGHT }, async () => {
-      while (next++ < SMALL_CALLS) if ((await client.call(small) as { text?: string }).text !== small.text) wrong++;
+      while (next++ < SMALL_CALLS) if (((await client.call(small)) as { text?: string }).text !== small.text) wrong++;
     }),
   );
   const smallSeconds = (performance.now() - t0) / 1000;
@@ -111,7 +114,10 @@ async function main(): Promise<void> {
   }
   const inFlightMiB = (INFLIGHT * BIG) / MiB;
   const lines = [
-    `Run ${new Date().toISOString()} on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end.`,
+    `Run ${new Date().toISOString()} on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} at the end.`,
     `${INFLIGHT} calls in flight echoing ${BIG / MiB} MiB each (${inFlightMiB} MiB in flight each way), then ${SMALL_CALLS} x 16 KiB mixed object, ${INFLIGHT} in flight; RSS after: 3 s idle after the burst.`,
     '',
     '| transport | payload | big calls | MiB/s (both ways) | 16 KiB calls/s | wrong | client peak RSS MiB (x in flight) | server peak RSS MiB (x in flight) | client RSS after | server RSS after |',

@@ -36,7 +36,9 @@ export function renderChart(points: ChartPoint[]): string {
       const h = (height * v) / max;
       const x = x0 + ti * barW;
       if (p && !p.ok) svg.push(`<text x="${x + barW / 2}" y="${top + height - 4}" text-anchor="middle" fill="#c53030" font-size="10">✗</text>`);
-      svg.push(`<rect x="${x}" y="${top + height - h}" width="${barW - 2}" height="${h}" fill="${COLORS[ti % COLORS.length]}"><title>${t} ${g}: ${Math.round(v)} req/s</title></rect>`);
+      svg.push(
+        `<rect x="${x}" y="${top + height - h}" width="${barW - 2}" height="${h}" fill="${COLORS[ti % COLORS.length]}"><title>${t} ${g}: ${Math.round(v)} req/s</title></rect>`,
+      );
     });
     svg.push(`<text x="${x0 + (transports.length * barW) / 2}" y="${top + height + 16}" text-anchor="middle">${g}</text>`);
   });

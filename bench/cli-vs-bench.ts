@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { waitMessage } from './ipc.js';
 import { payload } from './transport.js';
 
@@ -73,7 +74,9 @@ async function cliSide(server: ChildProcess, port: number): Promise<Side> {
   await reset(server);
   const args = [cliMain, 'bench', `127.0.0.1:${port}`, 'echo', JSON.stringify(payload('small')), '-c', String(inflight), '-z', `${seconds}s`, '--warmup', `${warmup}s`, '--json'];
   const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, args, { timeout: (seconds + warmup + 30) * 1000, maxBuffer: 1 << 24 }, (err, so, se) => (err ? reject(new Error(`${err.message}\n${se}`)) : resolve(so))),
+    execFile(process.execPath, args, { timeout: (seconds + warmup + 30) * 1000, maxBuffer: 1 << 24 }, (err, so, se) =>
+      err ? reject(new Error(`${err.message}\n${se}`)) : resolve(so),
+    ),
   );
   const cpu = await serverCpu(server);
   const r = JSON.parse(stdout);
@@ -100,7 +103,9 @@ try {
     const b = first === 'bench' ? await cliSide(server, port) : await benchSide(server, port);
     const [bench, cli] = first === 'bench' ? [a, b] : [b, a];
     results.push({ round, bench, cli, load });
-    console.log(`round ${round}: bench ${bench.rps.toFixed(0)}/s p50 ${bench.p50us.toFixed(0)} µs p99 ${bench.p99us.toFixed(0)} µs server ${bench.serverCpuUsPerCall.toFixed(2)} µs/call | cli ${cli.rps.toFixed(0)}/s p50 ${cli.p50us.toFixed(0)} µs p99 ${cli.p99us.toFixed(0)} µs server ${cli.serverCpuUsPerCall.toFixed(2)} µs/call (load ${load.toFixed(1)})`);
+    console.log(
+      `round ${round}: bench ${bench.rps.toFixed(0)}/s p50 ${bench.p50us.toFixed(0)} µs p99 ${bench.p99us.toFixed(0)} µs server ${bench.serverCpuUsPerCall.toFixed(2)} µs/call | cli ${cli.rps.toFixed(0)}/s p50 ${cli.p50us.toFixed(0)} µs p99 ${cli.p99us.toFixed(0)} µs server ${cli.serverCpuUsPerCall.toFixed(2)} µs/call (load ${load.toFixed(1)})`,
+    );
   }
 } finally {
   server.send('stop');

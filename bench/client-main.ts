@@ -13,10 +13,16 @@ const transport = await loadTransport(name!);
 const client = await transport.connect(Number(portArg));
 const body = payload(payloadKind!);
 
-const result = await closedLoop(() => client.call(body), Number(inflightArg), Number(secondsArg), Number(warmupArg), async () => {
-  process.send!({ type: 'measure' });
-  await new Promise((r) => process.once('message', r)); // the server reset its counters
-});
+const result = await closedLoop(
+  () => client.call(body),
+  Number(inflightArg),
+  Number(secondsArg),
+  Number(warmupArg),
+  async () => {
+    process.send!({ type: 'measure' });
+    await new Promise((r) => process.once('message', r)); // the server reset its counters
+  },
+);
 process.send!({ type: 'result', ...result, maxRssKiB: process.resourceUsage().maxRSS });
 await Promise.race([client.close(), new Promise((r) => setTimeout(r, 1000))]);
 process.exit(0);

@@ -15,13 +15,7 @@ export interface LoopResult {
  * Runs `inflight` callers for `warmup` s, then measures for `seconds` s.
  * `beforeMeasure` runs between the two (e.g. to let a server reset its counters).
  */
-export async function closedLoop(
-  call: () => Promise<unknown>,
-  inflight: number,
-  seconds: number,
-  warmup: number,
-  beforeMeasure?: () => Promise<void>,
-): Promise<LoopResult> {
+export async function closedLoop(call: () => Promise<unknown>, inflight: number, seconds: number, warmup: number, beforeMeasure?: () => Promise<void>): Promise<LoopResult> {
   const MAX = 1 << 20;
   const samples = new Float64Array(MAX);
   let measuring = false;

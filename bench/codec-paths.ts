@@ -23,7 +23,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+
 import { Packr } from 'msgpackr';
+
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { inFreshProcesses, minMedianRows } from './fresh-processes.js';
 import { SMALL } from './transport.js';
@@ -67,8 +69,14 @@ function str(s: string): void {
   }
   const len = Buffer.byteLength(s);
   if (len < 32) out[pos++] = 0xa0 | len;
-  else if (len < 256) (out[pos++] = 0xd9), (out[pos++] = len);
-  else (out[pos++] = 0xda), (out[pos++] = len >> 8), (out[pos++] = len & 255);
+  else if (len < 256) {
+    out[pos++] = 0xd9;
+    out[pos++] = len;
+  } else {
+    out[pos++] = 0xda;
+    out[pos++] = len >> 8;
+    out[pos++] = len & 255;
+  }
   pos += out.write(s, pos);
 }
 
@@ -81,8 +89,11 @@ function val(v: unknown): void {
       return;
     case 'number':
       if (v >>> 0 === v && v < 128) out[pos++] = v;
-      else if (v >>> 0 === v && v < 65536) (out[pos++] = 0xcd), (out[pos++] = v >> 8), (out[pos++] = v & 255);
-      else {
+      else if (v >>> 0 === v && v < 65536) {
+        out[pos++] = 0xcd;
+        out[pos++] = v >> 8;
+        out[pos++] = v & 255;
+      } else {
         f64[0] = v;
         out[pos++] = 0xcb;
         for (let i = 7; i >= 0; i--) out[pos++] = f64Bytes[i]!; // big-endian (little-endian hosts)

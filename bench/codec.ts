@@ -18,7 +18,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+
 import { Packr } from 'msgpackr';
+
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { SMALL } from './transport.js';
 

@@ -93,7 +93,10 @@ process.on('message', async (m: { type: string; phases?: { name: string; ranges:
       const parts = ph.ranges.map(([from, to]) => took.subarray(firstAtOrAfter(from), firstAtOrAfter(to)));
       const xs = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
       let at = 0;
-      for (const p of parts) (xs.set(p, at), (at += p.length));
+      for (const p of parts) {
+        xs.set(p, at);
+        at += p.length;
+      }
       xs.sort();
       const seconds = ph.ranges.reduce((a, [from, to]) => a + (to - from), 0) / 1000;
       return { name: ph.name, calls: xs.length, perSecond: Math.round(xs.length / seconds), p50: percentile(xs, 50), p99: percentile(xs, 99), max: percentile(xs, 100) };

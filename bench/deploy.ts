@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { freePort } from './free-port.js';
 import { countIds } from './ids-files.js';
 import { waitMessage } from './ipc.js';
@@ -156,7 +157,13 @@ const phases = [
 ];
 const results = await Promise.all(
   clients.map((c) => {
-    const got = waitMessage<{ tally: { sent: number; ok: number; wrong: number; failed: Record<string, number> }; outstanding: number; phases: { name: string; calls: number; perSecond: number; p50: number; p99: number; max: number }[]; lastId: number; index: number }>(c, 'result', 120_000);
+    const got = waitMessage<{
+      tally: { sent: number; ok: number; wrong: number; failed: Record<string, number> };
+      outstanding: number;
+      phases: { name: string; calls: number; perSecond: number; p50: number; p99: number; max: number }[];
+      lastId: number;
+      index: number;
+    }>(c, 'result', 120_000);
     c.send({ type: 'stop', phases });
     return got;
   }),
@@ -185,7 +192,14 @@ const lost = Math.max(0, ok - ids.size) + results.reduce((a, r) => a + r.outstan
 const secondsOf = (ranges: Range[]) => ranges.reduce((a, [f, t]) => a + (t - f), 0) / 1000;
 const phaseFigures = phases.map((ph) => {
   const per = results.map((r) => r.phases.find((p) => p.name === ph.name)!);
-  return { name: ph.name, seconds: secondsOf(ph.ranges), perSecond: per.reduce((a, p) => a + p.perSecond, 0), p50: Math.max(...per.map((p) => p.p50)), p99: Math.max(...per.map((p) => p.p99)), max: Math.max(...per.map((p) => p.max)) };
+  return {
+    name: ph.name,
+    seconds: secondsOf(ph.ranges),
+    perSecond: per.reduce((a, p) => a + p.perSecond, 0),
+    p50: Math.max(...per.map((p) => p.p50)),
+    p99: Math.max(...per.map((p) => p.p99)),
+    max: Math.max(...per.map((p) => p.max)),
+  };
 });
 const p99Before = phaseFigures[0]!.p99;
 const p99Deploy = phaseFigures[3]!.p99;
@@ -194,7 +208,18 @@ const report = {
   load: os.loadavg().map((x) => Math.round(x * 100) / 100),
   cpus: os.cpus().length,
   node: process.version,
-  setup: { warmupSeconds: warmupS, replicas: 3, clients: CLIENTS, inFlightPerClient: IN_FLIGHT, ttlSeconds: ttl, settleSeconds: settleS, resolveIntervalMs: RESOLVE_INTERVAL, minIntervalMs: 250, quietSeconds: quietS, newReplicasStarted: startLate ? 'at their turn' : 'before the load' },
+  setup: {
+    warmupSeconds: warmupS,
+    replicas: 3,
+    clients: CLIENTS,
+    inFlightPerClient: IN_FLIGHT,
+    ttlSeconds: ttl,
+    settleSeconds: settleS,
+    resolveIntervalMs: RESOLVE_INTERVAL,
+    minIntervalMs: 250,
+    quietSeconds: quietS,
+    newReplicasStarted: startLate ? 'at their turn' : 'before the load',
+  },
   sent,
   ok,
   failed,

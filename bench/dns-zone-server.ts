@@ -14,6 +14,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+
 import dnsPacket from 'dns-packet';
 
 export interface SrvTarget {
@@ -70,7 +71,8 @@ function answer(query: Buffer): Buffer | undefined {
   if (question.type === 'A') for (const ip of entry.A ?? []) answers.push({ type: 'A', name: question.name, ttl, data: ip });
   if (question.type === 'AAAA') for (const ip of entry.AAAA ?? []) answers.push({ type: 'AAAA', name: question.name, ttl, data: ip });
   if (question.type === 'SRV') {
-    for (const s of entry.SRV ?? []) answers.push({ type: 'SRV', name: question.name, ttl, data: { target: s.target, port: s.port, priority: s.priority ?? 0, weight: s.weight ?? 10 } });
+    for (const s of entry.SRV ?? [])
+      answers.push({ type: 'SRV', name: question.name, ttl, data: { target: s.target, port: s.port, priority: s.priority ?? 0, weight: s.weight ?? 10 } });
   }
   return reply(RCODE.NOERROR, answers);
 }

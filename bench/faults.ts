@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { FailoverPool, type FailoverStrategy, type OccamsError } from '../lib/index.js';
 import type { Fault } from './fault-proxy.js';
 

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { FailoverPool, type OccamsError } from '../lib/index.js';
 import { freePort } from './free-port.js';
 import { countIds } from './ids-files.js';
@@ -117,9 +118,7 @@ frozen.kill('SIGCONT');
 await Promise.all(workers);
 
 // the servers finish and write their ids
-await Promise.all(
-  children.map((c) => new Promise<void>((r) => (c.once('exit', () => r()), c.kill('SIGTERM')))),
-);
+await Promise.all(children.map((c) => new Promise<void>((r) => (c.once('exit', () => r()), c.kill('SIGTERM')))));
 pool.destroy();
 
 const ids = countIds(dir);

@@ -6,7 +6,8 @@
  * connection. Usage: node dist/bench/fuzz.js [--seconds 60]
  */
 import net from 'node:net';
-import { ClientStream, RpcServer, MethodDispatch, type RpcLogger, type TcpAddress } from '../lib/index.js';
+
+import { ClientStream, MethodDispatch, type RpcLogger, RpcServer, type TcpAddress } from '../lib/index.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 
 const i = process.argv.indexOf('--seconds');
@@ -31,10 +32,10 @@ const header = () => Buffer.from(encodeRequest({ action: 'echo', seq: 1 }).subar
 const kinds: Record<string, () => Buffer> = {
   random: () => bytes(1 + rnd(1024)),
   truncated: () => encodeRequest({ action: 'echo', seq: 1 }).subarray(0, 1 + rnd(31)),
-  magic: () => (((h) => (h.writeUInt16LE((19749 + 1 + rnd(65000)) % 65536, 0), h))(header())),
-  version: () => (((h) => ((h[2] = 2 + rnd(250)), h))(header())),
-  overLimit: () => (((h) => (h.writeUInt32LE(maxFrameSize - 32 + 1 + rnd(1000), 24), h))(header())),
-  absurdAction: () => (((h) => (h.writeUInt32LE(0xffffffff, 4), h))(header())),
+  magic: () => ((h) => (h.writeUInt16LE((19749 + 1 + rnd(65000)) % 65536, 0), h))(header()),
+  version: () => ((h) => ((h[2] = 2 + rnd(250)), h))(header()),
+  overLimit: () => ((h) => (h.writeUInt32LE(maxFrameSize - 32 + 1 + rnd(1000), 24), h))(header()),
+  absurdAction: () => ((h) => (h.writeUInt32LE(0xffffffff, 4), h))(header()),
   randomMsgpack: () => encodeRequest({ action: 'echo', seq: 1, msg: bytes(1 + rnd(64)) }),
 };
 const tried = new Map<string, number>();

@@ -5,8 +5,8 @@
  * and answers with its tally ({ type: 'result', tally }). A hard stop 3 s
  * past the window sends what it has and exits, whatever the attack awaits.
  */
-import { ATTACKS, type AttackContext } from './hostile-attacks.js';
-import { RawConn, newTally, note } from './hostile-wire.js';
+import { type AttackContext, ATTACKS } from './hostile-attacks.js';
+import { newTally, note, RawConn } from './hostile-wire.js';
 
 const [name, portArg, windowArg] = process.argv.slice(2);
 const attack = ATTACKS.find((a) => a.name === name);

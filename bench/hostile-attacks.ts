@@ -8,11 +8,12 @@
  * server did with each attack, whatever its defaults.
  */
 import { Packr } from 'msgpackr';
-import { ClientStream, type OccamsError } from '../lib/index.js';
+
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { ClientStream, type OccamsError } from '../lib/index.js';
 import { ALL_FEATURES, FEATURE_CANCEL, FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { encodeRequest, writeRequestHeader } from '../lib/protocol/request-frame.js';
-import { type AttackTally, RawConn, note } from './hostile-wire.js';
+import { type AttackTally, note, RawConn } from './hostile-wire.js';
 
 export interface AttackContext {
   port: number;

@@ -17,7 +17,8 @@
  * the loop was stalled in the window.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { MethodDispatch, RpcServer, type RpcLogger, type ServerRequest } from '../lib/index.js';
+
+import { MethodDispatch, type RpcLogger, RpcServer, type ServerRequest } from '../lib/index.js';
 
 const HOLD_MS = 20;
 /** distinct log lines kept per window (the rest are only counted) */

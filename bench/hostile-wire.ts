@@ -5,8 +5,9 @@
  * server that ended it. HELLO is optional (`hello(features)`).
  */
 import net from 'node:net';
-import { helloCodec } from '../lib/protocol/hello.js';
+
 import { ACTION_HELLO } from '../lib/protocol/extensions.js';
+import { helloCodec } from '../lib/protocol/hello.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 
@@ -64,9 +65,12 @@ export class RawConn {
   private helloAnswer: ((bits: number | undefined) => void) | undefined;
   /** whoever waits in `until` (a send for drain, a wait for answers) */
   private wakers: (() => void)[] = [];
-  private readonly decoder = new ResponseDecoder({
-    onResponse: (flag, seq, _msgLen, msg, blob) => this.onResponse(flag, seq, msg, blob),
-  }, 64 * 1024 * 1024);
+  private readonly decoder = new ResponseDecoder(
+    {
+      onResponse: (flag, seq, _msgLen, msg, blob) => this.onResponse(flag, seq, msg, blob),
+    },
+    64 * 1024 * 1024,
+  );
 
   private constructor(
     readonly socket: net.Socket,

@@ -21,9 +21,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { ATTACKS } from './hostile-attacks.js';
-import type { AttackTally } from './hostile-wire.js';
 import { Victim, type VictimFigures } from './hostile-victim.js';
+import type { AttackTally } from './hostile-wire.js';
 import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -71,7 +72,10 @@ let server!: ChildProcess;
 let port = 0;
 
 async function startServer(): Promise<void> {
-  server = fork(path.join(here, 'hostile-server.js'), [], { execArgv: process.env.HOSTILE_SERVER_ARGS ? process.env.HOSTILE_SERVER_ARGS.split(' ') : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  server = fork(path.join(here, 'hostile-server.js'), [], {
+    execArgv: process.env.HOSTILE_SERVER_ARGS ? process.env.HOSTILE_SERVER_ARGS.split(' ') : [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   port = (await waitMessage<{ port: number }>(server, 'ready', 20_000)).port;
 }
 
@@ -170,11 +174,15 @@ function markdown(meta: Record<string, unknown>, windows: WindowResult[]): strin
   const details = windows.map((w) => {
     const lines = [`- \`${w.attack}\`: ${w.title}.`];
     if (w.victim.failedTotal + w.victim.wrong + w.victim.unsettled > 0) {
-      lines.push(`  victim failures: ${counts({ ...w.victim.failed, ...(w.victim.wrong ? { wrong: w.victim.wrong } : {}), ...(w.victim.unsettled ? { unsettled: w.victim.unsettled } : {}) })}; reconnects ${w.victim.reconnects}`);
+      lines.push(
+        `  victim failures: ${counts({ ...w.victim.failed, ...(w.victim.wrong ? { wrong: w.victim.wrong } : {}), ...(w.victim.unsettled ? { unsettled: w.victim.unsettled } : {}) })}; reconnects ${w.victim.reconnects}`,
+      );
     }
     if ('crashed' in w.server) lines.push(`  server: ${w.server.crashed}`);
     else {
-      lines.push(`  server: stats ${w.statsAfterMs} ms after the window, victim alone ${w.settledAfterMs} ms after; max RSS so far ${w.server.maxRssMiB} MiB; ended ${counts(w.server.ended)}; log lines ${counts(w.server.logLines)}`);
+      lines.push(
+        `  server: stats ${w.statsAfterMs} ms after the window, victim alone ${w.settledAfterMs} ms after; max RSS so far ${w.server.maxRssMiB} MiB; ended ${counts(w.server.ended)}; log lines ${counts(w.server.logLines)}`,
+      );
       for (const l of w.server.logSamples) lines.push(`    - ${l}`);
     }
     if (w.attacker !== null) {

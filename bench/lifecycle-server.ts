@@ -11,11 +11,14 @@
  * executed, events }) and exit 0.
  */
 import 'reflect-metadata';
+
+import fs from 'node:fs';
+
 import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import fs from 'node:fs';
 import { interval, Observable } from 'rxjs';
+
 import { MethodDispatch, OccamsContext, OccamsServer, RpcServer, type RpcServerOptions, type ServerRequest, silentLogger, type TcpAddress } from '../lib/index.js';
 
 const mode = process.argv[2] ?? 'stream';

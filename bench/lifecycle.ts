@@ -9,15 +9,17 @@
  * RSS under 8 x 100,000 x 1 KiB streams, close durations, requests lost at
  * SIGTERM.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { lastValueFrom } from 'rxjs';
+
+import { ClientStream, MethodDispatch, msgpackCodec, OccamsClient, type OccamsError, RpcServer, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
 import * as protocol from '../lib/protocol/index.js';
-import { ClientStream, MethodDispatch, OccamsClient, type OccamsError, RpcServer, msgpackCodec, silentLogger, streamCall, type TcpAddress } from '../lib/index.js';
 import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -26,7 +28,6 @@ const log = (m: string) => !json && console.log(m);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- process helpers ---------------------------------------------------------
-
 
 async function server(mode: 'nest' | 'stream', options: Record<string, unknown> = {}) {
   const child = fork(path.join(here, 'lifecycle-server.js'), [mode, JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -48,7 +49,11 @@ async function until(cond: () => Promise<boolean> | boolean, ms: number): Promis
   return -1;
 }
 
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code ?? 'unknown');
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: OccamsError) => e.code ?? 'unknown',
+  );
 const tally = (codes: string[]) => codes.reduce<Record<string, number>>((t, c) => ((t[c] = (t[c] ?? 0) + 1), t), {});
 
 /** A plain v1 request (no HELLO was said, so the server answers in v1 only). */

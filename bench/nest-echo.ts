@@ -1,5 +1,6 @@
 /** The one handler every Nest transport in the benchmark serves. */
 import 'reflect-metadata';
+
 import { Controller, type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { GrpcMethod, MessagePattern, Payload } from '@nestjs/microservices';

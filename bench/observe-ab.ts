@@ -89,7 +89,10 @@ const current = await load(path.resolve(here, '..'));
 const sides = [await side('before', await load(path.resolve(before))), await side('off', current)];
 if (!process.argv.includes('--no-channels')) sides.push(await channels(current));
 for (const s of sides) for (let i = 0; i < 3; i++) await burst(s); // warm-up, discarded
-for (const s of sides) (s.cpu.length = 0), (s.rps.length = 0);
+for (const s of sides) {
+  s.cpu.length = 0;
+  s.rps.length = 0;
+}
 for (let i = 0; i < bursts; i++) {
   for (let j = 0; j < sides.length; j++) await burst(sides[(i + j) % sides.length]!);
 }
@@ -102,16 +105,28 @@ const median = (xs: number[]) => {
 const base = sides[0]!;
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
-const rows = sides.map((s) => ({ variant: s.name, cpuUsPerReq: median(s.cpu), rps: median(s.rps), cpuVsBefore: median(s.cpu) / median(base.cpu) - 1, rpsVsBefore: median(s.rps) / median(base.rps) - 1 }));
+const rows = sides.map((s) => ({
+  variant: s.name,
+  cpuUsPerReq: median(s.cpu),
+  rps: median(s.rps),
+  cpuVsBefore: median(s.cpu) / median(base.cpu) - 1,
+  rpsVsBefore: median(s.rps) / median(base.rps) - 1,
+}));
 const lines = [
   `Run ${new Date().toISOString()} on ${machine}: one process, stream layer client and server, ${inflight} in flight, ${bursts} bursts of ${ms} ms per variant, rotated; medians.`,
   '',
   '| variant | CPU µs/req (client + server) | vs before | req/s | vs before |',
   '|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.variant} | ${r.cpuUsPerReq.toFixed(2)} | ${r.variant === 'before' ? '' : pct(r.cpuVsBefore)} | ${Math.round(r.rps)} | ${r.variant === 'before' ? '' : pct(r.rpsVsBefore)} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.variant} | ${r.cpuUsPerReq.toFixed(2)} | ${r.variant === 'before' ? '' : pct(r.cpuVsBefore)} | ${Math.round(r.rps)} | ${r.variant === 'before' ? '' : pct(r.rpsVsBefore)} |`,
+  ),
 ];
 fs.mkdirSync(resultsDir, { recursive: true });
-fs.writeFileSync(path.join(resultsDir, 'observe-ab.json'), JSON.stringify({ date: new Date().toISOString(), machine, inflight, bursts, ms, rows, raw: sides.map((s) => ({ variant: s.name, cpu: s.cpu, rps: s.rps })) }, null, 2) + '\n');
+fs.writeFileSync(
+  path.join(resultsDir, 'observe-ab.json'),
+  JSON.stringify({ date: new Date().toISOString(), machine, inflight, bursts, ms, rows, raw: sides.map((s) => ({ variant: s.name, cpu: s.cpu, rps: s.rps })) }, null, 2) + '\n',
+);
 fs.writeFileSync(path.join(resultsDir, 'observe-ab.md'), lines.join('\n') + '\n');
 console.log(lines.join('\n'));
 process.exit(0);

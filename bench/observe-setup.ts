@@ -15,6 +15,7 @@
  * Call before the first connection.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+
 import { CHANNELS, enableTracing } from '../lib/index.js';
 
 export type ObserveMode = 'off' | 'channels' | 'otel' | 'otel-unsampled' | 'als';
@@ -43,7 +44,10 @@ export async function setupObservation(mode = observeMode()): Promise<void> {
     const { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler } = await import('@opentelemetry/sdk-trace-base');
     const sampler = mode === 'otel' ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new AlwaysOffSampler() });
     const dropAll = { export: (_spans: unknown[], done: (r: { code: number }) => void) => done({ code: 0 }), shutdown: () => Promise.resolve() };
-    const provider = new BasicTracerProvider({ sampler, spanProcessors: [new BatchSpanProcessor(dropAll, { maxQueueSize: 65_536, maxExportBatchSize: 8192, scheduledDelayMillis: 50 })] });
+    const provider = new BasicTracerProvider({
+      sampler,
+      spanProcessors: [new BatchSpanProcessor(dropAll, { maxQueueSize: 65_536, maxExportBatchSize: 8192, scheduledDelayMillis: 50 })],
+    });
     api.trace.setGlobalTracerProvider(provider);
     api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     api.propagation.setGlobalPropagator(new W3CTraceContextPropagator());

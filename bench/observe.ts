@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -33,10 +34,12 @@ const rounds = Number(arg('rounds', '5'));
 const seconds = Number(arg('seconds', '2'));
 const warmup = Number(arg('warmup', '0.5'));
 const payload = arg('payload', 'small');
-const points = arg('points', 'stream:64,occams:64,occams:1').split(',').map((p) => {
-  const [transport, inflight] = p.split(':');
-  return { transport: transport!, inflight: Number(inflight) };
-});
+const points = arg('points', 'stream:64,occams:64,occams:1')
+  .split(',')
+  .map((p) => {
+    const [transport, inflight] = p.split(':');
+    return { transport: transport!, inflight: Number(inflight) };
+  });
 const before = arg('before', '');
 
 interface Variant {
@@ -64,7 +67,6 @@ interface Run {
   serverCpu: number;
   p50us: number;
 }
-
 
 async function runOnce(v: Variant, transport: string, inflight: number): Promise<Run> {
   const env = { ...process.env, OCCAMS_BENCH_OBSERVE: v.observe, BENCH_INFLIGHT: String(inflight) };
@@ -105,7 +107,9 @@ for (let round = 0; round < rounds; round++) {
       const r = await runOnce(v, p.transport, p.inflight);
       const k = key(p, v.name);
       runs.set(k, [...(runs.get(k) ?? []), r]);
-      console.log(`round ${round + 1}/${rounds}  ${p.transport} x${p.inflight}  ${v.name.padEnd(8)} ${Math.round(r.rps)} req/s  cpu/req client ${r.clientCpu.toFixed(2)} µs server ${r.serverCpu.toFixed(2)} µs`);
+      console.log(
+        `round ${round + 1}/${rounds}  ${p.transport} x${p.inflight}  ${v.name.padEnd(8)} ${Math.round(r.rps)} req/s  cpu/req client ${r.clientCpu.toFixed(2)} µs server ${r.serverCpu.toFixed(2)} µs`,
+      );
     }
   }
 }
@@ -147,6 +151,9 @@ const lines = [
   ),
 ];
 fs.mkdirSync(resultsDir, { recursive: true });
-fs.writeFileSync(path.join(resultsDir, `${out}.json`), JSON.stringify({ date: new Date().toISOString(), machine, rounds, seconds, warmup, payload, before: before || undefined, rows }, null, 2) + '\n');
+fs.writeFileSync(
+  path.join(resultsDir, `${out}.json`),
+  JSON.stringify({ date: new Date().toISOString(), machine, rounds, seconds, warmup, payload, before: before || undefined, rows }, null, 2) + '\n',
+);
 fs.writeFileSync(path.join(resultsDir, `${out}.md`), lines.join('\n') + '\n');
 console.log('\n' + lines.join('\n'));

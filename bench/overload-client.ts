@@ -8,6 +8,7 @@
  * sends { type: 'result', latencies (ms, answered calls), failed (by code), offered }.
  */
 import { performance } from 'node:perf_hooks';
+
 import { OccamsClient, type OccamsError } from '../lib/index.js';
 
 const [port, warmRate, warmSecs, rate, secs, timeout, window] = process.argv.slice(2).map(Number) as [number, number, number, number, number, number, number];
@@ -61,7 +62,9 @@ async function offer(client: OccamsClient, rate: number, secs: number): Promise<
   if (trace !== undefined) {
     for (const [b, xs] of [...trace].sort((x, y) => x[0] - y[0])) {
       xs.sort((x, y) => x - y);
-      console.error(`  ${b * 250} ms: ${xs.length} answered, p50 ${xs[xs.length >> 1]!.toFixed(1)}, p99 ${xs[Math.floor(xs.length * 0.99)]!.toFixed(1)}, max ${xs[xs.length - 1]!.toFixed(1)}`);
+      console.error(
+        `  ${b * 250} ms: ${xs.length} answered, p50 ${xs[xs.length >> 1]!.toFixed(1)}, p99 ${xs[Math.floor(xs.length * 0.99)]!.toFixed(1)}, max ${xs[xs.length - 1]!.toFixed(1)}`,
+      );
     }
   }
   return { latencies, failed, offered: total };

@@ -9,10 +9,13 @@
  * IPC: sends { type: 'ready', port }; answers 'stats' with { type: 'stats', runs, late, server }.
  */
 import 'reflect-metadata';
+
 import dc from 'node:diagnostics_channel';
+
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
+
 import { OccamsServer, type TcpAddress } from '../lib/index.js';
 import type { RpcServer } from '../lib/server/rpc-server.js';
 
@@ -64,7 +67,11 @@ if (process.env.OVERLOAD_TRACE) {
   // every move of the limit, and refusals per 100 ms, on stderr
   const t0 = Date.now();
   let refused: Record<string, number> = {};
-  dc.subscribe('occams:server:limit', (m: any) => process.stderr.write(`${Date.now() - t0} limit ${m.previous} -> ${m.limit} latency ${m.latency} min ${m.minLatency} running ${m.running} queued ${m.queued} probing ${m.probing}\n`));
+  dc.subscribe('occams:server:limit', (m: any) =>
+    process.stderr.write(
+      `${Date.now() - t0} limit ${m.previous} -> ${m.limit} latency ${m.latency} min ${m.minLatency} running ${m.running} queued ${m.queued} probing ${m.probing}\n`,
+    ),
+  );
   dc.subscribe('occams:server:request:refused', (m: any) => void (refused[m.reason] = (refused[m.reason] ?? 0) + 1));
   setInterval(() => {
     if (Object.keys(refused).length > 0) process.stderr.write(`${Date.now() - t0} refused ${JSON.stringify(refused)}\n`);

@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { waitMessage } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -80,9 +81,13 @@ const percentile = (sorted: Float64Array, p: number): number => (sorted.length =
 /** One point: a fresh server and a fresh client process (garbage of an earlier point must not pause this one's sender). */
 async function point(mode: string, load: number): Promise<Point> {
   const { child, port } = await startServer(mode);
-  const client = fork(path.join(here, 'overload-client.js'), [String(port), String(CAPACITY * 0.5), String(warmup), String(CAPACITY * load), String(seconds), String(TIMEOUT), String(WINDOW)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const client = fork(
+    path.join(here, 'overload-client.js'),
+    [String(port), String(CAPACITY * 0.5), String(warmup), String(CAPACITY * load), String(seconds), String(TIMEOUT), String(WINDOW)],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   try {
     await waitMessage(client, 'warm', 60_000);
     await new Promise((r) => setTimeout(r, 300));
@@ -137,7 +142,7 @@ function markdown(points: Point[], started: string): string {
   const lines = [
     `Run ${started} on ${os.cpus().length} x ${cpu}, Node ${process.version}. One Nest OccamsServer whose handler waits on ${SLOTS} slots of ${HOLD_MS} ms (capacity ${CAPACITY} calls/s) and ignores its signal; one OccamsClient (window ${WINDOW}), timeout ${TIMEOUT} ms per call (sent as the deadline); open-loop for ${seconds} s per point after ${warmup} s at 0.5x, a fresh server and client process per point.`,
     '',
-    '| concurrencyLimit | offered | goodput (answered/s, % of capacity) | p50 / p99 of answered, ms | handler runs started after their caller\'s deadline | refused unrun | other failures | limit at the end | load |',
+    "| concurrencyLimit | offered | goodput (answered/s, % of capacity) | p50 / p99 of answered, ms | handler runs started after their caller's deadline | refused unrun | other failures | limit at the end | load |",
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const p of points) {

@@ -189,9 +189,16 @@ export function targets(r: Record<string, Spread>): Target[] {
   ratio('occams / bare+msgpack, small x1024', 'occams/limit-msgpack small x1024 auto', 0.85);
   ratio('occams / bare+msgpack, 16 KiB x1024', 'occams/limit-msgpack 16k x1024 auto', 0.8);
   // issue 29: large values at the bare-socket ceiling (checked when the run measured them)
-  for (const [payload, label, inflights] of [['16k', '16 KiB', [1, 64, 1024]], ['1m', '1 MiB', [1, 16]], ['bin1m', '1 MiB Buffer', [1, 16]]] as const) {
+  for (const [payload, label, inflights] of [
+    ['16k', '16 KiB', [1, 64, 1024]],
+    ['1m', '1 MiB', [1, 16]],
+    ['bin1m', '1 MiB Buffer', [1, 16]],
+  ] as const) {
     for (const n of inflights) {
-      for (const [who, bound] of [['occams', 0.9], ['stream', 0.95]] as const) {
+      for (const [who, bound] of [
+        ['occams', 0.9],
+        ['stream', 0.95],
+      ] as const) {
         const k = `${who}/limit-msgpack ${payload} x${n} auto`;
         if (r[k] !== undefined) ratio(`${who} / bare+msgpack, ${label} x${n} (issue 29)`, k, bound);
       }
@@ -224,7 +231,11 @@ export function markdown(r: Report): string {
     const ref = t.reference === undefined ? '' : sp(r.ratios[t.reference], 2);
     lines.push(`| ${t.name} (${bound}) | ${val} | ${t.met === undefined ? '—' : t.met ? 'yes' : 'no'} | ${ref} |`);
   }
-  lines.push('', '| placement | payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client peak RSS MiB | server peak RSS MiB (whole run) | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push(
+    '',
+    '| placement | payload | in flight | transport | req/s | p50 µs | p99 µs | client CPU µs/req | server CPU µs/req | client peak RSS MiB | server peak RSS MiB (whole run) | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
   for (const s of r.summary) {
     const fail = s.failed ? ` (${s.failed} failed)` : '';
     lines.push(

@@ -21,9 +21,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { renderChart } from './chart.js';
-import { type Point, type Report, markdown, ratios, summarise, targets } from './report.js';
 import { waitMessage } from './ipc.js';
+import { markdown, type Point, ratios, type Report, summarise, targets } from './report.js';
 import { inflightsFor } from './transport.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,7 +35,10 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 const quick = process.argv.includes('--quick');
-const transports = arg('transports', quick ? 'occams,nest-tcp,grpc,stream,limit-raw,limit-msgpack' : 'occams,occams-pipeline,occams-request,nest-tcp,grpc,stream,limit-raw,limit-msgpack').split(',');
+const transports = arg(
+  'transports',
+  quick ? 'occams,nest-tcp,grpc,stream,limit-raw,limit-msgpack' : 'occams,occams-pipeline,occams-request,nest-tcp,grpc,stream,limit-raw,limit-msgpack',
+).split(',');
 const inflights = arg('inflight', '1,64,1024').split(',').map(Number);
 const payloads = arg('payloads', 'small,16k').split(',');
 const seconds = Number(arg('seconds', quick ? '0.6' : '3'));
@@ -63,12 +67,14 @@ const CPUS: Record<string, { server: string; client: string }> = {
 function pin(pid: number, cpus: string): string {
   try {
     execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-    return execFileSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
+    return execFileSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' })
+      .split(':')
+      .pop()!
+      .trim();
   } catch {
     return 'unpinned (taskset failed)';
   }
 }
-
 
 interface ServerHandle {
   child: ChildProcess;
@@ -158,7 +164,12 @@ for (let run = 1; run <= runs; run++) {
 }
 for (const s of servers.values()) await stopServer(s);
 
-const order = (p: { placement: string; payload: string; inflight: number; transport: string }) => [placements.indexOf(p.placement), payloads.indexOf(p.payload), p.inflight, transports.indexOf(p.transport)];
+const order = (p: { placement: string; payload: string; inflight: number; transport: string }) => [
+  placements.indexOf(p.placement),
+  payloads.indexOf(p.payload),
+  p.inflight,
+  transports.indexOf(p.transport),
+];
 const byOrder = (a: Parameters<typeof order>[0], b: Parameters<typeof order>[0]) => {
   const x = order(a);
   const y = order(b);
@@ -171,7 +182,14 @@ const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.r
 const report: Report = {
   date: new Date().toISOString(),
   machine,
-  method: { runs, seconds, warmup, placements, observe, order: `transports interleaved point by point (${transports.join(' ')}), whole matrix repeated per run; ${Math.round((Date.now() - started) / 1000)} s in all` },
+  method: {
+    runs,
+    seconds,
+    warmup,
+    placements,
+    observe,
+    order: `transports interleaved point by point (${transports.join(' ')}), whole matrix repeated per run; ${Math.round((Date.now() - started) / 1000)} s in all`,
+  },
   points,
   summary,
   ratios: r,

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+
 import { SeqTable } from '../lib/core/seq-table.js';
 import { inFreshProcesses, minMedianRows } from './fresh-processes.js';
 
@@ -38,25 +39,26 @@ function measure(subject: Subject): number {
     else table.add(c);
   }
   let check = 0;
-  const round = subject === 'map'
-    ? () => {
-        for (let i = 0; i < N; i++) {
-          const c = map.get(calls[i & (IN_FLIGHT - 1)]!.seq)!;
-          map.delete(c.seq);
-          c.seq = seq++;
-          map.set(c.seq, c);
-          check += c.seq & 1;
+  const round =
+    subject === 'map'
+      ? () => {
+          for (let i = 0; i < N; i++) {
+            const c = map.get(calls[i & (IN_FLIGHT - 1)]!.seq)!;
+            map.delete(c.seq);
+            c.seq = seq++;
+            map.set(c.seq, c);
+            check += c.seq & 1;
+          }
         }
-      }
-    : () => {
-        for (let i = 0; i < N; i++) {
-          const c = table.get(calls[i & (IN_FLIGHT - 1)]!.seq)!;
-          table.delete(c.seq);
-          c.seq = seq++;
-          table.add(c);
-          check += c.seq & 1;
-        }
-      };
+      : () => {
+          for (let i = 0; i < N; i++) {
+            const c = table.get(calls[i & (IN_FLIGHT - 1)]!.seq)!;
+            table.delete(c.seq);
+            c.seq = seq++;
+            table.add(c);
+            check += c.seq & 1;
+          }
+        };
   round();
   let best = Infinity;
   for (let r = 0; r < 5; r++) {

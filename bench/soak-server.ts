@@ -5,7 +5,8 @@
  * SIGTERM = graceful close (GOAWAY, drain), then exit 0.
  */
 import fs from 'node:fs';
-import { ErrorCode, RpcServer, silentLogger, type ServerRequest } from '../lib/index.js';
+
+import { ErrorCode, RpcServer, type ServerRequest, silentLogger } from '../lib/index.js';
 
 const [portArg, idsFile, hostArg = '127.0.0.1'] = process.argv.slice(2);
 const fd = fs.openSync(idsFile!, 'a');

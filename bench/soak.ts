@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { freePort } from './free-port.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -10,7 +10,9 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+
 import { Packr } from 'msgpackr';
+
 import { checkMessage } from '../lib/codec/msgpack-check.js';
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { DEFAULT_MAX_REQUEST_WEIGHT } from '../lib/server/server-options.js';

@@ -329,7 +329,30 @@ export function errorFromWireBytes(data: Uint8Array): OccamsError {
  * classes, and `constructor.name` with them. (OccamsError keeps its getter,
  * so an application's own subclasses are named by their class.)
  */
-const NAMED = { UnreachableError, IoError, TimeoutError, MethodNotFoundError, ServiceNotFoundError, EncodeError, DecodeError, InternalError, InvalidVersionError, ProtocolError, FrameTooLargeError, QueueFullError, ClosedError, InvalidOptionError, MissingDependencyError, IllegalStateError, CancelledError, StreamOverflowError, GoingAwayError, OverloadedError, RemoteErrnoError, RemoteError };
+const NAMED = {
+  UnreachableError,
+  IoError,
+  TimeoutError,
+  MethodNotFoundError,
+  ServiceNotFoundError,
+  EncodeError,
+  DecodeError,
+  InternalError,
+  InvalidVersionError,
+  ProtocolError,
+  FrameTooLargeError,
+  QueueFullError,
+  ClosedError,
+  InvalidOptionError,
+  MissingDependencyError,
+  IllegalStateError,
+  CancelledError,
+  StreamOverflowError,
+  GoingAwayError,
+  OverloadedError,
+  RemoteErrnoError,
+  RemoteError,
+};
 for (const [name, ErrorClass] of Object.entries(NAMED)) {
   Object.defineProperty(ErrorClass.prototype, 'name', { value: name, writable: true, configurable: true, enumerable: false });
 }

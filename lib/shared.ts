@@ -1,5 +1,26 @@
 // What both sides of the stream layer share with users: errors, codecs, addresses, service definitions, channels.
 // (The wire itself is `nestjs-occams/protocol`; option defaults are `nestjs-occams/defaults`.)
+export { type Codec, MsgpackCodec, msgpackCodec, type MsgpackCodecOptions } from './codec/index.js';
+export {
+  type ChannelName,
+  CHANNELS,
+  type ClientCallErrorMessage,
+  type ClientCallInfo,
+  type ClientCallResponseMessage,
+  type ClientCallSentMessage,
+  type ClientCallStartMessage,
+  type ConnectionCloseMessage,
+  type ConnectionInfo,
+  type ConnectionOpenMessage,
+  type GoawayMessage,
+  type PoolStateMessage,
+  type ServerLimitMessage,
+  type ServerRequestEndMessage,
+  type ServerRequestErrorMessage,
+  type ServerRequestInfo,
+  type ServerRequestRefusedMessage,
+  type ServerRequestStartMessage,
+} from './core/diagnostics.js';
 export {
   CancelledError,
   ClosedError,
@@ -26,48 +47,27 @@ export {
   TimeoutError,
   UnreachableError,
 } from './errors.js';
-export { type Codec, MsgpackCodec, type MsgpackCodecOptions, msgpackCodec } from './codec/index.js';
-export { type Address, type AddressLike, type TcpAddress, type UnixAddress, formatAddress, parseAddress } from './transport/address.js';
+export type { DispatchDescription, MethodDescription, ServerDescription, ServiceDescription } from './protocol/description.js';
 export {
   type AnyMethodDefinition,
   type ArgOf,
+  DeclaredRemoteError,
+  defineService,
   type ErrnoErrorClass,
   type ErrorClass,
   type ErrorOf,
   type ErrorWireForm,
   type MessageErrorClass,
+  method,
   type MethodDefinition,
   type MethodOptions,
   type ResultOf,
   type ServiceDefinition,
   type ServiceMethods,
+  stream,
   type StreamDefinition,
   type ValueErrorClass,
-  DeclaredRemoteError,
-  defineService,
-  method,
-  stream,
 } from './service/index.js';
-export {
-  CHANNELS,
-  type ChannelName,
-  type ClientCallErrorMessage,
-  type ClientCallInfo,
-  type ClientCallResponseMessage,
-  type ClientCallSentMessage,
-  type ClientCallStartMessage,
-  type ConnectionCloseMessage,
-  type ConnectionInfo,
-  type ConnectionOpenMessage,
-  type GoawayMessage,
-  type PoolStateMessage,
-  type ServerRequestEndMessage,
-  type ServerRequestErrorMessage,
-  type ServerLimitMessage,
-  type ServerRequestInfo,
-  type ServerRequestRefusedMessage,
-  type ServerRequestStartMessage,
-} from './core/diagnostics.js';
 export * from './tracing/index.js';
-export type { DispatchDescription, MethodDescription, ServerDescription, ServiceDescription } from './protocol/description.js';
+export { type Address, type AddressLike, formatAddress, parseAddress, type TcpAddress, type UnixAddress } from './transport/address.js';
 export { LIBRARY_VERSION } from './version.js';

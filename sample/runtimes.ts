@@ -7,7 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RUNTIMES, runtimeBinary, runtimeCommand } from './runtime-commands.js';
+
+import { runtimeBinary, runtimeCommand, RUNTIMES } from './runtime-commands.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');

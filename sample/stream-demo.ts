@@ -2,7 +2,7 @@
  * The stream layer alone, no Nest: a server and a client in one process.
  * Run: npm run demo:stream (100,000 pipelined requests; `node dist/sample/stream-demo.js N` for N).
  */
-import { ClientStream, MethodDispatch, RpcServer, type OccamsError } from '../lib/index.js';
+import { ClientStream, MethodDispatch, type OccamsError, RpcServer } from '../lib/index.js';
 import { calculatorMethods } from './calculator-methods.js';
 
 const server = new RpcServer(new MethodDispatch(calculatorMethods));

@@ -6,7 +6,7 @@
  * a free one) and prints the address it bound; stops on SIGTERM/SIGINT.
  */
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from '../lib/defaults.js';
-import { MethodDispatch, RpcServer, formatAddress } from '../lib/index.js';
+import { formatAddress, MethodDispatch, RpcServer } from '../lib/index.js';
 import { calculatorMethods } from './calculator-methods.js';
 import { exitGracefully } from './graceful-exit.js';
 

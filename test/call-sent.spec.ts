@@ -1,5 +1,7 @@
 import net from 'node:net';
+
 import fc from 'fast-check';
+
 import type { CallHandle, CallOptions, ResponseHandler } from '../lib/client/call.js';
 import { ClientStream } from '../lib/client/client-stream.js';
 import { FailoverPool } from '../lib/client/failover-pool.js';
@@ -239,11 +241,7 @@ describe('a call is sent once the socket took any byte of it', () => {
        * calls' bytes (maybe mid-frame), `ms` after the first call, or once
        * every call was issued and all is quiet (what A ran then is all it runs)
        */
-      kill: fc.oneof(
-        fc.record({ share: fc.double({ min: 0, max: 1, noNaN: true }) }),
-        fc.record({ ms: fc.integer({ min: 0, max: 30 }) }),
-        fc.constant({ quiet: true as const }),
-      ),
+      kill: fc.oneof(fc.record({ share: fc.double({ min: 0, max: 1, noNaN: true }) }), fc.record({ ms: fc.integer({ min: 0, max: 30 }) }), fc.constant({ quiet: true as const })),
       flushThreshold: fc.constantFrom(undefined, 1, FIRST_FLUSH, 16 * 1024, 300 * 1024),
     });
 
@@ -261,8 +259,7 @@ describe('a call is sent once the socket took any byte of it', () => {
           for (const o of ops) {
             const id = nextId++;
             const handler = new Recorder();
-            const options: CallOptions | undefined =
-              o.kind === 'event' ? { event: true, meta: o.meta ? { id } : undefined } : o.meta ? { meta: { id } } : undefined;
+            const options: CallOptions | undefined = o.kind === 'event' ? { event: true, meta: o.meta ? { id } : undefined } : o.meta ? { meta: { id } } : undefined;
             const msg = { id, hang: o.kind === 'hang', pad: Buffer.alloc(o.size) };
             const handle = pool.call(o.kind === 'stream' ? 'items' : 'run', msg, handler, options);
             const entry = { id, handle, handler, cancelled: false };

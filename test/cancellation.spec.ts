@@ -5,10 +5,12 @@
  * connection at its in-flight cap still reads (pings, CANCELs, FIN).
  */
 import 'reflect-metadata';
-import { Controller, Injectable, type INestMicroservice, Module } from '@nestjs/common';
+
+import { Controller, type INestMicroservice, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { Observable } from 'rxjs';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient, OccamsContext, OccamsServer, type ServerRequest, type TcpAddress } from '../lib/index.js';
@@ -17,7 +19,11 @@ import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 import { FakeClock } from './support/fake-clock.js';
 import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code);
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: OccamsError) => e.code,
+  );
 
 /** A `never` handler that records how its signal ended. */
 function neverHandlers() {

@@ -8,12 +8,15 @@
  * through npx.)
  */
 import 'reflect-metadata';
+
 import { spawn } from 'node:child_process';
-import { NestFactory } from '@nestjs/core';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+
+import { NestFactory } from '@nestjs/core';
+
 import { MethodDispatch, OccamsServer, RpcServer, type TcpAddress } from '../lib/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { testPki } from './support/certs.js';
@@ -262,7 +265,9 @@ describe('the nestjs-occams command line', { timeout: 90_000 }, () => {
     it('list: the patterns, then the events', async () => {
       const r = await cli('list', addr);
       expect(r).toMatchObject({ code: 0, stderr: '' });
-      expect(r.stdout).toBe(['Calculator.add', 'Calculator.count', 'Calculator.div', 'Calculator.events', 'Calculator.might_fail_with_errno', 'Calculator.log (event)', ''].join('\n'));
+      expect(r.stdout).toBe(
+        ['Calculator.add', 'Calculator.count', 'Calculator.div', 'Calculator.events', 'Calculator.might_fail_with_errno', 'Calculator.log (event)', ''].join('\n'),
+      );
     });
 
     it('describe: the server, and one service, as text and as JSON', async () => {

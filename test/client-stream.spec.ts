@@ -1,18 +1,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Codec } from '../lib/codec/codec.js';
-import { FakeClock } from './support/fake-clock.js';
-import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
-import { ErrnoReply, ErrorReply } from '../lib/server/user-replies.js';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import { streamCall } from '../lib/client/stream-iterator.js';
-import { RpcServer } from '../lib/server/rpc-server.js';
-import { MethodDispatch } from '../lib/server/method-dispatch.js';
-import { FEATURE_STREAMING } from '../lib/protocol/extensions.js';
+import type { Codec } from '../lib/codec/codec.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import type { OccamsError } from '../lib/errors.js';
-import { MemoryLogger, sleep, startServer, waitFor } from './support/servers.js';
+import { FEATURE_STREAMING } from '../lib/protocol/extensions.js';
+import { MethodDispatch } from '../lib/server/method-dispatch.js';
+import { RpcServer } from '../lib/server/rpc-server.js';
+import { ErrnoReply, ErrorReply } from '../lib/server/user-replies.js';
 import { testPki } from './support/certs.js';
+import { FakeClock } from './support/fake-clock.js';
+import { MemoryLogger, sleep, startServer, waitFor } from './support/servers.js';
 
 const calculator = {
   'Calc.add': ([a, b]: [number, number]) => a + b,
@@ -38,7 +39,13 @@ const calculator = {
   never: () => new Promise(() => {}),
 };
 
-const catchErr = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a rejection'); }, (e: OccamsError) => e);
+const catchErr = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: OccamsError) => e,
+  );
 
 describe('a codec that reuses its output buffer', () => {
   /** JSON into one buffer it writes over on every encode: what Codec.encode allows. */
@@ -523,9 +530,7 @@ describe('extensions', () => {
     try {
       expect(ext.features & FEATURE_STREAMING).toBeTruthy();
       const items: unknown[] = [];
-      const final = await new Promise((resolve, reject) =>
-        ext.call('count', null, { onItem: (v) => items.push(v), onResult: resolve, onError: reject }),
-      );
+      const final = await new Promise((resolve, reject) => ext.call('count', null, { onItem: (v) => items.push(v), onResult: resolve, onError: reject }));
       expect(items).toEqual([0, 1, 2]);
       expect(final).toBeUndefined();
       expect(await v1.request('count', null)).toBe(2);

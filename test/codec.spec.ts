@@ -6,8 +6,9 @@
  * three rows of the 64-bit table are the bytes observed from the Rust crate.
  */
 import fc from 'fast-check';
-import { Packr, addExtension } from 'msgpackr';
-import { MsgpackCodec, SCRATCH_SIZE, msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { addExtension, Packr } from 'msgpackr';
+
+import { MsgpackCodec, msgpackCodec, SCRATCH_SIZE } from '../lib/codec/msgpack-codec.js';
 import { float64sToIntegers, hasUnsafeInt64s } from '../lib/codec/msgpack-integers.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex');
@@ -131,11 +132,21 @@ describe('codec: numbers as rmp-serde writes them', () => {
 
   it('writes every number by the rule and reads it back (property)', () => {
     const edges = [0, -0, 127, 128, -32, -33, 2 ** 31, 2 ** 32 - 1, 2 ** 32, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53, -(2 ** 53), 2 ** 53 - 1, 1 - 2 ** 53];
-    const num = fc.oneof(fc.maxSafeInteger(), fc.integer(), fc.double(), fc.constantFrom(...edges), fc.integer({ min: -1e6, max: 1e6 }).map((i) => i * 2 ** 32 + 0.5));
+    const num = fc.oneof(
+      fc.maxSafeInteger(),
+      fc.integer(),
+      fc.double(),
+      fc.constantFrom(...edges),
+      fc.integer({ min: -1e6, max: 1e6 }).map((i) => i * 2 ** 32 + 0.5),
+    );
     const { tree } = fc.letrec<{ tree: unknown; arr: unknown[]; obj: Record<string, unknown> }>((tie) => ({
       tree: fc.oneof({ depthSize: 'small' }, num, num, fc.string({ maxLength: 40 }), fc.boolean(), tie('arr'), tie('obj')),
       arr: fc.array(tie('tree'), { maxLength: 6 }),
-      obj: fc.dictionary(fc.string({ maxLength: 6 }).filter((k) => k !== '__proto__'), tie('tree'), { maxKeys: 6 }),
+      obj: fc.dictionary(
+        fc.string({ maxLength: 6 }).filter((k) => k !== '__proto__'),
+        tie('tree'),
+        { maxKeys: 6 },
+      ),
     }));
     fc.assert(
       fc.property(tree, (value) => {
@@ -151,9 +162,22 @@ describe('codec: numbers as rmp-serde writes them', () => {
     const codec = new MsgpackCodec();
     const num = fc.oneof(fc.maxSafeInteger(), fc.double(), fc.constantFrom(2 ** 32, -(2 ** 40), 0.5));
     const { tree } = fc.letrec<{ tree: unknown; arr: unknown[]; obj: Record<string, unknown> }>((tie) => ({
-      tree: fc.oneof({ depthSize: 'small' }, num, fc.string({ maxLength: 300 }), fc.boolean(), fc.constant(null), fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)), tie('arr'), tie('obj')),
+      tree: fc.oneof(
+        { depthSize: 'small' },
+        num,
+        fc.string({ maxLength: 300 }),
+        fc.boolean(),
+        fc.constant(null),
+        fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+        tie('arr'),
+        tie('obj'),
+      ),
       arr: fc.array(tie('tree'), { maxLength: 6 }),
-      obj: fc.dictionary(fc.string({ maxLength: 6 }).filter((k) => k !== '__proto__'), tie('tree'), { maxKeys: 6 }),
+      obj: fc.dictionary(
+        fc.string({ maxLength: 6 }).filter((k) => k !== '__proto__'),
+        tie('tree'),
+        { maxKeys: 6 },
+      ),
     }));
     const target = Buffer.alloc(64 * 1024);
     fc.assert(
@@ -299,7 +323,8 @@ function numberItems(bytes: Buffer): { value: number; hex: string }[] {
     const m = bytes[p]!;
     if (m <= 0x7f) num(m, 1);
     else if (m >= 0xe0) num(m - 256, 1);
-    else if (m <= 0x9f) p += 1; // fixmap, fixarray
+    else if (m <= 0x9f)
+      p += 1; // fixmap, fixarray
     else if (m <= 0xbf) skipStr(1, m & 0x1f);
     else if (m <= 0xc3) p += 1;
     else if (m === 0xca) num(bytes.readFloatBE(p + 1), 5);

@@ -1,18 +1,20 @@
 import { PassThrough, Writable } from 'node:stream';
+
 import fc from 'fast-check';
+
+import { Heartbeat } from '../lib/client/heartbeat.js';
+import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { actionBytes } from '../lib/core/action-bytes.js';
+import type { Clock } from '../lib/core/clock.js';
 import { Fifo } from '../lib/core/fifo.js';
 import { ARENA_SIZE, FIRST_FLUSH, FrameWriter } from '../lib/core/frame-writer.js';
 import { IN_PLACE_ROOM, InPlaceRoom } from '../lib/core/in-place-room.js';
-import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { Lifecycle } from '../lib/core/lifecycle.js';
 import { SeqTable } from '../lib/core/seq-table.js';
-import type { Clock } from '../lib/core/clock.js';
 import { TimedEntry, TimeoutWheel } from '../lib/core/timeout-wheel.js';
 import { nonNegativeInt, positiveInt } from '../lib/core/validate.js';
 import { WaitQueue } from '../lib/core/wait-queue.js';
-import { Heartbeat } from '../lib/client/heartbeat.js';
-import { ClosedError, IllegalStateError, IoError, InvalidOptionError, type OccamsError } from '../lib/errors.js';
+import { ClosedError, IllegalStateError, InvalidOptionError, IoError, type OccamsError } from '../lib/errors.js';
 import { ActionNames } from '../lib/protocol/action-names.js';
 import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
@@ -241,7 +243,7 @@ describe('FrameWriter', () => {
     }
   }
 
-  it('InPlaceRoom: a 16 KiB string value is encoded in place after the first, across arenas (room for msgpackr\'s 3 bytes per character)', () => {
+  it("InPlaceRoom: a 16 KiB string value is encoded in place after the first, across arenas (room for msgpackr's 3 bytes per character)", () => {
     const w = new FrameWriter(new Sink());
     const room = new InPlaceRoom();
     const codec = new MsgpackCodec();
@@ -395,7 +397,7 @@ describe('FrameWriter', () => {
     const socket = new Writable({ highWaterMark: 1 << 30, write: (_c, _e, cb) => void pending.push(cb) });
     const w = new FrameWriter(socket, 1024);
     const arenas = new Set<Buffer>();
-    const spy = (w as unknown as { arena: Buffer });
+    const spy = w as unknown as { arena: Buffer };
     const msg = Buffer.alloc(16 * 1024, 1);
     const fill = (n: number) => {
       for (let i = 0; i < n; i++) {

@@ -4,6 +4,7 @@
  * built when nobody subscribes.
  */
 import dc from 'node:diagnostics_channel';
+
 import {
   CHANNELS,
   type ClientCallErrorMessage,
@@ -177,7 +178,12 @@ describe('diagnostics channels', () => {
 
       await ctx.server.close(); // graceful: GOAWAY, the client acks, both ends close cleanly
       await waitFor(() => r.of(CHANNELS.connectionClose).length === 2);
-      expect(r.of(CHANNELS.goaway).map((m) => m.side).sort()).toEqual(['client', 'server']);
+      expect(
+        r
+          .of(CHANNELS.goaway)
+          .map((m) => m.side)
+          .sort(),
+      ).toEqual(['client', 'server']);
       const closes = r.of(CHANNELS.connectionClose) as ConnectionCloseMessage[];
       const server = closes.find((m) => m.side === 'server')!;
       expect(server.reason).toBeUndefined();

@@ -5,8 +5,11 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
+
 import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
 import { afterEach, describe, expect, it } from 'vitest';
+
+import type { Mode, Zone } from '../bench/dns-zone-server.js';
 import { AddressResolver, type NameSource } from '../lib/client/address-resolver.js';
 import type { DnsAnswer } from '../lib/client/dns-lookup.js';
 import { FailoverPool, type FailoverPoolOptions } from '../lib/client/failover-pool.js';
@@ -14,11 +17,10 @@ import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient } from '../lib/nest/occams-client.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
-import { type Address, type TcpAddress, formatAddress } from '../lib/transport/address.js';
-import type { Mode, Zone } from '../bench/dns-zone-server.js';
+import { type Address, formatAddress, type TcpAddress } from '../lib/transport/address.js';
 import { testPki } from './support/certs.js';
-import { exited, message, root } from './support/processes.js';
 import { FakeClock } from './support/fake-clock.js';
+import { exited, message, root } from './support/processes.js';
 import { MemoryLogger, sleep, waitFor } from './support/servers.js';
 
 const NAME = 'api.occams.test';
@@ -145,7 +147,10 @@ afterEach(async () => {
 
 describe('dns options', () => {
   it('are checked, each error naming the option', () => {
-    const make = (dns: unknown, extra: FailoverPoolOptions = {}) => () => new FailoverPool([`${NAME}:1`], { dns: dns as never, ...extra });
+    const make =
+      (dns: unknown, extra: FailoverPoolOptions = {}) =>
+      () =>
+        new FailoverPool([`${NAME}:1`], { dns: dns as never, ...extra });
     expect(make({ srv: 'rpc.tcp' })).toThrow(/dns\.srv/);
     expect(make({ family: 5 })).toThrow(/dns\.family/);
     expect(make({ servers: [] })).toThrow(/dns\.servers/);
@@ -175,7 +180,12 @@ describe('re-resolution schedule (AddressResolver on a fake clock)', () => {
   const answer = (ttl: number | undefined): DnsAnswer => ({ addresses: [{ host: '127.0.0.2', port: 1 }], ttl });
 
   it('follows the TTL within [minInterval, interval], and the interval when there is no TTL', async () => {
-    for (const [ttl, expected] of [[5, 5000], [0, 1000], [3600, 30_000], [undefined, 30_000]] as const) {
+    for (const [ttl, expected] of [
+      [5, 5000],
+      [0, 1000],
+      [3600, 30_000],
+      [undefined, 30_000],
+    ] as const) {
       const clock = new FakeClock();
       const { source } = scripted([answer(ttl)]);
       const r = new AddressResolver([{ host: NAME, port: 1 }], source, { interval: 30_000, minInterval: 1000, ttl: true }, clock);

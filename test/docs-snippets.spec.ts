@@ -16,7 +16,8 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NEST_TEMPLATE_OPTIONS, type Snippet, documents, extractSnippets } from './support/snippets.js';
+
+import { documents, extractSnippets, NEST_TEMPLATE_OPTIONS, type Snippet } from './support/snippets.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');

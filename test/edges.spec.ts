@@ -1,4 +1,5 @@
 import net from 'node:net';
+
 import { ClientPool } from '../lib/client/client-pool.js';
 import { ClientStream } from '../lib/client/client-stream.js';
 import { FailoverPool, type FailoverPoolOptions } from '../lib/client/failover-pool.js';
@@ -95,12 +96,41 @@ describe('every refusal keeps its reason', () => {
   type Case = { name: string; server: 'mtls' | 'expired-server' | 'plain'; tls: FailoverPoolOptions['tls'] | undefined; client: RegExp; log?: RegExp };
   const clientCert = /refused our client certificate/;
   const cases: Case[] = [
-    { name: 'an expired client certificate', server: 'mtls', tls: { ca: pki.ca, key: pki.expiredKey, cert: pki.expiredCert }, client: clientCert, log: /certificate has expired \(CERT_HAS_EXPIRED\)/ },
-    { name: 'a client certificate not yet valid', server: 'mtls', tls: { ca: pki.ca, key: pki.futureKey, cert: pki.futureCert }, client: clientCert, log: /certificate is not yet valid/ },
-    { name: 'a self-signed client certificate', server: 'mtls', tls: { ca: pki.ca, key: pki.selfSignedKey, cert: pki.selfSignedCert }, client: clientCert, log: /self-signed certificate/ },
-    { name: 'a client certificate from another CA', server: 'mtls', tls: { ca: pki.ca, key: pki.strangerKey, cert: pki.strangerCert }, client: clientCert, log: /unable to verify the first certificate|unable to get local issuer certificate/ },
+    {
+      name: 'an expired client certificate',
+      server: 'mtls',
+      tls: { ca: pki.ca, key: pki.expiredKey, cert: pki.expiredCert },
+      client: clientCert,
+      log: /certificate has expired \(CERT_HAS_EXPIRED\)/,
+    },
+    {
+      name: 'a client certificate not yet valid',
+      server: 'mtls',
+      tls: { ca: pki.ca, key: pki.futureKey, cert: pki.futureCert },
+      client: clientCert,
+      log: /certificate is not yet valid/,
+    },
+    {
+      name: 'a self-signed client certificate',
+      server: 'mtls',
+      tls: { ca: pki.ca, key: pki.selfSignedKey, cert: pki.selfSignedCert },
+      client: clientCert,
+      log: /self-signed certificate/,
+    },
+    {
+      name: 'a client certificate from another CA',
+      server: 'mtls',
+      tls: { ca: pki.ca, key: pki.strangerKey, cert: pki.strangerCert },
+      client: clientCert,
+      log: /unable to verify the first certificate|unable to get local issuer certificate/,
+    },
     { name: 'no client certificate', server: 'mtls', tls: { ca: pki.ca }, client: /requires a client certificate/, log: /peer did not return a certificate/ },
-    { name: 'a server certificate from an unknown CA', server: 'mtls', tls: { key: pki.clientKey, cert: pki.clientCert }, client: /self-signed certificate in certificate chain|unable to get local issuer certificate/ },
+    {
+      name: 'a server certificate from an unknown CA',
+      server: 'mtls',
+      tls: { key: pki.clientKey, cert: pki.clientCert },
+      client: /self-signed certificate in certificate chain|unable to get local issuer certificate/,
+    },
     { name: 'an expired server certificate', server: 'expired-server', tls: { ca: pki.ca }, client: /certificate has expired/ },
     { name: 'TLS to a plain server', server: 'plain', tls: { ca: pki.ca }, client: /during the TLS handshake \(is it a plain, non-TLS server\?\)/ },
     { name: 'plain to a TLS server', server: 'mtls', tls: undefined, client: /is it a TLS server \(set the tls option\)/, log: /does not speak TLS/ },
@@ -256,10 +286,7 @@ describe('a peer that is not occams', () => {
 describe('idle connections', () => {
   it('closes a connection idle for idleTimeout, while a pinging client and a busy one stay connected', async () => {
     const logger = new MemoryLogger();
-    const server = new RpcServer(
-      { dispatch: (req) => void (req.action === 'slow' ? setTimeout(() => req.ok('done'), 900) : req.ok('hi')) },
-      { idleTimeout: 300, logger },
-    );
+    const server = new RpcServer({ dispatch: (req) => void (req.action === 'slow' ? setTimeout(() => req.ok('done'), 900) : req.ok('hi')) }, { idleTimeout: 300, logger });
     const { port } = (await server.listen('127.0.0.1:0')) as TcpAddress;
     const idle = await silent(port);
     const pinging = await ClientStream.connect(`127.0.0.1:${port}`, { pingInterval: 100 });

@@ -5,8 +5,9 @@
  * handler's message to clients that speak the extension.
  */
 import { inspect } from 'node:util';
-import { ClientStream, ErrnoReply, ErrorReply, RemoteErrnoError, RemoteError } from '../lib/stream/index.js';
+
 import { errorFromWireBytes, ownedBytes } from '../lib/errors.js';
+import { ClientStream, ErrnoReply, ErrorReply, RemoteErrnoError, RemoteError } from '../lib/stream/index.js';
 import { startServer } from './support/servers.js';
 
 const SECRET = 'SECRET-of-another-request';

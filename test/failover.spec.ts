@@ -1,4 +1,5 @@
 import net from 'node:net';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import { FailoverPool } from '../lib/client/failover-pool.js';
 import { InvalidOptionError, type OccamsError } from '../lib/errors.js';

@@ -7,8 +7,10 @@
  * kind of enhancer, global and local, turns it off (exception filters
  * excepted: they run on the shortcut too).
  */
-import { execFileSync } from 'node:child_process';
 import 'reflect-metadata';
+
+import { execFileSync } from 'node:child_process';
+
 import {
   type ArgumentsHost,
   type CallHandler,
@@ -16,10 +18,10 @@ import {
   Catch,
   Controller,
   createParamDecorator,
-  type ExecutionContext,
   type ExceptionFilter,
-  Injectable,
+  type ExecutionContext,
   type INestMicroservice,
+  Injectable,
   Module,
   type NestInterceptor,
   type PipeTransform,
@@ -32,6 +34,7 @@ import {
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { map, type Observable, of, throwError } from 'rxjs';
+
 import { ClientStream, type OccamsContext, type OccamsError, OccamsServer, type TcpAddress } from '../lib/index.js';
 
 @Injectable()
@@ -304,7 +307,10 @@ describe('the shortcut past Nest pipeline', () => {
       const withIt = await serve(BareModule, true, setup);
       const without = await serve(BareModule, false, setup);
       try {
-        for (const [pattern, value] of [['bare', 4], ['bareThrows', null]] as const) {
+        for (const [pattern, value] of [
+          ['bare', 4],
+          ['bareThrows', null],
+        ] as const) {
           expect(await outcome(withIt.stream, pattern, value), `${what} ${pattern}`).toEqual(await outcome(without.stream, pattern, value));
           expect(withIt.strategy.isFastPath(pattern), `${what} ${pattern}`).toBe(expectFast);
         }
@@ -331,7 +337,7 @@ describe('the shortcut is installed by an OccamsServer, not by an import', () =>
       "const { OccamsClient, OccamsServer } = await import('./dist/lib/index.js');",
       "const patched = () => Object.getOwnPropertySymbols(RpcContextCreator.prototype).some((s) => s === Symbol.for('nestjs-occams.rpc-context-creator.recipes'));",
       'const before = patched();',
-      "new OccamsClient({ port: 1 });",
+      'new OccamsClient({ port: 1 });',
       'const afterClient = patched();',
       'new OccamsServer({ port: 0, fastPath: false });',
       'const afterSlowServer = patched();',

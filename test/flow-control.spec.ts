@@ -4,10 +4,12 @@
  * cut only when nothing drains for writeTimeout, never for volume.
  */
 import 'reflect-metadata';
+
 import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern } from '@nestjs/microservices';
 import { interval, map, type Observable, range } from 'rxjs';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import { streamCall } from '../lib/client/stream-iterator.js';
 import type { OccamsError } from '../lib/errors.js';
@@ -18,7 +20,6 @@ import { lifecycleServer, message } from './support/processes.js';
 import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
 const KiB = 1024;
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code);
 
 /** An endless generator of `size`-byte buffers that counts what it produced and whether it was stopped. */
 function producer(size = KiB) {

@@ -5,21 +5,28 @@
  * close() returns as soon as nothing is owed.
  */
 import 'reflect-metadata';
-import { Controller, Injectable, type INestMicroservice, Module } from '@nestjs/common';
+
+import net from 'node:net';
+
+import { Controller, type INestMicroservice, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import net from 'node:net';
 import { Packr } from 'msgpackr';
 import { interval, lastValueFrom, type Observable } from 'rxjs';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient, OccamsServer, type TcpAddress } from '../lib/index.js';
 import { exited, lifecycleServer, message } from './support/processes.js';
-import { sleep, startServer, waitFor } from './support/servers.js';
 import { v1Request } from './support/raw-v1.js';
+import { sleep, startServer, waitFor } from './support/servers.js';
 
 const msgpack = new Packr({ useRecords: false });
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code);
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: OccamsError) => e.code,
+  );
 
 /** Parses v1 responses off a raw socket: seq -> [flag, value]. */
 function v1Responses(socket: net.Socket): Map<number, [number, unknown]> {

@@ -4,14 +4,17 @@
  * after it stopped, and once it is started again on the same port.
  */
 import 'reflect-metadata';
+
 import net from 'node:net';
+
 import { type INestApplicationContext, Module, ServiceUnavailableException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { HealthCheckService, TerminusModule } from '@nestjs/terminus';
+
 import { OccamsClient, OccamsModule } from '../lib/index.js';
 import { OccamsHealthIndicator } from '../lib/terminus/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
-import { type Microservice, deadPort, startMicroservice } from './support/nest-boot.js';
+import { deadPort, type Microservice, startMicroservice } from './support/nest-boot.js';
 import { sleep } from './support/servers.js';
 
 /** The sample calculator on `port` (default: any free one). */
@@ -59,7 +62,9 @@ describe('OccamsHealthIndicator', () => {
     expect(up.status).toBe('ok');
     const details = up.details.calculator;
     expect(details.status).toBe('up');
-    expect(details.servers).toEqual([{ address: `127.0.0.1:${calc.port}`, pingMs: expect.any(Number), pool: { state: 'ready', connections: 1, inFlight: 0, queued: 0, healthy: true } }]);
+    expect(details.servers).toEqual([
+      { address: `127.0.0.1:${calc.port}`, pingMs: expect.any(Number), pool: { state: 'ready', connections: 1, inFlight: 0, queued: 0, healthy: true } },
+    ]);
     expect(details.responseTime).toBeGreaterThanOrEqual(0);
 
     await calc.app.close();
@@ -71,7 +76,7 @@ describe('OccamsHealthIndicator', () => {
 
     calc = await calculator(calc.port);
     let again = await check(health, ping);
-    for (const until = Date.now() + 5000; again.status !== 'ok' && Date.now() < until; ) {
+    for (const until = Date.now() + 5000; again.status !== 'ok' && Date.now() < until;) {
       await sleep(50);
       again = await check(health, ping);
     }
@@ -97,7 +102,10 @@ describe('OccamsHealthIndicator', () => {
       const result = await check(health, () => indicator.pingCheck('two', { client: two.get<OccamsClient>('TWO'), timeout: 500 }));
       expect(result.status).toBe('degraded');
       expect(result.details.two.status).toBe('degraded');
-      expect(result.details.two.servers.map((s: { pingMs?: number; error?: string }) => (s.pingMs !== undefined ? 'up' : s.error!.split(':')[0]))).toEqual(['up', 'rpc_unreachable']);
+      expect(result.details.two.servers.map((s: { pingMs?: number; error?: string }) => (s.pingMs !== undefined ? 'up' : s.error!.split(':')[0]))).toEqual([
+        'up',
+        'rpc_unreachable',
+      ]);
     } finally {
       await two.close();
     }

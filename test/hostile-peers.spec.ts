@@ -7,16 +7,17 @@
  */
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
+
 import { ClientStream } from '../lib/client/client-stream.js';
+import { checkMessage, MessageRefusedError } from '../lib/codec/msgpack-check.js';
 import { MsgpackCodec, msgpackCodec, ownBufferSize } from '../lib/codec/msgpack-codec.js';
 import { ARENA_SIZE } from '../lib/core/frame-writer.js';
-import { checkMessage, MessageRefusedError } from '../lib/codec/msgpack-check.js';
+import { FrameTooLargeError, type OccamsError } from '../lib/errors.js';
 import { FLAG_ERROR_BYTES, FLAG_OK } from '../lib/protocol/constants.js';
 import { ACTION_GOAWAY_ACK, ALL_FEATURES, FEATURE_RECORDS, FLAG_GOAWAY, FLAG_OK_RECORDS, FORMAT_EVENT, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { type ServerConnection, VIOLATION_GRACE } from '../lib/server/server-connection.js';
 import { DEFAULT_SERVER_MAX_FRAME_SIZE } from '../lib/server/server-options.js';
-import { FrameTooLargeError, type OccamsError } from '../lib/errors.js';
 import { TestAppModule } from './support/nest-apps.js';
 import { startMicroservice } from './support/nest-boot.js';
 import { RawPeer } from './support/raw-peer.js';
@@ -202,7 +203,10 @@ describe('two connections: what one sends never reaches the other', () => {
           fc.array(
             fc.oneof(
               { weight: 4, arbitrary: fc.constant(bundleAttack(aimed, TOKEN_LENGTH)) },
-              { weight: 1, arbitrary: fc.record({ offset: fc.integer({ min: 22, max: 4200 }), len: fc.integer({ min: 1, max: 60 }) }).map(({ offset, len }) => bundleAttack(offset, len)) },
+              {
+                weight: 1,
+                arbitrary: fc.record({ offset: fc.integer({ min: 22, max: 4200 }), len: fc.integer({ min: 1, max: 60 }) }).map(({ offset, len }) => bundleAttack(offset, len)),
+              },
               { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((b) => Buffer.from(b)) },
               { weight: 1, arbitrary: fc.constantFrom(...MSGPACKR_EXTENSIONS.map(([, b]) => Buffer.concat([hex('92 a0'), hex(b)]))) },
             ),
@@ -318,7 +322,7 @@ describe('every request is owned exactly once', () => {
   });
 });
 
-describe('the end of a connection is the server\'s to decide', () => {
+describe("the end of a connection is the server's to decide", () => {
   it('a GOAWAY_ACK the server never asked for closes the connection as a protocol violation; nothing runs unanswered', async () => {
     const ran: number[] = [];
     const ctx = await startServer({ note: (v: number) => (ran.push(v), v) });
@@ -434,7 +438,7 @@ describe('bounds on what one request may cost', () => {
     }
   });
 
-  it('a client sending a value past the server\'s maxFrameSize gets FrameTooLargeError for that call alone', async () => {
+  it("a client sending a value past the server's maxFrameSize gets FrameTooLargeError for that call alone", async () => {
     const ctx = await startServer({ echo: (v: unknown) => v }, { maxFrameSize: 64 * 1024 });
     const client = await ClientStream.connect(ctx.url, { timeout: 5000 });
     try {
@@ -487,7 +491,12 @@ describe('the weight of a request bounds its decode', () => {
     const ctx = await startServer({ note: (v: unknown[]) => v.length }, { maxRequestWeight: 0 });
     const client = await ClientStream.connect(ctx.url, { timeout: 5000 });
     try {
-      expect(await client.request('note', Array.from({ length: 130_000 }, () => []))).toBe(130_000);
+      expect(
+        await client.request(
+          'note',
+          Array.from({ length: 130_000 }, () => []),
+        ),
+      ).toBe(130_000);
     } finally {
       client.destroy();
       await ctx.server.close();
@@ -498,13 +507,26 @@ describe('the weight of a request bounds its decode', () => {
       const meta = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`m${i}`, 'v']));
       // the metadata is weighed like the value: too heavy, it is dropped (as a malformed header is), the call runs
       expect(await c2.request('note', 'light', { meta })).toBe('light');
-      await expect(c2.request('note', Array.from({ length: 600 }, () => 'x'))).rejects.toMatchObject({ code: 'rpc_decode' });
+      await expect(
+        c2.request(
+          'note',
+          Array.from({ length: 600 }, () => 'x'),
+        ),
+      ).rejects.toMatchObject({ code: 'rpc_decode' });
       expect(c2.state).toBe('ready');
       // in a record session: the refused request described a shape; the next one refers to it, and decodes
       expect(c2.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
       await expect(c2.request('note', [{ alpha: 1, beta: 'b' }, ...Array.from({ length: 600 }, () => 'x')])).rejects.toMatchObject({ code: 'rpc_decode' });
       expect(await c2.request('note', { alpha: 2, beta: 'again' })).toEqual({ alpha: 2, beta: 'again' });
-      expect(await c2.request('note', [{ alpha: 3, beta: 'c' }, { alpha: 4, beta: 'd' }])).toEqual([{ alpha: 3, beta: 'c' }, { alpha: 4, beta: 'd' }]);
+      expect(
+        await c2.request('note', [
+          { alpha: 3, beta: 'c' },
+          { alpha: 4, beta: 'd' },
+        ]),
+      ).toEqual([
+        { alpha: 3, beta: 'c' },
+        { alpha: 4, beta: 'd' },
+      ]);
       expect(c2.state).toBe('ready');
     } finally {
       c2.destroy();
@@ -600,7 +622,10 @@ describe('a Nest OccamsServer with default options, attacked', () => {
       // a duplicate seq: the second never runs, the connection closes, the first is answered
       attacker.send({ action: 'slow', seq: 2, msg: msgpackCodec.encode(50) }, { action: 'slow', seq: 2, msg: msgpackCodec.encode(60) });
       expect(await attacker.closedWithin(3000)).toBe(true);
-      expect(attacker.responses.map((r) => [r.seq, msgpackCodec.decode(r.msg)])).toEqual([[1, undefined], [2, 50]]);
+      expect(attacker.responses.map((r) => [r.seq, msgpackCodec.decode(r.msg)])).toEqual([
+        [1, undefined],
+        [2, 50],
+      ]);
       expect(await victim.request('echo', 'still served')).toBe('still served');
     } finally {
       attacker.destroy();

@@ -1,12 +1,14 @@
 import net from 'node:net';
+
 import fc from 'fast-check';
-import { ClientStream } from '../lib/client/client-stream.js';
+
 import { ClientPool } from '../lib/client/client-pool.js';
+import { ClientStream } from '../lib/client/client-stream.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import type { OccamsError } from '../lib/errors.js';
 import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { encodeResponse } from '../lib/protocol/response-frame.js';
-import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
-import type { OccamsError } from '../lib/errors.js';
 import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
 type Misbehaviour = (socket: net.Socket, seq: number, action: number | string) => void;
@@ -37,17 +39,20 @@ async function fakeServer(script: (Misbehaviour | undefined)[]) {
 }
 
 const settleAll = (ps: Promise<unknown>[]) =>
-  Promise.all(ps.map((p) => p.then(() => 'ok', (e: OccamsError) => e.code)));
+  Promise.all(
+    ps.map((p) =>
+      p.then(
+        () => 'ok',
+        (e: OccamsError) => e.code,
+      ),
+    ),
+  );
 
 describe('client against a hostile server', () => {
   const cases: [string, Misbehaviour, RegExp][] = [
     ['garbage bytes', (s) => s.write(Buffer.from('HTTP/1.1 200 OK\r\n\r\nhello world, this is not occams')), /bad magic/],
     ['a response for a seq never sent', (s, seq) => s.write(encodeResponse({ seq: seq + 1000, msg: Buffer.from([1]) })), /never sent/],
-    [
-      'duplicate responses',
-      (s, seq) => s.write(Buffer.concat([encodeResponse({ seq, msg: Buffer.from([1]) }), encodeResponse({ seq, msg: Buffer.from([1]) })])),
-      /duplicate/,
-    ],
+    ['duplicate responses', (s, seq) => s.write(Buffer.concat([encodeResponse({ seq, msg: Buffer.from([1]) }), encodeResponse({ seq, msg: Buffer.from([1]) })])), /duplicate/],
     [
       'an oversized frame',
       (s, seq) => {
@@ -79,7 +84,10 @@ describe('client against a hostile server', () => {
   it('a pool reconnects after a connection that misbehaved', async () => {
     const fake = await fakeServer([(s) => s.write(Buffer.from('garbage garbage garbage garbage!')), undefined]);
     const pool = new ClientPool({ host: '127.0.0.1', port: fake.port }, { extensions: false, backoff: { initial: 20 } });
-    const first = await pool.request('x', 1).then(() => 'ok', (e: OccamsError) => e.code);
+    const first = await pool.request('x', 1).then(
+      () => 'ok',
+      (e: OccamsError) => e.code,
+    );
     expect(first).toBe('rpc_io_err');
     await waitFor(() => pool.state === 'ready' && pool.stats.connections === 1, 3000);
     expect(await pool.request('x', 'sane now')).toBe('sane now');
@@ -125,8 +133,14 @@ describe('server under hostile input (short fuzz)', () => {
     const hostile = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 512 }).map((b) => ({ kind: 'random', bytes: Buffer.from(b) })),
       fc.integer({ min: 1, max: 31 }).map((n) => ({ kind: 'truncated', bytes: encodeRequest({ action: 'echo', seq: 1 }).subarray(0, n) })),
-      fc.integer({ min: 0, max: 0xffff }).filter((m) => m !== 19749).map((m) => ({ kind: 'magic', bytes: header({ magic: m }) })),
-      fc.integer({ min: 0, max: 255 }).filter((v) => v !== 1).map((v) => ({ kind: 'version', bytes: header({ ver: v }) })),
+      fc
+        .integer({ min: 0, max: 0xffff })
+        .filter((m) => m !== 19749)
+        .map((m) => ({ kind: 'magic', bytes: header({ magic: m }) })),
+      fc
+        .integer({ min: 0, max: 255 })
+        .filter((v) => v !== 1)
+        .map((v) => ({ kind: 'version', bytes: header({ ver: v }) })),
       fc.integer({ min: 1, max: 1000 }).map((n) => ({ kind: 'over-limit', bytes: header({ action: 0, msgLen: maxFrameSize - 32 + n }) })),
       fc.constant({ kind: 'absurd-action', bytes: header({ action: 0xffffffff }) }),
       fc.uint8Array({ minLength: 1, maxLength: 64 }).map((body) => ({

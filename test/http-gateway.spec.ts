@@ -4,25 +4,27 @@
  * instead of Nest's 500.
  */
 import 'reflect-metadata';
+
 import { Controller, Get, type INestApplication, Module, Param, UseFilters } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
+
 import {
+  ClosedError,
   InjectOccamsClient,
+  IoError,
   type OccamsClient,
   OccamsHttpExceptionFilter,
-  OccamsModule,
   occamsHttpStatus,
-  ClosedError,
-  QueueFullError,
+  OccamsModule,
   OverloadedError,
-  IoError,
+  QueueFullError,
 } from '../lib/index.js';
-import { Calculator, DivError } from '../sample/calculator-api.js';
 import { InjectOccamsService, type OccamsServiceClient } from '../lib/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+import { Calculator, DivError } from '../sample/calculator-api.js';
 import { GatewayModule } from '../sample/gateway/gateway.module.js';
 import { TestAppModule } from './support/nest-apps.js';
-import { type Microservice, deadPort, get, listenHttp, startMicroservice } from './support/nest-boot.js';
+import { deadPort, get, listenHttp, type Microservice, startMicroservice } from './support/nest-boot.js';
 
 describe('the sample gateway in front of the sample calculator', () => {
   let calc: Microservice;
@@ -65,7 +67,10 @@ describe('the sample gateway in front of the sample calculator', () => {
   it('GET /health: 200 with the calculator up, its round trip and its pool', async () => {
     const res = await get(`${base}/health`);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'ok', info: { calculator: { status: 'up', servers: [{ address: `127.0.0.1:${calc.port}`, pingMs: expect.any(Number), pool: { state: 'ready' } }] } } });
+    expect(res.body).toMatchObject({
+      status: 'ok',
+      info: { calculator: { status: 'up', servers: [{ address: `127.0.0.1:${calc.port}`, pingMs: expect.any(Number), pool: { state: 'ready' } }] } },
+    });
   });
 });
 

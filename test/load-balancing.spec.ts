@@ -41,20 +41,20 @@ async function server(name: string, o: { delay?: number; failing?: boolean; over
         },
       }
     : o.overloaded
-    ? {
-        dispatch(req: { refuse(code: typeof ErrorCode.Overloaded): void }) {
-          counts.calls++;
-          req.refuse(ErrorCode.Overloaded);
-        },
-      }
-    : new MethodDispatch({
-        echo: async (v: unknown) => {
-          counts.calls++;
-          if (o.delay) await sleep(o.delay);
-          return v;
-        },
-        who: () => name,
-      });
+      ? {
+          dispatch(req: { refuse(code: typeof ErrorCode.Overloaded): void }) {
+            counts.calls++;
+            req.refuse(ErrorCode.Overloaded);
+          },
+        }
+      : new MethodDispatch({
+          echo: async (v: unknown) => {
+            counts.calls++;
+            if (o.delay) await sleep(o.delay);
+            return v;
+          },
+          who: () => name,
+        });
   // the servers' own concurrency limit off: these tests are about the client's picking (a limit would refuse the slow server's excess for it)
   const s = new RpcServer(dispatch as MethodDispatch, { logger: new MemoryLogger(), address: '127.0.0.1:0', concurrencyLimit: false });
   const address = (await s.listen()) as TcpAddress;

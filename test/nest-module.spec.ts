@@ -5,11 +5,13 @@
  * snippet works with the string the environment gives.
  */
 import 'reflect-metadata';
-import { Inject, Injectable, type INestApplicationContext, type LoggerService, Module } from '@nestjs/common';
+
+import { type INestApplicationContext, Inject, Injectable, type LoggerService, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
-import { ClientProxy, ClientsModule } from '@nestjs/microservices';
 import { NestFactory } from '@nestjs/core';
+import { ClientProxy, ClientsModule } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
+
 import { InjectOccamsClient, OccamsClient, OccamsModule, RemoteErrnoError } from '../lib/index.js';
 import { TestAppModule } from './support/nest-apps.js';
 import { startMicroservice as startApp } from './support/nest-boot.js';

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
+
 import { firstValueFrom } from 'rxjs';
-import { OccamsClient, type OccamsError, MethodDispatch, RpcServer, type TcpAddress } from '../lib/index.js';
+
+import { MethodDispatch, OccamsClient, type OccamsError, RpcServer, type TcpAddress } from '../lib/index.js';
 import { MemoryLogger, sleep, waitFor } from './support/servers.js';
 
 /** Two servers: `a` never answers `op`/`op.idem` (a hung handler), `b` answers. */

@@ -1,8 +1,10 @@
 import 'reflect-metadata';
-import { Injectable, type INestApplication, type INestMicroservice, Module } from '@nestjs/common';
+
+import { type INestApplication, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom, type Observable, retry, take, timeout, toArray } from 'rxjs';
+
 import {
   InjectOccamsClient,
   OccamsClient,

@@ -31,7 +31,10 @@ function compare(a: Version, b: Version): number {
 export function satisfies(version: string, range: string): boolean {
   const v = parseVersion(version);
   return range.split('||').some((set) => {
-    const comparators = set.trim().replace(/([<>]=?)\s+/g, '$1').split(/\s+/);
+    const comparators = set
+      .trim()
+      .replace(/([<>]=?)\s+/g, '$1')
+      .split(/\s+/);
     return comparators.every((c) => {
       const m = /^(>=|<=|>|<|\^|~)?v?(\d+)(?:\.(\d+|\*|x))?(?:\.(\d+|\*|x))?$/.exec(c);
       if (m === null) throw new Error(`range form not understood: ${JSON.stringify(range)}`);
@@ -96,7 +99,11 @@ describe('Node versions', () => {
   it('every package of the lock file accepts each CI version: npm ci is quiet there (no EBADENGINE)', () => {
     const engines = lockEngines();
     expect(engines.length).toBeGreaterThan(100);
-    for (const version of ciVersions()) expect(engines.filter(([, range]) => !satisfies(version, range)).map(([name, range]) => `${name} ${range}`), version).toEqual([]);
+    for (const version of ciVersions())
+      expect(
+        engines.filter(([, range]) => !satisfies(version, range)).map(([name, range]) => `${name} ${range}`),
+        version,
+      ).toEqual([]);
   });
 
   it("our engines accept the CI versions and 20.19, not older; the README's table says the same", () => {

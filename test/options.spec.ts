@@ -5,7 +5,10 @@
  * with what to use instead.
  */
 import 'reflect-metadata';
+
 import { NestFactory } from '@nestjs/core';
+
+import { RetryPolicy } from '../lib/client/retry-policy.js';
 import {
   ClientPool,
   ClientStream,
@@ -15,11 +18,10 @@ import {
   OccamsClient,
   OccamsModule,
   OccamsServer,
+  occamsServerOptionsFrom,
   RpcServer,
   type TcpAddress,
-  occamsServerOptionsFrom,
 } from '../lib/index.js';
-import { RetryPolicy } from '../lib/client/retry-policy.js';
 import { TestAppModule } from './support/nest-apps.js';
 import { startServer } from './support/servers.js';
 
@@ -47,9 +49,7 @@ describe('unknown option keys are refused by name', () => {
     expect((await optionError(() => new ClientPool('127.0.0.1:1', { conections: 2 } as never))).option).toBe('conections');
     expect((await optionError(() => new ClientPool('127.0.0.1:1', { backoff: { initialMs: 5 } } as never))).option).toBe('initialMs');
     expect((await optionError(() => new RpcServer(new MethodDispatch(), { closewait: 1 } as never))).option).toBe('closewait');
-    expect((await optionError(() => ClientStream.connect('127.0.0.1:1', { windowSize: 4 } as never))).message).toBe(
-      'invalid option windowSize: not an option of ClientStream',
-    );
+    expect((await optionError(() => ClientStream.connect('127.0.0.1:1', { windowSize: 4 } as never))).message).toBe('invalid option windowSize: not an option of ClientStream');
   });
 
   it('a layer passes the options of the layers below it', async () => {

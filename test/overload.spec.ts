@@ -6,11 +6,12 @@
  * and sockets on 127.0.0.1; handlers held by gates the test opens.
  */
 import dc from 'node:diagnostics_channel';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import { FailoverPool } from '../lib/client/failover-pool.js';
 import { RetryPolicy, RetryVerdict } from '../lib/client/retry-policy.js';
 import { CHANNELS, type ServerLimitMessage, type ServerRequestRefusedMessage } from '../lib/core/diagnostics.js';
-import { ErrorCode, InvalidOptionError, type OccamsError, OverloadedError, UnreachableError, errorFromWireBytes } from '../lib/errors.js';
+import { ErrorCode, errorFromWireBytes, InvalidOptionError, type OccamsError, OverloadedError, UnreachableError } from '../lib/errors.js';
 import { FLAG_ERROR_BYTES, FLAG_OK } from '../lib/protocol/constants.js';
 import { ALL_FEATURES, FEATURE_OVERLOADED, FEATURE_RECORDS, FORMAT_EXT_HEADER } from '../lib/protocol/extensions.js';
 import { helloCodec } from '../lib/protocol/hello.js';
@@ -31,7 +32,11 @@ function withDeadline(d: number, value: string): Buffer {
   return Buffer.concat([len, header, Buffer.from(helloCodec.encode(value))]);
 }
 
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: OccamsError) => e.code);
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: OccamsError) => e.code,
+  );
 
 /** A promise the test resolves when it wants. */
 function gate(): { promise: Promise<void>; open(): void } {
@@ -285,7 +290,9 @@ describe('the server-wide concurrency limit', () => {
     const client = await ClientStream.connect(ctx.url);
     try {
       const items: unknown[] = [];
-      const feed = new Promise<void>((resolve, reject) => client.call('feed', null, { onItem: (v) => items.push(v), onResult: () => resolve(), onError: reject }, { timeout: 10_000 }));
+      const feed = new Promise<void>((resolve, reject) =>
+        client.call('feed', null, { onItem: (v) => items.push(v), onResult: () => resolve(), onError: reject }, { timeout: 10_000 }),
+      );
       await waitFor(() => items.length === 1);
       const watches = [client.request('watch', null, { timeout: 10_000 }), client.request('watch', null, { timeout: 10_000 })];
       await waitFor(() => ctx.server.stats.inFlight === 3);
@@ -440,7 +447,12 @@ describe('options', () => {
       expect((err as InvalidOptionError).option).toBe(name);
     }
     // off, and strings as env or ConfigService give them
-    for (const [value, limit] of [[false, undefined], ['0', undefined], ['16', 'static'], ['aimd', 'aimd']] as const) {
+    for (const [value, limit] of [
+      [false, undefined],
+      ['0', undefined],
+      ['16', 'static'],
+      ['aimd', 'aimd'],
+    ] as const) {
       const ctx = await startServer({}, { concurrencyLimit: value as never });
       expect(ctx.server.stats.limit?.algorithm).toBe(limit);
       await ctx.server.destroy();

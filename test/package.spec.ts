@@ -16,14 +16,16 @@
  * while other suites use it.
  */
 import 'reflect-metadata';
+
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+
 import { freePort } from '../bench/free-port.js';
-import { NEST_TEMPLATE_OPTIONS, quickStart } from './support/snippets.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { startMicroservice } from './support/nest-boot.js';
+import { NEST_TEMPLATE_OPTIONS, quickStart } from './support/snippets.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
@@ -129,7 +131,10 @@ function createApp(dir: string, kind: 'cjs' | 'esm', quickStartPort: number): vo
   });
   fs.mkdirSync(path.join(dir, 'typecheck'), { recursive: true });
   const entries = ['', '/stream', '/client', '/server', '/protocol', '/defaults'];
-  fs.writeFileSync(path.join(dir, 'typecheck/entries.ts'), `${entries.map((e, i) => `import * as e${i} from 'nestjs-occams${e}';`).join('\n')}\nexport const entries = [${entries.map((_, i) => `e${i}`).join(', ')}];\n`);
+  fs.writeFileSync(
+    path.join(dir, 'typecheck/entries.ts'),
+    `${entries.map((e, i) => `import * as e${i} from 'nestjs-occams${e}';`).join('\n')}\nexport const entries = [${entries.map((_, i) => `e${i}`).join(', ')}];\n`,
+  );
   fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
   fs.copyFileSync(fixture, path.join(dir, 'src/main.ts'));
   fs.writeFileSync(path.join(dir, 'src/quickstart.ts'), quickStartOn(quickStartPort));
@@ -212,8 +217,14 @@ describe('the packed package in fresh CommonJS and ESM Nest apps', () => {
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, ...nest, ...common], dir, 240_000);
     await timed(times, 'install (both apps, in parallel)', () =>
       Promise.all([
-        install(apps.cjs, Object.entries(OLDER_NEST).map(([n, v]) => `${n}@${v}`)),
-        install(apps.esm, Object.keys(OLDER_NEST).map((n) => `${n}@${ours(n)}`)),
+        install(
+          apps.cjs,
+          Object.entries(OLDER_NEST).map(([n, v]) => `${n}@${v}`),
+        ),
+        install(
+          apps.esm,
+          Object.keys(OLDER_NEST).map((n) => `${n}@${ours(n)}`),
+        ),
       ]),
     );
     await timed(times, 'compile (both apps)', () => Promise.all([run(process.execPath, [tsc, '-p', '.'], apps.cjs), run(process.execPath, [tsc, '-p', '.'], apps.esm)]));

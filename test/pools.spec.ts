@@ -1,11 +1,11 @@
-import { Backoff, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../lib/core/backoff.js';
-import { FakeClock } from './support/fake-clock.js';
 import { ClientPool, type PoolState } from '../lib/client/client-pool.js';
 import { FailoverPool } from '../lib/client/failover-pool.js';
+import { Backoff, BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from '../lib/core/backoff.js';
+import { type OccamsError, UnreachableError } from '../lib/errors.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
-import { UnreachableError, type OccamsError } from '../lib/errors.js';
 import type { TcpAddress } from '../lib/transport/address.js';
+import { FakeClock } from './support/fake-clock.js';
 import { MemoryLogger, sleep, startServer, waitFor } from './support/servers.js';
 
 /** A server that answers `whoami` with its name and `echo` with its input. */

@@ -1,12 +1,9 @@
 import fc from 'fast-check';
-import {
-  ProtocolError,
-  FrameTooLargeError,
-  InvalidVersionError,
-} from '../lib/errors.js';
+
+import { FrameTooLargeError, InvalidVersionError, ProtocolError } from '../lib/errors.js';
 import { RequestDecoder } from '../lib/protocol/request-decoder.js';
-import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
+import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 import { encodeResponse } from '../lib/protocol/response-frame.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex');
@@ -26,10 +23,7 @@ type Res = { flag: number; seq: number; msgLen: number; msg: Buffer; blob: Buffe
 
 function requestCollector(max?: number) {
   const out: Req[] = [];
-  const decoder = new RequestDecoder(
-    { onRequest: (format, action, seq, clientId, msg, blob) => out.push({ format, action, seq, clientId, msg, blob }) },
-    max,
-  );
+  const decoder = new RequestDecoder({ onRequest: (format, action, seq, clientId, msg, blob) => out.push({ format, action, seq, clientId, msg, blob }) }, max);
   return { out, decoder };
 }
 function responseCollector(max?: number) {
@@ -163,7 +157,10 @@ describe('frames: incremental decoding', () => {
         const { decoder } = requestCollector(4096);
         for (const c of chunks) {
           const chunk = Buffer.from(c);
-          if (withMagic && chunk.length >= 3) chunk.writeUInt16LE(19749, 0), (chunk[2] = 1);
+          if (withMagic && chunk.length >= 3) {
+            chunk.writeUInt16LE(19749, 0);
+            chunk[2] = 1;
+          }
           const err = decoder.push(chunk);
           if (err) {
             expect(err.code).toMatch(/^rpc_/);

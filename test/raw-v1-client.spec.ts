@@ -3,12 +3,15 @@
  * from lib/), calling the Calculator sample the way the Rust crate would.
  */
 import 'reflect-metadata';
+
 import net from 'node:net';
-import { NestFactory } from '@nestjs/core';
+
 import type { INestMicroservice } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { Packr } from 'msgpackr';
-import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+
 import { OccamsServer } from '../lib/nest/occams-server.js';
+import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 
 const msgpack = new Packr({ useRecords: false });
 

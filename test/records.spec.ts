@@ -7,20 +7,21 @@
  * that do not negotiate it never see it.
  */
 import net from 'node:net';
-import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
-import type { Codec } from '../lib/codec/codec.js';
-import { MAX_SHAPE_KEYS, MAX_SHAPE_KEY_CHARS } from '../lib/codec/record-shapes.js';
-import { ClientStream } from '../lib/client/client-stream.js';
+
 import type { CallHandle } from '../lib/client/call.js';
-import { ACTION_HELLO, ALL_FEATURES, FEATURE_RECORDS, FLAG_OK_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
+import { ClientStream } from '../lib/client/client-stream.js';
+import type { Codec } from '../lib/codec/codec.js';
+import { MsgpackCodec, msgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { MAX_SHAPE_KEY_CHARS, MAX_SHAPE_KEYS } from '../lib/codec/record-shapes.js';
+import type { OccamsError } from '../lib/errors.js';
 import { RESPONSE_HEADER_SIZE } from '../lib/protocol/constants.js';
+import { ACTION_HELLO, ALL_FEATURES, FEATURE_RECORDS, FLAG_OK_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { helloCodec, helloOffer } from '../lib/protocol/hello.js';
 import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { encodeResponse } from '../lib/protocol/response-frame.js';
-import type { OccamsError } from '../lib/errors.js';
 import { v1Exchange, v1Request } from './support/raw-v1.js';
-import { MemoryLogger, rawConnect, sleep, startServer, waitFor } from './support/servers.js';
+import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
 /** A deterministic generator (xorshift), so a failure replays. */
 function rng(seed: number): () => number {
@@ -153,7 +154,11 @@ describe('MsgpackCodec sessions', () => {
     const keys = (n: number, len = 3) => Array.from({ length: n }, (_, i) => `${i}`.padStart(len, 'k'));
     /** a record definition (ext 0x72) at `idBytes`, its keys, then the record's values (all nil) */
     const definition = (idBytes: number[], names: string[]) =>
-      Buffer.concat([Buffer.from(idBytes.length === 1 ? [0xd4, 0x72, ...idBytes] : [0xd5, 0x72, ...idBytes]), Buffer.from(msgpackCodec.encode(names)), Buffer.alloc(names.length, 0xc0)]);
+      Buffer.concat([
+        Buffer.from(idBytes.length === 1 ? [0xd4, 0x72, ...idBytes] : [0xd5, 0x72, ...idBytes]),
+        Buffer.from(msgpackCodec.encode(names)),
+        Buffer.alloc(names.length, 0xc0),
+      ]);
     const fine = keys(10);
     expect(new MsgpackCodec().session()!.decode(definition([0x40], fine))).toEqual(Object.fromEntries(fine.map((k) => [k, null])));
     expect(() => new MsgpackCodec().session()!.decode(definition([0x41], keys(MAX_SHAPE_KEYS + 1)))).toThrow(/keys/);
@@ -193,7 +198,13 @@ async function withEcho(
 }
 
 const call = (client: ClientStream, action: string, v: unknown) => client.request(action, v);
-const catchErr = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a rejection'); }, (e: OccamsError) => e);
+const catchErr = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: OccamsError) => e,
+  );
 
 describe('FEATURE_RECORDS on a connection', () => {
   it('is negotiated between two nestjs-occams peers, and 2000 varied values echo exactly, 200 in flight', async () => {
@@ -300,7 +311,12 @@ describe('FEATURE_RECORDS on a connection', () => {
       await answered;
       const closed = new Promise<void>((r) => raw.once('close', () => r()));
       raw.write(encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 2, msg: msgpackCodec.encode({ a: 1 }) }));
-      await Promise.race([closed, sleep(5000).then(() => { throw new Error('connection not closed'); })]);
+      await Promise.race([
+        closed,
+        sleep(5000).then(() => {
+          throw new Error('connection not closed');
+        }),
+      ]);
       await waitFor(() => ctx.logger.lines.some((l) => l.includes('record session the connection did not negotiate')));
       expect(await call(client, 'echo', { still: 'served' })).toEqual({ still: 'served' });
     });
@@ -341,7 +357,7 @@ describe('FEATURE_RECORDS on a connection', () => {
     }
   });
 
-  it('the first HELLO decides the server\'s record sessions: a later HELLO neither starts nor stops them', async () => {
+  it("the first HELLO decides the server's record sessions: a later HELLO neither starts nor stops them", async () => {
     const session = () => msgpackCodec.session!()!;
     const withRecords = helloCodec.encode(helloOffer('msgpack', ALL_FEATURES));
     const without = helloCodec.encode(helloOffer('msgpack', ALL_FEATURES & ~FEATURE_RECORDS));
@@ -352,22 +368,33 @@ describe('FEATURE_RECORDS on a connection', () => {
       // granted, then a HELLO without them: requests and results stay in the sessions
       const out = session();
       const into = session();
-      const on = await v1Exchange(ctx.address.port, [
-        hello(1, withRecords),
-        encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 2, msg: out.encode({ kept: 1, s: 'a' }) }),
-        hello(3, without),
-        encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 4, msg: out.encode({ kept: 2, s: 'b' }) }),
-      ], 4);
+      const on = await v1Exchange(
+        ctx.address.port,
+        [
+          hello(1, withRecords),
+          encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 2, msg: out.encode({ kept: 1, s: 'a' }) }),
+          hello(3, without),
+          encodeRequest({ format: FORMAT_RECORDS, action: 'echo', seq: 4, msg: out.encode({ kept: 2, s: 'b' }) }),
+        ],
+        4,
+      );
       expect(on.map((f) => f[3])).toEqual([0, FLAG_OK_RECORDS, 0, FLAG_OK_RECORDS]);
       expect([granted(on[0]!), granted(on[2]!)]).toEqual([FEATURE_RECORDS, FEATURE_RECORDS]);
-      expect([into.decode(bodyOf(on[1]!)), into.decode(bodyOf(on[3]!))]).toEqual([{ kept: 1, s: 'a' }, { kept: 2, s: 'b' }]);
+      expect([into.decode(bodyOf(on[1]!)), into.decode(bodyOf(on[3]!))]).toEqual([
+        { kept: 1, s: 'a' },
+        { kept: 2, s: 'b' },
+      ]);
       // not granted, then a HELLO with them: everything stays plain
-      const off = await v1Exchange(ctx.address.port, [
-        hello(1, without),
-        encodeRequest({ action: 'echo', seq: 2, msg: msgpackCodec.encode({ plain: 1 }) }),
-        hello(3, withRecords),
-        encodeRequest({ action: 'echo', seq: 4, msg: msgpackCodec.encode({ plain: 2 }) }),
-      ], 4);
+      const off = await v1Exchange(
+        ctx.address.port,
+        [
+          hello(1, without),
+          encodeRequest({ action: 'echo', seq: 2, msg: msgpackCodec.encode({ plain: 1 }) }),
+          hello(3, withRecords),
+          encodeRequest({ action: 'echo', seq: 4, msg: msgpackCodec.encode({ plain: 2 }) }),
+        ],
+        4,
+      );
       expect(off.map((f) => f[3])).toEqual([0, 0, 0, 0]);
       expect([granted(off[0]!), granted(off[2]!)]).toEqual([0, 0]);
       expect([msgpackCodec.decode(bodyOf(off[1]!)), msgpackCodec.decode(bodyOf(off[3]!))]).toEqual([{ plain: 1 }, { plain: 2 }]);

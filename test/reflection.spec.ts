@@ -4,19 +4,11 @@
  * app (the sample Calculator) and from the stream layer; off by default.
  */
 import fs from 'node:fs';
-import {
-  ClientStream,
-  ErrorCode,
-  LIBRARY_VERSION,
-  MethodDispatch,
-  ReflectionOffError,
-  RpcServer,
-  type TcpAddress,
-  describeServer,
-} from '../lib/index.js';
+
+import { ClientStream, describeServer, ErrorCode, LIBRARY_VERSION, MethodDispatch, ReflectionOffError, RpcServer, type TcpAddress } from '../lib/index.js';
 import * as protocol from '../lib/protocol/index.js';
-import { Calculator } from '../sample/calculator-api.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
+import { Calculator } from '../sample/calculator-api.js';
 import { type Microservice, startMicroservice } from './support/nest-boot.js';
 import { MemoryLogger } from './support/servers.js';
 

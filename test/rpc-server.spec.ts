@@ -1,8 +1,9 @@
 import type net from 'node:net';
+
 import { ClientStream } from '../lib/client/client-stream.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
-import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { rawConnect, sleep, startServer, waitFor } from './support/servers.js';
 
 /** Collects decoded responses from a raw socket. */
@@ -128,7 +129,14 @@ describe('what a handler sees of its connection', () => {
           assigned,
           text: String(c),
         });
-        return { id: req.connection.id, address: req.connection.remoteAddress, peer: req.connection.peer.text, features: req.connection.features, state: req.connection.state, clientId: req.connection.clientId };
+        return {
+          id: req.connection.id,
+          address: req.connection.remoteAddress,
+          peer: req.connection.peer.text,
+          features: req.connection.features,
+          state: req.connection.state,
+          clientId: req.connection.clientId,
+        };
       },
     });
     const client = await ClientStream.connect(ctx.url);

@@ -11,25 +11,28 @@
  * Speeds are printed, not asserted (`npm run demo:runtimes` for figures).
  */
 import 'reflect-metadata';
+
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NestFactory } from '@nestjs/core';
+
 import type { INestMicroservice } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { firstValueFrom, toArray } from 'rxjs';
+
 import { ClientStream } from '../lib/client/client-stream.js';
-import { RemoteErrnoError, type OccamsError } from '../lib/errors.js';
-import { MethodDispatch } from '../lib/server/method-dispatch.js';
-import { silentLogger } from '../lib/server/logger.js';
-import { RpcServer } from '../lib/server/rpc-server.js';
+import { type OccamsError, RemoteErrnoError } from '../lib/errors.js';
 import { OccamsClient } from '../lib/nest/occams-client.js';
 import { OccamsServer } from '../lib/nest/occams-server.js';
+import { silentLogger } from '../lib/server/logger.js';
+import { MethodDispatch } from '../lib/server/method-dispatch.js';
+import { RpcServer } from '../lib/server/rpc-server.js';
 import type { TcpAddress } from '../lib/transport/address.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { calculatorMethods } from '../sample/calculator-methods.js';
-import { type RuntimeName, runtimeBinary, runtimeCommand } from '../sample/runtime-commands.js';
+import { runtimeBinary, runtimeCommand, type RuntimeName } from '../sample/runtime-commands.js';
 import { testPki } from './support/certs.js';
-import { type ProcessCommand, type Started, runProcess, startProcess, stopAll, stopProcess } from './support/child-processes.js';
+import { type ProcessCommand, runProcess, type Started, startProcess, stopAll, stopProcess } from './support/child-processes.js';
 import { v1Exchange, v1Hold, v1Ping, v1Request } from './support/raw-v1.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -144,9 +147,13 @@ async function probe(runtime: RuntimeName): Promise<unknown> {
   return JSON.parse(run.stdout.trim().split('\n').at(-1)!);
 }
 
-it('node: the probe gives the answers the other runtimes must match', async () => {
-  expect(await probe('node')).toEqual(probeExpected);
-}, TEST_MS);
+it(
+  'node: the probe gives the answers the other runtimes must match',
+  async () => {
+    expect(await probe('node')).toEqual(probeExpected);
+  },
+  TEST_MS,
+);
 
 describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
   beforeAll(async () => {
@@ -156,63 +163,83 @@ describe.each(['bun', 'deno'] as const)('%s', (runtime) => {
     console.log(`${runtime} ${v.stdout.trim().split('\n')[0]}`);
   });
 
-  it('runs the stream-layer demo to its end', async () => {
-    // 20,000 requests, not its 100,000: timing-sensitive suites run beside this one
-    const run = await runProcess(command(runtime, dist('sample/stream-demo.js'), ['20000']), RUN_MS);
-    expect(run.stderr).toBe('');
-    expect(run.stdout).toMatch(/add\(2, 3\) += 5\n/);
-    expect(run.stdout).toMatch(/div\(1, 0\) +-> user_error "division by zero"/);
-    expect(run.stdout).toMatch(/might_fail\(-1\) +-> user_errno errno 22/);
-    expect(run.stdout).toMatch(/20000 pipelined requests \(1024 in flight\): \d+ req\/s, sum 40000/);
-    expect(run.stdout).toMatch(/closed cleanly\n$/);
-    expect(run.code).toBe(0);
-    console.log(`${runtime} stream demo: ${/\d+ req\/s/.exec(run.stdout)![0]}`);
-  }, TEST_MS);
-
-  it('the stream-layer server under it answers a Node ClientStream and a raw v1 client as Node does, and stops gracefully on SIGTERM with a client connected', async () => {
-    const server = await startProcess(command(runtime, dist('sample/stream-server.js'), [], { OCCAMS_PORT: '0' }), /stream server listening on 127\.0\.0\.1:(\d+)/);
-    const port = Number(server.match[1]);
-    const client = await ClientStream.connect(`127.0.0.1:${port}`, { connectTimeout: 5000 });
-    try {
-      expect(client.features).not.toBe(0); // the extensions were negotiated
-      await expectCalculator((a, v) => client.request(a, v, { timeout: 5000 }));
-    } finally {
-      client.destroy();
-    }
-    expect(await v1Answers(port)).toEqual(node.streamV1); // a plain v1 peer gets the same bytes
-    await stopWithClientConnected(server, port, /stream server stopped \(SIGTERM\)/);
-  }, TEST_MS);
-
-  it('the Nest Calculator under it answers a Node OccamsClient (results, both error forms, a stream, an event) and a raw v1 client as Node does, and stops gracefully on SIGTERM with a client connected', async () => {
-    const app = await startProcess(command(runtime, dist('sample/calculator/main.js'), [], { OCCAMS_PORT: '0' }), /calculator listening on 127\.0\.0\.1:(\d+)/);
-    const port = Number(app.match[1]);
-    const client = new OccamsClient({ port, timeout: 5000 });
-    try {
-      await expectCalculator((a, v) => firstValueFrom(client.send(a, v)));
-      const errno = (await firstValueFrom(client.send('Calculator.might_fail_with_errno', -1)).catch((e: unknown) => e)) as RemoteErrnoError;
-      expect(errno.message).toBe('v must be >= 0'); // errno with its message (flag 6)
-      expect(await firstValueFrom(client.send('Calculator.count', 3).pipe(toArray()))).toEqual([1, 2, 3]);
-      await firstValueFrom(client.emit('Calculator.log', { from: 'node' }), { defaultValue: undefined });
-      let events: unknown[] = [];
-      for (const until = Date.now() + 5000; events.length === 0 && Date.now() < until; ) events = await firstValueFrom(client.send('Calculator.events', {}));
-      expect(events).toEqual([{ from: 'node' }]);
-    } finally {
-      await client.close();
-    }
-    expect(await v1Answers(port)).toEqual(node.nestV1); // a plain v1 peer gets the same bytes
-    await stopWithClientConnected(app, port, /calculator stopped \(SIGTERM\)/);
-  }, TEST_MS);
-
-  it('servers in this Node process answer the stream-layer client run under it', async () => {
-    for (const port of [node.streamPort, node.nestPort]) {
-      const run = await runProcess(command(runtime, dist('sample/stream-client.js'), [`127.0.0.1:${port}`, '2000']), RUN_MS);
+  it(
+    'runs the stream-layer demo to its end',
+    async () => {
+      // 20,000 requests, not its 100,000: timing-sensitive suites run beside this one
+      const run = await runProcess(command(runtime, dist('sample/stream-demo.js'), ['20000']), RUN_MS);
       expect(run.stderr).toBe('');
-      expect(run.stdout).toMatch(/all answers right\n$/);
+      expect(run.stdout).toMatch(/add\(2, 3\) += 5\n/);
+      expect(run.stdout).toMatch(/div\(1, 0\) +-> user_error "division by zero"/);
+      expect(run.stdout).toMatch(/might_fail\(-1\) +-> user_errno errno 22/);
+      expect(run.stdout).toMatch(/20000 pipelined requests \(1024 in flight\): \d+ req\/s, sum 40000/);
+      expect(run.stdout).toMatch(/closed cleanly\n$/);
       expect(run.code).toBe(0);
-    }
-  }, TEST_MS);
+      console.log(`${runtime} stream demo: ${/\d+ req\/s/.exec(run.stdout)![0]}`);
+    },
+    TEST_MS,
+  );
 
-  it('TLS, mutual TLS, Unix sockets, DNS and diagnostics_channel behave as under Node', async () => {
-    expect(await probe(runtime)).toEqual(probeExpected);
-  }, TEST_MS);
+  it(
+    'the stream-layer server under it answers a Node ClientStream and a raw v1 client as Node does, and stops gracefully on SIGTERM with a client connected',
+    async () => {
+      const server = await startProcess(command(runtime, dist('sample/stream-server.js'), [], { OCCAMS_PORT: '0' }), /stream server listening on 127\.0\.0\.1:(\d+)/);
+      const port = Number(server.match[1]);
+      const client = await ClientStream.connect(`127.0.0.1:${port}`, { connectTimeout: 5000 });
+      try {
+        expect(client.features).not.toBe(0); // the extensions were negotiated
+        await expectCalculator((a, v) => client.request(a, v, { timeout: 5000 }));
+      } finally {
+        client.destroy();
+      }
+      expect(await v1Answers(port)).toEqual(node.streamV1); // a plain v1 peer gets the same bytes
+      await stopWithClientConnected(server, port, /stream server stopped \(SIGTERM\)/);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'the Nest Calculator under it answers a Node OccamsClient (results, both error forms, a stream, an event) and a raw v1 client as Node does, and stops gracefully on SIGTERM with a client connected',
+    async () => {
+      const app = await startProcess(command(runtime, dist('sample/calculator/main.js'), [], { OCCAMS_PORT: '0' }), /calculator listening on 127\.0\.0\.1:(\d+)/);
+      const port = Number(app.match[1]);
+      const client = new OccamsClient({ port, timeout: 5000 });
+      try {
+        await expectCalculator((a, v) => firstValueFrom(client.send(a, v)));
+        const errno = (await firstValueFrom(client.send('Calculator.might_fail_with_errno', -1)).catch((e: unknown) => e)) as RemoteErrnoError;
+        expect(errno.message).toBe('v must be >= 0'); // errno with its message (flag 6)
+        expect(await firstValueFrom(client.send('Calculator.count', 3).pipe(toArray()))).toEqual([1, 2, 3]);
+        await firstValueFrom(client.emit('Calculator.log', { from: 'node' }), { defaultValue: undefined });
+        let events: unknown[] = [];
+        for (const until = Date.now() + 5000; events.length === 0 && Date.now() < until;) events = await firstValueFrom(client.send('Calculator.events', {}));
+        expect(events).toEqual([{ from: 'node' }]);
+      } finally {
+        await client.close();
+      }
+      expect(await v1Answers(port)).toEqual(node.nestV1); // a plain v1 peer gets the same bytes
+      await stopWithClientConnected(app, port, /calculator stopped \(SIGTERM\)/);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'servers in this Node process answer the stream-layer client run under it',
+    async () => {
+      for (const port of [node.streamPort, node.nestPort]) {
+        const run = await runProcess(command(runtime, dist('sample/stream-client.js'), [`127.0.0.1:${port}`, '2000']), RUN_MS);
+        expect(run.stderr).toBe('');
+        expect(run.stdout).toMatch(/all answers right\n$/);
+        expect(run.code).toBe(0);
+      }
+    },
+    TEST_MS,
+  );
+
+  it(
+    'TLS, mutual TLS, Unix sockets, DNS and diagnostics_channel behave as under Node',
+    async () => {
+      expect(await probe(runtime)).toEqual(probeExpected);
+    },
+    TEST_MS,
+  );
 });

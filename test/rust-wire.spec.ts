@@ -7,16 +7,19 @@
  * with lib/protocol.
  */
 import 'reflect-metadata';
+
 import net from 'node:net';
-import { NestFactory } from '@nestjs/core';
+
 import type { INestMicroservice } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+
 import { ClientStream } from '../lib/client/client-stream.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsServer } from '../lib/nest/occams-server.js';
-import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import type { TcpAddress } from '../lib/transport/address.js';
+import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { MemoryLogger, rawConnect, waitFor } from './support/servers.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex');
@@ -179,7 +182,7 @@ describe('a client against a server that answers like the Rust crate', () => {
 });
 
 describe('what a plain v1 server (the Rust crate) gets, as docs/PROTOCOL.md says', () => {
-  it('an event ({ event: true }) goes as an ordinary request and resolves with the server\'s answer (v1 has no events)', async () => {
+  it("an event ({ event: true }) goes as an ordinary request and resolves with the server's answer (v1 has no events)", async () => {
     const rust = await rustLikeServer('rpc_decode', () => hex('a2 6f6b')); // "ok"
     const client = await ClientStream.connect({ host: '127.0.0.1', port: rust.port });
     try {
@@ -220,7 +223,10 @@ describe('the Nest server to a plain v1 client, as the Rust crate calls it', () 
   async function call(requests: [string, Buffer][]): Promise<Map<number, V1Response>> {
     const socket = await rawConnect(port);
     const bySeq = new Map<number, V1Response>();
-    socket.on('data', responseFrames((r) => bySeq.set(r.seq, r)));
+    socket.on(
+      'data',
+      responseFrames((r) => bySeq.set(r.seq, r)),
+    );
     socket.write(Buffer.concat(requests.map(([action, msg], i) => v1Request(i + 1, action, msg))));
     try {
       await waitFor(() => bySeq.size === requests.length);

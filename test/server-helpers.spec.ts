@@ -1,8 +1,8 @@
 /** The server's small helpers, driven without sockets: fake clocks and plain times. */
+import type { CallOptions, CreditOwner, ResponseHandler } from '../lib/client/call.js';
+import { StreamIterator } from '../lib/client/stream-iterator.js';
 import { DrainPolicy } from '../lib/server/drain-policy.js';
 import { WriteStallWatch } from '../lib/server/write-stall.js';
-import { StreamIterator } from '../lib/client/stream-iterator.js';
-import type { CallOptions, CreditOwner, ResponseHandler } from '../lib/client/call.js';
 import { FakeClock } from './support/fake-clock.js';
 
 describe('DrainPolicy', () => {
@@ -55,7 +55,12 @@ describe('WriteStallWatch', () => {
     const clock = new FakeClock(0);
     let taken = 0;
     let stalls = 0;
-    const w = new WriteStallWatch(clock, 400, () => taken, () => stalls++);
+    const w = new WriteStallWatch(
+      clock,
+      400,
+      () => taken,
+      () => stalls++,
+    );
     w.start();
     for (let i = 0; i < 20; i++) {
       clock.advance(300);
@@ -70,15 +75,25 @@ describe('WriteStallWatch', () => {
 
   it('stop() clears its timer; timeout 0 never starts', () => {
     const clock = new FakeClock(0);
-    const w = new WriteStallWatch(clock, 400, () => 0, () => {
-      throw new Error('must not fire');
-    });
+    const w = new WriteStallWatch(
+      clock,
+      400,
+      () => 0,
+      () => {
+        throw new Error('must not fire');
+      },
+    );
     w.start();
     w.stop();
     clock.advance(10_000);
-    const off = new WriteStallWatch(clock, 0, () => 0, () => {
-      throw new Error('must not fire');
-    });
+    const off = new WriteStallWatch(
+      clock,
+      0,
+      () => 0,
+      () => {
+        throw new Error('must not fire');
+      },
+    );
     off.start();
     expect(off.running).toBe(false);
   });

@@ -12,11 +12,11 @@ const root = path.resolve(import.meta.dirname, '..');
 // dist/ is built by the global setup (test/support/build-dist.ts)
 describe('soak: faults under load across processes', () => {
   it('loses nothing while servers are killed and restarted', () => {
-    const run = spawnSync(
-      process.execPath,
-      ['dist/bench/soak.js', '--seconds', '8', '--servers', '2', '--clients', '2', '--concurrency', '16', '--json'],
-      { cwd: root, encoding: 'utf8', timeout: 60_000 },
-    );
+    const run = spawnSync(process.execPath, ['dist/bench/soak.js', '--seconds', '8', '--servers', '2', '--clients', '2', '--concurrency', '16', '--json'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
     expect(report.faults.kills + report.faults.gracefulRestarts + report.faults.freezes).toBeGreaterThanOrEqual(1);
     expect(report.succeeded).toBeGreaterThan(1000);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+
 import * as defaults from '../lib/defaults.js';
 import * as root from '../lib/index.js';
 import * as stream from '../lib/stream/index.js';

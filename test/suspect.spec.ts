@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
+
 import { FailoverPool } from '../lib/client/failover-pool.js';
 import type { OccamsError } from '../lib/errors.js';
 import { exited, message, root } from './support/processes.js';

@@ -1,11 +1,15 @@
 import { ClientStream } from '../lib/client/client-stream.js';
+import type { OccamsError } from '../lib/errors.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import type { TcpAddress } from '../lib/transport/address.js';
-import type { OccamsError } from '../lib/errors.js';
 import { testPki } from './support/certs.js';
 import { MemoryLogger } from './support/servers.js';
 
-const refusal = (p: Promise<unknown>) => p.then(() => 'connected', (e: OccamsError) => e.code);
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => 'connected',
+    (e: OccamsError) => e.code,
+  );
 
 describe('TLS', () => {
   it('verifies the server certificate by default and refuses a wrong server name', async () => {
@@ -38,9 +42,9 @@ describe('TLS', () => {
     client.destroy();
 
     expect(await refusal(ClientStream.connect(`localhost:${port}`, { tls: { ca: pki.ca }, connectTimeout: 3000 }))).toBe('rpc_unreachable');
-    expect(
-      await refusal(ClientStream.connect(`localhost:${port}`, { tls: { ca: pki.ca, key: pki.strangerKey, cert: pki.strangerCert }, connectTimeout: 3000 })),
-    ).toBe('rpc_unreachable');
+    expect(await refusal(ClientStream.connect(`localhost:${port}`, { tls: { ca: pki.ca, key: pki.strangerKey, cert: pki.strangerCert }, connectTimeout: 3000 }))).toBe(
+      'rpc_unreachable',
+    );
     expect(logger.lines.some((l) => /TLS handshake refused/.test(l))).toBe(true);
     await server.destroy();
   });

@@ -8,6 +8,7 @@
  * plain v1 peers get no metadata.
  */
 import 'reflect-metadata';
+
 import { Controller, Get, type INestApplication, Module, Param, ParseIntPipe, UseFilters } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern } from '@nestjs/microservices';
@@ -16,19 +17,11 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { lastValueFrom, toArray } from 'rxjs';
-import {
-  ClientStream,
-  InjectOccamsClient,
-  type OccamsClient,
-  OccamsHttpExceptionFilter,
-  OccamsModule,
-  disableTracing,
-  enableTracing,
-  tracingEnabled,
-} from '../lib/index.js';
+
+import { ClientStream, disableTracing, enableTracing, InjectOccamsClient, type OccamsClient, OccamsHttpExceptionFilter, OccamsModule, tracingEnabled } from '../lib/index.js';
 import { NO_PROPAGATOR_WARNING, OtelTracer } from '../lib/tracing/otel-tracer.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
-import { type Microservice, get, listenHttp, startMicroservice } from './support/nest-boot.js';
+import { get, listenHttp, type Microservice, startMicroservice } from './support/nest-boot.js';
 import { startServer, waitFor } from './support/servers.js';
 
 const { SpanKind, SpanStatusCode, context, propagation, trace } = api;

@@ -5,40 +5,42 @@
  * serviceClient, and a raw occams v1 client.
  */
 import 'reflect-metadata';
-import { Injectable, type INestMicroservice } from '@nestjs/common';
+
+import { type INestMicroservice, Injectable } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { Packr } from 'msgpackr';
 import { firstValueFrom, lastValueFrom, type Observable, toArray } from 'rxjs';
+
+import type { OccamsError as OccamsErrorType } from '../lib/index.js';
 import {
   ClientStream,
+  defineService,
   FailoverPool,
   InjectOccamsService,
-  InvalidOptionError,
   InternalError,
+  InvalidOptionError,
+  method,
   MethodDispatch,
   MethodNotFoundError,
   OccamsClient,
   OccamsError,
   OccamsModule,
   OccamsServer,
+  OccamsService,
   type OccamsServiceClient,
+  occamsServiceToken,
   RemoteErrnoError,
   RemoteError,
   RpcServer,
-  type ServiceHandlers,
-  type TcpAddress,
-  OccamsService,
-  defineService,
-  method,
-  occamsServiceToken,
   serviceClient,
+  type ServiceHandlers,
   stream,
+  type TcpAddress,
 } from '../lib/index.js';
-import { EDOM, OverQuota, Refusal, Vault, VaultErrno, VaultModule } from './support/vault-service.js';
-import { v1Request, v1Exchange } from './support/raw-v1.js';
+import { v1Exchange, v1Request } from './support/raw-v1.js';
 import { MemoryLogger } from './support/servers.js';
-import type { OccamsError as OccamsErrorType } from '../lib/index.js';
+import { EDOM, OverQuota, Refusal, Vault, VaultErrno, VaultModule } from './support/vault-service.js';
 
 const msgpack = new Packr({ useRecords: false });
 
@@ -129,9 +131,7 @@ describe('a typed service: @OccamsService controller, typed OccamsClient', () =>
 
   it('raises a declared error that ends a stream after its items, in both stream forms', async () => {
     const seen: number[] = [];
-    const err = await new Promise((resolve, reject) =>
-      vault.countdown(5).subscribe({ next: (v) => seen.push(v), error: resolve, complete: () => reject(new Error('completed')) }),
-    );
+    const err = await new Promise((resolve, reject) => vault.countdown(5).subscribe({ next: (v) => seen.push(v), error: resolve, complete: () => reject(new Error('completed')) }));
     expect(seen).toEqual([1, 2, 3]);
     expect(err).toBeInstanceOf(OverQuota);
     const pulled = await drain(vault.countdown.stream(4));

@@ -6,10 +6,12 @@
  * `stream` run.
  */
 import 'reflect-metadata';
+
 import { NestFactory } from '@nestjs/core';
 import { firstValueFrom } from 'rxjs';
+
 import { EchoModule, nestClientContext } from '../nest-echo.js';
-import { type BenchTransport, benchMaxFrame, benchWindow } from '../transport.js';
+import { benchMaxFrame, type BenchTransport, benchWindow } from '../transport.js';
 
 async function lib(): Promise<any> {
   const where = process.env.OCCAMS_BEFORE_LIB;

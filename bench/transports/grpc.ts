@@ -1,10 +1,13 @@
 /** Nest's built-in gRPC transport (@grpc/grpc-js), an equivalent unary Echo method. */
 import 'reflect-metadata';
+
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { NestFactory } from '@nestjs/core';
 import { type ClientGrpc, ClientsModule, Transport } from '@nestjs/microservices';
 import { firstValueFrom, type Observable } from 'rxjs';
+
 import { freePort } from '../free-port.js';
 import { EchoModule, nestClientContext } from '../nest-echo.js';
 import type { BenchTransport } from '../transport.js';
@@ -29,9 +32,7 @@ const transport: BenchTransport = {
   },
   async connect(port) {
     const { client, close } = await nestClientContext<ClientGrpc>(
-      ClientsModule.register([
-          { name: 'ECHO', transport: Transport.GRPC, options: { package: 'bench', protoPath, url: `127.0.0.1:${port}` } },
-      ]),
+      ClientsModule.register([{ name: 'ECHO', transport: Transport.GRPC, options: { package: 'bench', protoPath, url: `127.0.0.1:${port}` } }]),
     );
     const service = client.getService<EchoService>('Echo');
     return { call: (payload) => firstValueFrom(service.echo(payload)), close };

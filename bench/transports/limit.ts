@@ -12,7 +12,9 @@
  *   copied in JavaScript.
  */
 import net from 'node:net';
+
 import { Packr } from 'msgpackr';
+
 import type { BenchClient, BenchServer, BenchTransport } from '../transport.js';
 
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, mapsAsObjects: true, moreTypes: false, bundleStrings: false, structuredClone: false });

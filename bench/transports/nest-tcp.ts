@@ -1,8 +1,10 @@
 /** Nest's built-in TCP transport, pattern 'echo', ClientsModule client. */
 import 'reflect-metadata';
+
 import { NestFactory } from '@nestjs/core';
 import { type ClientProxy, ClientsModule, Transport } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
+
 import { freePort } from '../free-port.js';
 import { EchoModule, nestClientContext } from '../nest-echo.js';
 import type { BenchTransport } from '../transport.js';
@@ -20,9 +22,7 @@ const transport: BenchTransport = {
     return { port, close: () => app.close() };
   },
   async connect(port) {
-    const { client, close } = await nestClientContext<ClientProxy>(
-      ClientsModule.register([{ name: 'ECHO', transport: Transport.TCP, options: { host: '127.0.0.1', port } }]),
-    );
+    const { client, close } = await nestClientContext<ClientProxy>(ClientsModule.register([{ name: 'ECHO', transport: Transport.TCP, options: { host: '127.0.0.1', port } }]));
     await client.connect();
     return { call: (payload) => firstValueFrom(client.send('echo', payload)), close };
   },

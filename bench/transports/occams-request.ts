@@ -12,9 +12,7 @@ const transport: BenchTransport = {
   name: 'occams-request',
   serve: occams.serve,
   async connect(port) {
-    const { client, close } = await nestClientContext<OccamsClient>(
-      OccamsModule.register([{ name: 'ECHO', host: '127.0.0.1', port, maxInFlight: benchWindow() }]),
-    );
+    const { client, close } = await nestClientContext<OccamsClient>(OccamsModule.register([{ name: 'ECHO', host: '127.0.0.1', port, maxInFlight: benchWindow() }]));
     await client.connect();
     return { call: (payload) => client.request('echo', payload), close };
   },

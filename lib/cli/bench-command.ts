@@ -1,9 +1,9 @@
 import { type FailoverPool, OccamsError } from '../stream/index.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, count, duration, metadata, parse, positionals } from './command-line.js';
-import { type ConnectionFlags, callTimeout, connect } from './connect.js';
-import { ExitCode, UsageError, exitCodeOf } from './exit-codes.js';
-import { type HistogramBucket, type LatencySummary, LatencyRecorder, drawHistogram } from './latency-recorder.js';
-import { type Streams, describeFailure, toJson } from './output.js';
+import { callTimeout, connect, type ConnectionFlags } from './connect.js';
+import { ExitCode, exitCodeOf, UsageError } from './exit-codes.js';
+import { drawHistogram, type HistogramBucket, LatencyRecorder, type LatencySummary } from './latency-recorder.js';
+import { describeFailure, type Streams, toJson } from './output.js';
 import { requestValue } from './request-value.js';
 
 export const BENCH_HELP = `Usage: nestjs-occams bench ADDRESS PATTERN [JSON] [options]
@@ -215,7 +215,16 @@ export function reportText(r: BenchReport): string {
   const l = r.latencyMs;
   if (l !== null) {
     out += `\nLatency:\n`;
-    for (const [k, v] of [['min', l.min], ['avg', l.avg], ['p50', l.p50], ['p90', l.p90], ['p99', l.p99], ['p99.9', l.p999], ['max', l.max]] as const) out += `  ${k.padEnd(6)} ${ms(v)}\n`;
+    for (const [k, v] of [
+      ['min', l.min],
+      ['avg', l.avg],
+      ['p50', l.p50],
+      ['p90', l.p90],
+      ['p99', l.p99],
+      ['p99.9', l.p999],
+      ['max', l.max],
+    ] as const)
+      out += `  ${k.padEnd(6)} ${ms(v)}\n`;
     out += `\nLatency histogram (ms, log-spaced buckets):\n${drawHistogram(r.histogram)}`;
   }
   const codes = Object.entries(r.errorCodes);

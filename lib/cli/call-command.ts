@@ -1,5 +1,5 @@
 import { CONNECTION_HELP, CONNECTION_OPTIONS, metadata, parse, positionals } from './command-line.js';
-import { type ConnectionFlags, callTimeout, connect } from './connect.js';
+import { callTimeout, connect, type ConnectionFlags } from './connect.js';
 import { ExitCode } from './exit-codes.js';
 import { type Streams, toJson } from './output.js';
 import { requestValue } from './request-value.js';
@@ -46,14 +46,19 @@ export async function callCommand(args: string[], io: Streams): Promise<ExitCode
     const options = { timeout, ...(meta === undefined ? {} : { meta }), ...(values.event ? { event: true } : {}) };
     let streamed = false;
     const result = await new Promise<unknown>((resolve, reject) => {
-      pool.call(pattern!, value, {
-        onItem: (item) => {
-          streamed = true;
-          io.stdout.write(`${toJson(item)}\n`);
+      pool.call(
+        pattern!,
+        value,
+        {
+          onItem: (item) => {
+            streamed = true;
+            io.stdout.write(`${toJson(item)}\n`);
+          },
+          onResult: resolve,
+          onError: reject,
         },
-        onResult: resolve,
-        onError: reject,
-      }, options);
+        options,
+      );
     });
     // a stream's final answer carries no value of its own
     if (!values.event && !(streamed && result === undefined)) io.stdout.write(`${toJson(result, values.compact || streamed ? undefined : 2)}\n`);

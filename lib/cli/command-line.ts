@@ -1,4 +1,5 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 import { UsageError } from './exit-codes.js';
 
 type OptionSpecs = NonNullable<ParseArgsConfig['options']>;

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import type tls from 'node:tls';
+
 import { FailoverPool, type FailoverPoolOptions, InvalidOptionError, parseAddress } from '../stream/index.js';
-import { UsageError } from './exit-codes.js';
 import { duration } from './command-line.js';
+import { UsageError } from './exit-codes.js';
 
 /** What the connection options say (command-line.ts CONNECTION_OPTIONS). */
 export interface ConnectionFlags {

@@ -1,7 +1,7 @@
 import * as protocol from '../protocol/index.js';
-import { type ServerDescription, type ServiceDescription, describeServer } from '../stream/index.js';
+import { describeServer, type ServerDescription, type ServiceDescription } from '../stream/index.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, parse, positionals } from './command-line.js';
-import { type ConnectionFlags, callTimeout, connect } from './connect.js';
+import { callTimeout, connect, type ConnectionFlags } from './connect.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import { type Streams, toJson } from './output.js';
 
@@ -51,7 +51,13 @@ const FEATURE_NAMES: [number, string][] = [
   [protocol.FEATURE_OVERLOADED, 'overloaded'],
 ];
 
-async function fetchDescription(command: string, args: string[], io: Streams, help: string, names: string[]): Promise<{ d: ServerDescription; flags: Partial<DescribeFlags>; rest: string[] } | ExitCode> {
+async function fetchDescription(
+  command: string,
+  args: string[],
+  io: Streams,
+  help: string,
+  names: string[],
+): Promise<{ d: ServerDescription; flags: Partial<DescribeFlags>; rest: string[] } | ExitCode> {
   const { values, positionals: given } = parse<DescribeFlags>(command, args, OPTIONS);
   if (values.help) {
     io.stdout.write(`${help}\n`);

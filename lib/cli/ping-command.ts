@@ -1,8 +1,8 @@
 import { ClientStream, formatAddress, parseAddress } from '../stream/index.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, count, duration, parse, positionals } from './command-line.js';
-import { type ConnectionFlags, addressList, callTimeout, tlsOptions } from './connect.js';
+import { addressList, callTimeout, type ConnectionFlags, tlsOptions } from './connect.js';
 import { ExitCode, exitCodeOf } from './exit-codes.js';
-import { type Streams, describeFailure } from './output.js';
+import { describeFailure, type Streams } from './output.js';
 
 export const PING_HELP = `Usage: nestjs-occams ping ADDRESS [options]
 

@@ -2,8 +2,8 @@ import { LIBRARY_VERSION } from '../stream/index.js';
 import { benchCommand } from './bench-command.js';
 import { callCommand } from './call-command.js';
 import { describeCommand, listCommand } from './describe-command.js';
-import { ExitCode, UsageError, exitCodeOf } from './exit-codes.js';
-import { type Streams, colours, describeFailure } from './output.js';
+import { ExitCode, exitCodeOf, UsageError } from './exit-codes.js';
+import { colours, describeFailure, type Streams } from './output.js';
 import { pingCommand } from './ping-command.js';
 import { streamCommand } from './stream-command.js';
 

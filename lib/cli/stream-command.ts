@@ -1,6 +1,6 @@
-import { type StreamIterator, streamCall } from '../stream/index.js';
+import { streamCall, type StreamIterator } from '../stream/index.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, count, metadata, parse, positionals } from './command-line.js';
-import { type ConnectionFlags, callTimeout, connect } from './connect.js';
+import { callTimeout, connect, type ConnectionFlags } from './connect.js';
 import { ExitCode } from './exit-codes.js';
 import { type Streams, toJson } from './output.js';
 import { requestValue } from './request-value.js';

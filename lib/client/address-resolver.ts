@@ -1,10 +1,11 @@
 import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+
 import { Backoff, type BackoffOptions } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { UnreachableError } from '../errors.js';
-import { type Address, type TcpAddress, formatAddress, isUnixAddress } from '../transport/address.js';
+import { type Address, formatAddress, isUnixAddress, type TcpAddress } from '../transport/address.js';
 import type { DnsAnswer } from './dns-lookup.js';
 
 export const DEFAULT_RESOLVE_INTERVAL = 30_000;
@@ -80,7 +81,10 @@ export class AddressResolver extends EventEmitter {
 
   /** The host names looked up, for messages. */
   get names(): string {
-    return this.configured.filter((a) => !isLiteral(a)).map((a) => formatAddress(a)).join(', ');
+    return this.configured
+      .filter((a) => !isLiteral(a))
+      .map((a) => formatAddress(a))
+      .join(', ');
   }
 
   start(): void {

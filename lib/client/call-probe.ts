@@ -1,7 +1,7 @@
-import { type ClientCallInfo, type ConnectionInfo, clientCallError, clientCallResponse, clientCallSent, clientCallStart } from '../core/diagnostics.js';
+import { clientCallError, type ClientCallInfo, clientCallResponse, clientCallSent, clientCallStart, type ConnectionInfo } from '../core/diagnostics.js';
 import { type CallSpan, type PeerInfo, tracing } from '../core/tracing.js';
 import { CancelledError, type OccamsError } from '../errors.js';
-import type { CallHandle, CallOptions, Caller, ResponseHandler } from './call.js';
+import type { Caller, CallHandle, CallOptions, ResponseHandler } from './call.js';
 
 /** A connection a probed call can be written to (ClientStream). */
 export interface ProbedConnection extends ConnectionInfo {
@@ -14,13 +14,7 @@ export interface ProbedConnection extends ConnectionInfo {
  * call channel. False is the common case, and costs a few getter calls.
  */
 export function callsObserved(): boolean {
-  return (
-    tracing.tracer !== undefined ||
-    clientCallStart.hasSubscribers ||
-    clientCallSent.hasSubscribers ||
-    clientCallResponse.hasSubscribers ||
-    clientCallError.hasSubscribers
-  );
+  return tracing.tracer !== undefined || clientCallStart.hasSubscribers || clientCallSent.hasSubscribers || clientCallResponse.hasSubscribers || clientCallError.hasSubscribers;
 }
 
 /**

@@ -1,6 +1,6 @@
-import type { OccamsError } from '../errors.js';
 import { TimedEntry } from '../core/timeout-wheel.js';
 import type { Waiter } from '../core/wait-queue.js';
+import type { OccamsError } from '../errors.js';
 import type { CallProbe } from './call-probe.js';
 
 /**

@@ -1,11 +1,12 @@
 import type tls from 'node:tls';
+
 import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
-import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
-import { CLIENT_STREAM_OPTIONS } from './option-names.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
+import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
+import { CLIENT_STREAM_OPTIONS } from './option-names.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_MAX_QUEUED = 4096;

@@ -1,20 +1,20 @@
 import { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { Lifecycle } from '../core/lifecycle.js';
 import { poolState } from '../core/diagnostics.js';
+import { Lifecycle } from '../core/lifecycle.js';
 import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
-import { type CallHandle, type CallOptions, CallState, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
+import { type Caller, type CallHandle, type CallOptions, CallState, deliverError, PromiseHandler, type ResponseHandler } from './call.js';
 import { callsObserved, observeCall } from './call-probe.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
+import { IdleCloser } from './idle-closer.js';
 import { CLIENT_POOL_OPTIONS } from './option-names.js';
-import { PooledCall } from './pooled-call.js';
+import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
 import { pingPool } from './pool-ping.js';
 import { PoolQueue } from './pool-queue.js';
-import { IdleCloser } from './idle-closer.js';
-import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
+import { PooledCall } from './pooled-call.js';
 
 export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats };
 
@@ -262,7 +262,10 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
   }
 
   private expire(pc: PooledCall): void {
-    deliverError(pc.handler, new TimeoutError(`${String(pc.action)} timed out after ${pc.options?.statedTimeout ?? pc.options?.timeout ?? this.timeout} ms waiting for a connection`));
+    deliverError(
+      pc.handler,
+      new TimeoutError(`${String(pc.action)} timed out after ${pc.options?.statedTimeout ?? pc.options?.timeout ?? this.timeout} ms waiting for a connection`),
+    );
     this.queueEmptied();
   }
 
@@ -380,4 +383,3 @@ function failNow(handler: ResponseHandler, err: OccamsError): CallHandle {
   deliverError(handler, err);
   return NOOP_HANDLE;
 }
-

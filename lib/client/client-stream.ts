@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
-import { describeTlsError } from '../transport/dial.js';
+
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
-import { FrameWriter } from '../core/frame-writer.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
+import { FrameWriter } from '../core/frame-writer.js';
 import { ClosedError, DecodeError, IoError, type OccamsError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import {
@@ -22,14 +22,15 @@ import {
 import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { Address, AddressLike } from '../transport/address.js';
+import { describeTlsError } from '../transport/dial.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
-import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, IGNORE, PromiseHandler, type ResponseHandler, deliverError, rethrow } from './call.js';
-import { type ProbedConnection, callsObserved, observeCall } from './call-probe.js';
+import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, deliverError, IGNORE, PromiseHandler, type ResponseHandler, rethrow } from './call.js';
+import { callsObserved, observeCall, type ProbedConnection } from './call-probe.js';
 import { CallWindow } from './call-window.js';
-import { type ClientStreamOptions, type NormalizedClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
-import { HelloAnswer, connectClientStream } from './handshake.js';
-import { Heartbeat, type HeartbeatPort } from './heartbeat.js';
+import { type ClientStreamOptions, normalizeClientStreamOptions, type NormalizedClientStreamOptions } from './client-options.js';
 import { EventOutbox, MAX_EVENT_BACKLOG } from './event-outbox.js';
+import { connectClientStream, HelloAnswer } from './handshake.js';
+import { Heartbeat, type HeartbeatPort } from './heartbeat.js';
 import { RequestWriter } from './request-writer.js';
 import { StreamCredit } from './stream-credit.js';
 import { decodeValue, responseError } from './wire.js';
@@ -105,7 +106,10 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     this.writer = new FrameWriter(socket, this.options.flushThreshold);
     this.out = new RequestWriter(this.writer, this.codec, this.options.clientId);
     this.decoder = new ResponseDecoder(this, this.options.maxFrameSize);
-    this.events = new EventOutbox(() => this.writer.flush(), (call) => this.eventFlushed(call));
+    this.events = new EventOutbox(
+      () => this.writer.flush(),
+      (call) => this.eventFlushed(call),
+    );
     this.credit = new StreamCredit(this.window, this.out, this.options.timeout, this.codec);
     const port: HeartbeatPort = {
       ping: () => {

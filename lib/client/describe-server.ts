@@ -1,7 +1,7 @@
 import { DecodeError, ErrorCode, type OccamsError, ReflectionOffError } from '../errors.js';
 import type { ServerDescription } from '../protocol/description.js';
 import { ACTION_DESCRIBE } from '../protocol/extensions.js';
-import type { CallOptions, Caller } from './call.js';
+import type { Caller, CallOptions } from './call.js';
 
 /**
  * Asks a server what it serves (server reflection, docs/PROTOCOL.md): its

@@ -1,5 +1,6 @@
 import dns from 'node:dns';
 import { isIP } from 'node:net';
+
 import { nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { InvalidOptionError } from '../errors.js';
 import type { TcpAddress } from '../transport/address.js';

@@ -1,17 +1,17 @@
+import { type Clock, systemClock } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { nonNegativeInt, oneOf, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { ClosedError, ErrorCode, InvalidOptionError, type OccamsError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
-import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, type ResolvedAddress, type Resolver, dnsResolver, fromResolver, isLiteral } from './address-resolver.js';
-import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup, type DnsOptions } from './dns-lookup.js';
-import { type CallHandle, type CallOptions, type Caller, PromiseHandler, type ResponseHandler, deliverError } from './call.js';
+import { AddressResolver, DEFAULT_RESOLVE_INTERVAL, dnsResolver, fromResolver, isLiteral, type ResolvedAddress, type Resolver } from './address-resolver.js';
+import { type Caller, type CallHandle, type CallOptions, deliverError, PromiseHandler, type ResponseHandler } from './call.js';
 import { callsObserved, observeCall } from './call-probe.js';
 import { DEFAULT_TIMEOUT } from './client-options.js';
-import { type Clock, systemClock } from '../core/clock.js';
 import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
+import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup, type DnsOptions } from './dns-lookup.js';
 import { FAILOVER_POOL_OPTIONS } from './option-names.js';
-import { FAILOVER_STRATEGIES, type FailoverStrategy, type PickFilter, type Picker, createPicker } from './pickers.js';
 import { OutlierEjection, type OutlierEjectionOptions } from './outlier-ejection.js';
+import { createPicker, FAILOVER_STRATEGIES, type FailoverStrategy, type Picker, type PickFilter } from './pickers.js';
 import { RetryBackoff, type RetryBackoffOptions, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
 
@@ -368,7 +368,10 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
       }
       return pool;
     });
-    this.emit('addresses', list.map((r) => r.address));
+    this.emit(
+      'addresses',
+      list.map((r) => r.address),
+    );
     if (this.warm) this.warmUp();
     const waiting = this.waiting;
     this.waiting = [];
@@ -419,8 +422,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
 
   private createPool(address: Address, servername: string | undefined): ClientPool {
     const { strategy, retryLimit, retryBudget, retryBackoff, outlierEjection, random, idempotent, resolveInterval, resolver, dns, poolFactory, ...poolOptions } = this.options;
-    const options: ClientPoolOptions =
-      servername !== undefined && poolOptions.tls ? { ...poolOptions, tls: { servername, ...poolOptions.tls } } : poolOptions;
+    const options: ClientPoolOptions = servername !== undefined && poolOptions.tls ? { ...poolOptions, tls: { servername, ...poolOptions.tls } } : poolOptions;
     const pool = poolFactory ? poolFactory(address, options) : new ClientPool(address, options);
     pool.on('state', (next: PoolState, prev: PoolState) => this.memberState(pool, next, prev));
     if (servername !== undefined) {

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import { ClosedError, type OccamsError, IoError, UnreachableError } from '../errors.js';
+import { ClosedError, IoError, type OccamsError, UnreachableError } from '../errors.js';
 import { grantedFeatures, serverWindow } from '../protocol/hello.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { dial } from '../transport/dial.js';

@@ -1,4 +1,4 @@
-import { nonNegativeInt, positiveInt, rejectUnknownKeys, optionNames } from '../core/validate.js';
+import { nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { InvalidOptionError } from '../errors.js';
 
 /** Envoy's consecutive_5xx: failures in a row that eject a server. */

@@ -30,4 +30,3 @@ export interface PoolStats {
   queued: number;
   healthy: boolean;
 }
-

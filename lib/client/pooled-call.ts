@@ -39,4 +39,3 @@ export class PooledCall extends TimedEntry implements Waiter, CallHandle, Respon
     this.handler.onError(err);
   }
 }
-

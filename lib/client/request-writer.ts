@@ -1,6 +1,6 @@
 import type { Codec } from '../codec/codec.js';
-import type { Clock } from '../core/clock.js';
 import { actionBytes } from '../core/action-bytes.js';
+import type { Clock } from '../core/clock.js';
 import type { FrameWriter } from '../core/frame-writer.js';
 import { InPlaceRoom } from '../core/in-place-room.js';
 import { EncodeError } from '../errors.js';

@@ -1,5 +1,5 @@
-import { optionNames, positiveInt, nonNegativeInt, rejectUnknownKeys, toNumber } from '../core/validate.js';
 import type { Clock } from '../core/clock.js';
+import { nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys, toNumber } from '../core/validate.js';
 import { InvalidOptionError } from '../errors.js';
 
 /** Finagle RetryBudget's percentCanRetry: retries may add this share of the calls. */

@@ -71,10 +71,4 @@ export class RetryPolicy {
 }
 
 /** Errors of a call that never left: the route failed, not the call. */
-const MOVABLE: ReadonlySet<string> = new Set([
-  ErrorCode.Unreachable,
-  ErrorCode.Io,
-  ErrorCode.Timeout,
-  ErrorCode.Closed,
-  ErrorCode.QueueFull,
-]);
+const MOVABLE: ReadonlySet<string> = new Set([ErrorCode.Unreachable, ErrorCode.Io, ErrorCode.Timeout, ErrorCode.Closed, ErrorCode.QueueFull]);

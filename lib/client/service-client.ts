@@ -4,7 +4,7 @@ import { rejectUnknownKeys } from '../core/validate.js';
 import type { OccamsError } from '../errors.js';
 import { fromWireError } from '../service/error-wire.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
-import { type CallOptions, type Caller, type ErrorMapper, PromiseHandler } from './call.js';
+import { type Caller, type CallOptions, type ErrorMapper, PromiseHandler } from './call.js';
 import { SERVICE_CLIENT_OPTIONS } from './option-names.js';
 import { type StreamCallOptions, StreamIterator } from './stream-iterator.js';
 

@@ -1,7 +1,7 @@
 import { Fifo } from '../core/fifo.js';
 import type { OccamsError } from '../errors.js';
 import { DEFAULT_STREAM_CREDIT, MAX_STREAM_CREDIT } from '../protocol/extensions.js';
-import type { CallHandle, CallOptions, Caller, CreditOwner, ErrorMapper, ResponseHandler, StreamFlow } from './call.js';
+import type { Caller, CallHandle, CallOptions, CreditOwner, ErrorMapper, ResponseHandler, StreamFlow } from './call.js';
 
 /** Items a stream's server may send ahead of its consumer, by default. */
 export const DEFAULT_STREAM_WINDOW = DEFAULT_STREAM_CREDIT;
@@ -157,11 +157,6 @@ export class StreamIterator<T = unknown> implements AsyncIterableIterator<T>, Re
 }
 
 /** `for await (const v of streamCall(caller, action, value))`: see StreamIterator. */
-export function streamCall<T = unknown>(
-  caller: Pick<Caller, 'call'>,
-  action: string | number,
-  value: unknown,
-  options?: StreamCallOptions,
-): StreamIterator<T> {
+export function streamCall<T = unknown>(caller: Pick<Caller, 'call'>, action: string | number, value: unknown, options?: StreamCallOptions): StreamIterator<T> {
   return new StreamIterator<T>(caller, action, value, options);
 }

@@ -2,14 +2,14 @@ import type { Codec } from '../codec/codec.js';
 import {
   DecodeError,
   ErrorCode,
+  errorFromWireBytes,
   MethodNotFoundError,
   type OccamsError,
+  ownedBytes,
   ProtocolError,
   RemoteErrnoError,
   RemoteError,
   ServiceNotFoundError,
-  errorFromWireBytes,
-  ownedBytes,
 } from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
 import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';

@@ -1,2 +1,2 @@
 export type { Codec } from './codec.js';
-export { MsgpackCodec, type MsgpackCodecOptions, msgpackCodec } from './msgpack-codec.js';
+export { MsgpackCodec, msgpackCodec, type MsgpackCodecOptions } from './msgpack-codec.js';

@@ -274,7 +274,10 @@ function checkExt(type: number | undefined, length: number, at: number, allowed:
   if (type === EXT_TIMESTAMP && (length === 4 || length === 8 || length === 12)) return;
   if (type === EXT_UNDEFINED && length === 1) return;
   if (allowed !== undefined && allowed[type] === 1) return;
-  const what = type === EXT_RECORD ? 'a record definition outside a record session' : `MessagePack extension type ${type === EXT_TIMESTAMP ? -1 : `0x${type.toString(16)}`} of ${length} bytes`;
+  const what =
+    type === EXT_RECORD
+      ? 'a record definition outside a record session'
+      : `MessagePack extension type ${type === EXT_TIMESTAMP ? -1 : `0x${type.toString(16)}`} of ${length} bytes`;
   throw new MessageRefusedError(`${what} at offset ${at}: not part of the wire format`);
 }
 
@@ -316,9 +319,13 @@ function defineShape(src: Uint8Array, pos: number, end: number, slot: number, st
     let length: number;
     if (k >= 0xa0 && k < 0xc0) length = k & 0x1f;
     else if (k === 0xd9) length = src[pos++]!;
-    else if (k === 0xda) (length = u16(src, pos)), (pos += 2);
-    else if (k === 0xdb) (length = u32(src, pos)), (pos += 4);
-    else throw new MessageRefusedError(`a record shape's key at offset ${pos - 1 - start} is not a string`);
+    else if (k === 0xda) {
+      length = u16(src, pos);
+      pos += 2;
+    } else if (k === 0xdb) {
+      length = u32(src, pos);
+      pos += 4;
+    } else throw new MessageRefusedError(`a record shape's key at offset ${pos - 1 - start} is not a string`);
     if (names !== undefined && pos + length <= end) names.push(utf8.decode(src.subarray(pos, pos + length)));
     pos += length;
     if ((bytes += length) > MAX_SHAPE_KEY_BYTES) throw new MessageRefusedError(`a record shape of over ${MAX_SHAPE_KEY_BYTES} bytes of keys`);

@@ -1,4 +1,5 @@
-import { Packr, REUSE_BUFFER_MODE, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
+
 import type { Codec } from './codec.js';
 import { checkMessage, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+
 import type { OccamsError } from '../errors.js';
 import type { Address } from '../transport/address.js';
 import { type PeerInfo, peerInfo } from '../transport/peer.js';

@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+
 import { IllegalStateError } from '../errors.js';
 import { REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
 import { writeRequestHeader } from '../protocol/request-frame.js';

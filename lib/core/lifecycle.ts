@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+
 import { ClosedError, IllegalStateError, OccamsError } from '../errors.js';
 
 /** The states every lifecycle ends with. */

@@ -141,7 +141,7 @@ export class TimeoutWheel<T extends Timed> {
       }
       this.slots.delete(at);
       if (this.last === bucket) this.last = undefined;
-      for (let e: Timed | null = bucket.head; e !== null; ) {
+      for (let e: Timed | null = bucket.head; e !== null;) {
         const next: Timed | null = e.timerNext;
         e.timerBucket = null;
         e.timerPrev = e.timerNext = null;

@@ -19,7 +19,6 @@ export interface RpcTracer {
   startRequest(action: string | number, meta: Record<string, unknown> | undefined, peer: PeerInfo, event: boolean): RequestSpan;
 }
 
-
 /** One client call's span. */
 export interface CallSpan {
   /** the metadata to send: the caller's plus the trace context */

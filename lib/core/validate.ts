@@ -41,7 +41,7 @@ export function flag(value: unknown, fallback: boolean, name: string): boolean {
  * `allowAll`) a boolean, also as `'true'` / `'false'`. A lone string is
  * refused: it would be read as a list of its characters.
  */
-export function actionSet(value: unknown, name: string, allowAll: boolean): ((action: string) => boolean) {
+export function actionSet(value: unknown, name: string, allowAll: boolean): (action: string) => boolean {
   if (value === undefined) return () => false;
   if (typeof value === 'function') return value as (action: string) => boolean;
   if (Array.isArray(value) && value.every((a) => typeof a === 'string')) {

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { isObservable, type Observable, catchError } from 'rxjs';
+
+import { catchError, isObservable, type Observable } from 'rxjs';
 
 /**
  * A shorter path into a Nest message handler to which nothing applies.
@@ -47,7 +48,16 @@ export interface HandlerShortcut<S> {
 /** Makes the handler's context (Nest's second argument) for a request. */
 export type ContextMaker<S> = (source: S) => unknown;
 
-type CreateArgs = [instance: any, callback: (...args: unknown[]) => unknown, moduleKey: string, methodName: string, contextId?: unknown, inquirerId?: string, defaultCallMetadata?: unknown, reportUnhandledErrors?: boolean];
+type CreateArgs = [
+  instance: any,
+  callback: (...args: unknown[]) => unknown,
+  moduleKey: string,
+  methodName: string,
+  contextId?: unknown,
+  inquirerId?: string,
+  defaultCallMetadata?: unknown,
+  reportUnhandledErrors?: boolean,
+];
 
 interface Recipe {
   creator: any;
@@ -133,7 +143,8 @@ export function handlerShortcut<S>(handler: object, context: ContextMaker<S>): H
 }
 
 function describe<S>({ creator, args }: Recipe, context: ContextMaker<S>, nest: NestInternals): HandlerShortcut<S> | null {
-  const [instance, callback, moduleKey, methodName, contextId = nest.STATIC_CONTEXT, inquirerId, defaultCallMetadata = nest.DEFAULT_CALLBACK_METADATA, reportUnhandledErrors] = args;
+  const [instance, callback, moduleKey, methodName, contextId = nest.STATIC_CONTEXT, inquirerId, defaultCallMetadata = nest.DEFAULT_CALLBACK_METADATA, reportUnhandledErrors] =
+    args;
   if (contextId !== nest.STATIC_CONTEXT || inquirerId !== undefined || reportUnhandledErrors === true) return null;
   const config = creator.applicationConfig;
   for (const hooks of ['getGlobalPreRequestHooks', 'getGlobalRequestPipes', 'getGlobalRequestGuards', 'getGlobalRequestInterceptors']) {

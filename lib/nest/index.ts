@@ -25,7 +25,7 @@ export {
   occamsServiceToken,
 } from './occams-module.js';
 export { OCCAMS_SERVER_OPTIONS, OccamsServer, type OccamsServerEvents, type OccamsServerOptions, type OccamsServerStatus } from './occams-server.js';
+export { OccamsService, type OccamsServiceImplementation } from './occams-service.js';
+export { type OccamsMethodCall, type OccamsServiceClient, type OccamsStreamCall } from './occams-service-client.js';
 export { OCCAMS_TRANSPORT } from './occams-transport.js';
 export { occamsServerOptionsFrom } from './server-config.js';
-export { type OccamsServiceImplementation, OccamsService } from './occams-service.js';
-export { type OccamsMethodCall, type OccamsServiceClient, type OccamsStreamCall } from './occams-service-client.js';

@@ -1,12 +1,12 @@
-import { InvalidOptionError } from '../errors.js';
 import { rejectUnknownKeys } from '../core/validate.js';
+import { InvalidOptionError } from '../errors.js';
 
 /** Keys of Nest's own client/server options that mean something else here, and what to say. */
 const NEST_ONLY: Readonly<Record<string, string>> = {
   serializer:
-    "is not used: values travel as MessagePack in occams frames, not as Nest packets. To change how values are encoded, pass `codec` ({ name, encode(value), decode(bytes) }) on both sides",
+    'is not used: values travel as MessagePack in occams frames, not as Nest packets. To change how values are encoded, pass `codec` ({ name, encode(value), decode(bytes) }) on both sides',
   deserializer:
-    "is not used: values travel as MessagePack in occams frames, not as Nest packets. To change how values are decoded, pass `codec` ({ name, encode(value), decode(bytes) }) on both sides",
+    'is not used: values travel as MessagePack in occams frames, not as Nest packets. To change how values are decoded, pass `codec` ({ name, encode(value), decode(bytes) }) on both sides',
   transport: 'is not needed: OccamsModule and OccamsServer are the transport; write the options flat, e.g. { name, host, port }',
   options: 'is not needed: write the options flat, e.g. { name, host, port }, not { name, options: { host, port } }',
 };

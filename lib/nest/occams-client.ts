@@ -1,19 +1,20 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
-import { Observable, Subscriber, type Subscription, type TeardownLogic, config as rxjsConfig } from 'rxjs';
-import type { OccamsError } from '../errors.js';
+import { config as rxjsConfig, Observable, Subscriber, type Subscription, type TeardownLogic } from 'rxjs';
+
 import type { CallHandle, CallOptions, ErrorMapper, ResponseHandler } from '../client/call.js';
+import { PromiseHandler } from '../client/call.js';
 import type { ClientPool, PoolState } from '../client/client-pool.js';
 import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.js';
 import { FAILOVER_POOL_OPTIONS } from '../client/option-names.js';
-import { actionSet, optionNames } from '../core/validate.js';
-import { type AddressLike, addressFromParts } from '../transport/address.js';
-import { StreamIterator } from '../client/stream-iterator.js';
 import { type MethodBinding, wireArg } from '../client/service-client.js';
-import { PromiseHandler } from '../client/call.js';
+import { StreamIterator } from '../client/stream-iterator.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
+import { actionSet, optionNames } from '../core/validate.js';
+import type { OccamsError } from '../errors.js';
 import type { ServiceDefinition } from '../service/service-definition.js';
+import { addressFromParts, type AddressLike } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { checkNestOptions } from './nest-options.js';
 import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';

@@ -1,5 +1,7 @@
-import { BaseRpcContext } from '@nestjs/microservices';
 import type { PeerCertificate } from 'node:tls';
+
+import { BaseRpcContext } from '@nestjs/microservices';
+
 import type { ServerRequest } from '../server/server-request.js';
 
 type OccamsContextArgs = [pattern: string, request: ServerRequest];

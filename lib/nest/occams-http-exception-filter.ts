@@ -1,6 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpStatus, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { type Observable, throwError } from 'rxjs';
+
 import { ErrorCode, OccamsError, RemoteErrnoError, RemoteError } from '../errors.js';
 import { DeclaredRemoteError } from '../service/declared-error.js';
 

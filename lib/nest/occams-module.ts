@@ -1,7 +1,8 @@
 import { type DynamicModule, Inject, Module, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
+
 import type { ServiceDefinition } from '../service/service-definition.js';
-import { OCCAMS_CLIENT_OPTIONS, OccamsClient, type OccamsClientOptions } from './occams-client.js';
 import { checkNestOptions } from './nest-options.js';
+import { OCCAMS_CLIENT_OPTIONS, OccamsClient, type OccamsClientOptions } from './occams-client.js';
 
 /** One named client: `{ name: 'CALC', port: 7100 }`. */
 export interface OccamsClientProviderOptions extends OccamsClientOptions {
@@ -28,13 +29,10 @@ export interface OccamsClientAsyncProviderOptions extends Pick<ModuleMetadata, '
 }
 
 export type OccamsModuleOptions = OccamsClientProviderOptions[] | { clients: OccamsClientProviderOptions[]; isGlobal?: boolean };
-export type OccamsModuleAsyncOptions =
-  | OccamsClientAsyncProviderOptions[]
-  | { clients: OccamsClientAsyncProviderOptions[]; isGlobal?: boolean };
+export type OccamsModuleAsyncOptions = OccamsClientAsyncProviderOptions[] | { clients: OccamsClientAsyncProviderOptions[]; isGlobal?: boolean };
 
 /** Injects the client registered under `name`. */
-export const InjectOccamsClient = (name: string | symbol): ParameterDecorator & PropertyDecorator =>
-  Inject(name) as ParameterDecorator & PropertyDecorator;
+export const InjectOccamsClient = (name: string | symbol): ParameterDecorator & PropertyDecorator => Inject(name) as ParameterDecorator & PropertyDecorator;
 
 /**
  * The provider token of the typed client of `def` through the client `name`

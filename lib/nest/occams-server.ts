@@ -1,29 +1,30 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { type CustomTransportStrategy, type MessageHandler, RpcException, Server } from '@nestjs/microservices';
 import { isObservable, type Observable, Subscription } from 'rxjs';
+
+import { isAsyncIterable } from '../core/async-iterable.js';
+import { flag, optionNames } from '../core/validate.js';
 import { ErrorCode } from '../errors.js';
 import type { Dispatch } from '../server/dispatch.js';
-import { isAsyncIterable } from '../core/async-iterable.js';
-import { returnQuietly } from '../server/request-end.js';
 import type { RpcLogger } from '../server/logger.js';
+import { RPC_SERVER_OPTIONS } from '../server/option-names.js';
+import { type Describable, type DispatchDescription, mergeServices, sortedPatterns } from '../server/reflection.js';
+import { returnQuietly } from '../server/request-end.js';
 import { RpcServer } from '../server/rpc-server.js';
 import type { RpcServerOptions } from '../server/server-options.js';
-import { RPC_SERVER_OPTIONS } from '../server/option-names.js';
-import { flag, optionNames } from '../core/validate.js';
 import type { ServerRequest } from '../server/server-request.js';
 import { ServiceIndex } from '../server/service-index.js';
-import { type Address, type AddressLike, addressFromParts } from '../transport/address.js';
+import { declaredReply, replyWithUserError } from '../server/user-replies.js';
+import type { ErrorClass } from '../service/error-class.js';
+import { type Address, addressFromParts, type AddressLike } from '../transport/address.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { replyWithError } from './error-reply.js';
-import { ResponseObserver } from './response-observer.js';
 import { type HandlerShortcut, handlerShortcut, installHandlerShortcuts } from './handler-shortcut.js';
 import { checkNestOptions } from './nest-options.js';
 import { OccamsContext } from './occams-context.js';
-import { OCCAMS_TRANSPORT } from './occams-transport.js';
 import { DECLARED_ERRORS_EXTRA, SERVICE_METHOD_EXTRA, type ServiceMethodExtra } from './occams-service.js';
-import { type Describable, type DispatchDescription, mergeServices, sortedPatterns } from '../server/reflection.js';
-import type { ErrorClass } from '../service/error-class.js';
-import { declaredReply, replyWithUserError } from '../server/user-replies.js';
+import { OCCAMS_TRANSPORT } from './occams-transport.js';
+import { ResponseObserver } from './response-observer.js';
 
 /** Distinct action strings whose handler lookup is cached. */
 const MAX_CACHED_ROUTES = 10_000;

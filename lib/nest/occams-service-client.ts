@@ -1,6 +1,7 @@
 import type { Observable } from 'rxjs';
+
+import { bindMethods, type MethodBinding, type ServiceCallArgs } from '../client/service-client.js';
 import type { Codec } from '../codec/codec.js';
-import { type MethodBinding, type ServiceCallArgs, bindMethods } from '../client/service-client.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
 import type { OccamsCallOptions, OccamsClient, OccamsStreamOptions } from './occams-client.js';
 

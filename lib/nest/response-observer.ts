@@ -1,4 +1,5 @@
 import type { Observer } from 'rxjs';
+
 import { isAsyncIterable } from '../core/async-iterable.js';
 import type { ServerRequest } from '../server/server-request.js';
 import { replyWithError } from './error-reply.js';

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../errors.js';
 import { toNumber } from '../core/validate.js';
+import { InvalidOptionError } from '../errors.js';
 import type { OccamsServerOptions } from './occams-server.js';
 
 /**
@@ -10,10 +10,7 @@ import type { OccamsServerOptions } from './occams-server.js';
  *   const config = app.get(ConfigService);
  *   app.connectMicroservice({ strategy: new OccamsServer(occamsServerOptionsFrom((k) => config.get(k))) });
  */
-export function occamsServerOptionsFrom(
-  get: (key: string) => string | undefined = (k) => process.env[k],
-  prefix = 'OCCAMS_',
-): OccamsServerOptions {
+export function occamsServerOptionsFrom(get: (key: string) => string | undefined = (k) => process.env[k], prefix = 'OCCAMS_'): OccamsServerOptions {
   const options: OccamsServerOptions = {};
   const str = (k: string) => {
     const v = get(prefix + k);

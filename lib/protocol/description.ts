@@ -48,4 +48,3 @@ export interface ServerDescription extends Required<DispatchDescription> {
   server: string;
   version: string;
 }
-

@@ -1,7 +1,7 @@
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
-import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, EMPTY, REQUEST_HEADER_SIZE } from './constants.js';
 import { ActionNames } from './action-names.js';
-import { FrameDecoder, checkMagicAndVersion } from './frame-decoder.js';
+import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, EMPTY, REQUEST_HEADER_SIZE } from './constants.js';
+import { checkMagicAndVersion, FrameDecoder } from './frame-decoder.js';
 import { readU53, readU64Lossy } from './u64.js';
 
 /** Receives decoded requests; `msg`/`blob` are views valid until you drop them. */

@@ -63,17 +63,7 @@ export function encodeRequest(input: EncodeRequestInput): Buffer {
   const blob = input.blob ?? EMPTY;
   const size = requestFrameSize(actionBytes?.length ?? 0, msg.length, blob.length);
   const buf = Buffer.allocUnsafe(size);
-  writeRequestHeader(
-    buf,
-    0,
-    input.format ?? 0,
-    typeof input.action === 'number' ? input.action : 0,
-    actionBytes,
-    input.seq,
-    input.clientId ?? 0,
-    msg.length,
-    blob.length,
-  );
+  writeRequestHeader(buf, 0, input.format ?? 0, typeof input.action === 'number' ? input.action : 0, actionBytes, input.seq, input.clientId ?? 0, msg.length, blob.length);
   let off = REQUEST_HEADER_SIZE;
   if (actionBytes) off += actionBytes.copy(buf, off);
   buf.set(msg, off);

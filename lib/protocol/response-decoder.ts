@@ -1,7 +1,7 @@
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, EMPTY, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
 import { FLAG_ERRNO_MESSAGE } from './extensions.js';
-import { FrameDecoder, checkMagicAndVersion } from './frame-decoder.js';
+import { checkMagicAndVersion, FrameDecoder } from './frame-decoder.js';
 import { readU53 } from './u64.js';
 
 /**

@@ -13,14 +13,7 @@ export interface ResponseFrame {
 }
 
 /** Writes a response header at `off` (note: msg_len before seq). */
-export function writeResponseHeader(
-  buf: Buffer,
-  off: number,
-  flag: number,
-  msgLenOrErrno: number,
-  seq: number,
-  blobLen: number,
-): void {
+export function writeResponseHeader(buf: Buffer, off: number, flag: number, msgLenOrErrno: number, seq: number, blobLen: number): void {
   buf[off] = MAGIC & 0xff;
   buf[off + 1] = MAGIC >>> 8;
   buf[off + 2] = VERSION;

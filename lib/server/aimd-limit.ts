@@ -1,4 +1,4 @@
-import { type LimitAlgorithm, type LimitWindow, appLimited, targetLatency } from './limit-algorithm.js';
+import { appLimited, type LimitAlgorithm, type LimitWindow, targetLatency } from './limit-algorithm.js';
 
 /** The share of the limit kept after a window whose latency was past the target. */
 export const AIMD_BACKOFF = 0.9;

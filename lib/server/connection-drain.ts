@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { DrainPolicy } from './drain-policy.js';
 

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+
 import type { TimerHandle } from '../core/clock.js';
 import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';

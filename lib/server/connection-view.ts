@@ -1,4 +1,5 @@
 import type { PeerCertificate } from 'node:tls';
+
 import type { PeerInfo } from '../transport/peer.js';
 
 /**

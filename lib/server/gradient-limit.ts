@@ -1,4 +1,4 @@
-import { type LimitAlgorithm, type LimitWindow, appLimited, targetLatency } from './limit-algorithm.js';
+import { appLimited, type LimitAlgorithm, type LimitWindow, targetLatency } from './limit-algorithm.js';
 
 /** Bounds of one window's gradient: the limit at most halves or doubles per window. */
 export const MIN_GRADIENT = 0.5;

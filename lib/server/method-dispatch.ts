@@ -3,11 +3,11 @@ import { ErrorCode } from '../errors.js';
 import type { ErrorClass } from '../service/error-class.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
 import type { Dispatch } from './dispatch.js';
-import { type RpcLogger, consoleLogger } from './logger.js';
+import { consoleLogger, type RpcLogger } from './logger.js';
+import { type Describable, describeMethod, type DispatchDescription, mergeServices, type MethodDescription, sortedPatterns } from './reflection.js';
 import type { ServerRequest } from './server-request.js';
 import { ServiceIndex } from './service-index.js';
-import { type Describable, type DispatchDescription, type MethodDescription, describeMethod, mergeServices, sortedPatterns } from './reflection.js';
-import { ErrnoReply, ErrorReply, declaredReply, replyWithUserError } from './user-replies.js';
+import { declaredReply, ErrnoReply, ErrorReply, replyWithUserError } from './user-replies.js';
 
 export type MethodHandler = (msg: any, req: ServerRequest) => unknown;
 

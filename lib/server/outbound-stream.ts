@@ -2,7 +2,7 @@ import { Fifo } from '../core/fifo.js';
 import { ErrorCode, StreamOverflowError } from '../errors.js';
 import { EMPTY } from '../protocol/constants.js';
 import { FLAG_STREAM_ITEM } from '../protocol/extensions.js';
-import { EndReason, encodeFailure, returnQuietly } from './request-end.js';
+import { encodeFailure, EndReason, returnQuietly } from './request-end.js';
 import type { RequestPort, ServerRequest } from './server-request.js';
 
 /** Bytes a queued frame is counted for beyond its payload (header and bookkeeping). */

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeTlsError } from '../transport/dial.js';
 import { RefusalCode, type RefusalLog } from './refusal-log.js';

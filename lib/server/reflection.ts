@@ -48,9 +48,7 @@ export function mergeServices(services: Iterable<ServiceDescription>): ServiceDe
     if (methods === undefined) byName.set(s.name, (methods = new Map()));
     for (const m of s.methods) methods.set(m.pattern, m);
   }
-  return [...byName.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([name, methods]) => ({ name, methods: [...methods.values()] }));
+  return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, methods]) => ({ name, methods: [...methods.values()] }));
 }
 
 /** Patterns as strings, sorted, without duplicates. */

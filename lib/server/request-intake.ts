@@ -1,17 +1,17 @@
-import { ErrorCode, GoingAwayError, type OccamsError, stackless, TimeoutError } from '../errors.js';
 import type { Clock } from '../core/clock.js';
 import { serverRequestRefused } from '../core/diagnostics.js';
+import { ErrorCode, GoingAwayError, type OccamsError, stackless, TimeoutError } from '../errors.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { Dispatch } from './dispatch.js';
 import type { RpcLogger } from './logger.js';
+import { EndReason, type NotRunCode } from './request-end.js';
+import { RequestProbe, requestsObserved } from './request-probe.js';
 import type { RequestTable } from './request-table.js';
 import type { ResponseWriter } from './response-writer.js';
 import type { ServerCounters } from './server-counters.js';
-import type { NormalizedRpcServerOptions } from './server-options.js';
-import { EndReason, type NotRunCode } from './request-end.js';
-import type { ServerRequest } from './server-request.js';
-import { RequestProbe, requestsObserved } from './request-probe.js';
 import { Refusal, type ServerLimiter } from './server-limiter.js';
+import type { NormalizedRpcServerOptions } from './server-options.js';
+import type { ServerRequest } from './server-request.js';
 
 /** Bytes a waiting request is counted for beyond its msg and blob. */
 export const HELD_OVERHEAD = 64;

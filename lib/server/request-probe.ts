@@ -1,6 +1,6 @@
+import type { ServerRequestInfo } from '../core/diagnostics.js';
 import { serverRequestEnd, serverRequestError, serverRequestStart } from '../core/diagnostics.js';
 import { type RequestSpan, tracing } from '../core/tracing.js';
-import type { ServerRequestInfo } from '../core/diagnostics.js';
 import type { OccamsError } from '../errors.js';
 import type { PeerInfo } from '../transport/peer.js';
 

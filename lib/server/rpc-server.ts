@@ -1,22 +1,23 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+
 import type { TimerHandle } from '../core/clock.js';
-import { PendingHandshakes, peerOf } from './pending-handshakes.js';
-import { type Address, formatAddress, parseAddress } from '../transport/address.js';
-import { listen } from '../transport/listen.js';
 import { sleep } from '../core/clock.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { ClosedError, type OccamsError } from '../errors.js';
-import type { Dispatch } from './dispatch.js';
 import { VERSION } from '../protocol/constants.js';
 import { ALL_FEATURES, EXTENSIONS_VERSION, FEATURE_RECORDS } from '../protocol/extensions.js';
+import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import { listen } from '../transport/listen.js';
 import { LIBRARY_VERSION } from '../version.js';
-import { type ServerDescription, isDescribable } from './reflection.js';
-import { type ConnectionHost, ServerConnection } from './server-connection.js';
-import { type ServerCounters, describeCounters, newCounters } from './server-counters.js';
+import type { Dispatch } from './dispatch.js';
+import { peerOf, PendingHandshakes } from './pending-handshakes.js';
+import { isDescribable, type ServerDescription } from './reflection.js';
 import { RefusalCode, RefusalLog } from './refusal-log.js';
+import { type ConnectionHost, ServerConnection } from './server-connection.js';
+import { describeCounters, newCounters, type ServerCounters } from './server-counters.js';
 import { ServerLimiter } from './server-limiter.js';
-import { type NormalizedRpcServerOptions, type RpcServerOptions, normalizeRpcServerOptions } from './server-options.js';
+import { type NormalizedRpcServerOptions, normalizeRpcServerOptions, type RpcServerOptions } from './server-options.js';
 
 export type RpcServerState = 'idle' | 'listening' | 'closing' | 'closed';
 

@@ -1,11 +1,12 @@
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
+
 import type { Codec } from '../codec/codec.js';
-import type { Clock } from '../core/clock.js';
 import { MessageTooHeavyError } from '../codec/msgpack-check.js';
-import { FrameWriter } from '../core/frame-writer.js';
+import type { Clock } from '../core/clock.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
+import { FrameWriter } from '../core/frame-writer.js';
 import { DecodeError, ErrorCode, IoError, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import {
@@ -30,17 +31,17 @@ import {
 } from '../protocol/extensions.js';
 import { acceptHello, encodeHelloAnswer } from '../protocol/hello.js';
 import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js';
-import { ConnectionFlow } from './connection-flow.js';
-import type { Dispatch } from './dispatch.js';
-import { HELD_OVERHEAD, RequestIntake } from './request-intake.js';
 import { ConnectionDrain } from './connection-drain.js';
+import { ConnectionFlow } from './connection-flow.js';
+import { type ConnectionView, ReadOnlyConnection } from './connection-view.js';
+import type { Dispatch } from './dispatch.js';
 import { applyExtHeader, splitExtHeader } from './ext-header.js';
 import type { RpcLogger } from './logger.js';
 import type { OutboundStream } from './outbound-stream.js';
+import type { EndReason } from './request-end.js';
+import { HELD_OVERHEAD, RequestIntake } from './request-intake.js';
 import { RequestTable } from './request-table.js';
 import { ResponseWriter } from './response-writer.js';
-import { type ConnectionView, ReadOnlyConnection } from './connection-view.js';
-import type { EndReason } from './request-end.js';
 import type { ServerConnectionStats, ServerCounters } from './server-counters.js';
 import type { ServerLimiter } from './server-limiter.js';
 export type { ServerConnectionState } from './server-counters.js';
@@ -145,13 +146,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   /** bytes of frames read since the read slice was last checked */
   private bytesRead = 0;
 
-  constructor(
-    id: number,
-    socket: Socket,
-    dispatcher: Dispatch,
-    options: NormalizedRpcServerOptions,
-    host: ConnectionHost,
-  ) {
+  constructor(id: number, socket: Socket, dispatcher: Dispatch, options: NormalizedRpcServerOptions, host: ConnectionHost) {
     super(`connection #${id}`, TRANSITIONS, 'open', socket, 'server', undefined);
     this.id = id;
     this.options = options;
@@ -330,7 +325,10 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
         // refused unread, the session intact (the codec took the shapes it defines): that request alone fails
         if (err instanceof MessageTooHeavyError) return this.undecodable(seq, action, isEvent, err);
         // the session's state is unknown from here: nothing later on it can be read
-        return this.violated(`cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`, new DecodeError((err as Error).message, { cause: err }));
+        return this.violated(
+          `cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`,
+          new DecodeError((err as Error).message, { cause: err }),
+        );
       }
     }
     const intake = this.intake;
@@ -380,7 +378,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.counters.refused++;
     if (!this.oversizedLogged) {
       this.oversizedLogged = true;
-      this.logger.warn(`connection ${this.describe()}: refusing request ${seq} of ${size} bytes, past maxFrameSize ${this.options.maxFrameSize} (rpc_frame_too_large, not read; further ones are not logged)`);
+      this.logger.warn(
+        `connection ${this.describe()}: refusing request ${seq} of ${size} bytes, past maxFrameSize ${this.options.maxFrameSize} (rpc_frame_too_large, not read; further ones are not logged)`,
+      );
     }
     if ((format & FORMAT_EVENT) === 0 || this.features === 0) this.out.writeCode(seq, this.features === 0 ? ErrorCode.Decode : ErrorCode.FrameTooLarge);
     return true;

@@ -5,7 +5,7 @@ import { AimdLimit } from './aimd-limit.js';
 import { GradientLimit } from './gradient-limit.js';
 import { LatencySampler, Sampled } from './latency-sampler.js';
 import { type LimitAlgorithm, targetLatency } from './limit-algorithm.js';
-import { QueueWait, type QueueView } from './queue-wait.js';
+import { type QueueView, QueueWait } from './queue-wait.js';
 import type { ServerRequest } from './server-request.js';
 
 /** The limit a learning algorithm starts from (concurrency-limits' initialLimit), within the configured bounds. */

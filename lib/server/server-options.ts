@@ -1,13 +1,14 @@
 import type tls from 'node:tls';
+
 import type { Codec } from '../codec/codec.js';
-import { type Clock, systemClock } from '../core/clock.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
-import type { AddressLike } from '../transport/address.js';
-import { type RpcLogger, consoleLogger } from './logger.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
 import { actionSet, flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
-import { RPC_SERVER_OPTIONS } from './option-names.js';
 import { InvalidOptionError } from '../errors.js';
+import type { AddressLike } from '../transport/address.js';
+import { consoleLogger, type RpcLogger } from './logger.js';
+import { RPC_SERVER_OPTIONS } from './option-names.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
@@ -225,7 +226,7 @@ function queueWait(value: unknown): number | 'auto' {
 function tlsHandshakeTimeout(o: RpcServerOptions): number {
   if (o.handshakeTimeout === undefined) return positiveInt(o.tlsHandshakeTimeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 'tlsHandshakeTimeout');
   if (o.tlsHandshakeTimeout !== undefined) throw new InvalidOptionError('handshakeTimeout', 'is the old name of tlsHandshakeTimeout: give only tlsHandshakeTimeout');
-  (o.logger ?? consoleLogger).warn('RpcServer option handshakeTimeout is deprecated: it is now tlsHandshakeTimeout (a client\'s handshakeTimeout is the wait for the HELLO answer)');
+  (o.logger ?? consoleLogger).warn("RpcServer option handshakeTimeout is deprecated: it is now tlsHandshakeTimeout (a client's handshakeTimeout is the wait for the HELLO answer)");
   return positiveInt(o.handshakeTimeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 'handshakeTimeout');
 }
 

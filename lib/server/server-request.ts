@@ -1,12 +1,12 @@
 import type { Codec } from '../codec/codec.js';
 import type { Clock } from '../core/clock.js';
 import { TimedEntry } from '../core/timeout-wheel.js';
-import { CancelledError, ErrorCode, EncodeError, InternalError, type OccamsError, RemoteErrnoError, RemoteError, errorFromWireBytes, stackless } from '../errors.js';
+import { CancelledError, EncodeError, ErrorCode, errorFromWireBytes, InternalError, type OccamsError, RemoteErrnoError, RemoteError, stackless } from '../errors.js';
 import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
-import { OutboundStream } from './outbound-stream.js';
 import type { ConnectionView } from './connection-view.js';
-import { type EndCode, EndReason, type NotRunCode, type WireErrorCode, codeBytes, returnQuietly } from './request-end.js';
+import { OutboundStream } from './outbound-stream.js';
+import { codeBytes, type EndCode, EndReason, type NotRunCode, returnQuietly, type WireErrorCode } from './request-end.js';
 import type { RequestProbe } from './request-probe.js';
 import type { ResponseWriter } from './response-writer.js';
 

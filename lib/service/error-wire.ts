@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import { type OccamsError, RemoteErrnoError, RemoteError } from '../errors.js';
-import type { ErrorClass } from './error-class.js';
 import { markDeclaredRemoteError } from './declared-error.js';
+import type { ErrorClass } from './error-class.js';
 
 /**
  * A declared error's two crossings, side by side so that they stay each

@@ -1,19 +1,19 @@
 // Service definitions shared by both sides of the API-call layer (no Nest, no sockets).
+export { DeclaredRemoteError, markDeclaredRemoteError } from './declared-error.js';
+export { type ErrnoErrorClass, type ErrorClass, type ErrorWireForm, type MessageErrorClass, type ValueErrorClass } from './error-class.js';
+export { fromWireError, toWireError, type WireError } from './error-wire.js';
 export {
   type AnyMethodDefinition,
   type ArgOf,
+  defineService,
   type ErrorOf,
+  method,
   METHOD_OPTIONS,
   type MethodDefinition,
   type MethodOptions,
   type ResultOf,
   type ServiceDefinition,
   type ServiceMethods,
-  type StreamDefinition,
-  defineService,
-  method,
   stream,
+  type StreamDefinition,
 } from './service-definition.js';
-export { type ErrnoErrorClass, type ErrorClass, type ErrorWireForm, type MessageErrorClass, type ValueErrorClass } from './error-class.js';
-export { type WireError, fromWireError, toWireError } from './error-wire.js';
-export { DeclaredRemoteError, markDeclaredRemoteError } from './declared-error.js';

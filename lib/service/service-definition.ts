@@ -1,6 +1,6 @@
-import { InvalidOptionError } from '../errors.js';
 import { optionNames, rejectUnknownKeys } from '../core/validate.js';
-import { type ErrorClass, checkErrorClass } from './error-class.js';
+import { InvalidOptionError } from '../errors.js';
+import { checkErrorClass, type ErrorClass } from './error-class.js';
 
 /**
  * A service written once and imported by both sides, as a gRPC service or

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+
 import { ClientPool } from '../client/client-pool.js';
 import { ClientStream } from '../client/client-stream.js';
 import { FailoverPool } from '../client/failover-pool.js';
@@ -81,7 +82,10 @@ async function checkClient(client: OccamsClient | FailoverPool | ClientPool, tim
   if (failover.members.length === 0) {
     // host names not looked up yet
     const lookup = withTimeout(failover.connect(), timeout, systemClock, () => new TimeoutError(`no server found within ${timeout} ms`));
-    const err = await lookup.then(() => undefined, (e: Error) => e);
+    const err = await lookup.then(
+      () => undefined,
+      (e: Error) => e,
+    );
     if (failover.members.length === 0) return [{ address: 'unresolved', error: describe(err) }];
   }
   return Promise.all(failover.members.map((pool) => checkPool(pool, timeout)));
@@ -109,7 +113,10 @@ async function checkAddress(where: AddressLike, timeout: number): Promise<Occams
     const pingMs = await stream.ping(Math.max(1, Math.round(until - performance.now())));
     return { address: text, pingMs };
   } catch (err) {
-    connecting.then((s) => s.destroy(), () => {}); // one that connects after the timeout
+    connecting.then(
+      (s) => s.destroy(),
+      () => {},
+    ); // one that connects after the timeout
     return { address: text, error: describe(err) };
   } finally {
     stream?.destroy();

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+
 import { tracing } from '../core/tracing.js';
 import { InvalidOptionError, MissingDependencyError } from '../errors.js';
 import { type OpenTelemetryApi, OtelTracer } from './otel-tracer.js';

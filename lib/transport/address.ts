@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+
 import { InvalidOptionError } from '../errors.js';
 
 /** Where a server listens or a client connects. */
@@ -76,10 +77,7 @@ function checkHost(host: unknown): void {
   const withPort = /^\[?([^\][/]*?)\]?:(\d+)$/.exec(host);
   if (withPort !== null) {
     const [, name, port] = withPort;
-    throw new InvalidOptionError(
-      'host',
-      `"${host}" has a port in it: give it as \`port\`, { host: '${name}', port: ${port} } (or as one \`address: '${host}'\`)`,
-    );
+    throw new InvalidOptionError('host', `"${host}" has a port in it: give it as \`port\`, { host: '${name}', port: ${port} } (or as one \`address: '${host}'\`)`);
   }
   throw new InvalidOptionError('host', `expected a host name or IP address, got "${host}" (a URL or a path goes in \`address\` or \`path\`)`);
 }

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+
 import { UnreachableError } from '../errors.js';
 import { type Address, formatAddress, isUnixAddress } from './address.js';
 
@@ -36,8 +37,7 @@ export function dial(address: Address, options: DialOptions = {}): Promise<net.S
     let socket: net.Socket;
     const readyEvent = options.tls ? 'secureConnect' : 'connect';
     if (options.tls) {
-      const servername =
-        options.tls.servername ?? (!isUnixAddress(address) && net.isIP(address.host) === 0 ? address.host : undefined);
+      const servername = options.tls.servername ?? (!isUnixAddress(address) && net.isIP(address.host) === 0 ? address.host : undefined);
       socket = tls.connect({ ...options.tls, ...where, ...(servername ? { servername } : {}) });
     } else {
       socket = net.connect(where);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+
 import { type Address, isUnixAddress } from './address.js';
 
 export interface ListenOptions {

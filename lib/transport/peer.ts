@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+
 import { type Address, formatAddress, isUnixAddress } from './address.js';
 
 /** Where the other side of a connection is, for spans and diagnostics. */

@@ -1,6 +1,7 @@
 import { Controller, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { interval, map, type Observable, take } from 'rxjs';
+
 import { OccamsContext, OccamsService, type OccamsServiceImplementation } from '../../lib/index.js';
 import { Calculator, DivError, InvalidArgument } from '../calculator-api.js';
 

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { CalculatorController } from './calculator.controller.js';
 
 @Module({ controllers: [CalculatorController] })

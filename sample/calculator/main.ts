@@ -5,11 +5,13 @@
  * Runs under Node, Bun and Deno alike (README, Runtimes).
  */
 import 'reflect-metadata';
+
 import { NestFactory } from '@nestjs/core';
+
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from '../../lib/defaults.js';
-import { OccamsServer, formatAddress } from '../../lib/index.js';
-import { CalculatorModule } from './calculator.module.js';
+import { formatAddress, OccamsServer } from '../../lib/index.js';
 import { exitGracefully } from '../graceful-exit.js';
+import { CalculatorModule } from './calculator.module.js';
 
 const host = process.env.OCCAMS_HOST ?? DEFAULT_OCCAMS_HOST;
 const port = Number(process.env.OCCAMS_PORT ?? DEFAULT_OCCAMS_PORT);

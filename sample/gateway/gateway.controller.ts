@@ -1,13 +1,7 @@
 import { Body, Catch, Controller, Get, HttpCode, Param, ParseIntPipe, Post, UseFilters } from '@nestjs/common';
 import { lastValueFrom, toArray } from 'rxjs';
-import {
-  InjectOccamsClient,
-  InjectOccamsService,
-  type OccamsClient,
-  OccamsError,
-  OccamsHttpExceptionFilter,
-  type OccamsServiceClient,
-} from '../../lib/index.js';
+
+import { InjectOccamsClient, InjectOccamsService, type OccamsClient, OccamsError, OccamsHttpExceptionFilter, type OccamsServiceClient } from '../../lib/index.js';
 import { Calculator, DivError, InvalidArgument } from '../calculator-api.js';
 
 export const CALCULATOR = 'CALCULATOR';

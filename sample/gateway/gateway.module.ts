@@ -1,9 +1,10 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+
 import { DEFAULT_OCCAMS_PORT } from '../../lib/defaults.js';
 import { OccamsModule } from '../../lib/index.js';
-import { Calculator } from '../calculator-api.js';
 import { OccamsHealthIndicator } from '../../lib/terminus/index.js';
+import { Calculator } from '../calculator-api.js';
 import { CALCULATOR, GatewayController } from './gateway.controller.js';
 import { HealthController } from './health.controller.js';
 

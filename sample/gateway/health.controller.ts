@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
+
 import { InjectOccamsClient, type OccamsClient } from '../../lib/index.js';
 import { OccamsHealthIndicator } from '../../lib/terminus/index.js';
 import { CALCULATOR } from './gateway.controller.js';

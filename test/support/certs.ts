@@ -54,7 +54,27 @@ export function testPki(): TestPki {
       fs.writeFileSync(path.join(dir, 'serial'), '1000\n');
     }
     run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    run('ca', '-batch', '-config', `${name}.cnf`, '-extensions', 'ext', '-startdate', start, '-enddate', end, '-cert', `${caName}.crt`, '-keyfile', `${caName}.key`, '-in', `${name}.csr`, '-out', `${name}.crt`, '-notext');
+    run(
+      'ca',
+      '-batch',
+      '-config',
+      `${name}.cnf`,
+      '-extensions',
+      'ext',
+      '-startdate',
+      start,
+      '-enddate',
+      end,
+      '-cert',
+      `${caName}.crt`,
+      '-keyfile',
+      `${caName}.key`,
+      '-in',
+      `${name}.csr`,
+      '-out',
+      `${name}.crt`,
+      '-notext',
+    );
   };
   ca('test-ca');
   ca('other-ca');

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+
 import {
   type CallHandler,
   type CanActivate,
@@ -19,6 +20,7 @@ import {
 import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { IsInt, IsString, Min } from 'class-validator';
 import { finalize, interval, map, type Observable, take, throwError } from 'rxjs';
+
 import { OccamsContext, OccamsErrnoException } from '../../lib/index.js';
 import { sleep } from './servers.js';
 

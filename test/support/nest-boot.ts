@@ -3,8 +3,10 @@
  * a health check or a tracer in front of an occams microservice.
  */
 import net from 'node:net';
+
 import type { INestApplication, INestMicroservice, LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+
 import { OccamsServer, type OccamsServerOptions, type TcpAddress } from '../../lib/index.js';
 
 export interface Microservice {

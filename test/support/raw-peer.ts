@@ -1,8 +1,9 @@
 import net from 'node:net';
-import { ResponseDecoder } from '../../lib/protocol/response-decoder.js';
-import { encodeRequest, type EncodeRequestInput } from '../../lib/protocol/request-frame.js';
+
 import { ACTION_HELLO, ALL_FEATURES } from '../../lib/protocol/extensions.js';
 import { helloCodec, helloOffer } from '../../lib/protocol/hello.js';
+import { encodeRequest, type EncodeRequestInput } from '../../lib/protocol/request-frame.js';
+import { ResponseDecoder } from '../../lib/protocol/response-decoder.js';
 import { sleep } from './servers.js';
 
 export interface RawResponse {

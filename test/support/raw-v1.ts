@@ -4,6 +4,7 @@
  * v1 only. Returns the response frames as sent, for byte comparisons.
  */
 import net from 'node:net';
+
 import { Packr } from 'msgpackr';
 
 const msgpack = new Packr({ useRecords: false });

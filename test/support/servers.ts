@@ -1,4 +1,5 @@
 import net from 'node:net';
+
 import { type RpcLogger } from '../../lib/server/logger.js';
 import { MethodDispatch, type MethodHandler } from '../../lib/server/method-dispatch.js';
 import { RpcServer } from '../../lib/server/rpc-server.js';

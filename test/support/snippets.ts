@@ -66,7 +66,10 @@ export function extractSnippets(doc: string, text: string): Snippet[] {
 
 /** README.md and every docs/*.md. */
 export function documents(): string[] {
-  const docs = fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort();
+  const docs = fs
+    .readdirSync(path.join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort();
   return ['README.md', ...docs.map((f) => `docs/${f}`)];
 }
 

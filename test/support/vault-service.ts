@@ -5,6 +5,7 @@
  * for test/typed-service.spec.ts.
  */
 import 'reflect-metadata';
+
 import {
   type CallHandler,
   type CanActivate,
@@ -21,8 +22,9 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { Ctx, Payload, RpcException } from '@nestjs/microservices';
-import { type Observable, interval, map, take, throwError } from 'rxjs';
-import { OccamsContext, OccamsService, type OccamsServiceImplementation, defineService, method, stream } from '../../lib/index.js';
+import { interval, map, type Observable, take, throwError } from 'rxjs';
+
+import { defineService, method, OccamsContext, OccamsService, type OccamsServiceImplementation, stream } from '../../lib/index.js';
 
 /** errno form: a number, as an errno or a Rust `repr(u32)` enum. */
 export class VaultErrno extends Error {
@@ -144,7 +146,12 @@ export class VaultController implements OccamsServiceImplementation<typeof Vault
   }
 
   reserve(n: number): Observable<number> {
-    return n > 10 ? throwError(() => new OverQuota(10, n)) : interval(1).pipe(take(1), map(() => n));
+    return n > 10
+      ? throwError(() => new OverQuota(10, n))
+      : interval(1).pipe(
+          take(1),
+          map(() => n),
+        );
   }
 
   @UseFilters(new AuditFilter())
