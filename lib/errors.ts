@@ -352,6 +352,7 @@ const NAMED = {
   OverloadedError,
   RemoteErrnoError,
   RemoteError,
+  ReflectionOffError,
 };
 for (const [name, ErrorClass] of Object.entries(NAMED)) {
   Object.defineProperty(ErrorClass.prototype, 'name', { value: name, writable: true, configurable: true, enumerable: false });

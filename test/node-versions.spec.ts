@@ -24,7 +24,7 @@ function compare(a: Version, b: Version): number {
 
 /**
  * Whether `version` satisfies a node-semver range of the forms the lock file
- * holds (`>=x`, `>= x`, `>x`, `<x`, `<=x`, `^x.y.z`, `~x.y`, `x`, `x.*`,
+ * holds (`*`, `>=x`, `>= x`, `>x`, `<x`, `<=x`, `^x.y.z`, `~x.y`, `x`, `x.*`,
  * joined by spaces and `||`); any other form throws, so the check never
  * passes by not understanding.
  */
@@ -36,6 +36,7 @@ export function satisfies(version: string, range: string): boolean {
       .replace(/([<>]=?)\s+/g, '$1')
       .split(/\s+/);
     return comparators.every((c) => {
+      if (c === '*' || c === 'x' || c === '') return true; // any version
       const m = /^(>=|<=|>|<|\^|~)?v?(\d+)(?:\.(\d+|\*|x))?(?:\.(\d+|\*|x))?$/.exec(c);
       if (m === null) throw new Error(`range form not understood: ${JSON.stringify(range)}`);
       const [, op = '', major, minor, patch] = m;
