@@ -6,10 +6,11 @@ import { ClientStream } from '../lib/client/client-stream.js';
 import { streamCall } from '../lib/client/stream-iterator.js';
 import type { Codec } from '../lib/codec/codec.js';
 import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
-import type { OccamsError } from '../lib/errors.js';
+import { type OccamsError, TimeoutError } from '../lib/errors.js';
 import { FEATURE_STREAMING } from '../lib/protocol/extensions.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
+import type { ServerRequest } from '../lib/server/server-request.js';
 import { ErrnoReply, ErrorReply } from '../lib/server/user-replies.js';
 import { testPki } from './support/certs.js';
 import { FakeClock } from './support/fake-clock.js';
@@ -578,6 +579,28 @@ describe('extensions', () => {
     } finally {
       client.destroy();
       await server.destroy();
+    }
+  });
+});
+
+describe('a timeout the server notices first', () => {
+  it("reads as the call's own timeout when the call sent that deadline; a handlerTimeout stays the server's", async () => {
+    // the server ends the request as its timeout wheel does at a deadline (EndReason.Deadline = 1), at once
+    const atDeadline = (_v: unknown, req: ServerRequest) => {
+      req.abandon(1, new TimeoutError('deadline passed'), 'rpc_timeout');
+      return new Promise(() => {});
+    };
+    const ctx = await startServer({ slow: atDeadline });
+    const client = await ClientStream.connect(ctx.url);
+    try {
+      const sent = (await client.request('slow', null, { timeout: 5_000, deadline: Date.now() + 5_000 }).catch((e: OccamsError) => e)) as OccamsError;
+      expect([sent.code, sent.message]).toEqual(['rpc_timeout', 'slow timed out after 5000 ms']);
+      const none = (await client.request('slow', null).catch((e: OccamsError) => e)) as OccamsError;
+      expect(none.code).toBe('rpc_timeout');
+      expect(none.message).not.toMatch(/timed out after/); // no deadline went out: the server's own bound, not the client's
+    } finally {
+      client.destroy();
+      await ctx.server.destroy();
     }
   });
 });

@@ -336,7 +336,9 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
       case FLAG_STREAM_ITEM:
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
-    this.fail(call, responseError(flag, msgLen, blob, this.codec, this._features, call.action));
+    const err = responseError(flag, msgLen, blob, this.codec, this._features, call.action);
+    // the server ended it at the deadline this call sent: the same timeout as our own, said the same way, whoever noticed first
+    this.fail(call, err instanceof TimeoutError && call.options?.deadline !== undefined ? this.timedOut(call) : err);
   }
 
   /**
@@ -432,11 +434,15 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     else this.fail(call, new IoError('connection closed before the event was sent'));
   }
 
+  private timedOut(call: Call): TimeoutError {
+    return new TimeoutError(`${describeAction(call.action)} timed out after ${call.timeoutMs} ms`);
+  }
+
   private expire(call: Call): void {
     const sent = call.state === CallState.Sent;
     if (sent) this.abandoned.add(call.seq);
     if (call.kind === CallKind.User) this.heartbeat.deadlinePassed();
-    this.fail(call, new TimeoutError(`${describeAction(call.action)} timed out after ${call.timeoutMs} ms`));
+    this.fail(call, this.timedOut(call));
     if (sent) this.sendCancel(call); // the server stops the handler and frees its slot
   }
 
