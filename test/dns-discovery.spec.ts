@@ -81,7 +81,8 @@ async function replica(ip: string, port: number, tls?: { key: Buffer; cert: Buff
         return name;
       },
     }),
-    { logger: new MemoryLogger(), address: `${ip}:${port}`, tls },
+    // (the concurrency limit off, as in load-balancing.spec: on a starved machine it would rightly refuse some calls, and this is about discovery)
+    { logger: new MemoryLogger(), address: `${ip}:${port}`, tls, concurrencyLimit: false },
   );
   const address = (await server.listen()) as TcpAddress;
   const r = { name, server, address, url: `${address.host}:${address.port}`, ran };

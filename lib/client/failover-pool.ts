@@ -9,6 +9,7 @@ import { callsObserved, observeCall } from './call-probe.js';
 import { DEFAULT_TIMEOUT } from './client-options.js';
 import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
 import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup, type DnsOptions } from './dns-lookup.js';
+import { FailoverCall } from './failover-call.js';
 import { FAILOVER_POOL_OPTIONS } from './option-names.js';
 import { OutlierEjection, type OutlierEjectionOptions } from './outlier-ejection.js';
 import { createPicker, FAILOVER_STRATEGIES, type FailoverStrategy, type Picker, type PickFilter } from './pickers.js';
@@ -58,53 +59,6 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
 
 /** Most calls kept waiting for the first name lookup. */
 const MAX_WAITING_FOR_LOOKUP = 4096;
-
-/** One request's journey across pools (see RetryPolicy for the rules). */
-class FailoverCall implements CallHandle, ResponseHandler {
-  retries = 0;
-  moves = 0;
-  delivered = false;
-  /** attempts started; a handle is kept only for the latest */
-  attempts = 0;
-  pool: ClientPool | undefined;
-  inner: CallHandle | undefined;
-  /** pools this call failed on */
-  tried: Set<ClientPool> | undefined;
-  done = false;
-  /** clock ms the latest attempt started (kept only when the picker or ejection learns from attempts) */
-  startedAt = 0;
-  constructor(
-    readonly owner: FailoverPool,
-    readonly action: string | number,
-    readonly value: unknown,
-    readonly handler: ResponseHandler,
-    readonly options: CallOptions | undefined,
-    /** epoch ms; moves (never sent) keep it, retries start a new timeout */
-    readonly deadline: number,
-  ) {}
-  get sent(): boolean {
-    return this.inner?.sent === true;
-  }
-  cancel(): void {
-    if (this.done) return;
-    this.done = true;
-    this.inner?.cancel();
-  }
-  onItem(value: unknown): void {
-    if (this.done) return;
-    this.delivered = true;
-    this.handler.onItem?.(value);
-  }
-  onResult(value: unknown, blob: Buffer): void {
-    if (this.done) return;
-    this.done = true;
-    this.owner.attemptEnded(this, undefined);
-    this.handler.onResult(value, blob);
-  }
-  onError(err: OccamsError): void {
-    if (!this.done) this.owner.attemptFailed(this, err);
-  }
-}
 
 /**
  * One ClientPool per address; picks a pool per call (ready pools first, see
