@@ -9,7 +9,9 @@
  */
 import { Packr } from 'msgpackr';
 
+import { WEIGHT_ARRAY, WEIGHT_ENTRY, WEIGHT_MAP, WEIGHT_STRING } from '../lib/codec/msgpack-check.js';
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
+import { DEFAULT_MAX_REQUEST_WEIGHT } from '../lib/server/server-options.js';
 import { ClientStream, type OccamsError } from '../lib/index.js';
 import { ALL_FEATURES, FEATURE_CANCEL, FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { encodeRequest, writeRequestHeader } from '../lib/protocol/request-frame.js';
@@ -170,10 +172,11 @@ export const ATTACKS: Attack[] = [
   },
   {
     name: 'heavy-at-bound',
-    title: 'requests just under the default maxRequestWeight (250,000): 22.7k maps of one distinct key each (plain v1)',
+    title: 'requests just under the default maxRequestWeight (250,000): 16.6k maps of one distinct key each (plain v1)',
     prepare() {
-      // weight per element: 1 (map) + 2 + 5 (entry) + 2 (key, a string) + 1 (value) = 11; the array 1 + 2
-      const body = distinctMaps(Math.floor((250_000 - 3) / 11));
+      // weight per element: 3 values (map, key, value) + a map, an entry and a string; the array 1 + WEIGHT_ARRAY
+      const perElement = 3 + WEIGHT_MAP + WEIGHT_ENTRY + WEIGHT_STRING;
+      const body = distinctMaps(Math.floor((DEFAULT_MAX_REQUEST_WEIGHT - 1 - WEIGHT_ARRAY) / perElement));
       return (ctx) => flood(ctx, { write: (seq) => ({ bytes: [head('sink', seq, 0, body.length), body], frames: 1 }) });
     },
   },

@@ -535,6 +535,52 @@ describe('the weight of a request bounds its decode', () => {
   });
 });
 
+describe('new property names are paced, not refused (newKeyRate)', () => {
+  /** An object of `n` keys named for `tag`: new names at every new tag. */
+  const shape = (tag: string, n: number): Record<string, number> => Object.fromEntries(Array.from({ length: n }, (_, k) => [`${tag}_${k}`, k]));
+
+  it('a session counts the names its peer makes it learn: described again, a known name counts nothing', () => {
+    const writer = new MsgpackCodec().session()!;
+    const reader = new MsgpackCodec().session()!;
+    const decode = (value: unknown): unknown => reader.decode(Buffer.from(writer.encode(value)));
+    expect(decode([shape('a', 40), shape('b', 10)])).toEqual([shape('a', 40), shape('b', 10)]);
+    expect(reader.newKeys).toBe(50);
+    // more shapes than slots: the writer cycles through its 64 slots and describes them again, with the same names
+    for (let round = 0; round < 3; round++) for (let i = 0; i < 80; i++) decode({ ...shape('a', 3), [`x${i}`]: i });
+    expect(reader.newKeys).toBe(50 + 80);
+    expect(new MsgpackCodec().newKeys).toBeUndefined(); // plain codecs describe no shapes
+  });
+
+  it('a connection making the server learn names past newKeyRate waits for its budget, every call answered; one reusing its names is never paced', async () => {
+    const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { newKeyRate: 500, concurrencyLimit: false });
+    const greedy = await ClientStream.connect(ctx.url, { timeout: 20_000 });
+    const steady = await ClientStream.connect(ctx.url, { timeout: 20_000 });
+    try {
+      expect(greedy.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      // 15 x 100 new names: 500 at once, then 500 a second: the last answer cannot come before 2 s
+      const start = Date.now();
+      const counts = await Promise.all(Array.from({ length: 15 }, (_, i) => greedy.request('keys', shape(`g${i}`, 100))));
+      const took = Date.now() - start;
+      expect(counts).toEqual(Array.from({ length: 15 }, () => 100));
+      expect(took).toBeGreaterThanOrEqual(1800);
+      const paced = ctx.server.stats.ended.keyPaced;
+      expect(paced).toBeGreaterThan(0);
+      expect(ctx.logger.lines.filter((l) => l.includes('past newKeyRate 500/s'))).toHaveLength(1);
+      // 100 shapes from a vocabulary of 300 names, cycled: more shapes than slots, described again and again, no new name
+      const vocabulary = Array.from({ length: 100 }, (_, i) => ({ ...shape('v', 2), [`w${i}`]: i }));
+      for (let round = 0; round < 5; round++) {
+        const answers = await Promise.all(vocabulary.map((v) => steady.request('keys', v)));
+        expect(answers.every((n) => n === 3)).toBe(true);
+      }
+      expect(ctx.server.stats.ended.keyPaced).toBe(paced);
+    } finally {
+      greedy.destroy();
+      steady.destroy();
+      await ctx.server.close();
+    }
+  });
+});
+
 describe('memory a burst grew is given back', () => {
   it('after a burst of large answers, an idle connection and the codec hold no more than their resting buffers', async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 7);

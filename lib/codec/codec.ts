@@ -36,4 +36,11 @@ export interface Codec {
    * It decodes to the same values as this codec.
    */
   session?(): Codec | undefined;
+  /**
+   * Optional, a session's: how many property names its peer has made it
+   * learn so far (msgpack: keys of the record shapes described that it had
+   * not seen). A new name costs the receiver far more than its bytes; a
+   * server paces a connection by it (RpcServerOptions.newKeyRate).
+   */
+  readonly newKeys?: number;
 }

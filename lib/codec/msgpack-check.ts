@@ -248,7 +248,7 @@ export function checkMessage(
  */
 export const WEIGHT_STRING = 1;
 export const WEIGHT_ARRAY = 2;
-export const WEIGHT_MAP = 2;
+export const WEIGHT_MAP = 6;
 export const WEIGHT_ENTRY = 5;
 
 function tooHeavy(weight: number, maxWeight: number): MessageTooHeavyError {
@@ -335,6 +335,11 @@ function defineShape(src: Uint8Array, pos: number, end: number, slot: number, st
   definedHere[slot] = keys;
   if (learned !== undefined) learned[slot] = names;
   return pos;
+}
+
+/** True when the message checkMessage walked last described a record shape. */
+export function definedShapes(): boolean {
+  return touched.length !== 0;
 }
 
 function resetDefined(): void {

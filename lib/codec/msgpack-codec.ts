@@ -1,7 +1,7 @@
 import { Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 
 import type { Codec } from './codec.js';
-import { checkMessage, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
+import { checkMessage, definedShapes, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
 import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
@@ -184,6 +184,11 @@ export class MsgpackCodec implements Codec {
     return this.records && this.sessionUnpackr === undefined ? new MsgpackCodec({ extensions: this.extensionList }, true) : undefined;
   }
 
+  /** A session's: keys of the shapes its peer described that were new to it, so far (ShapeTable). */
+  get newKeys(): number | undefined {
+    return this.shapes?.newKeys;
+  }
+
   encode(value: unknown): Uint8Array {
     if (this.sessionUnpackr !== undefined && packing !== 0) throw reentrant();
     const packr = this.packr;
@@ -251,8 +256,9 @@ export class MsgpackCodec implements Codec {
         if (err instanceof MessageTooHeavyError) this.learnShapes(bytes);
         throw err;
       }
+      const defined = definedShapes();
       const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : inPlace(sessionUnpackr, bytes);
-      this.shapes!.check(length);
+      if (defined) this.shapes!.check();
       return value;
     }
     checkMessage(bytes, 0, length, undefined, this.extensions, maxWeight);
@@ -286,7 +292,7 @@ export class MsgpackCodec implements Codec {
     learned.forEach((keys, slot) => {
       if (keys !== undefined) slots[slot] = keys;
     });
-    this.shapes!.check(Infinity);
+    this.shapes!.check();
   }
 }
 

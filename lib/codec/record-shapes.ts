@@ -13,13 +13,10 @@ export const SHAPE_SLOTS = 64;
 export const MAX_SHAPE_KEYS = 256;
 export const MAX_SHAPE_KEY_CHARS = 4096;
 /**
- * A message shorter than this cannot describe a shape beyond the bounds:
- * each key takes at least a byte, and no value read as a key gives 16
- * characters a byte (the most is an array of empty maps, each
- * "[object Object]" and a comma), so 255 bytes give under 4080 characters.
- * Only longer messages are checked.
+ * Keys a session remembers having seen (to count the new ones): as many
+ * as its slots can hold. Past it, it forgets them all and starts over.
  */
-const CHECK_FROM = MAX_SHAPE_KEYS;
+const KNOWN_KEYS = SHAPE_SLOTS * MAX_SHAPE_KEYS;
 
 /** Encoder side (msgpackr's `useRecords`): true when `object` may go out as a record, false for a plain map. */
 export function withinShapeBounds(object: object): boolean {
@@ -35,11 +32,22 @@ export function withinShapeBounds(object: object): boolean {
  * Decoder side: the array msgpackr keeps a session's shapes in (its
  * `structures`), with SHAPE_SLOTS slots and no room for more (a definition
  * anywhere else throws), and the check of the shapes each message defined.
+ *
+ * It also counts the keys its peer described that it had never seen
+ * (`newKeys`): a new property name costs the receiver far more than its
+ * bytes (V8 interns it and builds hidden classes for it, garbage the whole
+ * process collects later, in pauses every connection waits for), so a
+ * server paces a peer by it (RpcServerOptions.newKeyRate). A shape
+ * described again with known keys, as a session cycling through more
+ * shapes than it has slots does, costs little and counts nothing.
  */
 export class ShapeTable {
   readonly slots: unknown[];
+  /** keys of the shapes described so far that were new to this session */
+  newKeys = 0;
   /** the shape in each slot when last checked */
   private readonly checked: unknown[] = new Array<unknown>(SHAPE_SLOTS).fill(undefined);
+  private readonly known = new Set<unknown>();
 
   constructor() {
     const slots = new Array<unknown>(SHAPE_SLOTS).fill(undefined) as unknown[] & { restoreStructures?: unknown; sharedLength?: number };
@@ -49,9 +57,8 @@ export class ShapeTable {
     this.slots = Object.preventExtensions(slots);
   }
 
-  /** After a message of `length` bytes was decoded: throws when a shape it described is beyond the bounds. */
-  check(length: number): void {
-    if (length < CHECK_FROM) return;
+  /** After a message that described shapes was decoded: throws when one is beyond the bounds; counts the new keys. */
+  check(): void {
     const slots = this.slots;
     const checked = this.checked;
     for (let i = 0; i < SHAPE_SLOTS; i++) {
@@ -64,6 +71,17 @@ export class ShapeTable {
       let chars = 0;
       for (const key of keys) chars += String(key).length;
       if (chars > MAX_SHAPE_KEY_CHARS) throw new RangeError(`a record shape of ${chars} characters of keys (at most ${MAX_SHAPE_KEY_CHARS})`);
+      this.learn(keys);
+    }
+  }
+
+  private learn(keys: readonly unknown[]): void {
+    const known = this.known;
+    for (const key of keys) {
+      if (known.has(key)) continue;
+      this.newKeys++;
+      if (known.size >= KNOWN_KEYS) known.clear();
+      known.add(key);
     }
   }
 }

@@ -5,6 +5,7 @@ import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';
 import type { RequestTable } from './request-table.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
+import { KeyBudget } from './key-budget.js';
 import { WriteStallWatch } from './write-stall.js';
 
 /**
@@ -76,6 +77,11 @@ export class ConnectionFlow {
   /** reading paused after a turn that overstayed (READ_OVERSTAY_MS) */
   private penalized = false;
   private penaltyTimer: TimerHandle | undefined = undefined;
+  /** new keys the connection's record session has learned so far (Codec.newKeys), and their budget (newKeyRate) */
+  private keysSeen = 0;
+  private readonly keyBudget: KeyBudget | undefined;
+  /** ms reading waits after this turn for keys learned beyond the budget */
+  private owed = 0;
   private readonly endTurnBound = (): void => this.endTurn();
   private readonly endPenaltyBound = (): void => this.endPenalty();
   /** streams waiting for the socket to drain */
@@ -95,6 +101,27 @@ export class ConnectionFlow {
       () => port.flushed() - socket.writableLength,
       () => port.kill(`write timeout (write stall): peer read none of our bytes for ${options.writeTimeout} ms (${socket.writableLength} bytes waiting)`),
     );
+    this.keyBudget = options.newKeyRate === Infinity ? undefined : new KeyBudget(options.newKeyRate, options.clock.now());
+  }
+
+  /**
+   * The connection's record session has learned `total` new keys so far
+   * (Codec.newKeys): beyond newKeyRate, reading stops at this frame and
+   * waits, once the turn is over, until they are paid for (KeyBudget).
+   * Returns that wait in ms (0: none).
+   */
+  keysLearned(total: number): number {
+    if (total === this.keysSeen || this.keyBudget === undefined) return 0;
+    const wait = this.keyBudget.spend(total - this.keysSeen, this.options.clock.now());
+    this.keysSeen = total;
+    if (wait === 0) return 0;
+    if (wait > this.owed) this.owed = wait;
+    if (!this.yielded) {
+      // no further frame of this chunk is read: the wait starts when the turn ends
+      this.yielded = true;
+      this.update();
+    }
+    return wait;
   }
 
   /** False while writes are backed up past highWaterMark. */
@@ -182,16 +209,18 @@ export class ConnectionFlow {
 
   /**
    * The turn is over: a connection that overstayed pauses for as long as
-   * it took; one that yielded reads on, in a turn of its own.
+   * it took, or that learned new keys beyond its budget until they are
+   * paid for; one that yielded reads on, in a turn of its own.
    */
   private endTurn(): void {
     this.turnStart = -1;
-    const busy = this.busy;
+    const pause = Math.max(this.busy > READ_OVERSTAY_MS ? this.busy : 0, this.owed);
     this.busy = 0;
-    if (busy > READ_OVERSTAY_MS && !this.stopped) {
+    this.owed = 0;
+    if (pause > 0 && !this.stopped) {
       this.yielded = false;
       this.penalized = true;
-      this.penaltyTimer = this.options.clock.setTimeout(this.endPenaltyBound, Math.min(busy, MAX_READ_PENALTY_MS));
+      this.penaltyTimer = this.options.clock.setTimeout(this.endPenaltyBound, Math.min(pause, MAX_READ_PENALTY_MS));
       this.update();
       return;
     }

@@ -8,6 +8,7 @@ export const RPC_SERVER_OPTIONS = optionNames<RpcServerOptions>({
   codec: true,
   maxFrameSize: true,
   maxRequestWeight: true,
+  newKeyRate: true,
   maxInFlightPerConnection: true,
   maxQueuedPerConnection: true,
   maxQueuedBytes: true,

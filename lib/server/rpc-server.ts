@@ -118,7 +118,9 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
    * dropped unrun (`refused`: a connection's queue full or the server
    * closing; `overloaded`: past the concurrency limit and its queue, or
    * too late for its deadline; `expiredQueued`: taken out of a queue, its
-   * deadline passed or maxQueueWait waited).
+   * deadline passed or maxQueueWait waited), and `keyPaced`: requests after
+   * which a connection's reading waited for the new property names its
+   * peer made the server learn (newKeyRate).
    */
   get stats(): {
     state: RpcServerState;

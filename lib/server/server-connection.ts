@@ -138,6 +138,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
   private violation: IoError | undefined = undefined;
   private droppedLogged = false;
   private oversizedLogged = false;
+  private keysPacedLogged = false;
   private decodeFailures = 0;
   /** clock time of the last request read (not a control frame) */
   private lastRequestAt = 0;
@@ -329,6 +330,10 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
           `cannot decode request ${seq} (${String(action)}) in the record session: ${(err as Error).message}`,
           new DecodeError((err as Error).message, { cause: err }),
         );
+      } finally {
+        // the shapes it described, decoded or refused for its weight, are the session's: paid for (newKeyRate)
+        const learned = records.newKeys;
+        if (learned !== undefined && learned !== 0) this.paceKeys(learned);
       }
     }
     const intake = this.intake;
@@ -355,6 +360,16 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.requests.own(req);
     if (runNow) intake.run(req, this.readAt);
     else intake.hold(req, size);
+  }
+
+  /** The record session has learned `total` new keys: past newKeyRate, reading waits (counted; logged once a connection). */
+  private paceKeys(total: number): void {
+    const wait = this.flow.keysLearned(total);
+    if (wait === 0) return;
+    this.counters.keyPaced++;
+    if (this.keysPacedLogged) return;
+    this.keysPacedLogged = true;
+    this.logger.warn(`connection ${this.describe()}: pacing its reads: its record shapes made the server learn ${total} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`);
   }
 
   /** A request that cannot be decoded fails alone (rpc_decode); the first few of a connection are logged, so a flood of them is not a flood of lines. */

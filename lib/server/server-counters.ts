@@ -19,10 +19,12 @@ export interface ServerCounters {
   expiredQueued: number;
   /** most bytes one pushed stream queued */
   peakStreamBuffer: number;
+  /** requests after which a connection's reading paused for the new property names its peer made the server learn (newKeyRate) */
+  keyPaced: number;
 }
 
 export function newCounters(): ServerCounters {
-  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, overloaded: 0, expiredQueued: 0, peakStreamBuffer: 0 };
+  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, overloaded: 0, expiredQueued: 0, peakStreamBuffer: 0, keyPaced: 0 };
 }
 
 /** The counters by name (for stats and reports). */
@@ -39,6 +41,7 @@ export function describeCounters(c: ServerCounters): {
   overloaded: number;
   expiredQueued: number;
   peakStreamBuffer: number;
+  keyPaced: number;
 } {
   return {
     cancelled: c.ended[EndReason.Cancel]!,
@@ -53,6 +56,7 @@ export function describeCounters(c: ServerCounters): {
     overloaded: c.overloaded,
     expiredQueued: c.expiredQueued,
     peakStreamBuffer: c.peakStreamBuffer,
+    keyPaced: c.keyPaced,
   };
 }
 

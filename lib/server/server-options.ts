@@ -25,6 +25,13 @@ export const DEFAULT_SERVER_MAX_FRAME_SIZE = 4 * 1024 * 1024;
  * a 2-core machine, while 2,800 rows of 10 fields, or 250k numbers, fit.
  */
 export const DEFAULT_MAX_REQUEST_WEIGHT = 250_000;
+/**
+ * New property names a second one connection may make the server learn
+ * (keys of record shapes it had never seen) before its reading is paced:
+ * one session's whole shape table (64 shapes of 256 keys) at once, and as
+ * much again each second. A schema's names are learned once.
+ */
+export const DEFAULT_NEW_KEY_RATE = 16_384;
 export const DEFAULT_MAX_QUEUED_PER_CONNECTION = 4096;
 export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -70,6 +77,15 @@ export interface RpcServerOptions {
    * (DEFAULT_MAX_REQUEST_WEIGHT); a custom codec may ignore it
    */
   maxRequestWeight?: number;
+  /**
+   * new property names a second one connection may make the server learn
+   * (keys of record shapes, FEATURE_RECORDS, that it had never seen): a new
+   * name costs the whole process garbage collection later, so past this
+   * budget (which holds one second's worth) the connection's reading
+   * pauses until the names it took are paid for; nothing fails.
+   * 0 = no limit; default 16,384 (DEFAULT_NEW_KEY_RATE)
+   */
+  newKeyRate?: number;
   /**
    * requests one connection may have in dispatch at once (announced in HELLO,
    * so a nestjs-occams client's window never exceeds it); past it requests
@@ -238,6 +254,7 @@ export function normalizeRpcServerOptions(o: RpcServerOptions = {}): NormalizedR
     codec: o.codec ?? msgpackCodec,
     maxFrameSize: positiveInt(o.maxFrameSize, DEFAULT_SERVER_MAX_FRAME_SIZE, 'maxFrameSize'),
     maxRequestWeight: nonNegativeInt(o.maxRequestWeight, DEFAULT_MAX_REQUEST_WEIGHT, 'maxRequestWeight') || Infinity,
+    newKeyRate: nonNegativeInt(o.newKeyRate, DEFAULT_NEW_KEY_RATE, 'newKeyRate') || Infinity,
     maxInFlightPerConnection: positiveInt(o.maxInFlightPerConnection, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, 'maxInFlightPerConnection'),
     maxQueuedPerConnection: nonNegativeInt(o.maxQueuedPerConnection, DEFAULT_MAX_QUEUED_PER_CONNECTION, 'maxQueuedPerConnection'),
     maxQueuedBytes: nonNegativeInt(o.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'maxQueuedBytes'),

@@ -1,0 +1,34 @@
+/**
+ * How many new property names one connection may make the server learn
+ * (Codec.newKeys: keys of record shapes it had not seen), as a token bucket
+ * of `rate` keys a second holding at most one second's worth. Past it the
+ * connection waits, not fails: its reading pauses until the keys it took
+ * beyond the budget are paid for. A new name is cheap to send and dear to
+ * keep: V8 interns it and builds hidden classes for it, garbage that the
+ * whole process collects in pauses every connection waits for (500
+ * pipelined messages of new shapes held other clients' p99 above 50 ms,
+ * bench/results/hostile.md). Our own encoder describes a shape once per
+ * connection and slot, so a well-behaved peer meets it only with more new
+ * names a second than any schema has.
+ */
+export class KeyBudget {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly rate: number,
+    now: number,
+  ) {
+    this.tokens = rate;
+    this.at = now;
+  }
+
+  /** `n` new keys were learned at `now`: ms reading must wait for the budget to cover them (0 when it does). */
+  spend(n: number, now: number): number {
+    const rate = this.rate;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.at) * rate) / 1000);
+    this.at = now;
+    this.tokens -= n;
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / rate;
+  }
+}
