@@ -11,10 +11,10 @@ import { Packr } from 'msgpackr';
 
 import { WEIGHT_ARRAY, WEIGHT_ENTRY, WEIGHT_MAP, WEIGHT_STRING } from '../lib/codec/msgpack-check.js';
 import { MsgpackCodec } from '../lib/codec/msgpack-codec.js';
-import { DEFAULT_MAX_REQUEST_WEIGHT } from '../lib/server/server-options.js';
 import { ClientStream, type OccamsError } from '../lib/index.js';
 import { ALL_FEATURES, FEATURE_CANCEL, FEATURE_RECORDS, FORMAT_RECORDS } from '../lib/protocol/extensions.js';
 import { encodeRequest, writeRequestHeader } from '../lib/protocol/request-frame.js';
+import { DEFAULT_MAX_REQUEST_WEIGHT } from '../lib/server/server-options.js';
 import { type AttackTally, note, RawConn } from './hostile-wire.js';
 
 export interface AttackContext {
@@ -184,11 +184,12 @@ export const ATTACKS: Attack[] = [
     name: 'records-shapes',
     title: 'records session, 500 pipelined messages of new shapes',
     prepare() {
-      // one session's 500 messages, each 8 objects of 256 keys never seen before; every record is defined
-      // where it is used, so the batch can be sent again on the same connection (it redefines the slots)
-      const codec = new MsgpackCodec().session()!;
+      // 500 messages, each 8 objects of 256 keys never seen before, each defining its records where it uses
+      // them, so the batch can be sent again on the same connection (it redefines the slots); a session each,
+      // as our own encoder keeps its new names within the server's budget and this peer does not
       const batch: Buffer[] = [];
       for (let m = 0; m < 500; m++) {
+        const codec = new MsgpackCodec().session()!;
         const value = Array.from({ length: 8 }, (_, j) => {
           const o: Record<string, number> = {};
           for (let k = 0; k < 256; k++) o[`s${m}_${j}_${k}`] = k & 0x3f;

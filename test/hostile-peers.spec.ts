@@ -551,6 +551,22 @@ describe('new property names are paced, not refused (newKeyRate)', () => {
     expect(new MsgpackCodec().newKeys).toBeUndefined(); // plain codecs describe no shapes
   });
 
+  it("our own client keeps to half the server's default: a burst of objects whose keys are data goes out as plain maps, never paced", async () => {
+    const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { concurrencyLimit: false });
+    const client = await ClientStream.connect(ctx.url, { timeout: 20_000 });
+    try {
+      expect(client.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
+      // 120 x 250 new names, 30,000 in a burst: far past the server's 16,384 at once, were they all shapes
+      const counts = await Promise.all(Array.from({ length: 120 }, (_, i) => client.request('keys', shape(`d${i}`, 250))));
+      expect(counts).toEqual(Array.from({ length: 120 }, () => 250));
+      expect(ctx.server.stats.ended.keyPaced).toBe(0);
+      expect(client.state).toBe('ready');
+    } finally {
+      client.destroy();
+      await ctx.server.close();
+    }
+  });
+
   it('a connection making the server learn names past newKeyRate waits for its budget, every call answered; one reusing its names is never paced', async () => {
     const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { newKeyRate: 500, concurrencyLimit: false });
     const greedy = await ClientStream.connect(ctx.url, { timeout: 20_000 });

@@ -1,11 +1,11 @@
 import type { Socket } from 'node:net';
 
+import { KeyBudget } from '../codec/key-budget.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';
 import type { RequestTable } from './request-table.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import { KeyBudget } from './key-budget.js';
 import { WriteStallWatch } from './write-stall.js';
 
 /**

@@ -369,7 +369,9 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.counters.keyPaced++;
     if (this.keysPacedLogged) return;
     this.keysPacedLogged = true;
-    this.logger.warn(`connection ${this.describe()}: pacing its reads: its record shapes made the server learn ${total} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`);
+    this.logger.warn(
+      `connection ${this.describe()}: pacing its reads: its record shapes made the server learn ${total} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`,
+    );
   }
 
   /** A request that cannot be decoded fails alone (rpc_decode); the first few of a connection are logged, so a flood of them is not a flood of lines. */

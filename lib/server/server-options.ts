@@ -2,6 +2,7 @@ import type tls from 'node:tls';
 
 import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
+import { NEW_KEY_RATE } from '../codec/record-shapes.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
 import { actionSet, flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
@@ -29,9 +30,10 @@ export const DEFAULT_MAX_REQUEST_WEIGHT = 250_000;
  * New property names a second one connection may make the server learn
  * (keys of record shapes it had never seen) before its reading is paced:
  * one session's whole shape table (64 shapes of 256 keys) at once, and as
- * much again each second. A schema's names are learned once.
+ * much again each second. A schema's names are learned once; our own
+ * encoder keeps to half of it.
  */
-export const DEFAULT_NEW_KEY_RATE = 16_384;
+export const DEFAULT_NEW_KEY_RATE = NEW_KEY_RATE;
 export const DEFAULT_MAX_QUEUED_PER_CONNECTION = 4096;
 export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
