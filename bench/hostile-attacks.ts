@@ -210,6 +210,29 @@ export const ATTACKS: Attack[] = [
     },
   },
   {
+    name: 'plain-new-keys',
+    title: 'the records-shapes messages as plain maps: 500 pipelined messages of 2048 new keys (plain v1)',
+    prepare() {
+      const batch: Buffer[] = [];
+      for (let m = 0; m < 500; m++) {
+        const value = Array.from({ length: 8 }, (_, j) => {
+          const o: Record<string, number> = {};
+          for (let k = 0; k < 256; k++) o[`p${m}_${j}_${k}`] = k & 0x3f;
+          return o;
+        });
+        batch.push(Buffer.from(plainPackr.pack(value)));
+      }
+      return (ctx) =>
+        flood(ctx, {
+          write: (seq, i) => {
+            const body = batch[i % batch.length]!;
+            return { bytes: [head('sink', seq, 0, body.length), body], frames: 1 };
+          },
+          batch: batch.length,
+        });
+    },
+  },
+  {
     name: 'bigint-8m',
     title: '8 MiB msgpack ext 0x42 (BigInt) (plain v1)',
     prepare() {

@@ -22,8 +22,8 @@ export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
 export const DEFAULT_SERVER_MAX_FRAME_SIZE = 4 * 1024 * 1024;
 /**
  * The most a request's value may weigh (msgpack-check.ts: 1 per value, more
- * per string, array, map and map entry): about 30 ms of decoding at most on
- * a 2-core machine, while 2,800 rows of 10 fields, or 250k numbers, fit.
+ * per string, array, map and map entry): about 20-30 ms of decoding at most on
+ * a 2-core machine, while 2,690 rows of 10 fields, or 250k numbers, fit.
  */
 export const DEFAULT_MAX_REQUEST_WEIGHT = 250_000;
 /**
@@ -73,7 +73,7 @@ export interface RpcServerOptions {
   /**
    * the most a request's value (and its metadata) may weigh, which bounds
    * the time its decode holds the event loop: with the msgpack codec, 1 per
-   * value, 1 more per string, 2 per array, 2 per map and 5 per map entry
+   * value, 1 more per string, 2 per array, 6 per map and 5 per map entry
    * (lib/codec/msgpack-check.ts); a heavier request is answered
    * `rpc_decode` without being decoded; 0 = no limit; default 250,000
    * (DEFAULT_MAX_REQUEST_WEIGHT); a custom codec may ignore it
