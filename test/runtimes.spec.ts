@@ -133,7 +133,7 @@ beforeAll(() => {
   const pki = testPki();
   const files = { 'ca.crt': pki.ca, 'server.key': pki.serverKey, 'server.crt': pki.serverCert, 'client.key': pki.clientKey, 'client.crt': pki.clientCert };
   for (const [name, bytes] of Object.entries(files)) fs.writeFileSync(path.join(pkiDir, name), bytes);
-});
+}, 60_000); // key generation: over 20 s on a machine loaded by other work
 afterAll(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
 afterEach(() => stopAll());
 
