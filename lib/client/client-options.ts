@@ -4,9 +4,8 @@ import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { flag, nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
-import { CLIENT_STREAM_OPTIONS } from './option-names.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_MAX_QUEUED = 4096;
@@ -74,6 +73,26 @@ export interface ClientStreamOptions {
   /** time and timers, injectable for tests; default the system clock */
   clock?: Clock;
 }
+
+/** The names ClientStreamOptions has, checked against it by the compiler; constructors refuse any other key by name. */
+export const CLIENT_STREAM_OPTIONS = optionNames<ClientStreamOptions>({
+  maxInFlight: true,
+  maxQueued: true,
+  timeout: true,
+  timerResolution: true,
+  pingInterval: true,
+  maxMissedPings: true,
+  keepaliveTimeout: true,
+  maxFrameSize: true,
+  flushThreshold: true,
+  connectTimeout: true,
+  handshakeTimeout: true,
+  extensions: true,
+  tls: true,
+  codec: true,
+  clientId: true,
+  clock: true,
+});
 
 export type NormalizedClientStreamOptions = Required<Omit<ClientStreamOptions, 'tls'>> & Pick<ClientStreamOptions, 'tls'>;
 

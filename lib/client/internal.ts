@@ -2,5 +2,5 @@
 // its public face (./index.ts). Not a package export: nothing here is in a
 // published subpath, and a name here may change without notice.
 export { PromiseHandler } from './call.js';
-export { FAILOVER_POOL_OPTIONS } from './option-names.js';
+export { FAILOVER_POOL_OPTIONS } from './failover-options.js';
 export { bindMethods, type MethodBinding, wireArg } from './service-client.js';

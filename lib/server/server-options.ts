@@ -4,11 +4,10 @@ import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { actionSet, flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { actionSet, flag, nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { InvalidOptionError } from '../errors.js';
 import type { AddressLike } from '../transport/address.js';
 import { consoleLogger, type RpcLogger } from './logger.js';
-import { RPC_SERVER_OPTIONS } from './option-names.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
@@ -201,6 +200,43 @@ export interface RpcServerOptions {
   /** time and timers, injectable for tests; default the system clock */
   clock?: Clock;
 }
+
+/** RpcServer's option names, checked against RpcServerOptions by the compiler; others are refused by name. */
+export const RPC_SERVER_OPTIONS = optionNames<RpcServerOptions>({
+  address: true,
+  tls: true,
+  codec: true,
+  maxFrameSize: true,
+  maxRequestWeight: true,
+  maxInFlightPerConnection: true,
+  maxQueuedPerConnection: true,
+  maxQueuedBytes: true,
+  maxConnections: true,
+  tlsHandshakeTimeout: true,
+  handshakeTimeout: true,
+  maxPendingHandshakes: true,
+  idleTimeout: true,
+  highWaterMark: true,
+  streamBufferBytes: true,
+  readTimeout: true,
+  writeTimeout: true,
+  handlerTimeout: true,
+  timerResolution: true,
+  closeWait: true,
+  drainGrace: true,
+  streamCloseGrace: true,
+  flushThreshold: true,
+  concurrencyLimit: true,
+  minConcurrencyLimit: true,
+  maxConcurrencyLimit: true,
+  maxQueueWait: true,
+  maxQueued: true,
+  limitBypass: true,
+  extensions: true,
+  reflection: true,
+  logger: true,
+  clock: true,
+});
 
 export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls' | 'limitBypass' | 'handshakeTimeout'>> &
   Pick<RpcServerOptions, 'tls'> & {
