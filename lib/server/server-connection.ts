@@ -24,7 +24,7 @@ import type { ServerConnectionStats, ServerCounters } from './server-counters.js
 import type { ServerLimiter } from './server-limiter.js';
 export type { ServerConnectionState } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
-import type { RequestPort, ServerRequest } from './server-request.js';
+import type { ServerRequest } from './server-request.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -67,10 +67,13 @@ const TRANSITIONS = { open: ['closing', 'closed'], closing: ['closed'], closed: 
  * deadlines and `handlerTimeout`). The graceful close's decisions are
  * DrainPolicy's; what goes out goes through ResponseWriter (`out`); what
  * comes in, and what the client negotiated, is RequestReader's (`reader`).
- * This class holds the lifecycle: stats, the request port, and the ways a
- * connection ends (graceful close, protocol violation, the peer's FIN, abort).
+ * This class holds the lifecycle: stats, the request port (RequestPort: it
+ * is handed to RequestReader as one; not declared with `implements`, whose
+ * members are internal and stripped from the published types), and the
+ * ways a connection ends (graceful close, protocol violation, the peer's
+ * FIN, abort).
  */
-export class ServerConnection extends Connection<'open'> implements RequestPort {
+export class ServerConnection extends Connection<'open'> {
   readonly id: number;
   readonly options: NormalizedRpcServerOptions;
   readonly codec: Codec;
