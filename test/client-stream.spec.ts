@@ -160,15 +160,33 @@ describe('ClientStream <-> RpcServer', () => {
     }
   });
 
-  it('times out in batches and drops the late response', async () => {
-    const started = Date.now();
-    const err = await catchErr(client.request('slowEcho', [400, 'late'], { timeout: 100 }));
-    expect(err.code).toBe('rpc_timeout');
-    expect(err.retriable).toBe(true);
-    expect(Date.now() - started).toBeLessThan(400);
-    await sleep(450); // the late answer arrives and is dropped
-    expect(client.stats.pending).toBe(0);
-    expect(await client.request('Calc.add', [1, 1])).toBe(2);
+  it('times out on its own clock and drops the late response (fake clock)', async () => {
+    // a plain v1 connection sends no deadline: the server waits for the handler, so the answer can only come late
+    let open!: (value: string) => void;
+    const gate = new Promise<string>((r) => (open = r));
+    const gated = await startServer({ gated: () => gate, 'Calc.add': calculator['Calc.add'] });
+    const clock = new FakeClock();
+    const c = await ClientStream.connect(gated.url, { clock, extensions: false, pingInterval: 0 });
+    try {
+      let settled = false;
+      const late = catchErr(c.request('gated', null, { timeout: 100 })).finally(() => (settled = true));
+      await waitFor(() => gated.server.stats.inFlight === 1); // the handler runs
+      clock.advance(99);
+      await Promise.resolve();
+      expect(settled).toBe(false);
+      clock.advance(11); // within max(100 / 10, 10 ms) of the timeout
+      const err = await late;
+      expect(err.code).toBe('rpc_timeout');
+      expect(err.message).toBe('gated timed out after 100 ms');
+      expect(err.retriable).toBe(true);
+      open('late'); // the answer arrives after the call gave up: dropped
+      await waitFor(() => gated.server.stats.inFlight === 0);
+      expect(await c.request('Calc.add', [1, 1])).toBe(2); // answered after the late one, on the same socket
+      expect(c.stats.pending).toBe(0);
+    } finally {
+      c.destroy();
+      await gated.server.destroy();
+    }
   });
 
   it('fails every call in flight when destroyed, exactly once', async () => {
@@ -179,7 +197,7 @@ describe('ClientStream <-> RpcServer', () => {
         (e: OccamsError) => outcomes.push(e.code),
       ),
     );
-    await sleep(20);
+    await waitFor(() => ctx.server.stats.inFlight >= 50); // every one at the server: truly in flight
     client.destroy();
     client.destroy();
     await Promise.all(calls);
@@ -457,7 +475,7 @@ describe('server close with requests in flight', () => {
     const ctx2 = await startServer({ never: () => new Promise(() => {}) });
     const client2 = await ClientStream.connect(ctx2.url);
     const hung = Array.from({ length: 10 }, () => catchErr(client2.request('never', null)));
-    await sleep(20);
+    await waitFor(() => ctx2.server.stats.inFlight === 10);
     await ctx2.server.destroy();
     const errs = await Promise.all(hung);
     expect(errs.every((e) => e.code === 'rpc_io_err' && e.retriable)).toBe(true);
@@ -469,7 +487,7 @@ describe('server close with requests in flight', () => {
     const ctx = await startServer({ never: () => new Promise(() => {}) }, { closeWait: 100 });
     const client = await ClientStream.connect(ctx.url);
     const hung = catchErr(client.request('never', null));
-    await sleep(20);
+    await waitFor(() => ctx.server.stats.inFlight === 1);
     const t0 = Date.now();
     await ctx.server.close();
     expect(Date.now() - t0).toBeLessThan(2000);
@@ -572,7 +590,7 @@ describe('extensions', () => {
       await client.request('event', 'e1', { event: true });
       await waitFor(() => seen.events.length === 1);
       const call = client.call('forever', null, { onResult() {}, onError() {} });
-      await sleep(20);
+      await waitFor(() => server.stats.inFlight === 1);
       call.cancel();
       await waitFor(() => seen.cancelled === 1);
       expect(server.stats.inFlight).toBe(0);

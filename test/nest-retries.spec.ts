@@ -3,7 +3,7 @@ import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
 
 import { MethodDispatch, OccamsClient, type OccamsError, RpcServer, type TcpAddress } from '../lib/index.js';
-import { MemoryLogger, sleep, waitFor } from './support/servers.js';
+import { MemoryLogger, waitFor } from './support/servers.js';
 
 /** Two servers: `a` never answers `op`/`op.idem` (a hung handler), `b` answers. */
 async function pair() {
@@ -60,7 +60,7 @@ describe('OccamsClient retry safety', () => {
     const sub = client.status.subscribe((s) => statuses.push(s));
     await client.connect();
     await first.destroy();
-    await sleep(100);
+    await waitFor(() => statuses.includes('reconnecting'), 3000); // the client saw it go before the server comes back
     const second = new RpcServer(new MethodDispatch({ echo: (v: unknown) => v }), { logger: new MemoryLogger(), address: `127.0.0.1:${port}` });
     await second.listen();
     // unhealthy calls fail fast; the pool comes back by itself on its backoff

@@ -140,12 +140,13 @@ describe('ClientPool', () => {
       },
     });
     pool.connect().catch(() => {});
+    // the backoff timer is the only one on the clock: it is there once the failed attempt has settled
     const advance = async () => {
-      await sleep(5); // let the failed attempt settle
-      clock.advance(Math.min(...clock.delays()));
+      await waitFor(() => clock.delays().length === 1);
+      clock.advance(clock.delays()[0]!);
     };
     for (let i = 0; i < 6; i++) await advance();
-    await sleep(5);
+    await waitFor(() => attempts.length === 7);
     const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
     const expected = [];
     for (let d = BACKOFF_INITIAL_MS, i = 0; i < gaps.length; i++, d = Math.min(BACKOFF_MAX_MS, d * BACKOFF_MULTIPLIER)) expected.push(Math.round(d));

@@ -22,4 +22,18 @@ describe('the public surface', () => {
     expect(Object.keys(defaults).every((n) => /^(DEFAULT_|BACKOFF_)/.test(n))).toBe(true);
     expect(Object.keys(defaults)).toEqual(expect.arrayContaining(['DEFAULT_OCCAMS_PORT', 'DEFAULT_TIMEOUT', 'DEFAULT_CONCURRENCY_LIMIT', 'DEFAULT_DNS_TIMEOUT']));
   });
+
+  it('lib/nest and lib/terminus import the layers below only through their index.ts (or a deliberate internal.ts)', () => {
+    const lib = path.resolve(import.meta.dirname, '../lib');
+    const reaching: string[] = [];
+    for (const layer of ['nest', 'terminus']) {
+      for (const file of fs.readdirSync(path.join(lib, layer)).filter((f) => f.endsWith('.ts'))) {
+        const text = fs.readFileSync(path.join(lib, layer, file), 'utf8');
+        for (const [, target] of text.matchAll(/from '(\.\.\/[^']+)'/g)) {
+          if (!/^\.\.\/(errors|[a-z]+\/(index|internal))\.js$/.test(target)) reaching.push(`${layer}/${file} -> ${target}`);
+        }
+      }
+    }
+    expect(reaching).toEqual([]);
+  });
 });

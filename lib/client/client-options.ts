@@ -4,9 +4,8 @@ import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { flag, nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
-import { CLIENT_STREAM_OPTIONS } from './option-names.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_MAX_QUEUED = 4096;
@@ -21,20 +20,29 @@ export const DEFAULT_HANDSHAKE_TIMEOUT = 2_000;
 
 /** Options of one client connection (ClientStream). */
 export interface ClientStreamOptions {
+  // ---- the window and a call's timeout ----
   /** requests outstanding at once on this connection (the sliding window); default 128 */
   maxInFlight?: number;
   /** callers allowed to wait for a window slot; past it calls fail with rpc_queue_full; default 4096 */
   maxQueued?: number;
   /** default per-request timeout in ms; default 20 000 */
   timeout?: number;
+  // ---- connecting, and how it speaks ----
+  /** ms for the TCP (and TLS) connection; default 10 000 */
+  connectTimeout?: number;
   /**
-   * the coarsest check of timeouts, ms. A call with a timeout of `t` ms
-   * fails after `t` and within max(t / 10, 10 ms) of it, never more than
-   * this late: the checks follow the shortest timeout in use, one timer per
-   * connection and none per call; its TimeoutError names the timeout
-   * (`echo timed out after 200 ms`). Default 1 000
+   * ms for the server to answer once connected (HELLO, or the first PING of
+   * a plain v1 connection); a stopped process accepts connections but never
+   * answers; default 2 000
    */
-  timerResolution?: number;
+  handshakeTimeout?: number;
+  /** TLS client options; when set the connection uses TLS */
+  tls?: tls.ConnectionOptions;
+  /** value codec; default msgpack */
+  codec?: Codec;
+  /** announce and use the nestjs-occams extensions; default true */
+  extensions?: boolean;
+  // ---- a server that stops answering ----
   /** ping when nothing was received for this long, ms; 0 disables; default 1 000 */
   pingInterval?: number;
   /**
@@ -51,29 +59,44 @@ export interface ClientStreamOptions {
    * no suspect step: the connection dies at that bound; default 20 000
    */
   keepaliveTimeout?: number;
+  // ---- rarely changed: limits, tuning, tests ----
   /** largest frame accepted from the server; default 16 MiB */
   maxFrameSize?: number;
+  /**
+   * the coarsest check of timeouts, ms. A call with a timeout of `t` ms
+   * fails after `t` and within max(t / 10, 10 ms) of it, never more than
+   * this late: the checks follow the shortest timeout in use, one timer per
+   * connection and none per call; its TimeoutError names the timeout
+   * (`echo timed out after 200 ms`). Default 1 000
+   */
+  timerResolution?: number;
   /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
   flushThreshold?: number;
-  /** ms for the TCP (and TLS) connection; default 10 000 */
-  connectTimeout?: number;
-  /**
-   * ms for the server to answer once connected (HELLO, or the first PING of
-   * a plain v1 connection); a stopped process accepts connections but never
-   * answers; default 2 000
-   */
-  handshakeTimeout?: number;
-  /** announce and use the nestjs-occams extensions; default true */
-  extensions?: boolean;
-  /** TLS client options; when set the connection uses TLS */
-  tls?: tls.ConnectionOptions;
-  /** value codec; default msgpack */
-  codec?: Codec;
   /** client id written in every request; default one random id per process */
   clientId?: number;
   /** time and timers, injectable for tests; default the system clock */
   clock?: Clock;
 }
+
+/** The names ClientStreamOptions has, checked against it by the compiler; constructors refuse any other key by name. */
+export const CLIENT_STREAM_OPTIONS = optionNames<ClientStreamOptions>({
+  maxInFlight: true,
+  maxQueued: true,
+  timeout: true,
+  connectTimeout: true,
+  handshakeTimeout: true,
+  tls: true,
+  codec: true,
+  extensions: true,
+  pingInterval: true,
+  maxMissedPings: true,
+  keepaliveTimeout: true,
+  maxFrameSize: true,
+  timerResolution: true,
+  flushThreshold: true,
+  clientId: true,
+  clock: true,
+});
 
 export type NormalizedClientStreamOptions = Required<Omit<ClientStreamOptions, 'tls'>> & Pick<ClientStreamOptions, 'tls'>;
 

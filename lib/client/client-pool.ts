@@ -10,8 +10,15 @@ import { callsObserved, observeCall } from './call-probe.js';
 import { type ClientStreamOptions, normalizeClientStreamOptions } from './client-options.js';
 import { ClientStream } from './client-stream.js';
 import { IdleCloser } from './idle-closer.js';
-import { CLIENT_POOL_OPTIONS } from './option-names.js';
-import { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats } from './pool-options.js';
+import {
+  CLIENT_POOL_OPTIONS,
+  type ClientPoolOptions,
+  type ConnectionFactory,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_POOL_CONNECTIONS,
+  type PoolState,
+  type PoolStats,
+} from './pool-options.js';
 import { pingPool } from './pool-ping.js';
 import { PoolQueue } from './pool-queue.js';
 import { PooledCall } from './pooled-call.js';

@@ -92,7 +92,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
    * spoken to in plain v1.
    */
   static connect(address: AddressLike, options: ClientStreamOptions = {}): Promise<ClientStream> {
-    return connectClientStream(address, normalizeClientStreamOptions(options));
+    return connectClientStream(address, normalizeClientStreamOptions(options), openStream);
   }
 
   /** Wraps an already connected socket (dialled at `address`). Call `handshake()` to use the extensions. */
@@ -459,4 +459,9 @@ function describeAction(action: string | number): string {
   if (action === ACTION_PING) return 'ping';
   if (action === ACTION_HELLO) return 'handshake (HELLO)';
   return `action ${action}`;
+}
+
+/** The handshake's way to wrap a dialled socket (handshake.ts knows ClientStream only through its port). */
+function openStream(socket: Socket, opts: NormalizedClientStreamOptions, where: Address): ClientStream {
+  return new ClientStream(socket, opts, where);
 }

@@ -8,54 +8,13 @@ import { type Caller, type CallHandle, type CallOptions, deliverError, PromiseHa
 import { callsObserved, observeCall } from './call-probe.js';
 import { DEFAULT_TIMEOUT } from './client-options.js';
 import { ClientPool, type ClientPoolOptions, type PoolState } from './client-pool.js';
-import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup, type DnsOptions } from './dns-lookup.js';
+import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup } from './dns-lookup.js';
 import { FailoverCall } from './failover-call.js';
-import { FAILOVER_POOL_OPTIONS } from './option-names.js';
-import { OutlierEjection, type OutlierEjectionOptions } from './outlier-ejection.js';
+import { DEFAULT_FAILOVER_STRATEGY, FAILOVER_POOL_OPTIONS, type FailoverPoolOptions } from './failover-options.js';
+import { OutlierEjection } from './outlier-ejection.js';
 import { createPicker, FAILOVER_STRATEGIES, type FailoverStrategy, type Picker, type PickFilter } from './pickers.js';
-import { RetryBackoff, type RetryBackoffOptions, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
+import { RetryBackoff, RetryBudget } from './retry-budget.js';
 import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
-
-/** The strategy when none is given (see docs/RELIABILITY.md for the measurements behind it). */
-export const DEFAULT_FAILOVER_STRATEGY: FailoverStrategy = 'least-loaded';
-
-export interface FailoverPoolOptions extends ClientPoolOptions {
-  /**
-   * how a server is chosen among the ready ones: 'least-loaded' (the
-   * default: power of two choices weighed by calls outstanding × peak-EWMA
-   * latency), 'round-robin', or 'first' in list order (primary / standby);
-   * docs/RELIABILITY.md has the measurements behind the default
-   */
-  strategy?: FailoverStrategy;
-  /** retries of a call the server may have run (idempotent calls only); default 2 */
-  retryLimit?: number;
-  /** caps retries at a share of calls (Finagle's RetryBudget); false: no cap; default 20 % of calls + 10 per second, over 10 s */
-  retryBudget?: RetryBudgetOptions | false;
-  /** the jittered wait before each retry; default up to 50 ms, doubling, at most 1 s */
-  retryBackoff?: RetryBackoffOptions;
-  /** takes a server failing call after call out of picking for a growing interval (Envoy); false: never; default 5 in a row, 30 s */
-  outlierEjection?: OutlierEjectionOptions | false;
-  /** random source in [0, 1) for picking and retry jitter, injectable for tests; default Math.random */
-  random?: () => number;
-  /** which calls may run twice (list of actions, predicate, or all); default none; per call: `idempotent` */
-  idempotent?: IdempotentOption;
-  /**
-   * re-resolve host names this often, ms; with `dns`, the longest wait (the
-   * records' TTL may make it shorter); 0 = only at start and after a
-   * connection fails; default 30 000
-   */
-  resolveInterval?: number;
-  /** resolves host names to IPs; default `dns.lookup` (the system's resolver, /etc/hosts included); not with `dns` */
-  resolver?: Resolver;
-  /**
-   * discovery through DNS servers: A/AAAA (or SRV) records, re-resolved on
-   * their TTL and when a connection fails (see DnsOptions); `{}` asks the
-   * system's DNS servers
-   */
-  dns?: DnsOptions;
-  /** builds the pool for one address; injectable for tests */
-  poolFactory?: (address: Address, options: ClientPoolOptions) => ClientPool;
-}
 
 /** Most calls kept waiting for the first name lookup. */
 const MAX_WAITING_FOR_LOOKUP = 4096;
@@ -395,4 +354,13 @@ function serverFailure(err: OccamsError): boolean {
   return err.retriable || err.code === ErrorCode.Internal;
 }
 
-export { DEFAULT_RESOLVE_INTERVAL, DEFAULT_RETRY_LIMIT, dnsResolver, type FailoverStrategy, type IdempotentOption, type Resolver };
+export {
+  DEFAULT_FAILOVER_STRATEGY,
+  DEFAULT_RESOLVE_INTERVAL,
+  DEFAULT_RETRY_LIMIT,
+  dnsResolver,
+  type FailoverPoolOptions,
+  type FailoverStrategy,
+  type IdempotentOption,
+  type Resolver,
+};

@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+
 import type { Clock } from '../core/clock.js';
 import { ClosedError, IoError, type OccamsError, UnreachableError } from '../errors.js';
 import { grantedFeatures, serverWindow } from '../protocol/hello.js';
@@ -5,7 +7,28 @@ import { type Address, type AddressLike, formatAddress, parseAddress } from '../
 import { dial } from '../transport/dial.js';
 import type { ResponseHandler } from './call.js';
 import type { NormalizedClientStreamOptions } from './client-options.js';
-import { ClientStream } from './client-stream.js';
+
+/**
+ * What the handshake asks of the connection it opens (ClientStream): a
+ * port, so that this file and client-stream.ts do not import each other.
+ */
+export interface HandshakeStream {
+  /** HELLO: resolves with the features granted (0 from a plain v1 server) */
+  handshake(): Promise<number>;
+  /** PING: resolves with the round trip */
+  ping(): Promise<number>;
+  destroy(err?: Error): void;
+}
+
+/** Wraps a dialled socket in a connection (ClientStream's constructor). */
+export type OpenStream<S extends HandshakeStream> = (socket: Socket, opts: NormalizedClientStreamOptions, where: Address) => S;
+
+/** What HELLO's answer sets on its connection (ClientStream). */
+export interface HelloPort {
+  /** the features both sides speak and the server's in-flight cap */
+  negotiated(features: number, cap: number | undefined): void;
+  readonly features: number;
+}
 
 /**
  * Opens a ClientStream: dial (within `connectTimeout`), then make the server
@@ -13,17 +36,17 @@ import { ClientStream } from './client-stream.js';
  * server that hangs up on HELLO is a plain v1 server that does not answer
  * unknown actions: it is dialled again and spoken to in plain v1.
  */
-export async function connectClientStream(address: AddressLike, opts: NormalizedClientStreamOptions): Promise<ClientStream> {
+export async function connectClientStream<S extends HandshakeStream>(address: AddressLike, opts: NormalizedClientStreamOptions, open: OpenStream<S>): Promise<S> {
   const where = parseAddress(address);
   const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
-  const stream = new ClientStream(socket, opts, where);
+  const stream = open(socket, opts, where);
   try {
     if (opts.extensions) await answered(stream, stream.handshake(), where, opts, 'HELLO');
     else await answered(stream, stream.ping(), where, opts, 'PING');
     return stream;
   } catch (err) {
     stream.destroy(err as Error);
-    if (opts.extensions && err instanceof IoError) return connectPlain(where, opts, err);
+    if (opts.extensions && err instanceof IoError) return connectPlain(where, opts, err, open);
     throw (err as OccamsError).retriable ? new UnreachableError((err as Error).message, { cause: err }) : err;
   }
 }
@@ -33,9 +56,9 @@ export async function connectClientStream(address: AddressLike, opts: Normalized
  * (a server that refuses us, e.g. at its connection limit or for a missing
  * client certificate, hangs up on that too).
  */
-async function connectPlain(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError): Promise<ClientStream> {
+async function connectPlain<S extends HandshakeStream>(where: Address, opts: NormalizedClientStreamOptions, first: OccamsError, open: OpenStream<S>): Promise<S> {
   const socket = await dial(where, { tls: opts.tls, connectTimeout: opts.connectTimeout, clock: opts.clock });
-  const stream = new ClientStream(socket, { ...opts, extensions: false }, where);
+  const stream = open(socket, { ...opts, extensions: false }, where);
   try {
     await answered(stream, stream.ping(), where, opts, 'PING');
     return stream;
@@ -60,7 +83,7 @@ function hangUpReason(first: OccamsError, second: Error, tls: boolean): string {
 }
 
 /** `answer`, or an UnreachableError once `handshakeTimeout` passes without one (the stream is destroyed). */
-function answered<T>(stream: ClientStream, answer: Promise<T>, where: Address, opts: { handshakeTimeout: number; clock: Clock }, what: string): Promise<T> {
+function answered<T>(stream: HandshakeStream, answer: Promise<T>, where: Address, opts: { handshakeTimeout: number; clock: Clock }, what: string): Promise<T> {
   const timer = opts.clock.setTimeout(() => {
     stream.destroy(new UnreachableError(`${formatAddress(where)} accepted the connection but did not answer ${what} within ${opts.handshakeTimeout} ms`));
   }, opts.handshakeTimeout);
@@ -73,7 +96,7 @@ function answered<T>(stream: ClientStream, answer: Promise<T>, where: Address, o
  */
 export class HelloAnswer implements ResponseHandler {
   constructor(
-    private readonly stream: ClientStream,
+    private readonly stream: HelloPort,
     private readonly resolve: (features: number) => void,
     private readonly reject: (err: OccamsError) => void,
   ) {}

@@ -1,6 +1,7 @@
 import type { BackoffOptions } from '../core/backoff.js';
+import { optionNames } from '../core/validate.js';
 import type { Address } from '../transport/address.js';
-import type { ClientStreamOptions } from './client-options.js';
+import { CLIENT_STREAM_OPTIONS, type ClientStreamOptions } from './client-options.js';
 import type { ClientStream } from './client-stream.js';
 
 export const DEFAULT_POOL_CONNECTIONS = 1;
@@ -22,6 +23,16 @@ export interface ClientPoolOptions extends ClientStreamOptions {
   backoff?: BackoffOptions;
   connectionFactory?: ConnectionFactory;
 }
+
+/** ClientPool's option names: the stream's (it passes them on) and its own. */
+export const CLIENT_POOL_OPTIONS = optionNames<ClientPoolOptions>({
+  ...CLIENT_STREAM_OPTIONS,
+  connections: true,
+  maxConnections: true,
+  idleTimeout: true,
+  backoff: true,
+  connectionFactory: true,
+});
 
 export interface PoolStats {
   state: PoolState;

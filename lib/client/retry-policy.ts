@@ -4,7 +4,12 @@ import type { CallOptions } from './call.js';
 
 export const DEFAULT_RETRY_LIMIT = 2;
 
-/** Which calls may run twice: every call, none, a list of actions, or a predicate. */
+/**
+ * The pool's answer to "may this call run twice": every call, none, a list
+ * of actions, or a predicate (`'true'` / `'false'` from config, too). A
+ * call's own `idempotent`, then its method's definition, come first
+ * (README, Retries); when none says, a call is not idempotent.
+ */
 export type IdempotentOption = boolean | readonly string[] | ((action: string) => boolean);
 
 /** What to do with a failed attempt. */

@@ -1,11 +1,10 @@
 import type { Codec } from '../codec/codec.js';
 import { msgpackCodec } from '../codec/msgpack-codec.js';
-import { rejectUnknownKeys } from '../core/validate.js';
+import { optionNames, rejectUnknownKeys } from '../core/validate.js';
 import type { OccamsError } from '../errors.js';
 import { fromWireError } from '../service/error-wire.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
 import { type Caller, type CallOptions, type ErrorMapper, PromiseHandler } from './call.js';
-import { SERVICE_CLIENT_OPTIONS } from './option-names.js';
 import { type StreamCallOptions, StreamIterator } from './stream-iterator.js';
 
 /** Options of `serviceClient()`. */
@@ -13,6 +12,8 @@ export interface ServiceClientOptions {
   /** the codec the caller's connections use, to decode value-form errors; default msgpack */
   codec?: Codec;
 }
+
+export const SERVICE_CLIENT_OPTIONS = optionNames<ServiceClientOptions>({ codec: true });
 
 /** Per-call options of a typed method: the stream layer's, without the ones the definition decides. */
 export type ServiceCallOptions = Omit<CallOptions, 'event' | 'flow'>;

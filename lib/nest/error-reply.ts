@@ -1,6 +1,6 @@
 import { ErrorCode } from '../errors.js';
-import type { ServerRequest } from '../server/server-request.js';
-import { ErrnoReply, ErrorReply, replyWithUserError } from '../server/user-replies.js';
+import { ErrnoReply, ErrorReply, type ServerRequest } from '../server/index.js';
+import { replyWithUserError } from '../server/internal.js';
 
 /** What Nest's BaseRpcExceptionFilter emits for an exception it does not know. */
 const UNKNOWN_EXCEPTION_MESSAGE = 'Internal server error';

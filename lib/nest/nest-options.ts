@@ -1,4 +1,4 @@
-import { rejectUnknownKeys } from '../core/validate.js';
+import { rejectUnknownKeys } from '../core/index.js';
 import { InvalidOptionError } from '../errors.js';
 
 /** Keys of Nest's own client/server options that mean something else here, and what to say. */

@@ -3,18 +3,23 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { config as rxjsConfig, Observable, Subscriber, type Subscription, type TeardownLogic } from 'rxjs';
 
-import type { CallHandle, CallOptions, ErrorMapper, ResponseHandler } from '../client/call.js';
-import { PromiseHandler } from '../client/call.js';
-import type { ClientPool, PoolState } from '../client/client-pool.js';
-import { FailoverPool, type FailoverPoolOptions } from '../client/failover-pool.js';
-import { FAILOVER_POOL_OPTIONS } from '../client/option-names.js';
-import { type MethodBinding, wireArg } from '../client/service-client.js';
-import { StreamIterator } from '../client/stream-iterator.js';
-import { msgpackCodec } from '../codec/msgpack-codec.js';
-import { actionSet, optionNames } from '../core/validate.js';
+import {
+  type CallHandle,
+  type CallOptions,
+  type ClientPool,
+  type ErrorMapper,
+  FailoverPool,
+  type FailoverPoolOptions,
+  type PoolState,
+  type ResponseHandler,
+  StreamIterator,
+} from '../client/index.js';
+import { FAILOVER_POOL_OPTIONS, type MethodBinding, PromiseHandler, wireArg } from '../client/internal.js';
+import { msgpackCodec } from '../codec/index.js';
+import { actionSet, optionNames } from '../core/index.js';
 import type { OccamsError } from '../errors.js';
-import type { ServiceDefinition } from '../service/service-definition.js';
-import { addressFromParts, type AddressLike } from '../transport/address.js';
+import type { ServiceDefinition } from '../service/index.js';
+import { addressFromParts, type AddressLike } from '../transport/index.js';
 import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { checkNestOptions } from './nest-options.js';
 import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';

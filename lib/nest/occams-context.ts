@@ -2,7 +2,7 @@ import type { PeerCertificate } from 'node:tls';
 
 import { BaseRpcContext } from '@nestjs/microservices';
 
-import type { ServerRequest } from '../server/server-request.js';
+import type { ServerRequest } from '../server/index.js';
 
 type OccamsContextArgs = [pattern: string, request: ServerRequest];
 

@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { type Observable, throwError } from 'rxjs';
 
 import { ErrorCode, OccamsError, RemoteErrnoError, RemoteError } from '../errors.js';
-import { DeclaredRemoteError } from '../service/declared-error.js';
+import { DeclaredRemoteError } from '../service/index.js';
 
 /**
  * The HTTP status a gateway answers with when a call fails with `err`:

@@ -1,6 +1,6 @@
 import { type DynamicModule, Inject, Module, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 
-import type { ServiceDefinition } from '../service/service-definition.js';
+import type { ServiceDefinition } from '../service/index.js';
 import { checkNestOptions } from './nest-options.js';
 import { OCCAMS_CLIENT_OPTIONS, OccamsClient, type OccamsClientOptions } from './occams-client.js';
 

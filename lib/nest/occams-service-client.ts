@@ -1,8 +1,9 @@
 import type { Observable } from 'rxjs';
 
-import { bindMethods, type MethodBinding, type ServiceCallArgs } from '../client/service-client.js';
-import type { Codec } from '../codec/codec.js';
-import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
+import type { ServiceCallArgs } from '../client/index.js';
+import { bindMethods, type MethodBinding } from '../client/internal.js';
+import type { Codec } from '../codec/index.js';
+import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/index.js';
 import type { OccamsCallOptions, OccamsClient, OccamsStreamOptions } from './occams-client.js';
 
 /** A typed method: `calc.add([1, 2])` is a cold Observable of the result; `calc.add.request([1, 2])` a Promise of it. */

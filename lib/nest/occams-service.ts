@@ -3,10 +3,9 @@ import { EXCEPTION_FILTERS_METADATA } from '@nestjs/common/constants.js';
 import { MessagePattern } from '@nestjs/microservices';
 import { type Observable, throwError } from 'rxjs';
 
-import { describeMethod, type MethodDescription } from '../server/reflection.js';
-import { declaredReply } from '../server/user-replies.js';
-import type { ErrorClass } from '../service/error-class.js';
-import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/service-definition.js';
+import type { MethodDescription } from '../protocol/index.js';
+import { declaredReply, describeMethod } from '../server/internal.js';
+import type { ErrorClass, MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/index.js';
 
 /**
  * What a controller must have to serve `D`: every method, taking the

@@ -1,7 +1,7 @@
 import type { Observer } from 'rxjs';
 
-import { isAsyncIterable } from '../core/async-iterable.js';
-import type { ServerRequest } from '../server/server-request.js';
+import { isAsyncIterable } from '../core/index.js';
+import type { ServerRequest } from '../server/index.js';
 import { replyWithError } from './error-reply.js';
 
 /**

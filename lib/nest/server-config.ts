@@ -1,4 +1,4 @@
-import { toNumber } from '../core/validate.js';
+import { toNumber } from '../core/index.js';
 import { InvalidOptionError } from '../errors.js';
 import type { OccamsServerOptions } from './occams-server.js';
 

@@ -5,11 +5,10 @@ import { msgpackCodec } from '../codec/msgpack-codec.js';
 import { NEW_KEY_RATE } from '../codec/record-shapes.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { DEFAULT_FLUSH_THRESHOLD } from '../core/frame-writer.js';
-import { actionSet, flag, nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { actionSet, flag, nonNegativeInt, optionNames, positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { InvalidOptionError } from '../errors.js';
 import type { AddressLike } from '../transport/address.js';
 import { consoleLogger, type RpcLogger } from './logger.js';
-import { RPC_SERVER_OPTIONS } from './option-names.js';
 
 export const DEFAULT_SERVER_ADDRESS = '127.0.0.1:0';
 export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 1024;
@@ -63,11 +62,22 @@ export const DEFAULT_MAX_CONCURRENCY_LIMIT = 1000;
 export const DEFAULT_SERVER_MAX_QUEUED = 1024;
 
 export interface RpcServerOptions {
+  // ---- where, and how it speaks ----
   /** where to listen: `host:port` (port 0 = any free port), `unix:/path`, `{host, port}`, `{path}`; default 127.0.0.1:0 */
   address?: AddressLike;
   /** TLS server options; when set, connections are TLS (use requestCert + rejectUnauthorized for mutual TLS) */
   tls?: tls.TlsOptions;
   codec?: Codec;
+  /** answer HELLO and use the extensions with clients that ask; default true */
+  extensions?: boolean;
+  /**
+   * answer the reserved DESCRIBE action with what the server serves (its
+   * patterns, typed services, events, features and version: the CLI's
+   * `list` and `describe`); default false (DESCRIBE is answered
+   * `rpc_method_notfound`)
+   */
+  reflection?: boolean;
+  // ---- what one connection may hold: requests, bytes, streams ----
   /** largest request frame read; a larger request is answered `rpc_frame_too_large` unread, alone; default 4 MiB (DEFAULT_SERVER_MAX_FRAME_SIZE) */
   maxFrameSize?: number;
   /**
@@ -104,6 +114,18 @@ export interface RpcServerOptions {
   /** bytes of msg + blob those waiting requests may hold; default 32 MiB */
   maxQueuedBytes?: number;
   /**
+   * write-buffer bytes past which new requests wait (are not dispatched) and
+   * streams stop producing until the socket drains; default 1 MiB
+   */
+  highWaterMark?: number;
+  /**
+   * encoded bytes one pushed stream (an Observable, `req.item()`) may queue
+   * while it has no credit or the socket is backed up; past it that stream
+   * alone fails with `rpc_stream_overflow`; default 1 MiB
+   */
+  streamBufferBytes?: number;
+  // ---- connections: how many, how they start, when an idle one goes ----
+  /**
    * connections held at once, counted from accept (TLS: before the
    * handshake, so handshakes in progress count too); further ones are closed
    * at accept; 0 = no limit (default)
@@ -128,17 +150,7 @@ export interface RpcServerOptions {
    * never idle; 0 = never; default 300 000 (5 minutes)
    */
   idleTimeout?: number;
-  /**
-   * write-buffer bytes past which new requests wait (are not dispatched) and
-   * streams stop producing until the socket drains; default 1 MiB
-   */
-  highWaterMark?: number;
-  /**
-   * encoded bytes one pushed stream (an Observable, `req.item()`) may queue
-   * while it has no credit or the socket is backed up; past it that stream
-   * alone fails with `rpc_stream_overflow`; default 1 MiB
-   */
-  streamBufferBytes?: number;
+  // ---- timeouts of a slow peer or handler ----
   /** ms a connection may hold half a frame without sending more; 0 = no limit; default 5 000 */
   readTimeout?: number;
   /** ms a peer may leave our writes backed up with nothing draining before it is disconnected; 0 = no limit; default 30 000 */
@@ -149,12 +161,7 @@ export interface RpcServerOptions {
    * stream the clock restarts with every item. 0 = no limit; default 30 000
    */
   handlerTimeout?: number;
-  /**
-   * the coarsest check of deadlines and handler timeouts, ms: a request
-   * with `t` ms left is checked within max(t / 10, 10 ms), never later than
-   * this after it (one timer per connection); default 1 000
-   */
-  timerResolution?: number;
+  // ---- graceful close ----
   /** longest a graceful `close()` waits for owed responses before destroying, ms; default 20 000 */
   closeWait?: number;
   /**
@@ -166,8 +173,7 @@ export interface RpcServerOptions {
   drainGrace?: number;
   /** graceful close: ms an open stream may go on before it ends with `rpc_going_away`; default 1 000 */
   streamCloseGrace?: number;
-  /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
-  flushThreshold?: number;
+  // ---- the server-wide concurrency limit (docs/OVERLOAD.md) ----
   /**
    * the server-wide limit on handlers running at once (docs/OVERLOAD.md):
    * 'gradient' (default) learns it from handler latencies as Envoy's
@@ -206,19 +212,57 @@ export interface RpcServerOptions {
    * `{"cmd":"watch"}`) or a predicate
    */
   limitBypass?: readonly string[] | ((action: string) => boolean);
-  /** answer HELLO and use the extensions with clients that ask; default true */
-  extensions?: boolean;
+  // ---- rarely changed: tuning, logs, tests ----
   /**
-   * answer the reserved DESCRIBE action with what the server serves (its
-   * patterns, typed services, events, features and version: the CLI's
-   * `list` and `describe`); default false (DESCRIBE is answered
-   * `rpc_method_notfound`)
+   * the coarsest check of deadlines and handler timeouts, ms: a request
+   * with `t` ms left is checked within max(t / 10, 10 ms), never later than
+   * this after it (one timer per connection); default 1 000
    */
-  reflection?: boolean;
+  timerResolution?: number;
+  /** pending bytes that flush before the end of the tick; default 64 KiB (the tick's first 4 KiB, or less when this is lower, go out at once) */
+  flushThreshold?: number;
   logger?: RpcLogger;
   /** time and timers, injectable for tests; default the system clock */
   clock?: Clock;
 }
+
+/** RpcServer's option names, checked against RpcServerOptions by the compiler; others are refused by name. */
+export const RPC_SERVER_OPTIONS = optionNames<RpcServerOptions>({
+  address: true,
+  tls: true,
+  codec: true,
+  extensions: true,
+  reflection: true,
+  maxFrameSize: true,
+  maxRequestWeight: true,
+  newKeyRate: true,
+  maxInFlightPerConnection: true,
+  maxQueuedPerConnection: true,
+  maxQueuedBytes: true,
+  highWaterMark: true,
+  streamBufferBytes: true,
+  maxConnections: true,
+  tlsHandshakeTimeout: true,
+  handshakeTimeout: true,
+  maxPendingHandshakes: true,
+  idleTimeout: true,
+  readTimeout: true,
+  writeTimeout: true,
+  handlerTimeout: true,
+  closeWait: true,
+  drainGrace: true,
+  streamCloseGrace: true,
+  concurrencyLimit: true,
+  minConcurrencyLimit: true,
+  maxConcurrencyLimit: true,
+  maxQueueWait: true,
+  maxQueued: true,
+  limitBypass: true,
+  timerResolution: true,
+  flushThreshold: true,
+  logger: true,
+  clock: true,
+});
 
 export type NormalizedRpcServerOptions = Required<Omit<RpcServerOptions, 'tls' | 'limitBypass' | 'handshakeTimeout'>> &
   Pick<RpcServerOptions, 'tls'> & {

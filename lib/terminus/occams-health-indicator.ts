@@ -1,15 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 
-import { ClientPool } from '../client/client-pool.js';
-import { ClientStream } from '../client/client-stream.js';
-import { FailoverPool } from '../client/failover-pool.js';
-import type { PoolStats } from '../client/pool-options.js';
-import { systemClock, withTimeout } from '../core/clock.js';
-import { positiveInt } from '../core/validate.js';
+import { ClientPool, ClientStream, FailoverPool, type PoolStats } from '../client/index.js';
+import { positiveInt, systemClock, withTimeout } from '../core/index.js';
 import { InvalidOptionError, TimeoutError } from '../errors.js';
-import { OccamsClient } from '../nest/occams-client.js';
-import { type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
+import { OccamsClient } from '../nest/index.js';
+import { type AddressLike, formatAddress, parseAddress } from '../transport/index.js';
 
 /** ms a check may take, by default (as Terminus' MicroserviceHealthIndicator). */
 export const DEFAULT_HEALTH_TIMEOUT = 1_000;
