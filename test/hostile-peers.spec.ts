@@ -551,16 +551,44 @@ describe('new property names are paced, not refused (newKeyRate)', () => {
     expect(new MsgpackCodec().newKeys).toBeUndefined(); // plain codecs describe no shapes
   });
 
-  it("our own client keeps to half the server's default: a burst of objects whose keys are data goes out as plain maps, never paced", async () => {
-    const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { concurrencyLimit: false });
-    const client = await ClientStream.connect(ctx.url, { timeout: 20_000 });
+  it('plain maps: one message in sixteen is walked for its keys and stands for the others; known names, and values, count nothing', () => {
+    const plain = new MsgpackCodec({ records: false });
+    const census = plain.keyCensus();
+    let total = 0;
+    // 1,600 messages of 100 new keys each: 160,000 new names, estimated from about 100 of them
+    for (let m = 0; m < 1600; m++) total += census.count(Buffer.from(plain.encode({ tag: 'x', rows: [shape(`n${m}`, 100)] })));
+    expect(total).toBeGreaterThan(0.6 * 160_000);
+    expect(total).toBeLessThan(1.4 * 160_000);
+    // rows of a schema: its names once, then nothing; string values are not names
+    const rows = new MsgpackCodec({ records: false }).keyCensus();
+    let schema = 0;
+    for (let m = 0; m < 800; m++) schema += rows.count(Buffer.from(plain.encode(Array.from({ length: 10 }, (_, i) => ({ id: m * 10 + i, name: `user ${m}-${i}`, ok: true })))));
+    expect(schema).toBeLessThanOrEqual(16 * 3);
+    // in a record session, plain maps are counted as well (a peer sending maps instead of shapes), records are not
+    const writer = new MsgpackCodec().session()!;
+    const reader = new MsgpackCodec().session()!;
+    const inSession = reader.keyCensus!();
+    let mapped = 0;
+    for (let m = 0; m < 1600; m++) {
+      // Map values go out as MessagePack maps even in a session; their keys are data
+      const msg = Buffer.from(writer.encode({ id: m, tags: new Map(Array.from({ length: 20 }, (_, k) => [`m${m}_${k}`, k])) }));
+      expect(reader.decode(msg)).toMatchObject({ id: m });
+      mapped += inSession.count(msg);
+    }
+    expect(mapped).toBeGreaterThan(0.6 * 32_000);
+    expect(mapped).toBeLessThan(1.4 * 32_000 + 16 * 2);
+  });
+
+  it('a plain peer (no record session) sending maps of new names is paced as well; every call answered', async () => {
+    const ctx = await startServer({ keys: (v: { rows: Record<string, number>[] }) => Object.keys(v.rows[0]!).length }, { newKeyRate: 5000, concurrencyLimit: false });
+    const client = await ClientStream.connect(ctx.url, { timeout: 30_000, codec: new MsgpackCodec({ records: false }) });
     try {
-      expect(client.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
-      // 120 x 250 new names, 30,000 in a burst: far past the server's 16,384 at once, were they all shapes
-      const counts = await Promise.all(Array.from({ length: 120 }, (_, i) => client.request('keys', shape(`d${i}`, 250))));
-      expect(counts).toEqual(Array.from({ length: 120 }, () => 250));
-      expect(ctx.server.stats.ended.keyPaced).toBe(0);
-      expect(client.state).toBe('ready');
+      expect(client.features & FEATURE_RECORDS).toBe(0);
+      // 400 x 100 new names: about 40,000 estimated, eight times the budget at once
+      const counts = await Promise.all(Array.from({ length: 400 }, (_, i) => client.request('keys', { rows: [shape(`p${i}`, 100)] })));
+      expect(counts).toEqual(Array.from({ length: 400 }, () => 100));
+      expect(ctx.server.stats.ended.keyPaced).toBeGreaterThan(0);
+      expect(ctx.logger.lines.filter((l) => l.includes('past newKeyRate 5000/s'))).toHaveLength(1);
     } finally {
       client.destroy();
       await ctx.server.close();

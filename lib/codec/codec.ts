@@ -43,4 +43,16 @@ export interface Codec {
    * server paces a connection by it (RpcServerOptions.newKeyRate).
    */
   readonly newKeys?: number;
+  /**
+   * Optional: a counter, for one connection, of the property names new to
+   * it in the plain maps of the messages it is given (after they were
+   * decoded): an estimate, as msgpack's samples one message in sixteen. A
+   * server paces a connection by it and by `newKeys` (newKeyRate).
+   */
+  keyCensus?(): NewKeyCount;
+}
+
+/** Counts the property names new to one connection in each message it decodes (Codec.keyCensus). */
+export interface NewKeyCount {
+  count(msg: Uint8Array): number;
 }

@@ -1,15 +1,16 @@
 /**
  * How many new property names one connection may make the server learn
- * (Codec.newKeys: keys of record shapes it had not seen), as a token bucket
+ * (keys it had not seen, of record shapes, Codec.newKeys, or of plain maps,
+ * Codec.keyCensus), as a token bucket
  * of `rate` keys a second holding at most one second's worth. Past it the
  * connection waits, not fails: its reading pauses until the keys it took
  * beyond the budget are paid for. A new name is cheap to send and dear to
  * keep: V8 interns it and builds hidden classes for it, garbage that the
  * whole process collects in pauses every connection waits for (500
  * pipelined messages of new shapes held other clients' p99 above 50 ms,
- * bench/results/hostile.md). Our own encoder describes a shape once per
- * connection and slot, so a well-behaved peer meets it only with more new
- * names a second than any schema has.
+ * bench/results/hostile.md). A schema's names are learned once, so a
+ * peer meets it only with objects whose keys are data (maps of ids), at
+ * more new names a second than the budget.
  */
 export class KeyBudget {
   private tokens: number;

@@ -1,9 +1,10 @@
 import { Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 
 import type { Codec } from './codec.js';
+import { KeyCensus } from './key-census.js';
 import { checkMessage, definedShapes, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
-import { ShapeNames, ShapeTable, withinShapeBounds } from './record-shapes.js';
+import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
 /** Messages up to this many bytes are decoded from a copy in a reused buffer (see MsgpackCodec). */
 export const SCRATCH_SIZE = 4096;
@@ -122,8 +123,6 @@ export class MsgpackCodec implements Codec {
   private readonly sessionUnpackr: Unpackr | undefined;
   /** A session's shapes (the decoder's), within bounds (record-shapes.ts). */
   private readonly shapes: ShapeTable | undefined;
-  /** A session's own shapes (the encoder's): the new names they make the peer learn, within budget. */
-  private readonly names: ShapeNames | undefined;
   /** Decodes messages with a 64-bit integer beyond ±2^53 (BigInt), and everything when the int64 probe failed. */
   private readonly bigIntUnpackr: Unpackr;
   /** 0 when msgpackr reports the floats it writes; Infinity: walk every output; -Infinity (a session): walk none. */
@@ -147,9 +146,7 @@ export class MsgpackCodec implements Codec {
     this.extensions = options.extensions === undefined || options.extensions.length === 0 ? undefined : extensionTypes(options.extensions);
     if (session) {
       // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
-      const names = new ShapeNames();
-      this.names = names;
-      this.packr = new CountingPackr({ ...SESSION_OPTIONS, useRecords: (object: object) => names.records && withinShapeBounds(object) });
+      this.packr = new CountingPackr({ ...SESSION_OPTIONS, useRecords: withinShapeBounds });
       const shapes = new ShapeTable();
       const unpackr = new Unpackr({ ...SESSION_OPTIONS, structures: shapes.slots as object[], copyBuffers: true, int64AsType: 'auto' as 'bigint' });
       this.sessionUnpackr = unpackr;
@@ -166,7 +163,6 @@ export class MsgpackCodec implements Codec {
     this.scratchUnpackr = new CountingPackr({ ...OPTIONS, copyBuffers: true });
     this.sessionUnpackr = undefined;
     this.shapes = undefined;
-    this.names = undefined;
     this.bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
     const packr = this.packr;
     packr.pack(2 ** 32);
@@ -189,6 +185,11 @@ export class MsgpackCodec implements Codec {
     return this.records && this.sessionUnpackr === undefined ? new MsgpackCodec({ extensions: this.extensionList }, true) : undefined;
   }
 
+  /** A count, for one connection, of the keys new to it in the plain maps of its messages (sampled; KeyCensus). */
+  keyCensus(): KeyCensus {
+    return new KeyCensus(this.shapes?.slots);
+  }
+
   /** A session's: keys of the shapes its peer described that were new to it, so far (ShapeTable). */
   get newKeys(): number | undefined {
     return this.shapes?.newKeys;
@@ -198,7 +199,6 @@ export class MsgpackCodec implements Codec {
     if (this.sessionUnpackr !== undefined && packing !== 0) throw reentrant();
     const packr = this.packr;
     packr.floats = this.floatFloor;
-    this.names?.resume();
     packing++;
     let bytes: Uint8Array;
     try {
@@ -206,7 +206,6 @@ export class MsgpackCodec implements Codec {
     } finally {
       packing--;
     }
-    this.names?.described(structuresOf(packr));
     if (packr.floats > 0) float64sToIntegers(bytes, packr.floats);
     // where msgpackr is in its own buffer, to carry on from there after the next encodeInto
     if (bytes.buffer !== own.buffer.buffer) own.buffer = Buffer.from(bytes.buffer); // it moved to a new one
@@ -230,7 +229,6 @@ export class MsgpackCodec implements Codec {
     packr.floats = this.floatFloor;
     packr.useBuffer(target);
     packr.position = aligned;
-    this.names?.resume();
     packing++;
     let out: Uint8Array & { start: number; end: number };
     try {
@@ -241,7 +239,6 @@ export class MsgpackCodec implements Codec {
       packr.useBuffer(own.buffer);
       packr.position = own.position;
     }
-    this.names?.described(structuresOf(packr));
     const floats = packr.floats;
     if (out !== target) {
       // outgrew the room: msgpackr copied what it had into a buffer of its own (dropped now)
@@ -303,11 +300,6 @@ export class MsgpackCodec implements Codec {
     });
     this.shapes!.check();
   }
-}
-
-/** The shapes a session's Packr has described (msgpackr's `structures`, with its `nextId`). */
-function structuresOf(packr: Packr): readonly unknown[] & { nextId?: number } {
-  return (packr as unknown as { structures: unknown[] & { nextId?: number } }).structures;
 }
 
 /**

@@ -1,5 +1,3 @@
-import { KeyBudget } from './key-budget.js';
-
 /**
  * Bounds on the object shapes a record session keeps (FEATURE_RECORDS,
  * docs/PROTOCOL.md). A decoder keeps every shape its peer describes until
@@ -25,15 +23,12 @@ const KNOWN_KEYS = SHAPE_SLOTS * MAX_SHAPE_KEYS;
  * worth at once, and as much again each second.
  */
 export const NEW_KEY_RATE = KNOWN_KEYS;
-/** What our own encoder keeps to: half the default, so that a server with it never has to pace us. */
-const OWN_NEW_KEY_RATE = NEW_KEY_RATE / 2;
 
 /**
  * The property names a session has met, to count the new ones: a new name
  * costs the receiver far more than its bytes (V8 interns it and builds
  * hidden classes for it, garbage the whole process collects later, in
- * pauses every connection waits for). Encoder and decoder of one session
- * meet the same shapes in the same order, so they count the same.
+ * pauses every connection waits for).
  */
 class KeyNovelty {
   private readonly known = new Set<unknown>();
@@ -105,47 +100,5 @@ export class ShapeTable {
       if (chars > MAX_SHAPE_KEY_CHARS) throw new RangeError(`a record shape of ${chars} characters of keys (at most ${MAX_SHAPE_KEY_CHARS})`);
       this.newKeys += this.novelty.learn(keys);
     }
-  }
-}
-
-/**
- * Encoder side: keeps the new names a session's own shapes make its peer
- * learn within OWN_NEW_KEY_RATE, so that a server never paces a
- * well-behaved nestjs-occams client (objects whose keys are data, a map of
- * ids, make a new shape each). Past it, objects go out as plain maps
- * (`records` false) until the budget is back.
- */
-export class ShapeNames {
-  /** false while past the budget: objects go out as plain maps */
-  records = true;
-  private until = 0;
-  private lastNextId: unknown = undefined;
-  private readonly checked: unknown[] = new Array<unknown>(SHAPE_SLOTS).fill(undefined);
-  private readonly novelty = new KeyNovelty();
-  private readonly budget = new KeyBudget(OWN_NEW_KEY_RATE, Date.now());
-
-  /** Before an encode: records again once the budget is back. */
-  resume(): void {
-    if (!this.records && Date.now() >= this.until) this.records = true;
-  }
-
-  /** After an encode with msgpackr's `structures`: counts the names of the shapes it described (a slot's shape changes only then). */
-  described(structures: readonly unknown[] & { nextId?: number }): void {
-    if (structures.nextId === this.lastNextId) return;
-    this.lastNextId = structures.nextId;
-    let fresh = 0;
-    const checked = this.checked;
-    for (let i = 0; i < SHAPE_SLOTS; i++) {
-      const shape = structures[i];
-      if (shape === checked[i]) continue;
-      checked[i] = shape;
-      if (shape !== undefined) fresh += this.novelty.learn(shape as readonly unknown[]);
-    }
-    if (fresh === 0) return;
-    const now = Date.now();
-    const wait = this.budget.spend(fresh, now);
-    if (wait === 0) return;
-    this.records = false;
-    this.until = now + wait;
   }
 }

@@ -77,8 +77,7 @@ export class ConnectionFlow {
   /** reading paused after a turn that overstayed (READ_OVERSTAY_MS) */
   private penalized = false;
   private penaltyTimer: TimerHandle | undefined = undefined;
-  /** new keys the connection's record session has learned so far (Codec.newKeys), and their budget (newKeyRate) */
-  private keysSeen = 0;
+  /** the budget of new property names (newKeyRate) */
   private readonly keyBudget: KeyBudget | undefined;
   /** ms reading waits after this turn for keys learned beyond the budget */
   private owed = 0;
@@ -105,15 +104,14 @@ export class ConnectionFlow {
   }
 
   /**
-   * The connection's record session has learned `total` new keys so far
-   * (Codec.newKeys): beyond newKeyRate, reading stops at this frame and
-   * waits, once the turn is over, until they are paid for (KeyBudget).
-   * Returns that wait in ms (0: none).
+   * The peer made the server learn `n` more new property names (record
+   * shapes, Codec.newKeys; plain maps, Codec.keyCensus): beyond newKeyRate,
+   * reading stops at this frame and waits, once the turn is over, until
+   * they are paid for (KeyBudget). Returns that wait in ms (0: none).
    */
-  keysLearned(total: number): number {
-    if (total === this.keysSeen || this.keyBudget === undefined) return 0;
-    const wait = this.keyBudget.spend(total - this.keysSeen, this.options.clock.now());
-    this.keysSeen = total;
+  keysLearned(n: number): number {
+    if (this.keyBudget === undefined) return 0;
+    const wait = this.keyBudget.spend(n, this.options.clock.now());
     if (wait === 0) return 0;
     if (wait > this.owed) this.owed = wait;
     if (!this.yielded) {

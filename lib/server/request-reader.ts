@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 
-import type { Codec } from '../codec/codec.js';
+import type { Codec, NewKeyCount } from '../codec/codec.js';
 import { MessageTooHeavyError } from '../codec/msgpack-check.js';
 import type { FrameWriter } from '../core/frame-writer.js';
 import { DecodeError, ErrorCode, type OccamsError } from '../errors.js';
@@ -96,6 +96,12 @@ export class RequestReader implements RequestSink {
   private stopped = false;
   private oversizedLogged = false;
   private keysPacedLogged = false;
+  /** new property names the peer made the server learn (record shapes, plain maps: Codec.newKeys, Codec.keyCensus), and of them the shapes' */
+  private keysLearned = 0;
+  private shapeKeys = 0;
+  /** counts of the new keys in plain maps (Codec.keyCensus), while newKeyRate is on: plain messages', the record session's */
+  private readonly plainCensus: NewKeyCount | undefined;
+  private recordsCensus: NewKeyCount | undefined = undefined;
   private decodeFailures = 0;
   /** frames read so far (wraps); every 32nd checks the read slice */
   private framesRead = 0;
@@ -119,6 +125,7 @@ export class RequestReader implements RequestSink {
     this.policy = drainer.policy;
     this.codec = options.codec;
     this.readAt = options.clock.now();
+    this.plainCensus = options.newKeyRate === Infinity ? undefined : options.codec.keyCensus?.();
   }
 
   /** Nothing read from here on is acted on (see the class's invariant). */
@@ -193,8 +200,12 @@ export class RequestReader implements RequestSink {
       } finally {
         // the shapes it described, decoded or refused for its weight, are the session's: paid for (newKeyRate)
         const learned = records.newKeys;
-        if (learned !== undefined && learned !== 0) this.paceKeys(learned);
+        if (learned !== undefined && learned !== this.shapeKeys) {
+          this.paceKeys(learned - this.shapeKeys);
+          this.shapeKeys = learned;
+        }
       }
+      if (this.recordsCensus !== undefined) this.census(this.recordsCensus, msg);
     }
     const intake = this.intake;
     const runNow = intake.room;
@@ -211,6 +222,7 @@ export class RequestReader implements RequestSink {
       } catch (err) {
         return this.undecodable(seq, action, isEvent, err as Error);
       }
+      if (this.plainCensus !== undefined) this.census(this.plainCensus, msg);
     }
     const req = new ServerRequest(this.port, action, seq, clientId, value, blob, isEvent);
     req.timeLimit = this.options.handlerTimeout;
@@ -222,15 +234,22 @@ export class RequestReader implements RequestSink {
     else intake.hold(req, size);
   }
 
-  /** The record session has learned `total` new keys: past newKeyRate, reading waits (counted; logged once a connection). */
-  private paceKeys(total: number): void {
-    const wait = this.flow.keysLearned(total);
+  /** The new keys of a decoded request's plain maps (sampled): paid for like its shapes'. */
+  private census(census: NewKeyCount, msg: Uint8Array): void {
+    const n = census.count(msg);
+    if (n !== 0) this.paceKeys(n);
+  }
+
+  /** The peer made the server learn `n` more new keys: past newKeyRate, reading waits (counted; logged once a connection). */
+  private paceKeys(n: number): void {
+    this.keysLearned += n;
+    const wait = this.flow.keysLearned(n);
     if (wait === 0) return;
     this.counters.keyPaced++;
     if (this.keysPacedLogged) return;
     this.keysPacedLogged = true;
     this.logger.warn(
-      `connection ${this.host.describe()}: pacing its reads: its record shapes made the server learn ${total} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`,
+      `connection ${this.host.describe()}: pacing its reads: it made the server learn about ${this.keysLearned} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`,
     );
   }
 
@@ -277,6 +296,7 @@ export class RequestReader implements RequestSink {
       if ((features & FEATURE_RECORDS) !== 0) {
         this.records = codec.session!();
         if (this.records !== undefined) this.out.useRecords(this.records);
+        if (this.records !== undefined && this.options.newKeyRate !== Infinity) this.recordsCensus = this.records.keyCensus?.();
         else this.features &= ~FEATURE_RECORDS;
       }
     }

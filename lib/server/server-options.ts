@@ -29,8 +29,7 @@ export const DEFAULT_MAX_REQUEST_WEIGHT = 250_000;
  * New property names a second one connection may make the server learn
  * (keys of record shapes it had never seen) before its reading is paced:
  * one session's whole shape table (64 shapes of 256 keys) at once, and as
- * much again each second. A schema's names are learned once; our own
- * encoder keeps to half of it.
+ * much again each second. A schema's names are learned once.
  */
 export const DEFAULT_NEW_KEY_RATE = NEW_KEY_RATE;
 export const DEFAULT_MAX_QUEUED_PER_CONNECTION = 4096;
@@ -91,10 +90,11 @@ export interface RpcServerOptions {
   maxRequestWeight?: number;
   /**
    * new property names a second one connection may make the server learn
-   * (keys of record shapes, FEATURE_RECORDS, that it had never seen): a new
-   * name costs the whole process garbage collection later, so past this
-   * budget (which holds one second's worth) the connection's reading
-   * pauses until the names it took are paid for; nothing fails.
+   * (keys it had never seen, of record shapes or of plain maps, the latter
+   * counted in one message of sixteen): a new name costs the whole process
+   * garbage collection later, so past this budget (which holds one second's
+   * worth) the connection's reading pauses until the names it took are paid
+   * for; nothing fails.
    * 0 = no limit; default 16,384 (DEFAULT_NEW_KEY_RATE)
    */
   newKeyRate?: number;
