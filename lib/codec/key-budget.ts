@@ -26,10 +26,21 @@ export class KeyBudget {
 
   /** `n` new keys were learned at `now`: ms reading must wait for the budget to cover them (0 when it does). */
   spend(n: number, now: number): number {
+    this.refill(now);
+    this.tokens -= n;
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.rate;
+  }
+
+  /** ms from `now` until the keys taken are paid for (0 when they are). */
+  debt(now: number): number {
+    if (this.tokens >= 0) return 0;
+    this.refill(now);
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.rate;
+  }
+
+  private refill(now: number): void {
     const rate = this.rate;
     this.tokens = Math.min(rate, this.tokens + ((now - this.at) * rate) / 1000);
     this.at = now;
-    this.tokens -= n;
-    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / rate;
   }
 }

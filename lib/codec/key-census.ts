@@ -7,15 +7,22 @@
  * server paces a connection by it (RpcServerOptions.newKeyRate), whether
  * the names come as record shapes or as plain maps.
  *
- * Walking every message's keys would cost every request; one message in
- * SAMPLE_EVERY, chosen at random, is walked instead, and stands for the
- * others: a peer sending new names in every message is counted as surely
+ * Walking every message's keys would cost every request; one small message
+ * in SAMPLE_EVERY, chosen at random, is walked instead (large ones more
+ * often, WALK_ALL_FROM), and stands for the others: a peer sending new names in every message is counted as surely
  * as if all were walked, on average, and one that cannot see which message
  * is walked cannot steer its names past the count. Keys are known by a
  * seeded 32-bit hash of their bytes, at most KNOWN_KEYS of them (past it
  * the set starts over): a schema's names stay known.
  */
 const SAMPLE_EVERY = 16;
+/**
+ * Messages this long or longer are always walked, shorter ones more often
+ * the longer they are: one large message of new names (a dictionary of
+ * ids) is counted as it is, not as 16 times itself or nothing, and its
+ * walk costs little beside its decode.
+ */
+const WALK_ALL_FROM = 64 * 1024;
 const KNOWN_KEYS = 4096;
 /** containers deeper than this are skipped whole (their keys go uncounted; checkMessage bounded the message) */
 const MAX_DEPTH = 64;
@@ -43,8 +50,8 @@ export class KeyCensus {
 
   /**
    * New keys in `msg` (one message that checkMessage accepted and that was
-   * decoded), estimated: 0 for the messages not sampled, SAMPLE_EVERY times
-   * the count for the one that is.
+   * decoded), estimated: 0 for the messages not walked, the count over the
+   * chance of being walked for those that are.
    */
   count(msg: Uint8Array): number {
     let x = this.rnd;
@@ -52,8 +59,12 @@ export class KeyCensus {
     x ^= x >>> 17;
     x ^= x << 5;
     this.rnd = x;
-    if ((x & (SAMPLE_EVERY - 1)) !== 0 || msg.length < 3) return 0;
-    return SAMPLE_EVERY * this.walk(msg);
+    const length = msg.length;
+    if (length >= WALK_ALL_FROM) return this.walk(msg);
+    // walked with probability max(1/SAMPLE_EVERY, length / WALK_ALL_FROM), its count divided by it
+    const every = Math.min(SAMPLE_EVERY, WALK_ALL_FROM / length);
+    if ((x >>> 0) / 0x1_0000_0000 >= 1 / every || length < 3) return 0;
+    return every * this.walk(msg);
   }
 
   /** The keys of `msg`'s maps not in the table (they are from now on). */

@@ -79,8 +79,6 @@ export class ConnectionFlow {
   private penaltyTimer: TimerHandle | undefined = undefined;
   /** the budget of new property names (newKeyRate) */
   private readonly keyBudget: KeyBudget | undefined;
-  /** ms reading waits after this turn for keys learned beyond the budget */
-  private owed = 0;
   private readonly endTurnBound = (): void => this.endTurn();
   private readonly endPenaltyBound = (): void => this.endPenalty();
   /** streams waiting for the socket to drain */
@@ -107,13 +105,13 @@ export class ConnectionFlow {
    * The peer made the server learn `n` more new property names (record
    * shapes, Codec.newKeys; plain maps, Codec.keyCensus): beyond newKeyRate,
    * reading stops at this frame and waits, once the turn is over, until
-   * they are paid for (KeyBudget). Returns that wait in ms (0: none).
+   * they are paid for (KeyBudget), in pauses of at most MAX_READ_PENALTY_MS
+   * until then. Returns that wait in ms (0: none).
    */
   keysLearned(n: number): number {
     if (this.keyBudget === undefined) return 0;
     const wait = this.keyBudget.spend(n, this.options.clock.now());
     if (wait === 0) return 0;
-    if (wait > this.owed) this.owed = wait;
     if (!this.yielded) {
       // no further frame of this chunk is read: the wait starts when the turn ends
       this.yielded = true;
@@ -212,9 +210,8 @@ export class ConnectionFlow {
    */
   private endTurn(): void {
     this.turnStart = -1;
-    const pause = Math.max(this.busy > READ_OVERSTAY_MS ? this.busy : 0, this.owed);
+    const pause = Math.max(this.busy > READ_OVERSTAY_MS ? this.busy : 0, this.keyDebt());
     this.busy = 0;
-    this.owed = 0;
     if (pause > 0 && !this.stopped) {
       this.yielded = false;
       this.penalized = true;
@@ -229,8 +226,19 @@ export class ConnectionFlow {
 
   private endPenalty(): void {
     this.penaltyTimer = undefined;
+    const debt = this.keyDebt();
+    if (debt > 0 && !this.stopped) {
+      // names still unpaid for (more than one pause's worth): wait on
+      this.penaltyTimer = this.options.clock.setTimeout(this.endPenaltyBound, Math.min(debt, MAX_READ_PENALTY_MS));
+      return;
+    }
     this.penalized = false;
     this.resumeTurn();
+  }
+
+  /** ms until the new names taken are paid for (KeyBudget); 0 when they are. */
+  private keyDebt(): number {
+    return this.keyBudget === undefined ? 0 : this.keyBudget.debt(this.options.clock.now());
   }
 
   /** Reads on (what waited first), in a turn of its own, timed like a chunk. */
