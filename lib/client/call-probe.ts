@@ -1,13 +1,9 @@
-import { clientCallError, type ClientCallInfo, clientCallResponse, clientCallSent, clientCallStart, type ConnectionInfo } from '../core/diagnostics.js';
-import { type CallSpan, type PeerInfo, tracing } from '../core/tracing.js';
+import { clientCallError, type ClientCallInfo, clientCallResponse, clientCallSent, clientCallStart } from '../core/diagnostics.js';
+import { type CallSpan, tracing } from '../core/tracing.js';
 import { CancelledError, type OccamsError } from '../errors.js';
-import type { Caller, CallHandle, CallOptions, ResponseHandler } from './call.js';
+import type { Caller, CallHandle, CallObserver, CallOptions, ProbedConnection, ResponseHandler } from './call.js';
 
-/** A connection a probed call can be written to (ClientStream). */
-export interface ProbedConnection extends ConnectionInfo {
-  /** where it goes (built on each read) */
-  readonly peer: PeerInfo;
-}
+export type { ProbedConnection };
 
 /**
  * True when calls are observed: tracing is on, or someone subscribes to a
@@ -39,7 +35,7 @@ export function observeCall(caller: Pick<Caller, 'call'>, action: string | numbe
  * stands between the layers and the user's handler, and is the handle the
  * user gets (so that a cancel is seen too). Settles at most once.
  */
-export class CallProbe implements ClientCallInfo, CallHandle, ResponseHandler {
+export class CallProbe implements ClientCallInfo, CallHandle, ResponseHandler, CallObserver {
   /** the handle of the call proper */
   inner: CallHandle | undefined = undefined;
   items = 0;

@@ -1,7 +1,23 @@
+import type { ConnectionInfo } from '../core/diagnostics.js';
 import { TimedEntry } from '../core/timeout-wheel.js';
+import type { PeerInfo } from '../core/tracing.js';
 import type { Waiter } from '../core/wait-queue.js';
 import type { OccamsError } from '../errors.js';
-import type { CallProbe } from './call-probe.js';
+
+/** A connection a probed call can be written to (ClientStream). */
+export interface ProbedConnection extends ConnectionInfo {
+  /** where it goes (built on each read) */
+  readonly peer: PeerInfo;
+}
+
+/**
+ * What the connection that writes an observed call tells its
+ * observer (CallProbe, call-probe.ts): a port, so that the two files do not
+ * import each other.
+ */
+export interface CallObserver {
+  wrote(connection: ProbedConnection, seq: number): void;
+}
 
 /**
  * Receives the outcome of one call. Exactly one of `onResult` / `onError`
@@ -42,7 +58,7 @@ export interface CallOptions {
    */
   statedTimeout?: number;
   /** @internal set by the outermost `call()` when calls are observed (diagnostics channels, tracing) */
-  probe?: CallProbe;
+  probe?: CallObserver;
 }
 
 /**

@@ -1,15 +1,8 @@
 // The Nest layer: the transport strategy, the client proxy, the module and
 // what handlers and gateways use. Exported by name: what is not listed here
 // is internal.
-export {
-  OCCAMS_CLIENT_OPTIONS,
-  type OccamsCallOptions,
-  OccamsClient,
-  type OccamsClientEvents,
-  type OccamsClientOptions,
-  type OccamsClientStatus,
-  type OccamsStreamOptions,
-} from './occams-client.js';
+export type { OccamsCallOptions, OccamsStreamOptions } from './call-options.js';
+export { OCCAMS_CLIENT_OPTIONS, OccamsClient, type OccamsClientEvents, type OccamsClientOptions, type OccamsClientStatus } from './occams-client.js';
 export { OccamsContext } from './occams-context.js';
 export { OccamsErrnoException } from './occams-exceptions.js';
 export { type OccamsHttpErrorBody, OccamsHttpExceptionFilter, occamsHttpStatus } from './occams-http-exception-filter.js';

@@ -4,7 +4,18 @@ import type { ServiceCallArgs } from '../client/index.js';
 import { bindMethods, type MethodBinding } from '../client/internal.js';
 import type { Codec } from '../codec/index.js';
 import type { MethodDefinition, ServiceDefinition, StreamDefinition } from '../service/index.js';
-import type { OccamsCallOptions, OccamsClient, OccamsStreamOptions } from './occams-client.js';
+import type { OccamsCallOptions, OccamsStreamOptions } from './call-options.js';
+
+/**
+ * What a typed client needs of its OccamsClient (`sendMethod`,
+ * `requestMethod`, `streamMethod`): a port, so that this file and
+ * occams-client.ts do not import each other.
+ */
+export interface MethodCaller {
+  sendMethod<T>(b: MethodBinding, arg: unknown, options: OccamsCallOptions | undefined): Observable<T>;
+  requestMethod<T>(b: MethodBinding, arg: unknown, options: OccamsCallOptions | undefined): Promise<T>;
+  streamMethod<T>(b: MethodBinding, arg: unknown, options: OccamsStreamOptions | undefined): AsyncIterableIterator<T>;
+}
 
 /** A typed method: `calc.add([1, 2])` is a cold Observable of the result; `calc.add.request([1, 2])` a Promise of it. */
 export interface OccamsMethodCall<A, R> {
@@ -40,19 +51,19 @@ export type OccamsServiceClient<D extends ServiceDefinition> = {
 };
 
 /** Builds the typed client of `def` over `client` (see OccamsClient.service). */
-export function occamsServiceClient<D extends ServiceDefinition>(client: OccamsClient, def: D, codec: Codec): OccamsServiceClient<D> {
+export function occamsServiceClient<D extends ServiceDefinition>(client: MethodCaller, def: D, codec: Codec): OccamsServiceClient<D> {
   const typed: Record<string, unknown> = {};
   for (const b of bindMethods(def, codec)) typed[b.key] = b.kind === 'stream' ? streamCall(client, b) : methodCall(client, b);
   return Object.freeze(typed) as OccamsServiceClient<D>;
 }
 
-function methodCall(client: OccamsClient, b: MethodBinding): OccamsMethodCall<unknown, unknown> {
+function methodCall(client: MethodCaller, b: MethodBinding): OccamsMethodCall<unknown, unknown> {
   const call = (arg?: unknown, options?: OccamsCallOptions) => client.sendMethod(b, arg, options);
   call.request = (arg?: unknown, options?: OccamsCallOptions) => client.requestMethod(b, arg, options);
   return call;
 }
 
-function streamCall(client: OccamsClient, b: MethodBinding): OccamsStreamCall<unknown, unknown> {
+function streamCall(client: MethodCaller, b: MethodBinding): OccamsStreamCall<unknown, unknown> {
   const call = (arg?: unknown, options?: OccamsCallOptions) => client.sendMethod(b, arg, options);
   call.stream = (arg?: unknown, options?: OccamsStreamOptions) => client.streamMethod(b, arg, options);
   return call;

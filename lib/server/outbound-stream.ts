@@ -1,9 +1,49 @@
+import type { Codec } from '../codec/codec.js';
+import type { Clock } from '../core/clock.js';
 import { Fifo } from '../core/fifo.js';
+import type { OccamsError } from '../errors.js';
 import { ErrorCode, StreamOverflowError } from '../errors.js';
 import { EMPTY } from '../protocol/constants.js';
 import { FLAG_STREAM_ITEM } from '../protocol/extensions.js';
-import { encodeFailure, EndReason, returnQuietly } from './request-end.js';
-import type { RequestPort, ServerRequest } from './server-request.js';
+import { encodeFailure, type EndCode, EndReason, returnQuietly } from './request-end.js';
+import type { ResponseWriter } from './response-writer.js';
+
+/**
+ * What a stream needs of its connection: a part of RequestPort (which
+ * extends it), so that this file and server-request.ts do not import each
+ * other.
+ */
+export interface StreamPort {
+  /** frames go out through it */
+  readonly out: ResponseWriter;
+  readonly codec: Codec;
+  readonly clock: Clock;
+  /** bytes one pushed stream may queue before it fails (streamBufferBytes) */
+  readonly streamBufferBytes: number;
+  /** false while writes are backed up: streams wait (`waitForRoom`) */
+  readonly writable: boolean;
+  /** a stream waits for the socket to drain, then is resumed */
+  waitForRoom(stream: OutboundStream): void;
+  /** a pushed stream queued this many bytes (the server's peak) */
+  noteBuffered(bytes: number): void;
+}
+
+/** What a stream needs of its request (ServerRequest). */
+export interface StreamedRequest {
+  readonly port: StreamPort;
+  readonly action: number | string;
+  readonly seq: number;
+  /** items the client still grants; each item sent takes one */
+  credit: number;
+  readonly settled: boolean;
+  readonly released: boolean;
+  /** the last item went: the request ends */
+  end(): boolean;
+  /** the stream failed: the request ends the stream layer's way */
+  abandon(why: EndReason, reason: OccamsError, reply: EndCode | undefined): void;
+  /** the last frame is out: the request's slot is free */
+  free(): true;
+}
 
 /** Bytes a queued frame is counted for beyond its payload (header and bookkeeping). */
 const FRAME_OVERHEAD = 64;
@@ -48,9 +88,9 @@ export class OutboundStream {
   private readonly onNextBound = (r: IteratorResult<unknown>): void => this.onNext(r);
   private readonly onThrowBound = (err: unknown): void => this.onThrow(err);
 
-  private readonly port: RequestPort;
+  private readonly port: StreamPort;
 
-  constructor(readonly req: ServerRequest) {
+  constructor(readonly req: StreamedRequest) {
     this.port = req.port;
     this.lastActive = this.port.clock.now();
   }

@@ -1,36 +1,22 @@
-import type { Codec } from '../codec/codec.js';
-import type { Clock } from '../core/clock.js';
 import { TimedEntry } from '../core/timeout-wheel.js';
 import { CancelledError, EncodeError, ErrorCode, errorFromWireBytes, InternalError, type OccamsError, RemoteErrnoError, RemoteError, stackless } from '../errors.js';
 import { EMPTY, FLAG_ERRNO, FLAG_ERROR_BYTES, FLAG_OK } from '../protocol/constants.js';
 import { FEATURE_ERRNO_MESSAGE, FEATURE_ERROR_VALUE, FEATURE_STREAMING, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE } from '../protocol/extensions.js';
 import type { ConnectionView } from './connection-view.js';
-import { OutboundStream } from './outbound-stream.js';
+import { OutboundStream, type StreamPort } from './outbound-stream.js';
 import { codeBytes, type EndCode, EndReason, type NotRunCode, returnQuietly, type WireErrorCode } from './request-end.js';
 import type { RequestProbe } from './request-probe.js';
-import type { ResponseWriter } from './response-writer.js';
 
 /**
  * What a request (and its OutboundStream) needs of its connection; the
  * ServerConnection implements it. The request knows its connection only
  * through this port, and hands handlers the read-only `view`.
  */
-export interface RequestPort {
+export interface RequestPort extends StreamPort {
+  /** what handlers see of the connection: read-only */
   readonly view: ConnectionView;
-  /** answers go out through it */
-  readonly out: ResponseWriter;
-  readonly codec: Codec;
-  readonly clock: Clock;
-  /** bytes one pushed stream may queue before it fails (streamBufferBytes) */
-  readonly streamBufferBytes: number;
-  /** false while writes are backed up: streams wait (`waitForRoom`) */
-  readonly writable: boolean;
   /** the client negotiated this extension feature */
   has(feature: number): boolean;
-  /** a stream waits for the socket to drain, then is resumed */
-  waitForRoom(stream: OutboundStream): void;
-  /** a pushed stream queued this many bytes (the server's peak) */
-  noteBuffered(bytes: number): void;
   /** a request ended the stream layer's way (counted) */
   count(why: EndReason, dispatched: boolean): void;
   /** its slot is free: called once per request */
