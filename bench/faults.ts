@@ -3,12 +3,13 @@
  * (bench/fault-proxy.ts, its own process) between one FailoverPool and 3
  * busy-server processes; 32 callers, non-idempotent calls, 2 s timeout.
  * Per strategy and fault (on server 0): throughput before, during and the
- * ratio; for blackhole, the time until throughput is back to 80 %; calls
- * executed twice (must be 0); failures by code.
+ * ratio, of all calls and of those the healthy servers 1-2 answered; the
+ * time until throughput is back to 80 %; calls executed twice (must be 0);
+ * failures by code.
  * Faults: delay (+200 ms each way), throttle (64 KiB/s), slice (1-7 byte
  * writes), blackhole, reset (RST now and on reconnect), block (the
  * server's event loop busy for 3 s).
- * Usage: node dist/bench/faults.js [--before 2] [--during 4] [--after 1] [--callers 32]
+ * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32]
  *   [--strategies first,round-robin,least-loaded] [--faults delay,throttle,slice,blackhole,reset,block] [--json] [--out file]
  *   [--series] (calls per 250 ms during the fault, on stderr)
  */
@@ -140,7 +141,7 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
     beforePerSecond: Math.round(before),
     duringPerSecond: Math.round(during),
     duringRatio: Math.round((during / Math.max(1, before)) * 100) / 100,
-    othersRatio: Math.round((othersDuring / Math.max(1, othersBefore)) * 100) / 100,
+    othersRatio: othersBefore < before / 100 ? null : Math.round((othersDuring / othersBefore) * 100) / 100, // null: they had no traffic before (first)
     recoveredAfterMs: recovered < 0 ? null : recovered * BUCKET,
     failed,
     neverSentFailed,
@@ -188,7 +189,7 @@ else {
   console.log('|---|---|---:|---:|---:|---:|---:|---|');
   for (const r of results as any[]) {
     console.log(
-      `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} |`,
+      `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} |`,
     );
   }
   console.log(`executed twice: ${JSON.stringify(twice)}`);
