@@ -9,7 +9,7 @@
  * Faults: delay (+200 ms each way), throttle (64 KiB/s), slice (1-7 byte
  * writes), blackhole, reset (RST now and on reconnect), block (the
  * server's event loop busy for 3 s).
- * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32]
+ * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32] [--warm-up 1] (s per server)
  *   [--strategies first,round-robin,least-loaded] [--faults delay,throttle,slice,blackhole,reset,block] [--json] [--out file]
  *   [--series] (calls per 250 ms during the fault, on stderr)
  */
@@ -40,6 +40,7 @@ const PING_INTERVAL = 1000;
 const MAX_MISSED = 3;
 const BUCKET = 250;
 const BLOCK_MS = 3000;
+const WARM_UP = num('warm-up', 1) * 1000;
 const log = (m: string) => !json && console.error(m);
 
 function started(child: ChildProcess): Promise<any> {
@@ -148,6 +149,26 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
   };
 }
 
+/**
+ * Every server (through the proxy) serves all callers alone for WARM_UP ms
+ * first, so that no strategy meets a cold process (JIT, buffers): `first`
+ * sends nothing to its standbys before a fault, and would otherwise
+ * measure their warm-up (a 1 s ramp after the first failover of a run).
+ */
+async function warmUp(ports: number[]): Promise<void> {
+  for (const port of ports) {
+    const pool = new FailoverPool([`127.0.0.1:${port}`], { timeout: TIMEOUT });
+    await pool.connect();
+    const end = Date.now() + WARM_UP;
+    await Promise.all(
+      Array.from({ length: CALLERS }, async () => {
+        for (let i = 0; Date.now() < end && i < 10_000_000; i++) await pool.request('work', nextId++).catch(() => {});
+      }),
+    );
+    pool.destroy();
+  }
+}
+
 const results: unknown[] = [];
 const twice: Record<string, number> = {};
 for (const strategy of strategies) {
@@ -156,6 +177,7 @@ for (const strategy of strategies) {
   const serverPorts = (await Promise.all(servers.map(started))).map((m: { port: number }) => m.port);
   const proxy = fork(path.join(here, 'fault-proxy-process.js'), serverPorts.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const { ports } = (await started(proxy)) as { ports: number[] };
+  await warmUp(ports);
   for (const fault of faults) {
     log(`${strategy} / ${fault}`);
     const r = await scenario(strategy, fault, ports, proxy, servers);
