@@ -11,7 +11,7 @@
  * server's event loop busy for 3 s).
  * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32] [--warm-up 1] (s per server)
  *   [--strategies first,round-robin,least-loaded] [--faults delay,throttle,slice,blackhole,reset,block] [--json] [--out file]
- *   [--series] (calls per 250 ms during the fault, on stderr)
+ *   [--series] (calls per 250 ms during the fault, on stderr) [--no-limit] (servers without their concurrency limit)
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,6 +40,7 @@ const PING_INTERVAL = 1000;
 const MAX_MISSED = 3;
 const BUCKET = 250;
 const BLOCK_MS = 3000;
+const NO_LIMIT = argv.includes('--no-limit');
 const WARM_UP = num('warm-up', 1) * 1000;
 const log = (m: string) => !json && console.error(m);
 
@@ -173,7 +174,9 @@ const results: unknown[] = [];
 const twice: Record<string, number> = {};
 for (const strategy of strategies) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-faults-'));
-  const servers = [0, 1, 2].map((i) => fork(path.join(here, 'busy-server.js'), ['0', `s${i}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const servers = [0, 1, 2].map((i) =>
+    fork(path.join(here, 'busy-server.js'), ['0', `s${i}`, ...(NO_LIMIT ? ['no-limit'] : [])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+  );
   const serverPorts = (await Promise.all(servers.map(started))).map((m: { port: number }) => m.port);
   const proxy = fork(path.join(here, 'fault-proxy-process.js'), serverPorts.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const { ports } = (await started(proxy)) as { ports: number[] };
