@@ -171,6 +171,7 @@ async function warmUp(ports: number[]): Promise<void> {
 }
 
 const results: unknown[] = [];
+const loadBefore = os.loadavg().map((l) => Math.round(l * 10) / 10);
 const twice: Record<string, number> = {};
 for (const strategy of strategies) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-faults-'));
@@ -199,6 +200,8 @@ const report = {
   date: new Date().toISOString(),
   cpus: os.cpus().length,
   cpu: os.cpus()[0]?.model,
+  // 1, 5 and 15 min load averages at the start and the end (the machine is shared: ratios move with them)
+  loadavg: { start: loadBefore, end: os.loadavg().map((l) => Math.round(l * 10) / 10) },
   callers: CALLERS,
   timeoutMs: TIMEOUT,
   pingInterval: PING_INTERVAL,
@@ -217,6 +220,6 @@ else {
       `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} |`,
     );
   }
-  console.log(`executed twice: ${JSON.stringify(twice)}`);
+  console.log(`executed twice: ${JSON.stringify(twice)}; load average ${report.loadavg.start.join(' ')} at the start, ${report.loadavg.end.join(' ')} at the end`);
 }
 process.exit(0);
