@@ -9,7 +9,7 @@
  * Faults: delay (+200 ms each way), throttle (64 KiB/s), slice (1-7 byte
  * writes), blackhole, reset (RST now and on reconnect), block (the
  * server's event loop busy for 3 s).
- * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32] [--warm-up 1] (s per server)
+ * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32] [--warm-up 1] (s per server) [--repeat 1] (rounds: medians)
  *   [--strategies first,round-robin,least-loaded] [--faults delay,throttle,slice,blackhole,reset,block] [--json] [--out file]
  *   [--series] (calls per 250 ms during the fault, on stderr) [--no-limit] (servers without their concurrency limit)
  */
@@ -41,6 +41,7 @@ const MAX_MISSED = 3;
 const BUCKET = 250;
 const BLOCK_MS = 3000;
 const NO_LIMIT = argv.includes('--no-limit');
+const REPEAT = num('repeat', 1);
 const WARM_UP = num('warm-up', 1) * 1000;
 const log = (m: string) => !json && console.error(m);
 
@@ -170,30 +171,57 @@ async function warmUp(ports: number[]): Promise<void> {
   }
 }
 
-const results: unknown[] = [];
+type Result = Awaited<ReturnType<typeof scenario>> & { round: number };
+const results: Result[] = [];
 const loadBefore = os.loadavg().map((l) => Math.round(l * 10) / 10);
 const twice: Record<string, number> = {};
-for (const strategy of strategies) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-faults-'));
-  const servers = [0, 1, 2].map((i) =>
-    fork(path.join(here, 'busy-server.js'), ['0', `s${i}`, ...(NO_LIMIT ? ['no-limit'] : [])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
-  );
-  const serverPorts = (await Promise.all(servers.map(started))).map((m: { port: number }) => m.port);
-  const proxy = fork(path.join(here, 'fault-proxy-process.js'), serverPorts.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const { ports } = (await started(proxy)) as { ports: number[] };
-  await warmUp(ports);
-  for (const fault of faults) {
-    log(`${strategy} / ${fault}`);
-    const r = await scenario(strategy, fault, ports, proxy, servers);
-    log(JSON.stringify(r));
-    results.push(r);
-    await new Promise((r) => setTimeout(r, 500));
+for (let round = 1; round <= REPEAT; round++)
+  for (const strategy of strategies) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'occams-faults-'));
+    const servers = [0, 1, 2].map((i) =>
+      fork(path.join(here, 'busy-server.js'), ['0', `s${i}`, ...(NO_LIMIT ? ['no-limit'] : [])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+    );
+    const serverPorts = (await Promise.all(servers.map(started))).map((m: { port: number }) => m.port);
+    const proxy = fork(path.join(here, 'fault-proxy-process.js'), serverPorts.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const { ports } = (await started(proxy)) as { ports: number[] };
+    await warmUp(ports);
+    for (const fault of faults) {
+      log(`${strategy} / ${fault}${REPEAT > 1 ? ` (round ${round})` : ''}`);
+      const r = { round, ...(await scenario(strategy, fault, ports, proxy, servers)) };
+      log(JSON.stringify(r));
+      results.push(r);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const ids = new Map<number, number>();
+    for (const s of servers) for (const id of await askIds(s)) ids.set(id, (ids.get(id) ?? 0) + 1);
+    twice[strategy] = (twice[strategy] ?? 0) + [...ids.values()].filter((n) => n > 1).length;
+    for (const c of [...servers, proxy]) c.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  const ids = new Map<number, number>();
-  for (const s of servers) for (const id of await askIds(s)) ids.set(id, (ids.get(id) ?? 0) + 1);
-  twice[strategy] = [...ids.values()].filter((n) => n > 1).length;
-  for (const c of [...servers, proxy]) c.kill('SIGKILL');
-  fs.rmSync(dir, { recursive: true, force: true });
+
+/** Per strategy and fault over the rounds: the median and the range of each ratio (recovery: null counts as never). */
+function summarize(rs: Result[]) {
+  const median = (xs: number[]) => {
+    const ys = [...xs].sort((a, b) => a - b);
+    return ys.length === 0 ? null : ys[(ys.length - 1) >> 1]!;
+  };
+  const keys = [...new Set(rs.map((r) => `${r.strategy}/${r.fault}`))];
+  return keys.map((key) => {
+    const xs = rs.filter((r) => `${r.strategy}/${r.fault}` === key);
+    const of = (f: (r: Result) => number | null) => {
+      const v = xs.map((r) => f(r) ?? Infinity);
+      const m = median(v);
+      return { median: m === Infinity ? null : m, min: Math.min(...v), max: Math.max(...v) === Infinity ? null : Math.max(...v) };
+    };
+    return {
+      strategy: xs[0]!.strategy,
+      fault: xs[0]!.fault,
+      rounds: xs.length,
+      duringRatio: of((r) => r.duringRatio),
+      othersRatio: of((r) => r.othersRatio),
+      recoveredAfterMs: of((r) => r.recoveredAfterMs),
+    };
+  });
 }
 
 const report = {
@@ -208,6 +236,8 @@ const report = {
   maxMissedPings: MAX_MISSED,
   phasesMs: { before: BEFORE, during: DURING, after: AFTER },
   executedTwice: twice,
+  repeat: REPEAT,
+  summary: summarize(results),
   results,
 };
 if (out !== undefined) fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
@@ -215,10 +245,20 @@ if (json) console.log(JSON.stringify(report));
 else {
   console.log('| strategy | fault | before /s | during /s | during / before | servers 1-2 during / before | back to 80 % after | failed |');
   console.log('|---|---|---:|---:|---:|---:|---:|---|');
-  for (const r of results as any[]) {
+  for (const r of results) {
     console.log(
       `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} |`,
     );
+  }
+  if (REPEAT > 1) {
+    const range = (x: { median: number | null; min: number; max: number | null }, unit = '') =>
+      x.median === null && x.min === Infinity ? '-' : `${x.median ?? 'never'}${unit} (${x.min === Infinity ? 'never' : x.min}-${x.max ?? 'never'})`;
+    console.log(`\nMedians over ${REPEAT} rounds (range):\n`);
+    console.log('| strategy | fault | during / before | servers 1-2 during / before | back to 80 % after |');
+    console.log('|---|---|---:|---:|---:|');
+    for (const x of report.summary) {
+      console.log(`| ${x.strategy} | ${x.fault} | ${range(x.duringRatio)} | ${range(x.othersRatio)} | ${range(x.recoveredAfterMs, ' ms')} |`);
+    }
   }
   console.log(`executed twice: ${JSON.stringify(twice)}; load average ${report.loadavg.start.join(' ')} at the start, ${report.loadavg.end.join(' ')} at the end`);
 }
