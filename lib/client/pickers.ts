@@ -71,7 +71,8 @@ export class RoundRobinPicker implements Picker {
 
   pick(pools: readonly ClientPool[], filter: PickFilter): ClientPool | undefined {
     const n = pools.length;
-    // the least and second least load among ready pools, to tell "far more than another"
+    // the least and second least load among ready pools, to tell "far more than another";
+    // a pool at the least load is never passed over, so while one is ready, a ready one is picked
     let least = Infinity;
     let second = Infinity;
     let ready = 0;
