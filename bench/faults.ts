@@ -252,7 +252,7 @@ else {
   }
   if (REPEAT > 1) {
     const range = (x: { median: number | null; min: number; max: number | null }, unit = '') =>
-      x.median === null && x.min === Infinity ? '-' : `${x.median ?? 'never'}${unit} (${x.min === Infinity ? 'never' : x.min}-${x.max ?? 'never'})`;
+      x.median === null && x.min === Infinity ? '-' : `${x.median === null ? 'never' : x.median + unit} (${x.min === Infinity ? 'never' : x.min}-${x.max ?? 'never'})`;
     console.log(`\nMedians over ${REPEAT} rounds (range):\n`);
     console.log('| strategy | fault | during / before | servers 1-2 during / before | back to 80 % after |');
     console.log('|---|---|---:|---:|---:|');
