@@ -5,7 +5,7 @@
  * Per strategy and fault (on server 0): throughput before, during and the
  * ratio, of all calls and of those the healthy servers 1-2 answered; the
  * time until throughput is back to 80 %; calls executed twice (must be 0);
- * failures by code.
+ * failures by code; the CPU the client and the proxy used (share of a core).
  * Faults: delay (+200 ms each way), throttle (64 KiB/s), slice (1-7 byte
  * writes), blackhole, reset (RST now and on reconnect), block (the
  * server's event loop busy for 3 s).
@@ -69,6 +69,28 @@ function askIds(child: ChildProcess): Promise<number[]> {
   });
 }
 
+/** CPU time (µs) the proxy process has used so far. */
+function askCpu(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (m: { type: string; us: number }) => {
+      if (m.type !== 'cpu') return;
+      child.off('message', on);
+      resolve(m.us);
+    };
+    child.on('message', on);
+    child.send({ type: 'cpu' });
+  });
+}
+
+/** CPU µs over wall ms, as a share of one core. */
+const share = (us: number, ms: number) => Math.round((us / 1000 / Math.max(1, ms)) * 100) / 100;
+
+/** CPU time (µs) this process (the client) has used so far. */
+function ownCpu(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
 let nextId = 1;
 
 async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', ports: number[], proxy: ChildProcess, servers: ChildProcess[]) {
@@ -107,12 +129,17 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
       });
     }
   });
-  await new Promise((r) => setTimeout(r, BEFORE));
+  // CPU used (share of one core) by the client and the proxy over the measured before window and during the fault
+  await new Promise((r) => setTimeout(r, 1000));
+  const cpu0 = { at: Date.now(), client: ownCpu(), proxy: askCpu(proxy) };
+  await new Promise((r) => setTimeout(r, BEFORE - 1000));
+  const cpu1 = { at: Date.now(), client: ownCpu(), proxy: askCpu(proxy) };
   const faultAt = Date.now();
   if (fault === 'block') servers[0]!.send({ type: 'block', ms: BLOCK_MS });
   else proxy.send({ type: 'fault', index: 0, fault });
   await new Promise((r) => setTimeout(r, DURING));
   const clearedAt = Date.now();
+  const cpu2 = { at: Date.now(), client: ownCpu(), proxy: askCpu(proxy) };
   proxy.send({ type: 'fault', index: 0, fault: 'none' });
   await Promise.all(workers);
   pool.destroy();
@@ -148,6 +175,10 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
     recoveredAfterMs: recovered < 0 ? null : recovered * BUCKET,
     failed,
     neverSentFailed,
+    cpu: {
+      client: { before: share(cpu1.client - cpu0.client, cpu1.at - cpu0.at), during: share(cpu2.client - cpu1.client, cpu2.at - cpu1.at) },
+      proxy: { before: share((await cpu1.proxy) - (await cpu0.proxy), cpu1.at - cpu0.at), during: share((await cpu2.proxy) - (await cpu1.proxy), cpu2.at - cpu1.at) },
+    },
   };
 }
 
@@ -243,11 +274,11 @@ const report = {
 if (out !== undefined) fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
 if (json) console.log(JSON.stringify(report));
 else {
-  console.log('| strategy | fault | before /s | during /s | during / before | servers 1-2 during / before | back to 80 % after | failed |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  console.log('| strategy | fault | before /s | during /s | during / before | servers 1-2 during / before | back to 80 % after | failed | CPU client / proxy before, during |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---|---|');
   for (const r of results) {
     console.log(
-      `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} |`,
+      `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} | ${r.cpu.client.before} / ${r.cpu.proxy.before}, ${r.cpu.client.during} / ${r.cpu.proxy.during} |`,
     );
   }
   if (REPEAT > 1) {
