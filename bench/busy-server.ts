@@ -1,7 +1,7 @@
 /**
  * A server process whose event loop can be made busy (what a CPU-heavy
  * handler or a long synchronous section does): `node busy-server.js <port>
- * <name>` (port 0: any). Actions: `who` (its name), `work` (answers its
+ * <name> [no-limit]` (port 0: any; no-limit: no concurrency limit). Actions: `who` (its name), `work` (answers its
  * argument; numbers are remembered as executed ids), `block` (ms: a
  * synchronous busy loop of that long, then answers its name). IPC: 'ready'
  * { port } once listening; { type: 'block', ms } blocks the loop;
@@ -10,7 +10,7 @@
  */
 import { MethodDispatch, RpcServer, silentLogger, type TcpAddress } from '../lib/index.js';
 
-const [portArg = '0', name = 'busy'] = process.argv.slice(2);
+const [portArg = '0', name = 'busy', limit] = process.argv.slice(2);
 
 function block(ms: number): string {
   const until = Date.now() + ms;
@@ -28,6 +28,8 @@ function work(v: unknown): unknown {
 const server = new RpcServer(new MethodDispatch({ who: () => name, work, block }), {
   logger: silentLogger,
   address: `127.0.0.1:${portArg}`,
+  // a third argument 'no-limit': without the concurrency limit (tests about picking, on a loaded machine)
+  ...(limit === 'no-limit' ? { concurrencyLimit: false as const } : {}),
 });
 const address = (await server.listen()) as TcpAddress;
 process.send?.({ type: 'ready', port: address.port });

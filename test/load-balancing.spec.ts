@@ -4,17 +4,21 @@
  * FailoverPool as users build it; the small classes with a fake clock and
  * a seeded random source.
  */
+import { type ChildProcess, fork } from 'node:child_process';
+import path from 'node:path';
+
 import type { ClientPool } from '../lib/client/client-pool.js';
 import { FailoverPool } from '../lib/client/failover-pool.js';
 import { OutlierEjection } from '../lib/client/outlier-ejection.js';
 import { PeakEwma } from '../lib/client/peak-ewma.js';
-import { LeastLoadedPicker } from '../lib/client/pickers.js';
+import { LeastLoadedPicker, RoundRobinPicker } from '../lib/client/pickers.js';
 import { RetryBackoff, RetryBudget } from '../lib/client/retry-budget.js';
 import { ErrorCode, InvalidOptionError, type OccamsError } from '../lib/errors.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
 import type { TcpAddress } from '../lib/transport/address.js';
 import { FakeClock } from './support/fake-clock.js';
+import { exited, message, root } from './support/processes.js';
 import { MemoryLogger, sleep } from './support/servers.js';
 
 /** A seeded random source (an LCG): the same sequence on every run. */
@@ -83,8 +87,8 @@ async function drive(pool: FailoverPool, ms: number, callers = 32, maxCalls = 20
 }
 
 /** A stand-in for a ClientPool as a picker sees one: ready, healthy, `load` calls outstanding. */
-function fakePool(load: number): ClientPool {
-  return { ready: true, healthy: true, load } as unknown as ClientPool;
+function fakePool(load: number, ready = true): ClientPool {
+  return { ready, healthy: true, load } as unknown as ClientPool;
 }
 
 describe('least-loaded picking (P2C over outstanding x peak-EWMA)', () => {
@@ -126,7 +130,7 @@ describe('least-loaded picking (P2C over outstanding x peak-EWMA)', () => {
     expect(e.value(100_000)).toBeLessThan(1);
   });
 
-  it('a server 200 ms slower stops being chosen: the two healthy ones carry the load (real servers, 32 callers)', async () => {
+  it('a server 200 ms slower stops being chosen: the two healthy ones carry the load, with least-loaded and round robin (real servers, 32 callers)', async () => {
     const servers = await Promise.all([server('slow', { delay: 200 }), server('a'), server('b')]);
     const run = async (strategy: 'least-loaded' | 'round-robin') => {
       for (const s of servers) s.counts.calls = 0;
@@ -152,9 +156,84 @@ describe('least-loaded picking (P2C over outstanding x peak-EWMA)', () => {
       expect(ll.per[0]! / total, JSON.stringify({ ll, rr })).toBeLessThan(0.05); // the slow one: a probe now and then
       expect(ll.per[1]! / total).toBeGreaterThan(0.3); // neither healthy one starved
       expect(ll.per[2]! / total).toBeGreaterThan(0.3);
-      // round robin waits on the slow one (about 3x on an idle 2-core machine; 2.7x seen with other sessions loading it)
-      expect(ll.ok, JSON.stringify({ ll, rr })).toBeGreaterThan(2 * rr.ok);
+      // round robin passes over the slow one once it holds far more calls than the others (2x + 4): the callers
+      // not waiting on it go on with the healthy two; 0.3-1.2x least-loaded's calls on a loaded machine, where
+      // it used to make 1/50 of them (every caller's third call waited 200 ms)
+      const rrTotal = rr.per.reduce((a, b) => a + b, 0);
+      expect(rr.failed).toEqual({});
+      expect(rr.per[0]! / rrTotal, JSON.stringify({ ll, rr })).toBeLessThan(0.05);
+      expect(8 * rr.ok, JSON.stringify({ ll, rr })).toBeGreaterThan(ll.ok);
     } finally {
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+});
+
+describe('round robin passes over a server holding far more calls than the others', () => {
+  it('plain turns among equal servers; a pool with more than 2x + 4 the calls of another ready one, or not ready, is passed over', () => {
+    const picker = new RoundRobinPicker();
+    const none = { tried: undefined, ejected: undefined };
+    const pools = [fakePool(10), fakePool(12), fakePool(9)];
+    const turn = () => Array.from({ length: 6 }, () => pools.indexOf(picker.pick(pools, none)!));
+    expect(turn()).toEqual([0, 1, 2, 0, 1, 2]); // loads close: plain round robin
+    (pools[0] as { load: number }).load = 2 * 9 + 4; // at the bound: still in turn
+    expect(turn()).toEqual([0, 1, 2, 0, 1, 2]);
+    (pools[0] as { load: number }).load = 2 * 9 + 5; // past it: passed over, the others in turn
+    expect(turn()).toEqual([1, 2, 1, 2, 1, 2]);
+    (pools[2] as { load: number }).load = 0; // compared with the least loaded other one
+    (pools[0] as { load: number }).load = 5;
+    (pools[1] as { load: number }).load = 4;
+    expect(turn()).toEqual([1, 2, 1, 2, 1, 2]); // 5 > 2 x 0 + 4: passed over
+    // the only ready pool is never passed over; a pool that is not ready (suspect, connecting) only when none is
+    const lone = [fakePool(100), fakePool(0, false)];
+    expect(Array.from({ length: 3 }, () => lone.indexOf(picker.pick(lone, none)!))).toEqual([0, 0, 0]);
+  });
+
+  it('a server whose event loop is blocked 2.5 s (not yet suspect): new calls go on to the two healthy ones, the calls on it complete after it', async () => {
+    const child: ChildProcess = fork(path.join(root, 'dist/bench/busy-server.js'), ['0', 'busy', 'no-limit'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const servers = await Promise.all([server('a'), server('b')]);
+    // pings every 1 s, 3 missed: suspect only after 3 s, so only the picker keeps calls off the blocked server
+    const pool = new FailoverPool([`127.0.0.1:${(await message<{ port: number }>(child, 'ready', 15_000)).port}`, ...servers.map((s) => s.url)], {
+      strategy: 'round-robin',
+      timeout: 10_000,
+      pingInterval: 1_000,
+      maxMissedPings: 3,
+    });
+    try {
+      await pool.connect();
+      await Promise.all(servers.map(() => pool.request('who'))); // every pool connected
+      for (let i = 0; i < 50 && pool.members.some((m) => !m.ready); i++) await sleep(20);
+      expect(pool.members.every((m) => m.ready)).toBe(true);
+      child.send({ type: 'block', ms: 2_500 });
+      await sleep(100); // the block has begun
+      const blockedAt = Date.now();
+      const answered: Record<string, number> = {};
+      let healthyDuring = 0;
+      const failed: string[] = [];
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          for (let i = 0; i < 100_000 && Date.now() - blockedAt < 2_000; i++) {
+            try {
+              const who = (await pool.request('who')) as string;
+              answered[who] = (answered[who] ?? 0) + 1;
+              if (who !== 'busy' && Date.now() - blockedAt < 2_000) healthyDuring++;
+            } catch (e) {
+              failed.push((e as OccamsError).code);
+            }
+          }
+        }),
+      );
+      const seen = JSON.stringify({ answered, healthyDuring, failed, stats: pool.stats });
+      // before: every caller's third call went to the blocked server and stayed there; the healthy ones answered a few dozen
+      expect(healthyDuring, seen).toBeGreaterThan(500);
+      expect(pool.members[0]!.load, seen).toBe(0); // all its calls answered once the loop ran again
+      expect(failed, seen).toEqual([]);
+      expect(answered.busy, seen).toBeGreaterThan(0);
+      expect(answered.busy, seen).toBeLessThanOrEqual(24); // at most 2 x its share of the others + 4 went there
+    } finally {
+      pool.destroy();
+      child.kill('SIGKILL');
+      await exited(child);
       await Promise.all(servers.map((s) => s.server.destroy()));
     }
   }, 30_000);

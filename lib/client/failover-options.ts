@@ -16,7 +16,9 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
   /**
    * how a server is chosen among the ready ones: 'least-loaded' (the
    * default: power of two choices weighed by calls outstanding × peak-EWMA
-   * latency), 'round-robin', or 'first' in list order (primary / standby);
+   * latency), 'round-robin' (in turn, passing over a server holding more
+   * than 2 × + 4 the calls outstanding of another), or 'first' in list
+   * order (primary / standby);
    * docs/RELIABILITY.md has the measurements behind the default
    */
   strategy?: FailoverStrategy;

@@ -47,19 +47,56 @@ export class FirstPicker implements Picker {
   forget(): void {}
 }
 
-/** Usable pools in turn. */
+/**
+ * Round robin passes over a ready pool holding more than this many times
+ * the calls outstanding of the least loaded other ready pool...
+ */
+export const ROUND_ROBIN_SKIP_FACTOR = 2;
+/** ...and at least this many more: equal servers' loads never differ so much, a stalled or slow one's soon do. */
+export const ROUND_ROBIN_SKIP_MARGIN = 4;
+
+/**
+ * Usable pools in turn. As Envoy's round robin leaves out ejected hosts
+ * and gRPC's leaves out subchannels that are not READY, it passes over
+ * pools that are suspect (not ready) or ejected, and also a pool holding
+ * far more calls outstanding than another ready one (more than
+ * ROUND_ROBIN_SKIP_FACTOR × that one's + ROUND_ROBIN_SKIP_MARGIN): a slow,
+ * stalled or blackholed server keeps the calls already on it, new ones go
+ * on in turn among the others. Among healthy servers the loads stay close,
+ * and the turn is plain round robin.
+ */
 export class RoundRobinPicker implements Picker {
   readonly observes = false;
   private next = 0;
 
   pick(pools: readonly ClientPool[], filter: PickFilter): ClientPool | undefined {
     const n = pools.length;
+    // the least and second least load among ready pools, to tell "far more than another";
+    // a pool at the least load is never passed over, so while one is ready, a ready one is picked
+    let least = Infinity;
+    let second = Infinity;
+    let ready = 0;
+    for (let i = 0; i < n; i++) {
+      const p = pools[i]!;
+      if (!p.ready || !usable(p, filter)) continue;
+      ready++;
+      const load = p.load;
+      if (load < least) {
+        second = least;
+        least = load;
+      } else if (load < second) second = load;
+    }
     let fallback = -1;
     for (let i = 0; i < n; i++) {
       const at = (this.next + i) % n;
       const p = pools[at]!;
       if (!usable(p, filter)) continue;
       if (p.ready) {
+        if (ready > 1) {
+          const load = p.load;
+          const others = load === least ? second : least;
+          if (load > ROUND_ROBIN_SKIP_FACTOR * others + ROUND_ROBIN_SKIP_MARGIN) continue;
+        }
         this.next = (at + 1) % n;
         return p;
       }
