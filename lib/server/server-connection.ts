@@ -27,6 +27,7 @@ import {
   FORMAT_EXT_HEADER,
   FORMAT_RECORDS,
   MAX_STREAM_CREDIT,
+  readDeadlineHeader,
   type RequestExtHeader,
 } from '../protocol/extensions.js';
 import { acceptHello, encodeHelloAnswer } from '../protocol/hello.js';
@@ -35,7 +36,7 @@ import { ConnectionDrain } from './connection-drain.js';
 import { ConnectionFlow } from './connection-flow.js';
 import { type ConnectionView, ReadOnlyConnection } from './connection-view.js';
 import type { Dispatch } from './dispatch.js';
-import { applyExtHeader, splitExtHeader } from './ext-header.js';
+import { applyDeadline, applyExtHeader, splitExtHeader } from './ext-header.js';
 import type { RpcLogger } from './logger.js';
 import type { OutboundStream } from './outbound-stream.js';
 import type { EndReason } from './request-end.js';
@@ -307,11 +308,18 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     this.lastRequestAt = this.readAt;
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
+    /** ms left of a header that is just `{d}` (every plain call's), read by hand; -1 otherwise */
+    let left = -1;
     if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
-      const split = splitExtHeader(msg, this.options.maxRequestWeight);
-      if (split === undefined) return this.violated(`protocol violation: malformed extension header in request ${seq}`);
-      header = split.header;
-      msg = split.msg;
+      left = readDeadlineHeader(msg);
+      if (left >= 0) {
+        msg = msg.subarray(4 + msg[0]!);
+      } else {
+        const split = splitExtHeader(msg, this.options.maxRequestWeight);
+        if (split === undefined) return this.violated(`protocol violation: malformed extension header in request ${seq}`);
+        header = split.header;
+        msg = split.msg;
+      }
     }
     let value: unknown;
     // (a v1 peer's format byte is ignored, as the reference says; a peer that said HELLO is held to what it negotiated)
@@ -352,6 +360,7 @@ export class ServerConnection extends Connection<'open'> implements RequestSink 
     req.readAt = this.readAt;
     const credit = (this.features & FEATURE_CREDIT) !== 0;
     if (header !== undefined || credit) applyExtHeader(req, header, this.readAt, credit);
+    if (left >= 0) applyDeadline(req, left, this.readAt);
     this.requests.own(req);
     if (runNow) intake.run(req, this.readAt);
     else intake.hold(req, size);
