@@ -88,7 +88,7 @@ export class RequestWriter {
       } else {
         const header = extHeader(call.options!, features, clock.now(), call.kind === CallKind.User ? call.expiresAt : 0);
         if (header !== undefined) {
-          ext = Buffer.from(helloCodec.encode(header));
+          ext = header.m === undefined && header.c === undefined ? this.deadlineHeader(header.d!) : Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;
         }
         msg = codec.encode(call.value);

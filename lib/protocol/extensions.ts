@@ -155,22 +155,31 @@ export function writeDeadlineHeader(buf: Uint8Array, off: number, left: number):
 
 /**
  * The `d` of a request msg whose ext header (after its u32 LE length) is
- * exactly `{d: n}` with n a msgpack uint of at most 32 bits; -1 for any
- * other header (read with the decoder then) or a length that overruns `msg`.
+ * exactly `{d: n}`, a map of one entry (fixmap, or map16 as msgpackr writes
+ * maps) with n a msgpack uint of at most 32 bits; -1 for any other header
+ * (read with the decoder then) or a length that overruns `msg`.
  */
 export function readDeadlineHeader(msg: Uint8Array): number {
-  if (msg.length < 8 || msg[4] !== 0x81 || msg[5] !== 0xa1 || msg[6] !== 0x64 || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return -1;
+  if (msg.length < 8 || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return -1;
   const len = msg[0]!;
   if (len > msg.length - 4) return -1;
-  const t = msg[7]!;
-  if (t < 0x80) return len === 4 ? t : -1;
+  let at = 5; // the key, after the map's head
+  if (msg[4] !== 0x81) {
+    if (msg[4] !== 0xde || msg[5] !== 0 || msg[6] !== 1) return -1;
+    at = 7;
+  }
+  if (msg[at] !== 0xa1 || msg[at + 1] !== 0x64) return -1;
+  const t = msg[at + 2]!;
+  const end = 4 + len; // the uint must end the header
+  at += 3;
+  if (t < 0x80) return end === at ? t : -1;
   switch (t) {
     case 0xcc:
-      return len === 5 ? msg[8]! : -1;
+      return end === at + 1 ? msg[at]! : -1;
     case 0xcd:
-      return len === 6 ? (msg[8]! << 8) | msg[9]! : -1;
+      return end === at + 2 ? (msg[at]! << 8) | msg[at + 1]! : -1;
     case 0xce:
-      return len === 8 ? msg[8]! * 0x100_0000 + ((msg[9]! << 16) | (msg[10]! << 8) | msg[11]!) : -1;
+      return end === at + 4 ? msg[at]! * 0x100_0000 + ((msg[at + 1]! << 16) | (msg[at + 2]! << 8) | msg[at + 3]!) : -1;
   }
   return -1;
 }
