@@ -1,8 +1,9 @@
 /**
  * The client of bench/overload.ts, in its own process (one per point): one
- * OccamsClient; offers calls open-loop (at a fixed rate, as independent
- * users arrive), each with its timeout (sent to the server as its
- * deadline): a warm-up, then, once the parent says 'go', the measured phase.
+ * OccamsClient with its client-level `timeout` (no per-call option: the
+ * client sends every call's time left to the server as its deadline);
+ * offers calls open-loop (at a fixed rate, as independent users arrive): a
+ * warm-up, then, once the parent says 'go', the measured phase.
  * Usage: node dist/bench/overload-client.js <port> <warm-up calls/s> <warm-up s> <calls/s> <s> <timeout ms> <window>
  * IPC: sends { type: 'warm' } after the warm-up; on 'go' runs the phase and
  * sends { type: 'result', latencies (ms, answered calls), failed (by code), offered }.
@@ -26,7 +27,8 @@ async function offer(client: OccamsClient, rate: number, secs: number): Promise<
   const trace = process.env.OVERLOAD_TRACE ? new Map<number, number[]>() : undefined;
   const fire = (): void => {
     const start = performance.now();
-    client.request('work', { deadline: Date.now() + TIMEOUT }, { timeout: TIMEOUT }).then(
+    // no per-call options: the client-level timeout bounds the call, and reaches the server as its deadline
+    client.request('work', { deadline: Date.now() + TIMEOUT }).then(
       () => {
         const took = performance.now() - start;
         latencies.push(took);

@@ -1,8 +1,9 @@
 /**
  * Overload: one Nest OccamsServer (bench/overload-server.ts) whose handler
  * waits on a limited resource (8 slots, 5 ms each: capacity about 1,600
- * calls/s) and ignores its signal; one OccamsClient (window 1,024), each
- * call with a 1 s timeout (sent to the server as its deadline); calls
+ * calls/s) and ignores its signal; one OccamsClient (window 1,024) with a
+ * client-level 1 s timeout and no per-call options (each call's time left
+ * goes to the server as its deadline); calls
  * offered open-loop (at a fixed rate, as independent users arrive) at
  * 0.8x, 2x and 4x capacity, each for --seconds, after a --warmup at 0.5x,
  * on a fresh server and client process per point. Run once per --modes entry (the
@@ -140,7 +141,7 @@ function targetLines(points: Point[]): string[] {
 function markdown(points: Point[], started: string): string {
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
   const lines = [
-    `Run ${started} on ${os.cpus().length} x ${cpu}, Node ${process.version}. One Nest OccamsServer whose handler waits on ${SLOTS} slots of ${HOLD_MS} ms (capacity ${CAPACITY} calls/s) and ignores its signal; one OccamsClient (window ${WINDOW}), timeout ${TIMEOUT} ms per call (sent as the deadline); open-loop for ${seconds} s per point after ${warmup} s at 0.5x, a fresh server and client process per point.`,
+    `Run ${started} on ${os.cpus().length} x ${cpu}, Node ${process.version}. One Nest OccamsServer whose handler waits on ${SLOTS} slots of ${HOLD_MS} ms (capacity ${CAPACITY} calls/s) and ignores its signal; one OccamsClient (window ${WINDOW}) with the client-level timeout ${TIMEOUT} ms and no per-call options (each call's time left sent as its deadline); open-loop for ${seconds} s per point after ${warmup} s at 0.5x, a fresh server and client process per point.`,
     '',
     "| concurrencyLimit | offered | goodput (answered/s, % of capacity) | p50 / p99 of answered, ms | handler runs started after their caller's deadline | refused unrun | other failures | limit at the end | load |",
     '|---|---|---|---|---|---|---|---|---|',

@@ -146,6 +146,62 @@ describe('requests that cannot start before their deadline never start', () => {
     }
   });
 
+  it("under the client's default timeout alone (no per-call option): one whose caller gave up while it waited for the limit never runs", async () => {
+    const g = gate();
+    const h = handlers(g);
+    // a static limit of 1; `spin` passes it (limitBypass), holds the whole process (server and clients) past the queued
+    // call's deadline, then opens the gate: the slot frees before the client's CANCEL is read, so only the deadline can stop it
+    const spin = (until: number) => {
+      while (Date.now() < until);
+      g.open();
+      return 'spun';
+    };
+    const ctx = await startServer({ ...h.methods, spin }, { concurrencyLimit: 1, limitBypass: ['spin'] });
+    const long = await ClientStream.connect(ctx.url);
+    const short = await ClientStream.connect(ctx.url, { timeout: 1_000 });
+    try {
+      const blocked = long.request('block', null);
+      await waitFor(() => ctx.server.stats.inFlight === 1);
+      const sentAt = Date.now();
+      const late = settle(short.request('work', 'late'));
+      await waitFor(() => ctx.server.stats.limit?.queued === 1);
+      expect(await long.request('spin', sentAt + 1_200)).toBe('spun');
+      expect(await blocked).toBe('unblocked');
+      expect(await late).toBe('rpc_timeout'); // the client's own timeout: it gave up first
+      expect(h.started).toEqual([]); // the old client sent no deadline: it ran once the slot freed, for nobody
+      expect(ctx.server.stats.ended).toMatchObject({ expiredQueued: 1 });
+    } finally {
+      long.destroy();
+      short.destroy();
+      await ctx.server.destroy();
+    }
+  });
+
+  it("under the client's default timeout alone: one that could not start before it is refused at once (rpc_overloaded, not a timeout)", async () => {
+    const g = gate();
+    const h = handlers(g);
+    const ctx = await startServer(h.methods, { concurrencyLimit: 1, timerResolution: 60_000 });
+    const client = await ClientStream.connect(ctx.url);
+    const short = await ClientStream.connect(ctx.url, { timeout: 100 });
+    try {
+      // the limit measures the handlers' latency: 6 calls of 300 ms, one after another
+      for (let i = 0; i < 6; i++) await client.request('sleep', 300);
+      await waitFor(() => (ctx.server.stats.limit?.latency ?? 0) >= 300);
+      const blocked = client.request('block', null);
+      await waitFor(() => ctx.server.stats.inFlight === 1);
+      // expected wait: 1 x ~300 ms / a limit of 1, past the 100 ms its caller waits
+      expect(await within(settle(short.request('work', 'hopeless')), 3_000)).toBe('rpc_overloaded');
+      expect(ctx.server.stats.ended).toMatchObject({ overloaded: 1, expiredQueued: 0 });
+      g.open();
+      expect(await blocked).toBe('unblocked');
+      expect(h.started).toEqual([]);
+    } finally {
+      client.destroy();
+      short.destroy();
+      await ctx.server.destroy();
+    }
+  });
+
   it('one whose deadline passed while held on its connection (past maxInFlightPerConnection) never runs', async () => {
     const g = gate();
     const h = handlers(g);

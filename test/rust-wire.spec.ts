@@ -14,6 +14,7 @@ import type { INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 
 import { ClientStream } from '../lib/client/client-stream.js';
+import { FailoverPool } from '../lib/client/failover-pool.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsServer } from '../lib/nest/occams-server.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
@@ -30,6 +31,7 @@ const TWO_32 = 'cf 00 00 00 01 00 00 00 00';
 const RPC_DECODE_SEQ1 = hex('25 4d 01 02  00 00 00 00  01 00 00 00 00 00 00 00  0a 00 00 00  72 70 63 5f 64 65 63 6f 64 65');
 
 interface V1Request {
+  format: number;
   action: number | string;
   seq: bigint;
   msg: Buffer;
@@ -86,7 +88,7 @@ const requestFrames = (onFrame: (r: V1Request) => void) =>
       const raw = f.readUInt32LE(4);
       const actionLen = raw >= 0x80000000 ? raw & 0x7fffffff : 0;
       const action = raw >= 0x80000000 ? f.toString('utf8', 32, 32 + actionLen) : raw;
-      return { action, seq: f.readBigUInt64LE(8), msg: Buffer.from(f.subarray(32 + actionLen, 32 + actionLen + f.readUInt32LE(24))) };
+      return { format: f[3]!, action, seq: f.readBigUInt64LE(8), msg: Buffer.from(f.subarray(32 + actionLen, 32 + actionLen + f.readUInt32LE(24))) };
     },
     onFrame,
   );
@@ -109,7 +111,13 @@ type HelloAnswer = 'rpc_decode' | 'rpc_method_notfound' | 'hang-up';
  * a string action gets `answer(action, msg)` as an ok msg.
  */
 async function rustLikeServer(hello: HelloAnswer, answer: (action: string, msg: Buffer) => Buffer) {
-  const seen = { connections: 0, hellos: [] as number[], helloAnswers: [] as Buffer[], requests: [] as { connection: number; action: string; msg: Buffer }[] };
+  const seen = {
+    connections: 0,
+    hellos: [] as number[],
+    helloAnswers: [] as Buffer[],
+    requests: [] as { connection: number; action: string; msg: Buffer }[],
+    formats: [] as number[],
+  };
   const server = net.createServer((socket) => {
     const connection = seen.connections++;
     socket.on('error', () => {});
@@ -125,6 +133,7 @@ async function rustLikeServer(hello: HelloAnswer, answer: (action: string, msg: 
           return void socket.write(frame);
         }
         seen.requests.push({ connection, action: req.action, msg: req.msg });
+        seen.formats.push(req.format);
         socket.write(v1Response(0, req.seq, answer(req.action, req.msg), Buffer.alloc(0)));
       }),
     );
@@ -190,6 +199,30 @@ describe('what a plain v1 server (the Rust crate) gets, as docs/PROTOCOL.md says
       expect(rust.seen.requests).toEqual([{ connection: 0, action: 'Audit.log', msg: hex('a5 656e747279') }]);
     } finally {
       client.destroy();
+      rust.server.close();
+    }
+  });
+
+  it('no deadline header (it negotiated no FEATURE_DEADLINE): not under the default timeout, a per-call one, nor through a pool', async () => {
+    const rust = await rustLikeServer('rpc_decode', () => hex('c0'));
+    const address = { host: '127.0.0.1', port: rust.port };
+    const client = await ClientStream.connect(address, { timeout: 5_000 });
+    const pool = new FailoverPool([address, address], { timeout: 5_000 });
+    try {
+      await client.request('Echo.a', 1);
+      await client.request('Echo.b', 2, { timeout: 1_000 });
+      await pool.request('Echo.c', 3);
+      await pool.request('Echo.d', 4, { timeout: 1_000 });
+      expect(rust.seen.requests.map((r) => [r.action, r.msg])).toEqual([
+        ['Echo.a', hex('01')],
+        ['Echo.b', hex('02')],
+        ['Echo.c', hex('03')],
+        ['Echo.d', hex('04')],
+      ]);
+      expect(rust.seen.formats).toEqual([0, 0, 0, 0]);
+    } finally {
+      client.destroy();
+      pool.destroy();
       rust.server.close();
     }
   });

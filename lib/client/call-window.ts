@@ -57,7 +57,8 @@ export class CallWindow {
   arm(call: Call, timeout: number): void {
     if (call.timerBucket !== null) this.wheel.remove(call);
     call.timeoutMs = call.options?.statedTimeout ?? timeout; // what the error names: the caller's timeout
-    this.wheel.add(call, this.clock.now() + timeout);
+    call.expiresAt = this.clock.now() + timeout; // what the server is told (FEATURE_DEADLINE): a pool's `timeout` is the time left of the whole call
+    this.wheel.add(call, call.expiresAt);
   }
 
   wait(call: Call): void {

@@ -135,6 +135,8 @@ export class Call extends TimedEntry implements Waiter {
   consumed = 0;
   /** ms it was last armed to time out in (named in its TimeoutError) */
   timeoutMs = 0;
+  /** epoch ms it was last armed to time out at, exactly (the wheel checks it coarsely); 0 while never armed (events) */
+  expiresAt = 0;
 
   constructor(
     readonly owner: CallOwner,

@@ -25,7 +25,10 @@ export interface ClientStreamOptions {
   maxInFlight?: number;
   /** callers allowed to wait for a window slot; past it calls fail with rpc_queue_full; default 4096 */
   maxQueued?: number;
-  /** default per-request timeout in ms; default 20 000 */
+  /**
+   * default per-request timeout in ms, sent (as the time left) to a server
+   * that speaks the extensions as every call's deadline; default 20 000
+   */
   timeout?: number;
   // ---- connecting, and how it speaks ----
   /** ms for the TCP (and TLS) connection; default 10 000 */

@@ -12,6 +12,7 @@ import {
   ALL_FEATURES,
   FEATURE_CANCEL,
   FEATURE_CREDIT,
+  FEATURE_DEADLINE,
   FEATURE_EVENTS,
   FEATURE_GOAWAY_ACK,
   FEATURE_RECORDS,
@@ -337,8 +338,9 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
     const err = responseError(flag, msgLen, blob, this.codec, this._features, call.action);
-    // the server ended it at the deadline this call sent: the same timeout as our own, said the same way, whoever noticed first
-    this.fail(call, err instanceof TimeoutError && call.options?.deadline !== undefined ? this.timedOut(call) : err);
+    // the server ended it at the deadline this call sent (every User call to a FEATURE_DEADLINE server sends one, so the server's
+    // handlerTimeout never applies to it): the same timeout as our own, said the same way, whoever noticed first
+    this.fail(call, err instanceof TimeoutError && call.kind === CallKind.User && (this._features & FEATURE_DEADLINE) !== 0 ? this.timedOut(call) : err);
   }
 
   /**

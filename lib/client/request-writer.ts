@@ -5,15 +5,26 @@ import type { FrameWriter } from '../core/frame-writer.js';
 import { InPlaceRoom } from '../core/in-place-room.js';
 import { EncodeError } from '../errors.js';
 import { EMPTY, REQUEST_HEADER_SIZE } from '../protocol/constants.js';
-import { ACTION_CANCEL, ACTION_CREDIT, ACTION_GOAWAY_ACK, FORMAT_EVENT, FORMAT_EXT_HEADER, FORMAT_RECORDS } from '../protocol/extensions.js';
+import {
+  ACTION_CANCEL,
+  ACTION_CREDIT,
+  ACTION_GOAWAY_ACK,
+  deadlineExtSize,
+  FEATURE_DEADLINE,
+  FORMAT_EVENT,
+  FORMAT_EXT_HEADER,
+  FORMAT_RECORDS,
+  writeDeadlineHeader,
+} from '../protocol/extensions.js';
 import { helloCodec } from '../protocol/hello.js';
-import { type Call, CallKind, CallState } from './call.js';
-import { extHeader } from './wire.js';
+import { type Call, CallKind, type CallOptions, CallState } from './call.js';
+import { extHeader, msLeft } from './wire.js';
 
 /**
  * What a client writes: requests (the value encoded with the codec, the
- * extension header when the call's options need one, the action's UTF-8
- * bytes cached for runs of the same action) and the extensions' control
+ * extension header: at least the time left of every call to a
+ * FEATURE_DEADLINE server, the action's UTF-8 bytes cached for runs of
+ * the same action) and the extensions' control
  * events (CANCEL, CREDIT, GOAWAY ack), all through one FrameWriter.
  */
 export class RequestWriter {
@@ -21,6 +32,8 @@ export class RequestWriter {
   private lastAction = '';
   private lastActionBytes: Buffer = EMPTY;
   private readonly room = new InPlaceRoom();
+  /** where a `{d}` header is written for a frame that takes a copy of it */
+  private readonly headerScratch = Buffer.allocUnsafe(8);
   /** the connection's record session once negotiated (FEATURE_RECORDS); requests' values go out in it, flagged FORMAT_RECORDS */
   private records: Codec | undefined;
   /** a value failed to encode in the session: its state is unknown, so it is never used again on this connection */
@@ -52,22 +65,30 @@ export class RequestWriter {
     const codec = records ?? this.codec;
     if (records !== undefined) format |= FORMAT_RECORDS;
     try {
-      if (call.options === undefined && call.kind !== CallKind.Control && codec.encodeInto !== undefined) {
-        // the usual call: no header, no blob; the codec writes the msg into the frame
+      if (call.kind === CallKind.Control) {
+        msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
+      } else if (plain(call.options)) {
+        // the usual call: no blob, at most the header `{d}` (written by hand); the codec writes the msg into the frame
+        const left = call.kind === CallKind.User && (features & FEATURE_DEADLINE) !== 0 ? msLeft(call.expiresAt, clock.now()) : -1;
+        if (left >= 0) format |= FORMAT_EXT_HEADER;
         const action = call.action;
         const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;
-        const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length);
-        const out = this.room.encode(this.writer, codec, call.value, head);
-        if (typeof out === 'number') {
-          return this.writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out);
+        if (codec.encodeInto !== undefined) {
+          const head = REQUEST_HEADER_SIZE + (actionBytes === undefined ? 0 : actionBytes.length) + (left >= 0 ? deadlineExtSize(left) : 0);
+          const out = this.room.encode(this.writer, codec, call.value, head);
+          if (typeof out === 'number') {
+            return this.writer.endRequest(format, typeof action === 'string' ? 0 : action, actionBytes, seq, this.clientId, out, left);
+          }
+          msg = out;
+        } else {
+          msg = codec.encode(call.value);
+          this.room.used(msg.length);
         }
-        msg = out;
-      } else if (call.kind === CallKind.Control) {
-        msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
+        if (left >= 0) ext = this.deadlineHeader(left);
       } else {
-        const header = call.options === undefined ? undefined : extHeader(call.options, features, clock.now());
+        const header = extHeader(call.options!, features, clock.now(), call.kind === CallKind.User ? call.expiresAt : 0);
         if (header !== undefined) {
-          ext = Buffer.from(helloCodec.encode(header));
+          ext = header.m === undefined && header.c === undefined ? this.deadlineHeader(header.d!) : Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;
         }
         msg = codec.encode(call.value);
@@ -84,6 +105,11 @@ export class RequestWriter {
     const action = call.action;
     if (typeof action === 'string') return this.writer.request(format, 0, this.bytesOf(action), seq, this.clientId, msg, call.options?.blob, ext);
     return this.writer.request(format, action, undefined, seq, this.clientId, msg, call.options?.blob, ext);
+  }
+
+  /** The msgpack `{d: left}`, in a scratch buffer reused by the next call (the frame takes a copy at once). */
+  private deadlineHeader(left: number): Uint8Array {
+    return this.headerScratch.subarray(0, writeDeadlineHeader(this.headerScratch, 0, left));
   }
 
   /** The UTF-8 bytes of an action (cached for runs of the same one). */
@@ -126,4 +152,13 @@ export class RequestWriter {
   private control(action: number, seq: number, msg: Uint8Array): void {
     this.writer.request(FORMAT_EVENT, action, undefined, seq, this.clientId, msg, undefined, undefined);
   }
+}
+
+/**
+ * Options that put nothing in the frame beyond the time left (a timeout, a
+ * pool's bookkeeping): the call is written as one without options, its
+ * header `{d}` by hand.
+ */
+function plain(options: CallOptions | undefined): boolean {
+  return options === undefined || (options.blob === undefined && options.meta === undefined && options.deadline === undefined && options.flow === undefined);
 }

@@ -12,20 +12,33 @@ import {
   ServiceNotFoundError,
 } from '../errors.js';
 import { FLAG_ERRNO, FLAG_ERROR_BYTES } from '../protocol/constants.js';
-import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, type RequestExtHeader } from '../protocol/extensions.js';
+import { FEATURE_CREDIT, FEATURE_DEADLINE, FEATURE_META, FLAG_ERRNO_MESSAGE, FLAG_ERROR_VALUE, MAX_DEADLINE_LEFT, type RequestExtHeader } from '../protocol/extensions.js';
 import type { CallOptions } from './call.js';
 
 // What a client puts on and reads off the wire beyond the frame itself:
 // the request's extension header, and the error a failed response carries.
 
-/** The extension header for a call's options, or undefined when there is nothing to say. */
-export function extHeader(options: CallOptions, features: number, now: number): RequestExtHeader | undefined {
+/**
+ * The ms left until `deadline` (epoch ms) at `now`, as a request's ext
+ * header carries it: a whole number, at least 0, at most MAX_DEADLINE_LEFT.
+ */
+export function msLeft(deadline: number, now: number): number {
+  const left = Math.round(deadline - now);
+  return left <= 0 ? 0 : left < MAX_DEADLINE_LEFT ? left : MAX_DEADLINE_LEFT;
+}
+
+/**
+ * The extension header for a call's options, or undefined when there is
+ * nothing to say. Its deadline is the options' `deadline`, else `expiresAt`
+ * (when the call times out here; 0 for an event, which has no caller
+ * waiting for it).
+ */
+export function extHeader(options: CallOptions, features: number, now: number, expiresAt: number): RequestExtHeader | undefined {
   if (features === 0) return undefined;
   let header: RequestExtHeader | undefined;
   if (options.meta !== undefined && (features & FEATURE_META) !== 0) header = { m: options.meta };
-  if (options.deadline !== undefined && (features & FEATURE_DEADLINE) !== 0) {
-    (header ??= {}).d = Math.max(0, Math.round(options.deadline - now));
-  }
+  const deadline = options.deadline ?? (expiresAt > 0 ? expiresAt : undefined);
+  if (deadline !== undefined && (features & FEATURE_DEADLINE) !== 0) (header ??= {}).d = msLeft(deadline, now);
   if (options.flow !== undefined && (features & FEATURE_CREDIT) !== 0) (header ??= {}).c = options.flow.window;
   return header;
 }

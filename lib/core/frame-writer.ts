@@ -2,8 +2,10 @@ import type { Writable } from 'node:stream';
 
 import { IllegalStateError } from '../errors.js';
 import { REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
+import { writeDeadlineHeader } from '../protocol/extensions.js';
 import { writeRequestHeader } from '../protocol/request-frame.js';
 import { writeResponseHeader } from '../protocol/response-frame.js';
+import { writeU32 } from '../protocol/u64.js';
 
 /** Size of a fresh write arena. */
 export const ARENA_SIZE = 256 * 1024;
@@ -188,15 +190,23 @@ export class FrameWriter {
 
   /**
    * Commits a request frame from `at`: its header and action written here,
-   * its msg (`msgLen` bytes) already after them. No blob, no ext. Returns
-   * the batch it went into.
+   * its msg (`msgLen` bytes) already after them. No blob. With `left` >= 0
+   * the ext header `{d: left}` is written here between the action and the
+   * msg, whose room (`deadlineExtSize(left)` bytes) the caller left (and
+   * whose FORMAT_EXT_HEADER bit it set). Returns the batch it went into.
    */
-  endRequest(format: number, action: number, actionBytes: Uint8Array | undefined, seq: number, clientId: number, msgLen: number): number {
+  endRequest(format: number, action: number, actionBytes: Uint8Array | undefined, seq: number, clientId: number, msgLen: number, left = -1): number {
     const buf = this.arena;
     const off = this.pos;
     this.building = false;
-    writeRequestHeader(buf, off, format, action, actionBytes, seq, clientId, msgLen, 0);
     const actionLen = actionBytes === undefined ? 0 : actionBytes.length;
+    if (left >= 0) {
+      const at = off + REQUEST_HEADER_SIZE + actionLen;
+      const extLen = writeDeadlineHeader(buf, at + 4, left);
+      writeU32(buf, at, extLen);
+      msgLen += 4 + extLen;
+    }
+    writeRequestHeader(buf, off, format, action, actionBytes, seq, clientId, msgLen, 0);
     if (actionBytes !== undefined) buf.set(actionBytes, off + REQUEST_HEADER_SIZE);
     return this.commit(REQUEST_HEADER_SIZE + actionLen + msgLen);
   }

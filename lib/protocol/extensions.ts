@@ -102,3 +102,84 @@ export interface RequestExtHeader {
   /** initial credit of a streamed result, in items (FEATURE_CREDIT); default DEFAULT_STREAM_CREDIT */
   c?: number;
 }
+
+/**
+ * The ext header of a plain call, `{d: n}`, is written and read by hand:
+ * every call to a FEATURE_DEADLINE peer carries it, so it costs neither an
+ * object nor a msgpack encode or decode. The bytes are standard msgpack
+ * (fixmap 1, fixstr "d", the smallest uint for n), what any encoder makes
+ * of that map; a reader falls back to its decoder for any other header.
+ *
+ *   u32 LE len | 81 | a1 64 | n: 00-7f | cc u8 | cd u16 BE | ce u32 BE
+ */
+/** Largest `d` the hand-written header carries (u32): the time left is clamped to it (49 days). */
+export const MAX_DEADLINE_LEFT = 0xffff_ffff;
+
+/** Bytes of the msgpack `{d: left}` (without the u32 length), for an integer `left` in [0, MAX_DEADLINE_LEFT]. */
+export function deadlineHeaderSize(left: number): number {
+  return left < 0x80 ? 4 : left < 0x100 ? 5 : left < 0x1_0000 ? 6 : 8;
+}
+
+/** Bytes the ext of `{d: left}` takes in a msg: its u32 length, then the header. */
+export function deadlineExtSize(left: number): number {
+  return 4 + deadlineHeaderSize(left);
+}
+
+/** Writes the msgpack `{d: left}` at `off` (`left` an integer in [0, MAX_DEADLINE_LEFT]); returns its size. */
+export function writeDeadlineHeader(buf: Uint8Array, off: number, left: number): number {
+  buf[off] = 0x81;
+  buf[off + 1] = 0xa1;
+  buf[off + 2] = 0x64;
+  if (left < 0x80) {
+    buf[off + 3] = left;
+    return 4;
+  }
+  if (left < 0x100) {
+    buf[off + 3] = 0xcc;
+    buf[off + 4] = left;
+    return 5;
+  }
+  if (left < 0x1_0000) {
+    buf[off + 3] = 0xcd;
+    buf[off + 4] = left >>> 8;
+    buf[off + 5] = left & 0xff;
+    return 6;
+  }
+  buf[off + 3] = 0xce;
+  buf[off + 4] = left >>> 24;
+  buf[off + 5] = (left >>> 16) & 0xff;
+  buf[off + 6] = (left >>> 8) & 0xff;
+  buf[off + 7] = left & 0xff;
+  return 8;
+}
+
+/**
+ * The `d` of a request msg whose ext header (after its u32 LE length) is
+ * exactly `{d: n}`, a map of one entry (fixmap, or map16 as msgpackr writes
+ * maps) with n a msgpack uint of at most 32 bits; -1 for any other header
+ * (read with the decoder then) or a length that overruns `msg`.
+ */
+export function readDeadlineHeader(msg: Uint8Array): number {
+  if (msg.length < 8 || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return -1;
+  const len = msg[0]!;
+  if (len > msg.length - 4) return -1;
+  let at = 5; // the key, after the map's head
+  if (msg[4] !== 0x81) {
+    if (msg[4] !== 0xde || msg[5] !== 0 || msg[6] !== 1) return -1;
+    at = 7;
+  }
+  if (msg[at] !== 0xa1 || msg[at + 1] !== 0x64) return -1;
+  const t = msg[at + 2]!;
+  const end = 4 + len; // the uint must end the header
+  at += 3;
+  if (t < 0x80) return end === at ? t : -1;
+  switch (t) {
+    case 0xcc:
+      return end === at + 1 ? msg[at]! : -1;
+    case 0xcd:
+      return end === at + 2 ? (msg[at]! << 8) | msg[at + 1]! : -1;
+    case 0xce:
+      return end === at + 4 ? msg[at]! * 0x100_0000 + ((msg[at + 1]! << 16) | (msg[at + 2]! << 8) | msg[at + 3]!) : -1;
+  }
+  return -1;
+}

@@ -35,8 +35,11 @@ export function applyExtHeader(req: ServerRequest, header: RequestExtHeader | un
   }
   if (header === undefined) return;
   if (header.m !== undefined && typeof header.m === 'object') req.meta = header.m;
-  if (typeof header.d === 'number' && header.d >= 0) {
-    req.deadline = readAt + header.d;
-    req.timeLimit = Math.max(1, header.d);
-  }
+  if (typeof header.d === 'number' && header.d >= 0) applyDeadline(req, header.d, readAt);
+}
+
+/** The caller gives up `left` ms after the request was read at `readAt`: its deadline, which also bounds the handler. */
+export function applyDeadline(req: ServerRequest, left: number, readAt: number): void {
+  req.deadline = readAt + left;
+  req.timeLimit = Math.max(1, left);
 }

@@ -18,6 +18,7 @@ import {
   FORMAT_EXT_HEADER,
   FORMAT_RECORDS,
   MAX_STREAM_CREDIT,
+  readDeadlineHeader,
   type RequestExtHeader,
 } from '../protocol/extensions.js';
 import { acceptHello, encodeHelloAnswer } from '../protocol/hello.js';
@@ -25,7 +26,7 @@ import { RequestDecoder, type RequestSink } from '../protocol/request-decoder.js
 import type { ConnectionDrain } from './connection-drain.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { DrainPolicy } from './drain-policy.js';
-import { applyExtHeader, splitExtHeader } from './ext-header.js';
+import { applyDeadline, applyExtHeader, splitExtHeader } from './ext-header.js';
 import type { RpcLogger } from './logger.js';
 import { HELD_OVERHEAD, type RequestIntake } from './request-intake.js';
 import type { RequestTable } from './request-table.js';
@@ -175,11 +176,18 @@ export class RequestReader implements RequestSink {
     this.lastRequestAt = this.readAt;
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
+    /** ms left of a header that is just `{d}` (every plain call's), read by hand; -1 otherwise */
+    let left = -1;
     if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
-      const split = splitExtHeader(msg, this.options.maxRequestWeight);
-      if (split === undefined) return this.host.violated(`protocol violation: malformed extension header in request ${seq}`);
-      header = split.header;
-      msg = split.msg;
+      left = readDeadlineHeader(msg);
+      if (left >= 0) {
+        msg = msg.subarray(4 + msg[0]!);
+      } else {
+        const split = splitExtHeader(msg, this.options.maxRequestWeight);
+        if (split === undefined) return this.host.violated(`protocol violation: malformed extension header in request ${seq}`);
+        header = split.header;
+        msg = split.msg;
+      }
     }
     let value: unknown;
     // (a v1 peer's format byte is ignored, as the reference says; a peer that said HELLO is held to what it negotiated)
@@ -229,6 +237,7 @@ export class RequestReader implements RequestSink {
     req.readAt = this.readAt;
     const credit = (this.features & FEATURE_CREDIT) !== 0;
     if (header !== undefined || credit) applyExtHeader(req, header, this.readAt, credit);
+    if (left >= 0) applyDeadline(req, left, this.readAt);
     this.requests.own(req);
     if (runNow) intake.run(req, this.readAt);
     else intake.hold(req, size);

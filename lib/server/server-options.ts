@@ -157,7 +157,8 @@ export interface RpcServerOptions {
   writeTimeout?: number;
   /**
    * ms a handler may run without answering when the caller sent no deadline
-   * (plain v1 peers); it is then cancelled and answered `rpc_timeout`. For a
+   * (plain v1 peers, events: this library's clients send one with every
+   * call); it is then cancelled and answered `rpc_timeout`. For a
    * stream the clock restarts with every item. 0 = no limit; default 30 000
    */
   handlerTimeout?: number;
