@@ -629,7 +629,7 @@ describe('memory a burst grew is given back', () => {
   it('after a burst of large answers, an idle connection and the codec hold no more than their resting buffers', async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 7);
     const mid = Buffer.alloc(200 * 1024, 7);
-    const ctx = await startServer({ big: () => ({ data: big }), mid: () => ({ data: mid }) }, { idleTimeout: 60_000 });
+    const ctx = await startServer({ big: () => ({ data: big }), mid: () => ({ data: mid }) }, { idleTimeout: 60_000, concurrencyLimit: false });
     const conns: ServerConnection[] = [];
     ctx.server.on('connection', (c: ServerConnection) => conns.push(c));
     const client = await ClientStream.connect(ctx.url, { timeout: 10_000 });
