@@ -258,7 +258,7 @@ export class RequestReader implements RequestSink {
     if (this.keysPacedLogged) return;
     this.keysPacedLogged = true;
     this.logger.warn(
-      `connection ${this.host.describe()}: pacing its reads: it made the server learn about ${this.keysLearned} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`,
+      `connection ${this.host.describe()}: pacing its reads: it made the server learn about ${Math.round(this.keysLearned)} new property names, past newKeyRate ${this.options.newKeyRate}/s (further ones are not logged)`,
     );
   }
 
