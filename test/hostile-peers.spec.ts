@@ -595,6 +595,19 @@ describe('new property names are paced, not refused (newKeyRate)', () => {
     }
   });
 
+  it("metadata's keys count too: calls carrying maps of new names in their metadata are paced; every call answered", async () => {
+    const ctx = await startServer({ echo: (v: unknown) => v }, { newKeyRate: 5000, concurrencyLimit: false });
+    const client = await ClientStream.connect(ctx.url, { timeout: 30_000 });
+    try {
+      const answers = await Promise.all(Array.from({ length: 400 }, (_, i) => client.request('echo', i, { meta: shape(`meta${i}`, 100) })));
+      expect(answers).toEqual(Array.from({ length: 400 }, (_, i) => i));
+      expect(ctx.server.stats.ended.keyPaced).toBeGreaterThan(0);
+    } finally {
+      client.destroy();
+      await ctx.server.close();
+    }
+  });
+
   it('a connection making the server learn names past newKeyRate waits for its budget, every call answered; one reusing its names is never paced', async () => {
     const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { newKeyRate: 500, concurrencyLimit: false });
     const greedy = await ClientStream.connect(ctx.url, { timeout: 20_000 });

@@ -185,6 +185,8 @@ export class RequestReader implements RequestSink {
       } else {
         const split = splitExtHeader(msg, this.options.maxRequestWeight);
         if (split === undefined) return this.host.violated(`protocol violation: malformed extension header in request ${seq}`);
+        // metadata's keys are names the server learns too
+        if (this.plainCensus !== undefined && split.header !== undefined) this.census(this.plainCensus, msg.subarray(4, msg.length - split.msg.length));
         header = split.header;
         msg = split.msg;
       }
