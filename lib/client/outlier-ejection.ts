@@ -17,6 +17,8 @@ export const DEFAULT_LATENCY_FACTOR = 3;
 export const DEFAULT_LATENCY_FLOOR = 50;
 /** Answers in the last interval a server needs to be judged on latency (Envoy's success_rate_request_volume). */
 export const DEFAULT_LATENCY_MIN_ANSWERS = 5;
+/** Sweeps in a row a server must be found slow in: one interval's hiccup (a GC pause, a busy machine) never ejects. */
+export const DEFAULT_LATENCY_INTERVALS = 2;
 
 /**
  * Outlier ejection (Envoy's outlier detection): consecutive failures, and
@@ -25,7 +27,7 @@ export const DEFAULT_LATENCY_MIN_ANSWERS = 5;
  * `latencyMinAnswers` calls in that interval (or have calls outstanding and
  * have not answered for a whole interval), one whose mean latency (or that
  * silence) is more than `latencyFactor` × the median of the others and
- * above `latencyFloor` is ejected. Latency ejection never leaves fewer than
+ * above `latencyFloor`, `latencyIntervals` sweeps in a row, is ejected. Latency ejection never leaves fewer than
  * half the servers (at least one) pickable.
  */
 export interface OutlierEjectionOptions {
@@ -45,6 +47,8 @@ export interface OutlierEjectionOptions {
   latencyFloor?: number;
   /** answers in the last interval a server needs to be judged (a silent one with calls outstanding is judged anyway); default 5 */
   latencyMinAnswers?: number;
+  /** sweeps in a row a server must be found slow in before it is ejected; default 2 */
+  latencyIntervals?: number;
 }
 
 const OPTIONS = optionNames<OutlierEjectionOptions>({
@@ -56,6 +60,7 @@ const OPTIONS = optionNames<OutlierEjectionOptions>({
   latencyFactor: true,
   latencyFloor: true,
   latencyMinAnswers: true,
+  latencyIntervals: true,
 });
 
 /** What a latency sweep needs to know of the members. */
@@ -86,6 +91,8 @@ class Record {
   total = 0;
   /** clock ms of the last answer; -1 before the first */
   lastAnswer = -1;
+  /** sweeps in a row it was found slow in */
+  slow = 0;
 }
 
 /**
@@ -106,6 +113,7 @@ export class OutlierEjection<K> {
   private readonly factor: number;
   private readonly floor: number;
   private readonly minAnswers: number;
+  private readonly intervals: number;
   /** clock ms of the next latency sweep; -1 before the first answer */
   private nextSweep = -1;
 
@@ -122,6 +130,7 @@ export class OutlierEjection<K> {
       throw new InvalidOptionError('outlierEjection.latencyFactor', `expected 0 (off) or a number >= 1, got ${String(o.latencyFactor)}`);
     this.floor = nonNegativeInt(o.latencyFloor, DEFAULT_LATENCY_FLOOR, 'outlierEjection.latencyFloor');
     this.minAnswers = positiveInt(o.latencyMinAnswers, DEFAULT_LATENCY_MIN_ANSWERS, 'outlierEjection.latencyMinAnswers');
+    this.intervals = positiveInt(o.latencyIntervals, DEFAULT_LATENCY_INTERVALS, 'outlierEjection.latencyIntervals');
   }
 
   /** An attempt on `key` that went out ended after `rtt` ms (answer or failure). */
@@ -137,7 +146,8 @@ export class OutlierEjection<K> {
 
   /**
    * Once per interval (earlier calls return at once): ejects the servers
-   * much slower than the median of the others, slowest first, while the
+   * much slower than the median of the others (in `latencyIntervals`
+   * sweeps in a row; one not judged or not slow starts again), slowest first, while the
    * caps allow (at most `maxEjectionPercent`, at least one, and never so
    * many that fewer than half the members, at least one, stay in). Every
    * server's interval counts start again. Returns the ejections made.
@@ -145,7 +155,7 @@ export class OutlierEjection<K> {
   sweep(now: number, members: readonly K[], view: LatencyView<K>): SlowEjection<K>[] | undefined {
     if (this.factor === 0 || this.nextSweep < 0 || now < this.nextSweep) return undefined;
     this.nextSweep = now + this.interval;
-    const sample: { key: K; latency: number }[] = [];
+    const sample: { key: K; latency: number; r: Record; wasSlow: number }[] = [];
     for (const key of members) {
       const r = this.records.get(key);
       if (r === undefined) continue;
@@ -153,10 +163,12 @@ export class OutlierEjection<K> {
       const mean = answers > 0 ? r.total / answers : 0;
       r.answers = 0;
       r.total = 0;
+      const wasSlow = r.slow;
+      r.slow = 0;
       if (r.until > 0 || !view.ready(key)) continue;
       const silence = r.lastAnswer >= 0 && view.load(key) > 0 ? now - r.lastAnswer : 0;
       if (answers < this.minAnswers && silence < this.interval) continue;
-      sample.push({ key, latency: Math.max(mean, silence) });
+      sample.push({ key, latency: Math.max(mean, silence), r, wasSlow });
     }
     if (sample.length < 2) return undefined;
     const n = members.length;
@@ -164,11 +176,14 @@ export class OutlierEjection<K> {
     sample.sort((a, b) => b.latency - a.latency);
     let made: SlowEjection<K>[] | undefined;
     // slowest first; leaving a faster one out of "the others" only raises their median, so the first not slow ends it
-    for (let i = 0; i < sample.length && this.out.size < cap; i++) {
-      const { key, latency } = sample[i]!;
+    for (let i = 0; i < sample.length; i++) {
+      const { key, latency, r, wasSlow } = sample[i]!;
       const median = medianWithout(sample, i);
       if (latency <= this.floor || latency <= this.factor * median) break;
-      this.eject(key, this.records.get(key)!, now);
+      r.slow = wasSlow + 1;
+      if (r.slow < this.intervals || this.out.size >= cap) continue;
+      r.slow = 0;
+      this.eject(key, r, now);
       (made ??= []).push({ key, latency, median });
     }
     return made;
