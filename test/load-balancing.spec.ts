@@ -16,7 +16,7 @@ import { RetryBackoff, RetryBudget } from '../lib/client/retry-budget.js';
 import { ErrorCode, InvalidOptionError, type OccamsError } from '../lib/errors.js';
 import { MethodDispatch } from '../lib/server/method-dispatch.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
-import type { TcpAddress } from '../lib/transport/address.js';
+import { formatAddress, type TcpAddress } from '../lib/transport/address.js';
 import { FakeClock } from './support/fake-clock.js';
 import { exited, message, root } from './support/processes.js';
 import { MemoryLogger, sleep } from './support/servers.js';
@@ -382,4 +382,195 @@ describe('retry budget, backoff and outlier ejection', () => {
     expect(() => new FailoverPool(['127.0.0.1:1'], { outlierEjection: { consecutiveFailure: 3 } as never })).toThrow(/consecutiveFailures/);
     expect(() => new FailoverPool(['127.0.0.1:1'], { random: 3 as never })).toThrow(/random/);
   });
+});
+
+describe('outlier ejection of a server much slower than its peers (latency)', () => {
+  const fast = { ready: () => true, load: () => 0 };
+
+  it('OutlierEjection.sweep: once per interval, a server over 3x the others median and the floor is out; enough answers needed; never below half the servers (fake times)', () => {
+    const ej = new OutlierEjection<string>({ interval: 1_000, baseEjectionTime: 5_000, maxEjectionPercent: 100, latencyIntervals: 1 });
+    const answer = (k: string, now: number, rtt: number, n = 5) => {
+      for (let i = 0; i < n; i++) ej.answered(k, now, rtt);
+    };
+    answer('a', 0, 10);
+    answer('b', 0, 12);
+    answer('slow', 0, 400);
+    expect(ej.sweep(999, ['a', 'b', 'slow'], fast)).toBeUndefined(); // not yet an interval
+    expect(ej.sweep(1_000, ['a', 'b', 'slow'], fast)?.map((s) => s.key)).toEqual(['slow']);
+    expect(ej.isEjected('slow')).toBe(true);
+    // too few answers in the interval: not judged
+    answer('a', 1_500, 10);
+    answer('b', 1_500, 400, 4);
+    expect(ej.sweep(2_000, ['a', 'b', 'slow'], fast)).toBeUndefined();
+    ej.release(5_999);
+    expect(ej.isEjected('slow')).toBe(true);
+    ej.release(6_000);
+    expect(ej.isEjected('slow')).toBe(false);
+    // below the floor (50 ms) nobody is out, whatever the factor
+    answer('a', 6_500, 1);
+    answer('b', 6_500, 1);
+    answer('slow', 6_500, 40);
+    expect(ej.sweep(7_000, ['a', 'b', 'slow'], fast)).toBeUndefined();
+    // equal servers: none
+    answer('a', 7_500, 100);
+    answer('b', 7_500, 110);
+    answer('slow', 7_500, 120);
+    expect(ej.sweep(8_000, ['a', 'b', 'slow'], fast)).toBeUndefined();
+    // silence with calls outstanding counts as latency, without answers
+    answer('a', 8_500, 10);
+    answer('b', 8_500, 10);
+    answer('slow', 8_500, 10, 1); // its last answer
+    const stalled = { ready: () => true, load: (k: string) => (k === 'slow' ? 3 : 0) };
+    expect(ej.sweep(9_000, ['a', 'b', 'slow'], stalled)).toBeUndefined(); // silent for 500 ms: not a whole interval
+    answer('a', 9_500, 10);
+    answer('b', 9_500, 10);
+    expect(ej.sweep(10_000, ['a', 'b', 'slow'], stalled)?.map((s) => s.key)).toEqual(['slow']);
+    // two of four slow, 100 %: both out (half stay); three of four: still two
+    const four = new OutlierEjection<string>({ interval: 1_000, maxEjectionPercent: 100, latencyIntervals: 1 });
+    for (const [k, rtt] of [
+      ['a', 10],
+      ['b', 10],
+      ['c', 500],
+      ['d', 600],
+    ] as const)
+      for (let i = 0; i < 5; i++) four.answered(k, 0, rtt);
+    expect(four.sweep(1_000, ['a', 'b', 'c', 'd'], fast)?.map((s) => s.key)).toEqual(['d', 'c']);
+    const three = new OutlierEjection<string>({ interval: 1_000, maxEjectionPercent: 100, latencyFactor: 1, latencyIntervals: 1 });
+    for (const [k, rtt] of [
+      ['a', 10],
+      ['b', 100],
+      ['c', 500],
+      ['d', 600],
+    ] as const)
+      for (let i = 0; i < 5; i++) three.answered(k, 0, rtt);
+    expect(three.sweep(1_000, ['a', 'b', 'c', 'd'], fast)?.length).toBe(2);
+    // two servers: one may go, never both; one server: never
+    const two = new OutlierEjection<string>({ interval: 1_000, maxEjectionPercent: 100, latencyIntervals: 1 });
+    for (let i = 0; i < 5; i++) {
+      two.answered('a', 0, 10);
+      two.answered('b', 0, 900);
+    }
+    expect(two.sweep(1_000, ['a', 'b'], fast)?.map((s) => s.key)).toEqual(['b']);
+    const one = new OutlierEjection<string>({ interval: 1_000, latencyIntervals: 1 });
+    for (let i = 0; i < 5; i++) one.answered('a', 0, 900);
+    expect(one.sweep(1_000, ['a'], fast)).toBeUndefined();
+    // latencyFactor 0: off
+    const off = new OutlierEjection<string>({ latencyFactor: 0 });
+    for (let i = 0; i < 5; i++) {
+      off.answered('a', 0, 10);
+      off.answered('b', 0, 900);
+    }
+    expect(off.sweep(5_000, ['a', 'b'], fast)).toBeUndefined();
+    expect(() => new OutlierEjection({ latencyFactor: 0.5 })).toThrow(/latencyFactor/);
+    expect(() => new OutlierEjection({ interval: 0 })).toThrow(/interval/);
+    // by default slow in two sweeps in a row: one slow interval (a hiccup) between normal ones never ejects
+    const twice = new OutlierEjection<string>({ interval: 1_000 });
+    const round = (t: number, slowRtt: number) => {
+      for (let i = 0; i < 5; i++) {
+        twice.answered('a', t, 10);
+        twice.answered('b', t, 10);
+        twice.answered('c', t, slowRtt);
+      }
+      return twice.sweep(t + 1_000, ['a', 'b', 'c'], fast)?.map((s) => s.key);
+    };
+    expect(round(0, 300)).toBeUndefined();
+    expect(round(1_000, 10)).toBeUndefined();
+    expect(round(2_000, 300)).toBeUndefined();
+    expect(round(3_000, 300)).toEqual(['c']);
+  });
+
+  /**
+   * Drives 32 callers for `ms` and notes, at each 'eject', the server's
+   * count then and `check` ms later (still out), and its count at the end.
+   */
+  async function ejections(pool: FailoverPool, slow: { url: string; counts: { calls: number } }, ms: number, check: number) {
+    const events: { at: number; err: string; calls: number; later?: number }[] = [];
+    const t0 = Date.now();
+    pool.on('eject', (p: ClientPool, err: Error) => {
+      const e = { at: Date.now() - t0, err: err.message, calls: slow.counts.calls } as (typeof events)[number];
+      events.push(e);
+      if (formatAddress(p.address) === slow.url) setTimeout(() => (e.later = slow.counts.calls), check);
+    });
+    const t = await drive(pool, ms, 32, 100_000);
+    return { t, events };
+  }
+
+  it('a server answering 40x slower than the others is ejected, gets (almost) no calls while out, and comes back after the interval (round robin, real servers)', async () => {
+    const servers = await Promise.all([server('slow', { delay: 200 }), server('a', { delay: 5 }), server('b', { delay: 5 })]);
+    const slow = servers[0]!;
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { strategy: 'round-robin', timeout: 5_000, outlierEjection: { interval: 250, baseEjectionTime: 1_500 } },
+    );
+    try {
+      await pool.connect();
+      await sleep(50);
+      const { t, events } = await ejections(pool, slow, 5_000, 1_000);
+      const info = JSON.stringify({ events, per: servers.map((s) => s.counts.calls), t });
+      expect(t.ok, info).toBe(t.calls);
+      expect(events.length, info).toBeGreaterThanOrEqual(1);
+      expect(events[0]!.err, info).toMatch(/answered in \d+ ms on average/);
+      expect(events[0]!.at, info).toBeLessThan(2_000);
+      // out for 1.5 s: 1 s after the ejection it has had at most the calls already on their way
+      expect(events[0]!.later! - events[0]!.calls, info).toBeLessThanOrEqual(32);
+      // back after 1.5 s: it answered calls again (and, still slow, was ejected again)
+      expect(slow.counts.calls, info).toBeGreaterThan(events[0]!.later! + 5);
+      expect(events.length, info).toBeGreaterThanOrEqual(2);
+      // the two fast servers carried the load
+      expect(servers[1]!.counts.calls + servers[2]!.counts.calls, info).toBeGreaterThan(10 * slow.counts.calls);
+    } finally {
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+
+  it('two equally fast servers are never ejected', async () => {
+    const servers = await Promise.all([server('a', { delay: 5 }), server('b', { delay: 5 })]);
+    for (const strategy of ['round-robin', 'least-loaded'] as const) {
+      const pool = new FailoverPool(
+        servers.map((s) => s.url),
+        { strategy, timeout: 5_000, outlierEjection: { interval: 250 } },
+      );
+      try {
+        await pool.connect();
+        const { t, events } = await ejections(pool, servers[0]!, 2_000, 0);
+        expect(t.ok).toBe(t.calls);
+        expect(events, JSON.stringify({ events, t })).toEqual([]);
+      } finally {
+        pool.destroy();
+      }
+    }
+    await Promise.all(servers.map((s) => s.server.destroy()));
+  }, 30_000);
+
+  it('with two servers, ejecting the slow one never leaves none: the fast one stays in, every call succeeds', async () => {
+    const servers = await Promise.all([server('slow', { delay: 200 }), server('a', { delay: 5 })]);
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { strategy: 'round-robin', timeout: 5_000, outlierEjection: { interval: 250, baseEjectionTime: 1_000, maxEjectionPercent: 100 } },
+    );
+    let mostOut = 0;
+    const timer = setInterval(() => {
+      const out = pool.members.filter((m) => (pool as unknown as { ejection: OutlierEjection<ClientPool> }).ejection.isEjected(m)).length;
+      mostOut = Math.max(mostOut, out);
+    }, 10);
+    try {
+      await pool.connect();
+      await sleep(50);
+      const { t, events } = await ejections(pool, servers[0]!, 3_000, 500);
+      const info = JSON.stringify({ events, per: servers.map((s) => s.counts.calls), t });
+      expect(t.ok, info).toBe(t.calls);
+      expect(events.length, info).toBeGreaterThanOrEqual(1);
+      expect(
+        events.every((e) => /slow|answered/.test(e.err)),
+        info,
+      ).toBe(true);
+      expect(mostOut, info).toBe(1);
+      expect(servers[1]!.counts.calls, info).toBeGreaterThan(5 * servers[0]!.counts.calls);
+    } finally {
+      clearInterval(timer);
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
 });

@@ -28,7 +28,7 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
   retryBudget?: RetryBudgetOptions | false;
   /** the jittered wait before each retry; default up to 50 ms, doubling, at most 1 s */
   retryBackoff?: RetryBackoffOptions;
-  /** takes a server failing call after call out of picking for a growing interval (Envoy); false: never; default 5 in a row, 30 s */
+  /** takes a server failing call after call, or much slower than the others, out of picking for a growing interval (Envoy); false: never; default 5 failures in a row or 3x the others' median latency (over 50 ms, in 2 sweeps 1 s apart), 30 s */
   outlierEjection?: OutlierEjectionOptions | false;
   /** random source in [0, 1) for picking and retry jitter, injectable for tests; default Math.random */
   random?: () => number;

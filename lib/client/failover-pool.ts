@@ -11,7 +11,7 @@ import { ClientPool, type ClientPoolOptions, type PoolState } from './client-poo
 import { DEFAULT_DNS_MIN_INTERVAL, DnsLookup } from './dns-lookup.js';
 import { FailoverCall } from './failover-call.js';
 import { DEFAULT_FAILOVER_STRATEGY, FAILOVER_POOL_OPTIONS, type FailoverPoolOptions } from './failover-options.js';
-import { OutlierEjection } from './outlier-ejection.js';
+import { type LatencyView, OutlierEjection, type SlowEjection } from './outlier-ejection.js';
 import { createPicker, FAILOVER_STRATEGIES, type FailoverStrategy, type Picker, type PickFilter } from './pickers.js';
 import { RetryBackoff, RetryBudget } from './retry-budget.js';
 import { DEFAULT_RETRY_LIMIT, type IdempotentOption, RetryPolicy, RetryVerdict } from './retry-policy.js';
@@ -24,13 +24,14 @@ const MAX_WAITING_FOR_LOOKUP = 4096;
  * pickers.ts) and applies the retry policy (retry-policy.ts) to failures.
  * Host names are resolved to every address they name (address-resolver.ts).
  * Retries spend a budget (retry-budget.ts) after a jittered wait; a server
- * failing call after call is ejected from picking (outlier-ejection.ts).
+ * failing call after call, or much slower than the others, is ejected
+ * from picking (outlier-ejection.ts).
  * A replica gone from the records drains (no new call, calls in flight
  * finish); a new one is connected before it is picked (pickers prefer
  * ready pools). Events: 'addresses' (Address[]), 'resolveError' (Error,
  * once per change of reason), 'resolveRecovered' (the error a good lookup
  * ended), 'state' (pool, next, prev), 'eject' (pool, the error that
- * ejected it).
+ * ejected it, or for a server much slower than the others an Error saying so).
  */
 export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private readonly options: FailoverPoolOptions;
@@ -42,6 +43,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
   /** reused for every pick (one pick runs at a time) */
   private readonly filter: PickFilter = { tried: undefined, ejected: undefined };
   private readonly isEjected = (p: ClientPool): boolean => this.ejection!.isEjected(p);
+  private readonly latencyView: LatencyView<ClientPool> = { ready: (p) => p.ready, load: (p) => p.load };
   /** attempts are timed (a load-aware picker or ejection learns from them) */
   private readonly learns: boolean;
   private readonly timeout: number;
@@ -157,6 +159,7 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     if (this.picker.observes) this.picker.observe(pool, now, now - fc.startedAt);
     const ejection = this.ejection;
     if (ejection === undefined) return;
+    ejection.answered(pool, now, now - fc.startedAt);
     if (err === undefined || !serverFailure(err)) ejection.succeeded(pool);
     else if (ejection.failed(pool, now, this.pools.length)) this.emit('eject', pool, err);
   }
@@ -216,7 +219,12 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
   private pick(tried: ReadonlySet<ClientPool> | undefined): ClientPool | undefined {
     const f = this.filter;
     const ejection = this.ejection;
-    if (ejection !== undefined && ejection.ejected > 0) ejection.release(this.clock.now());
+    if (ejection !== undefined) {
+      const now = this.clock.now();
+      if (ejection.ejected > 0) ejection.release(now);
+      const slow = ejection.sweep(now, this.pools, this.latencyView);
+      if (slow !== undefined) for (const s of slow) this.emit('eject', s.key, slowError(s));
+    }
     f.ejected = ejection !== undefined && ejection.ejected > 0 ? this.isEjected : undefined;
     f.tried = tried;
     let pool = this.picker.pick(this.pools, f);
@@ -347,6 +355,11 @@ export class FailoverPool extends Lifecycle<'open'> implements Caller {
     }
     return pool;
   }
+}
+
+/** What 'eject' carries for a server ejected as slow. */
+function slowError(s: SlowEjection<ClientPool>): Error {
+  return new Error(`${formatAddress(s.key.address)} answered in ${Math.round(s.latency)} ms on average, the others' median is ${Math.round(s.median)} ms`);
 }
 
 /** Failures that count against a server for ejection: the framework's, not a handler's. */
