@@ -1,3 +1,5 @@
+import { u16, u32 } from './msgpack-check.js';
+
 /**
  * A sampled count of the map keys new to one connection, in the plain
  * MessagePack maps of the messages it sends (a record session's shapes are
@@ -107,30 +109,30 @@ export class KeyCensus {
             strLen = src[pos++]!;
             break;
           case 0xda:
-            strLen = (src[pos]! << 8) | src[pos + 1]!;
+            strLen = u16(src, pos);
             pos += 2;
             break;
           case 0xdb:
-            strLen = src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!);
+            strLen = u32(src, pos);
             pos += 4;
             break;
           case 0xc4:
             pos += 1 + src[pos]!;
             break;
           case 0xc5:
-            pos += 2 + ((src[pos]! << 8) | src[pos + 1]!);
+            pos += 2 + u16(src, pos);
             break;
           case 0xc6:
-            pos += 4 + src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!);
+            pos += 4 + u32(src, pos);
             break;
           case 0xc7:
             pos += 2 + src[pos]!;
             break;
           case 0xc8:
-            pos += 3 + ((src[pos]! << 8) | src[pos + 1]!);
+            pos += 3 + u16(src, pos);
             break;
           case 0xc9:
-            pos += 5 + src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!);
+            pos += 5 + u32(src, pos);
             break;
           case 0xcc:
           case 0xd0:
@@ -172,20 +174,20 @@ export class KeyCensus {
             pos += 17;
             break;
           case 0xdc:
-            children = (src[pos]! << 8) | src[pos + 1]!;
+            children = u16(src, pos);
             pos += 2;
             break;
           case 0xdd:
-            children = src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!);
+            children = u32(src, pos);
             pos += 4;
             break;
           case 0xde:
-            children = 2 * ((src[pos]! << 8) | src[pos + 1]!);
+            children = 2 * u16(src, pos);
             map = 1;
             pos += 2;
             break;
           case 0xdf:
-            children = 2 * (src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!));
+            children = 2 * u32(src, pos);
             map = 1;
             pos += 4;
             break;
@@ -225,10 +227,10 @@ function skipKeys(src: Uint8Array, pos: number, end: number): number {
     keys = t & 0x0f;
     pos += 1;
   } else if (t === 0xdc) {
-    keys = (src[pos + 1]! << 8) | src[pos + 2]!;
+    keys = u16(src, pos + 1);
     pos += 3;
   } else if (t === 0xdd) {
-    keys = src[pos + 1]! * 0x1000000 + ((src[pos + 2]! << 16) | (src[pos + 3]! << 8) | src[pos + 4]!);
+    keys = u32(src, pos + 1);
     pos += 5;
   } else {
     definedKeys = 0;
@@ -239,8 +241,8 @@ function skipKeys(src: Uint8Array, pos: number, end: number): number {
     const k = src[pos++]!;
     if (k >= 0xa0 && k < 0xc0) pos += k & 0x1f;
     else if (k === 0xd9) pos += 1 + src[pos]!;
-    else if (k === 0xda) pos += 2 + ((src[pos]! << 8) | src[pos + 1]!);
-    else if (k === 0xdb) pos += 4 + src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!);
+    else if (k === 0xda) pos += 2 + u16(src, pos);
+    else if (k === 0xdb) pos += 4 + u32(src, pos);
     else return end;
   }
   return pos;

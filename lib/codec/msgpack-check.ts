@@ -263,11 +263,13 @@ function truncated(at: number): MessageRefusedError {
   return new MessageRefusedError(`the MessagePack value runs past the end of its message (offset ${at})`);
 }
 
-function u16(src: Uint8Array, pos: number): number {
+/** The big-endian unsigned 16-bit integer at `pos`. */
+export function u16(src: Uint8Array, pos: number): number {
   return (src[pos]! << 8) | src[pos + 1]!;
 }
 
-function u32(src: Uint8Array, pos: number): number {
+/** The big-endian unsigned 32-bit integer at `pos` (a double past 2^31). */
+export function u32(src: Uint8Array, pos: number): number {
   return src[pos]! * 0x1000000 + ((src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!);
 }
 
