@@ -185,8 +185,8 @@ export const ATTACKS: Attack[] = [
     title: 'records session, 500 pipelined messages of new shapes',
     prepare() {
       // 500 messages, each 8 objects of 256 keys never seen before, each defining its records where it uses
-      // them, so the batch can be sent again on the same connection (it redefines the slots); a session each,
-      // as our own encoder keeps its new names within the server's budget and this peer does not
+      // them (a session of its own each: slots from the first), so the batch can be sent again on the same
+      // connection (it redefines the slots)
       const batch: Buffer[] = [];
       for (let m = 0; m < 500; m++) {
         const codec = new MsgpackCodec().session()!;
