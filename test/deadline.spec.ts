@@ -34,6 +34,7 @@ import {
 } from '../lib/protocol/extensions.js';
 import { helloCodec } from '../lib/protocol/hello.js';
 import type { ServerRequest } from '../lib/server/server-request.js';
+import { FakeClock } from './support/fake-clock.js';
 import { TestAppModule } from './support/nest-apps.js';
 import { startMicroservice } from './support/nest-boot.js';
 import { startServer, waitFor } from './support/servers.js';
@@ -134,6 +135,33 @@ const peek = (_v: unknown, req: ServerRequest) => ({ hasDeadline: req.deadline !
 type Peek = { hasDeadline: boolean; timeLeft: number | null };
 
 describe('the server gets the deadline of every call', () => {
+  it("a call the server refused unrun because its deadline passed while it waited fails as the call's own timeout, whoever noticed first", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // one handler at a time (a static limit): the second call waits on the server, and its deadline passes there
+    const ctx = await startServer({ hold: () => gate, echo: (v: unknown) => v }, { concurrencyLimit: 1, maxQueueWait: 10_000 });
+    // the client's time moves only when the test says, and its own timers never fire: the server's refusal is what it gets
+    const clock = new FakeClock(Date.now());
+    const client = await ClientStream.connect(ctx.url, { clock });
+    try {
+      const first = client.request('hold', 1, { timeout: 5000 });
+      await waitFor(() => ctx.server.stats.inFlight === 1);
+      const second = client.request('echo', 2, { timeout: 200 }).catch((e: unknown) => e as { code?: string; message?: string });
+      clock.time += 250; // past its deadline here too, no timer run
+      const err = await second;
+      const { expiredQueued, overloaded } = ctx.server.stats.ended;
+      expect(expiredQueued + overloaded).toBe(1); // it never ran: the server refused it (rpc_overloaded on the wire)
+      expect(err.code).toBe('rpc_timeout');
+      expect(err.message).toContain('timed out after 200 ms');
+      release();
+      expect(await first).toBeUndefined();
+    } finally {
+      release();
+      client.destroy();
+      await ctx.server.close();
+    }
+  });
+
   it('under the default timeout (no per-call options), a per-call timeout, and with metadata too', async () => {
     const ctx = await startServer({ peek }, { concurrencyLimit: false });
     const client = await ClientStream.connect(ctx.url, { timeout: 5_000 });

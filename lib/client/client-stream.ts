@@ -5,7 +5,7 @@ import type { Clock } from '../core/clock.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
 import { FrameWriter } from '../core/frame-writer.js';
-import { ClosedError, DecodeError, IoError, type OccamsError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
+import { ClosedError, DecodeError, IoError, type OccamsError, OverloadedError, ProtocolError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
 import {
   ACTION_HELLO,
@@ -338,9 +338,20 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
         if (this._features !== 0 && call.kind === CallKind.User) return this.onItem(call, msg);
     }
     const err = responseError(flag, msgLen, blob, this.codec, this._features, call.action);
-    // the server ended it at the deadline this call sent (every User call to a FEATURE_DEADLINE server sends one, so the server's
-    // handlerTimeout never applies to it): the same timeout as our own, said the same way, whoever noticed first
-    this.fail(call, err instanceof TimeoutError && call.kind === CallKind.User && (this._features & FEATURE_DEADLINE) !== 0 ? this.timedOut(call) : err);
+    this.fail(call, this.ownTimeout(call, err) ? this.timedOut(call) : err);
+  }
+
+  /**
+   * The server ended `call` at the deadline it sent (every User call to a
+   * FEATURE_DEADLINE server sends one, so the server's handlerTimeout never
+   * applies to it), or refused it unrun as that deadline had passed while
+   * it waited: the same timeout as our own, said the same way, whoever
+   * noticed first (a refusal with time left stays rpc_overloaded: another
+   * server may take it).
+   */
+  private ownTimeout(call: Call, err: OccamsError): boolean {
+    if (call.kind !== CallKind.User || (this._features & FEATURE_DEADLINE) === 0) return false;
+    return err instanceof TimeoutError || (err instanceof OverloadedError && call.expiresAt > 0 && call.expiresAt <= this.clock.now());
   }
 
   /**
