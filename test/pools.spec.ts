@@ -16,7 +16,8 @@ async function named(name: string, host = '127.0.0.1', port = 0, delay = 0) {
       echo: async (v: unknown) => (delay ? (await sleep(delay), v) : v),
       slow: async (ms: number) => (await sleep(ms), name),
     }),
-    { logger: new MemoryLogger(), address: `${host}:${port}` },
+    // these tests are about pools, not overload: a survivor on a busy machine answers every call rather than refusing some unrun
+    { logger: new MemoryLogger(), address: `${host}:${port}`, concurrencyLimit: false },
   );
   const address = (await server.listen()) as TcpAddress;
   return { server, address, url: `${address.host}:${address.port}` };
@@ -212,10 +213,9 @@ describe('FailoverPool', () => {
       expect(tally.ok).toBeGreaterThan(100);
       if (retry) expect(tally.failed).toBe(0);
       else {
-        // requests in flight on the killed server fail, and only with retriable codes (the survivor,
-        // taking all the load on a busy machine, may refuse some unrun: rpc_overloaded, never run)
+        // requests in flight on the killed server fail, and only with retriable codes
         expect(tally.failed).toBeGreaterThan(0);
-        for (const code of tally.codes.keys()) expect(['rpc_io_err', 'rpc_unreachable', 'rpc_overloaded']).toContain(code);
+        for (const code of tally.codes.keys()) expect(['rpc_io_err', 'rpc_unreachable']).toContain(code);
       }
       pool.destroy();
       await b.server.destroy();
