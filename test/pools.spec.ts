@@ -51,7 +51,7 @@ describe('ClientPool', () => {
   it('opens more connections when every one is at its window, closes idle extras (idle time on a fake clock)', async () => {
     const s = await named('a');
     const clock = new FakeClock();
-    const pool = new ClientPool(s.url, { clock, pingInterval: 0, connections: 1, maxConnections: 3, maxInFlight: 4, idleTimeout: 60_000 });
+    const pool = new ClientPool(s.url, { clock, pingInterval: 0, connections: 1, maxConnections: 3, maxInFlight: 4, extraIdleTimeout: 60_000 });
     const states: PoolState[] = [];
     pool.on('state', (st: PoolState) => states.push(st));
     await pool.connect();

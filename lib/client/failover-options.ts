@@ -32,7 +32,12 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
   outlierEjection?: OutlierEjectionOptions | false;
   /** random source in [0, 1) for picking and retry jitter, injectable for tests; default Math.random */
   random?: () => number;
-  /** which calls may run twice (list of actions, predicate, or all); default none; per call: `idempotent` */
+  /**
+   * which calls may run twice (IdempotentOption: `true` / `false` for all /
+   * none, a list of actions (Nest patterns for OccamsClient), or a
+   * predicate); a call's own `idempotent`, then its method's definition,
+   * come first (README, Retries); default none
+   */
   idempotent?: IdempotentOption;
   /**
    * re-resolve host names this often, ms; with `dns`, the longest wait (the

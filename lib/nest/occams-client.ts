@@ -36,11 +36,6 @@ export interface OccamsClientOptions extends FailoverPoolOptions {
   address?: AddressLike;
   /** several servers: failover / round robin across them */
   addresses?: AddressLike[];
-  /**
-   * Patterns safe to run twice: only these are retried after a timeout
-   * (unreachable/io are retried for every call unless `retry: false`).
-   */
-  idempotent?: string[] | ((pattern: string) => boolean);
 }
 
 /** Every option OccamsClient takes (its own and the pool's); any other key is refused by name. */
@@ -51,7 +46,6 @@ export const OCCAMS_CLIENT_OPTIONS = optionNames<OccamsClientOptions>({
   path: true,
   address: true,
   addresses: true,
-  idempotent: true,
 });
 
 export type OccamsClientStatus = 'connected' | 'disconnected' | 'reconnecting';
@@ -99,7 +93,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents> implements OnA
     const { host, port, path, address, addresses, idempotent, ...poolOptions } = options;
     this.addresses = addresses ?? [addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT)];
     this.poolOptions = poolOptions;
-    this.isIdempotent = actionSet(idempotent, 'idempotent', false);
+    this.isIdempotent = actionSet(idempotent, 'idempotent', true);
     this.pool = this.open(); // bad addresses and pool options throw here, not at the first call
   }
 
