@@ -25,7 +25,16 @@ import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { checkNestOptions } from './nest-options.js';
 import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';
 
+/**
+ * OccamsClient's options: where the servers are, then every FailoverPool
+ * option, flat, in the groups their interfaces give them (FailoverPoolOptions:
+ * picking and retries, failing servers, finding servers; ClientPoolOptions:
+ * how many connections, reconnecting; ClientStreamOptions: the window and a
+ * call's timeout, connecting, a server that stops answering, rarely changed).
+ * README, "Options of OccamsClient and OccamsServer", has them in one table.
+ */
 export interface OccamsClientOptions extends FailoverPoolOptions {
+  // ---- where the servers are ----
   /** TCP host: a name or an IP address (a `host:port` is refused: the port goes in `port`); default 127.0.0.1 */
   host?: string;
   /** TCP port; default 7100; a string of digits is read as the number (env, ConfigService) */
