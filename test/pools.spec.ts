@@ -289,7 +289,7 @@ describe('FailoverPool', () => {
     const pool = new FailoverPool([a.url, b.url], { ...fast, strategy: 'first' }); // everything goes to a
     expect(await pool.request('whoami')).toBe('a');
     const inflight = pool.request('slow', 300);
-    await sleep(20);
+    await waitFor(() => a.server.stats.inFlight === 1, 1000); // the call runs on a
     const closing = a.server.close();
     await waitFor(() => !pool.members[0]!.healthy, 1000);
     const t0 = Date.now();
