@@ -53,4 +53,18 @@ describe('the public surface', () => {
     expect(client.has('idleTimeout')).toBe(false); // the pool's old name is not advertised
     expect(missing(OCCAMS_SERVER_OPTIONS, ['handshakeTimeout'], table('OccamsServer'))).toEqual([]);
   });
+
+  it("README's Layout names every file of the layers below the adapters", () => {
+    const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('## Performance'));
+    const lib = path.resolve(import.meta.dirname, '../lib');
+    const unnamed: string[] = [];
+    for (const layer of ['codec', 'protocol', 'transport', 'core', 'client', 'server']) {
+      for (const file of fs.readdirSync(path.join(lib, layer))) {
+        const name = file.replace(/\.ts$/, '');
+        if (name === 'index' || name === 'internal') continue;
+        if (!new RegExp(`(^|[^\\w-])${name}([^\\w-]|$)`).test(layout)) unnamed.push(`${layer}/${file}`);
+      }
+    }
+    expect(unnamed).toEqual([]);
+  });
 });
