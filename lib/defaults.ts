@@ -15,7 +15,7 @@ export {
 } from './client/client-options.js';
 export { DEFAULT_DNS_MIN_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_DNS_TRIES } from './client/dns-lookup.js';
 export { DEFAULT_FAILOVER_STRATEGY } from './client/failover-pool.js';
-export { DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS } from './client/pool-options.js';
+export { DEFAULT_EXTRA_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS } from './client/pool-options.js';
 export { DEFAULT_RETRY_LIMIT } from './client/retry-policy.js';
 export { DEFAULT_STREAM_WINDOW } from './client/stream-iterator.js';
 export { BACKOFF_INITIAL_MS, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MULTIPLIER } from './core/backoff.js';

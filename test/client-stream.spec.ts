@@ -465,10 +465,11 @@ describe('liveness', () => {
 
 describe('server close with requests in flight', () => {
   it('graceful close answers everything owed; destroy fails the rest with io errors', async () => {
-    const ctx = await startServer({ slowEcho: async ([ms, v]: [number, unknown]) => (await sleep(ms), v), never: () => new Promise(() => {}) });
+    let started = 0;
+    const ctx = await startServer({ slowEcho: async ([ms, v]: [number, unknown]) => (started++, await sleep(ms), v), never: () => new Promise(() => {}) });
     const client = await ClientStream.connect(ctx.url);
     const owed = Array.from({ length: 20 }, (_, i) => client.request('slowEcho', [30, i]));
-    await sleep(10);
+    await waitFor(() => started === 20, 2000); // every one is owed
     const goaway = new Promise((r) => client.once('goaway', r));
     await ctx.server.close();
     await goaway;

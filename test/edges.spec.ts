@@ -6,7 +6,9 @@ import { FailoverPool, type FailoverPoolOptions } from '../lib/client/failover-p
 import { OccamsClient } from '../lib/nest/occams-client.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { RpcServer } from '../lib/server/rpc-server.js';
+import type { ServerConnection } from '../lib/server/server-connection.js';
 import type { RpcServerOptions } from '../lib/server/server-options.js';
+import type { ServerRequest } from '../lib/server/server-request.js';
 import type { TcpAddress } from '../lib/transport/address.js';
 import { testPki } from './support/certs.js';
 import { FakeClock } from './support/fake-clock.js';
@@ -284,24 +286,52 @@ describe('a peer that is not occams', () => {
 });
 
 describe('idle connections', () => {
-  it('closes a connection idle for idleTimeout, while a pinging client and a busy one stay connected', async () => {
+  it('closes a connection with nothing in flight and nothing received for idleTimeout, while one that sent a frame since and a busy one stay (server clock)', async () => {
+    const clock = new FakeClock();
     const logger = new MemoryLogger();
-    const server = new RpcServer({ dispatch: (req) => void (req.action === 'slow' ? setTimeout(() => req.ok('done'), 900) : req.ok('hi')) }, { idleTimeout: 300, logger });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let slowRunning = false;
+    const dispatch = (req: ServerRequest) => {
+      if (req.action !== 'slow') return void req.ok('hi');
+      slowRunning = true;
+      void held.then(() => req.ok('done'));
+    };
+    const server = new RpcServer({ dispatch }, { idleTimeout: 300_000, logger, clock });
+    const states: (() => string)[] = [];
+    server.on('connection', (c: ServerConnection) => states.push(() => c.stats.state));
     const { port } = (await server.listen('127.0.0.1:0')) as TcpAddress;
+    const url = `127.0.0.1:${port}`;
     const idle = await silent(port);
-    const pinging = await ClientStream.connect(`127.0.0.1:${port}`, { pingInterval: 100 });
-    const busy = await ClientStream.connect(`127.0.0.1:${port}`, { pingInterval: 0 });
-    const slow = busy.request('slow');
-    const idleFor = await idle.closed;
-    expect(idleFor).toBeGreaterThanOrEqual(250);
-    expect(idleFor).toBeLessThan(300 + 1500);
+    let idleClosed = false;
+    void idle.closed.then(() => (idleClosed = true));
+    const talking = await ClientStream.connect(url, { pingInterval: 0 });
+    const busy = await ClientStream.connect(url, { pingInterval: 0 });
+    const probe = await ClientStream.connect(url, { pingInterval: 0 });
+    const slow = busy.request('slow', undefined, { timeout: 1_000_000 }); // its deadline, sent along, outlasts the 300 s the server clock moves
+    await waitFor(() => slowRunning, 2000);
+    const idleLines = () => logger.lines.filter((l) => /closing idle connection .*\[idle_timeout\]/.test(l));
+
+    clock.advance(200_000);
+    expect(await talking.request('x')).toBe('hi'); // a frame received: its idle time starts again (a ping would do the same)
+    clock.advance(99_000); // 299 s since the silent socket connected
+    expect(await probe.request('x')).toBe('hi'); // a round trip: what the server did by now reached the sockets
+    expect(idleClosed).toBe(false);
+    expect(idleLines()).toEqual([]);
+
+    clock.advance(2_000); // past 300 s: swept, drained (a v1 peer cannot acknowledge GOAWAY) ...
+    expect(states.map((s) => s())).toEqual(['closing', 'open', 'open', 'open']); // silent, talking (idle 101 s), busy (owes an answer), probe
+    clock.advance(2_000); // ... and let go after the drain's grace
+    await waitFor(() => idleClosed, 2000);
+    expect(idleLines()).toHaveLength(1);
+    expect(talking.state).not.toBe('closed');
+    expect(await talking.request('x')).toBe('hi');
+    release();
     expect(await slow).toBe('done');
-    await sleep(500);
-    expect(pinging.state).not.toBe('closed');
-    expect(await pinging.request('x')).toBe('hi');
-    expect(logger.lines.some((l) => /closing idle connection .*\[idle_timeout\]/.test(l))).toBe(true);
-    pinging.destroy();
+    expect(server.stats.connections).toBe(3);
+    talking.destroy();
     busy.destroy();
+    probe.destroy();
     await server.destroy();
   });
 

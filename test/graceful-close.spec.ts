@@ -16,7 +16,8 @@ import { interval, lastValueFrom, type Observable } from 'rxjs';
 
 import { ClientStream } from '../lib/client/client-stream.js';
 import type { OccamsError } from '../lib/errors.js';
-import { OccamsClient, OccamsServer, type TcpAddress } from '../lib/index.js';
+import { OccamsClient, OccamsServer, type OccamsServerOptions, type TcpAddress } from '../lib/index.js';
+import { FakeClock } from './support/fake-clock.js';
 import { exited, lifecycleServer, message } from './support/processes.js';
 import { v1Request } from './support/raw-v1.js';
 import { sleep, startServer, waitFor } from './support/servers.js';
@@ -175,13 +176,13 @@ class CloseController {
 @Module({ controllers: [CloseController], providers: [Seen] })
 class CloseModule {}
 
-async function nestApp() {
-  const strategy = new OccamsServer({ port: 0 });
+async function nestApp(options: OccamsServerOptions = {}) {
+  const strategy = new OccamsServer({ port: 0, ...options });
   const app: INestMicroservice = await NestFactory.createMicroservice(CloseModule, { strategy, logger: false });
   await app.listen();
   const client = new OccamsClient({ port: (strategy.address as TcpAddress).port });
   await client.connect();
-  return { app, client, seen: app.get(Seen) };
+  return { app, client, strategy, seen: app.get(Seen) };
 }
 
 describe('Nest app.close()', () => {
@@ -193,19 +194,26 @@ describe('Nest app.close()', () => {
     await client.close();
   });
 
-  it('with an open stream finishes within streamCloseGrace (1 s); the stream ends with rpc_going_away', async () => {
-    const { app, client } = await nestApp();
+  it('with an open stream, the close ends it after streamCloseGrace (1 s on the server clock), with rpc_going_away, and finishes well before closeWait', async () => {
+    const clock = new FakeClock();
+    const { app, client, strategy } = await nestApp({ clock });
     let items = 0;
-    const ended = new Promise<string>((resolve) =>
-      client.send('ticks', {}).subscribe({ next: () => items++, error: (e: OccamsError) => resolve(e.code), complete: () => resolve('complete') }),
-    );
+    let end: string | undefined;
+    client.send('ticks', {}).subscribe({ next: () => items++, error: (e: OccamsError) => (end = e.code), complete: () => (end = 'complete') });
     await waitFor(() => items >= 3);
-    const t0 = Date.now();
-    await app.close();
-    const ms = Date.now() - t0;
-    expect(await ended).toBe('rpc_going_away');
-    expect(ms).toBeGreaterThanOrEqual(900);
-    expect(ms).toBeLessThan(3000); // grace 1 s; closeWait is 20 s
+    let closed = false;
+    const closing = app.close().then(() => (closed = true));
+    await waitFor(() => strategy.unwrap().stats.state === 'closing', 2000); // the connection drains from the clock's now
+    clock.advance(999);
+    const at = items;
+    await waitFor(() => items >= at + 3, 2000); // items still written after the advance: the stream is open
+    expect(end).toBeUndefined();
+    clock.advance(1);
+    await waitFor(() => end !== undefined, 2000);
+    expect(end).toBe('rpc_going_away');
+    // the rest of the close runs on the same clock: done within 15 s of it (closeWait is 20 s)
+    await waitFor(() => (clock.advance(100), closed), 1500);
+    await closing;
     await client.close();
   });
 });

@@ -15,7 +15,7 @@ import { OccamsClient, OccamsModule } from '../lib/index.js';
 import { OccamsHealthIndicator } from '../lib/terminus/index.js';
 import { CalculatorModule } from '../sample/calculator/calculator.module.js';
 import { deadPort, type Microservice, startMicroservice } from './support/nest-boot.js';
-import { sleep } from './support/servers.js';
+import { waitFor } from './support/servers.js';
 
 /** The sample calculator on `port` (default: any free one). */
 function calculator(port = 0): Promise<Microservice> {
@@ -76,10 +76,7 @@ describe('OccamsHealthIndicator', () => {
 
     calc = await calculator(calc.port);
     let again = await check(health, ping);
-    for (const until = Date.now() + 5000; again.status !== 'ok' && Date.now() < until;) {
-      await sleep(50);
-      again = await check(health, ping);
-    }
+    await waitFor(async () => (again = await check(health, ping)).status === 'ok', 5000);
     expect(again.status).toBe('ok');
     expect(again.details.calculator.servers[0].pool.state).toBe('ready');
   });

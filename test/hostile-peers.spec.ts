@@ -18,6 +18,7 @@ import { ACTION_GOAWAY_ACK, ALL_FEATURES, FEATURE_RECORDS, FLAG_GOAWAY, FLAG_OK_
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { type ServerConnection, VIOLATION_GRACE } from '../lib/server/server-connection.js';
 import { DEFAULT_SERVER_MAX_FRAME_SIZE } from '../lib/server/server-options.js';
+import { FakeClock } from './support/fake-clock.js';
 import { TestAppModule } from './support/nest-apps.js';
 import { startMicroservice } from './support/nest-boot.js';
 import { RawPeer } from './support/raw-peer.js';
@@ -395,16 +396,22 @@ describe('a peer that breaks the protocol still gets what it was owed', () => {
     });
   }
 
-  it('a handler that never answers does not keep a violating connection open past VIOLATION_GRACE', async () => {
-    const ctx = await startServer({ hang: () => new Promise(() => {}), echo: (v: unknown) => v });
+  it('a handler that never answers does not keep a violating connection open past VIOLATION_GRACE (server clock)', async () => {
+    const clock = new FakeClock();
+    const ctx = await startServer({ hang: () => new Promise(() => {}), echo: (v: unknown) => v }, { clock });
+    const other = await ClientStream.connect(ctx.url, { pingInterval: 0 });
     try {
       const peer = await RawPeer.connect(ctx.address.port);
-      const t0 = Date.now();
       peer.send({ action: 'hang', seq: 1 }, { action: 'echo', seq: 2, msg: msgpackCodec.encode(2) }, Buffer.from('garbage garbage garbage garbage!'));
-      expect(await peer.closedWithin(VIOLATION_GRACE + 2000)).toBe(true);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(VIOLATION_GRACE - 50);
+      await waitFor(() => peer.responses.length === 1, 2000); // read up to the garbage: the violation is known, its grace runs from now
+      clock.advance(VIOLATION_GRACE - 1);
+      expect(await other.request('echo', 'round trip')).toBe('round trip'); // what the server did by now reached the sockets
+      expect(peer.isClosed).toBe(false); // the hung handler still has its grace
+      clock.advance(1);
+      expect(await peer.closedWithin(2000)).toBe(true);
       expect(peer.responses.map((r) => r.seq)).toEqual([2]);
     } finally {
+      other.destroy();
       await ctx.server.close();
     }
   });
@@ -609,17 +616,27 @@ describe('new property names are paced, not refused (newKeyRate)', () => {
   });
 
   it('a connection making the server learn names past newKeyRate waits for its budget, every call answered; one reusing its names is never paced', async () => {
-    const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { newKeyRate: 500, concurrencyLimit: false });
+    // the server's time is a fake clock: the budget refills, and paced reading resumes, only as the test moves it
+    const clock = new FakeClock();
+    const ctx = await startServer({ keys: (v: Record<string, number>) => Object.keys(v).length }, { newKeyRate: 500, concurrencyLimit: false, clock });
     const greedy = await ClientStream.connect(ctx.url, { timeout: 20_000 });
     const steady = await ClientStream.connect(ctx.url, { timeout: 20_000 });
     try {
       expect(greedy.features & FEATURE_RECORDS).toBe(FEATURE_RECORDS);
-      // 15 x 100 new names: 500 at once, then 500 a second: the last answer cannot come before 2 s
-      const start = Date.now();
-      const counts = await Promise.all(Array.from({ length: 15 }, (_, i) => greedy.request('keys', shape(`g${i}`, 100))));
-      const took = Date.now() - start;
+      // 15 x 100 new names, 500 a second holding one second's worth: 500 at once, the 6th request takes the
+      // budget to -100 (read: reading stops after it), then one more request per 200 ms: the 15th at 1 800 ms
+      let answered = 0;
+      const all = Promise.all(Array.from({ length: 15 }, (_, i) => greedy.request('keys', shape(`g${i}`, 100)).finally(() => answered++)));
+      await waitFor(() => answered === 6, 2000);
+      for (let step = 1; step <= 9; step++) {
+        clock.advance(199);
+        expect(await steady.request('keys', { a: 1 })).toBe(1); // a round trip: what the server could read by now, it read
+        expect(answered).toBe(5 + step); // not a ms early
+        clock.advance(1);
+        await waitFor(() => answered === 6 + step, 2000);
+      }
+      const counts = await all;
       expect(counts).toEqual(Array.from({ length: 15 }, () => 100));
-      expect(took).toBeGreaterThanOrEqual(1800);
       const paced = ctx.server.stats.ended.keyPaced;
       expect(paced).toBeGreaterThan(0);
       expect(ctx.logger.lines.filter((l) => l.includes('past newKeyRate 500/s'))).toHaveLength(1);

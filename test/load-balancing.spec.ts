@@ -19,7 +19,7 @@ import { RpcServer } from '../lib/server/rpc-server.js';
 import { formatAddress, type TcpAddress } from '../lib/transport/address.js';
 import { FakeClock } from './support/fake-clock.js';
 import { exited, message, root } from './support/processes.js';
-import { MemoryLogger, sleep } from './support/servers.js';
+import { MemoryLogger, sleep, waitFor } from './support/servers.js';
 
 /** A seeded random source (an LCG): the same sequence on every run. */
 function seeded(seed = 42): () => number {
@@ -141,7 +141,7 @@ describe('least-loaded picking (P2C over outstanding x peak-EWMA)', () => {
       try {
         await pool.connect();
         await Promise.all(servers.map(() => pool.request('echo', 0))); // every pool connected
-        for (let i = 0; i < 50 && pool.members.some((m) => !m.ready); i++) await sleep(20);
+        await waitFor(() => pool.members.every((m) => m.ready), 2000);
         const t = await drive(pool, 1_500);
         return { ...t, per: servers.map((s) => s.counts.calls) };
       } finally {
@@ -202,7 +202,7 @@ describe('round robin passes over a server holding far more calls than the other
     try {
       await pool.connect();
       await Promise.all(servers.map(() => pool.request('who'))); // every pool connected
-      for (let i = 0; i < 50 && pool.members.some((m) => !m.ready); i++) await sleep(20);
+      await waitFor(() => pool.members.every((m) => m.ready), 2000);
       expect(pool.members.every((m) => m.ready)).toBe(true);
       child.send({ type: 'block', ms: 2_500 });
       await sleep(100); // the block has begun
@@ -305,19 +305,28 @@ describe('retry budget, backoff and outlier ejection', () => {
     }
   }, 30_000);
 
-  it('waits a jittered backoff before a retry (real servers)', async () => {
+  it('waits a jittered backoff before a retry (real servers, the pool on a fake clock)', async () => {
     const servers = await Promise.all([server('bad', { failing: true }), server('a')]);
+    const clock = new FakeClock();
     const pool = new FailoverPool(
       servers.map((s) => s.url),
-      { strategy: 'first', idempotent: true, retryBackoff: { initial: 300, max: 300 }, random: () => 0.99, outlierEjection: false },
+      { strategy: 'first', idempotent: true, retryBackoff: { initial: 300, max: 300 }, random: () => 0.99, outlierEjection: false, clock, pingInterval: 0 },
     );
     try {
       await pool.connect();
-      await sleep(50); // both connected
-      const t0 = Date.now();
-      expect(await pool.request('echo', 7)).toBe(7);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(290); // 0.99 x 300 ms
-      expect(servers[0]!.counts.calls).toBe(1);
+      await waitFor(() => pool.members.every((m) => m.ready), 2000);
+      let answer: unknown;
+      const call = pool.request('echo', 7).then((v) => (answer = v));
+      // the first server answered rpc_unreachable: the retry waits 0.99 x 300 ms on the pool's clock
+      await waitFor(() => servers[0]!.counts.calls === 1 && clock.delays().includes(297), 2000);
+      clock.advance(296);
+      expect(clock.delays()).toContain(1); // not yet
+      expect(servers[1]!.counts.calls).toBe(0);
+      expect(answer).toBeUndefined();
+      clock.advance(1);
+      await call;
+      expect(answer).toBe(7);
+      expect(servers.map((s) => s.counts.calls)).toEqual([1, 1]);
     } finally {
       pool.destroy();
       await Promise.all(servers.map((s) => s.server.destroy()));
@@ -504,7 +513,7 @@ describe('outlier ejection of a server much slower than its peers (latency)', ()
     );
     try {
       await pool.connect();
-      await sleep(50);
+      await waitFor(() => pool.members.every((m) => m.ready), 2000);
       const { t, events } = await ejections(pool, slow, 5_000, 1_000);
       const info = JSON.stringify({ events, per: servers.map((s) => s.counts.calls), t });
       expect(t.ok, info).toBe(t.calls);
@@ -556,7 +565,7 @@ describe('outlier ejection of a server much slower than its peers (latency)', ()
     }, 10);
     try {
       await pool.connect();
-      await sleep(50);
+      await waitFor(() => pool.members.every((m) => m.ready), 2000);
       const { t, events } = await ejections(pool, servers[0]!, 3_000, 500);
       const info = JSON.stringify({ events, per: servers.map((s) => s.counts.calls), t });
       expect(t.ok, info).toBe(t.calls);

@@ -22,8 +22,9 @@ import {
   RpcServer,
   type TcpAddress,
 } from '../lib/index.js';
+import { FakeClock } from './support/fake-clock.js';
 import { TestAppModule } from './support/nest-apps.js';
-import { startServer } from './support/servers.js';
+import { startServer, waitFor } from './support/servers.js';
 
 /** The InvalidOptionError `fn` throws (or rejects with). */
 async function optionError(fn: () => unknown): Promise<InvalidOptionError> {
@@ -190,5 +191,56 @@ describe('one meaning per name', () => {
     const both = await optionError(() => new RpcServer(new MethodDispatch({}), { handshakeTimeout: 800, tlsHandshakeTimeout: 700, logger }));
     expect(both.option).toBe('handshakeTimeout');
     expect(both.message).toMatch(/old name of tlsHandshakeTimeout/);
+  });
+
+  it("a pool's bound on its extra connections is extraIdleTimeout; its old name idleTimeout (the server's) still works, warned once per process, and not beside the new one", async () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const deprecations = () => warn.mock.calls.filter(([, o]) => (o as { code?: string } | undefined)?.code === 'OCCAMS_POOL_IDLE_TIMEOUT').length;
+    const s = await startServer({ slow: () => new Promise((r) => setTimeout(() => r('done'), 50)) });
+    try {
+      for (const name of ['extraIdleTimeout', 'idleTimeout'] as const) {
+        const clock = new FakeClock();
+        const pool = new ClientPool(s.url, { clock, pingInterval: 0, connections: 1, maxConnections: 2, maxInFlight: 1, [name]: 5_000 });
+        await pool.connect();
+        const calls = [pool.request('slow', null), pool.request('slow', null)];
+        await waitFor(() => pool.stats.connections === 2, 3000);
+        expect(await Promise.all(calls)).toEqual(['done', 'done']);
+        clock.advance(4_000);
+        expect(pool.stats.connections).toBe(2); // not idle for long enough
+        clock.advance(2_000);
+        expect(pool.stats.connections).toBe(1); // the value given under either name, not the default 120 s
+        await pool.close();
+        expect(deprecations()).toBe(name === 'idleTimeout' ? 1 : 0);
+      }
+      // a FailoverPool makes a pool per address: the old name is said once per process, not per pool
+      const failover = new FailoverPool([s.url, s.url], { idleTimeout: 1_000 });
+      failover.destroy();
+      expect(deprecations()).toBe(1);
+      expect(warn.mock.calls.find(([, o]) => (o as { code?: string } | undefined)?.code === 'OCCAMS_POOL_IDLE_TIMEOUT')?.[0]).toMatch(
+        /idleTimeout is deprecated: it is now extraIdleTimeout/,
+      );
+
+      const both = await optionError(() => new ClientPool(s.url, { idleTimeout: 1_000, extraIdleTimeout: 2_000 }));
+      expect(both.option).toBe('idleTimeout');
+      expect(both.message).toMatch(/old name of extraIdleTimeout/);
+      expect((await optionError(() => new OccamsClient({ port: s.address.port, idleTimeout: 1, extraIdleTimeout: 1 }))).option).toBe('idleTimeout');
+    } finally {
+      warn.mockRestore();
+      await s.server.destroy();
+    }
+  });
+
+  it("idempotent takes one type everywhere a client takes it (IdempotentOption): OccamsClient's `true` makes every pattern retriable", async () => {
+    const hung = await startServer({ op: () => new Promise(() => {}) });
+    const answers = await startServer({ op: () => 'b' });
+    const client = new OccamsClient({ addresses: [hung.url, answers.url], strategy: 'first', idempotent: true, timerResolution: 50 });
+    try {
+      // times out on the first server, retried on the second: `true` means every pattern
+      expect(await client.request('op', 1, { timeout: 150 })).toBe('b');
+    } finally {
+      await client.close();
+      await Promise.all([hung.server.destroy(), answers.server.destroy()]);
+    }
+    await new OccamsClient({ port: 1, idempotent: 'true' } as never).close(); // from config, as the pools take it
   });
 });

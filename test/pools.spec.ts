@@ -52,7 +52,7 @@ describe('ClientPool', () => {
   it('opens more connections when every one is at its window, closes idle extras (idle time on a fake clock)', async () => {
     const s = await named('a');
     const clock = new FakeClock();
-    const pool = new ClientPool(s.url, { clock, pingInterval: 0, connections: 1, maxConnections: 3, maxInFlight: 4, idleTimeout: 60_000 });
+    const pool = new ClientPool(s.url, { clock, pingInterval: 0, connections: 1, maxConnections: 3, maxInFlight: 4, extraIdleTimeout: 60_000 });
     const states: PoolState[] = [];
     pool.on('state', (st: PoolState) => states.push(st));
     await pool.connect();
@@ -289,7 +289,7 @@ describe('FailoverPool', () => {
     const pool = new FailoverPool([a.url, b.url], { ...fast, strategy: 'first' }); // everything goes to a
     expect(await pool.request('whoami')).toBe('a');
     const inflight = pool.request('slow', 300);
-    await sleep(20);
+    await waitFor(() => a.server.stats.inFlight === 1, 1000); // the call runs on a
     const closing = a.server.close();
     await waitFor(() => !pool.members[0]!.healthy, 1000);
     const t0 = Date.now();

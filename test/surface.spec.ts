@@ -3,6 +3,8 @@ import path from 'node:path';
 
 import * as defaults from '../lib/defaults.js';
 import * as root from '../lib/index.js';
+import { OCCAMS_CLIENT_OPTIONS } from '../lib/nest/occams-client.js';
+import { OCCAMS_SERVER_OPTIONS } from '../lib/nest/occams-server.js';
 import * as stream from '../lib/stream/index.js';
 
 const readme = fs.readFileSync(path.resolve(import.meta.dirname, '../README.md'), 'utf8');
@@ -35,5 +37,34 @@ describe('the public surface', () => {
       }
     }
     expect(reaching).toEqual([]);
+  });
+
+  it("README's option tables of OccamsClient and OccamsServer name every option each takes (old names aside)", () => {
+    /** The backticked names in the README table whose header cell is `title`. */
+    const table = (title: string): Set<string> => {
+      const start = readme.indexOf(`| ${title} | options (defaults) |`);
+      expect(start).toBeGreaterThan(-1);
+      const rows = readme.slice(start).split('\n\n')[0]!;
+      return new Set([...rows.matchAll(/`(\w+)`/g)].map((m) => m[1]!));
+    };
+    const missing = (known: Readonly<Record<string, true>>, old: string[], listed: Set<string>) => Object.keys(known).filter((k) => !old.includes(k) && !listed.has(k));
+    const client = table('OccamsClient');
+    expect(missing(OCCAMS_CLIENT_OPTIONS, ['idleTimeout'], client)).toEqual([]);
+    expect(client.has('idleTimeout')).toBe(false); // the pool's old name is not advertised
+    expect(missing(OCCAMS_SERVER_OPTIONS, ['handshakeTimeout'], table('OccamsServer'))).toEqual([]);
+  });
+
+  it("README's Layout names every file of the layers below the adapters", () => {
+    const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('## Performance'));
+    const lib = path.resolve(import.meta.dirname, '../lib');
+    const unnamed: string[] = [];
+    for (const layer of ['codec', 'protocol', 'transport', 'core', 'client', 'server']) {
+      for (const file of fs.readdirSync(path.join(lib, layer))) {
+        const name = file.replace(/\.ts$/, '');
+        if (name === 'index' || name === 'internal') continue;
+        if (!new RegExp(`(^|[^\\w-])${name}([^\\w-]|$)`).test(layout)) unnamed.push(`${layer}/${file}`);
+      }
+    }
+    expect(unnamed).toEqual([]);
   });
 });

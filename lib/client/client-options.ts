@@ -23,7 +23,11 @@ export interface ClientStreamOptions {
   // ---- the window and a call's timeout ----
   /** requests outstanding at once on this connection (the sliding window); default 128 */
   maxInFlight?: number;
-  /** callers allowed to wait for a window slot; past it calls fail with rpc_queue_full; default 4096 */
+  /**
+   * calls that may wait for a window slot (README, "Names both sides take";
+   * a pool's queue, waiting for a connection with room, takes as many);
+   * past it a call fails at once, unsent, with rpc_queue_full; default 4096
+   */
   maxQueued?: number;
   /**
    * default per-request timeout in ms, sent (as the time left) to a server

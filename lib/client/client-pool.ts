@@ -2,7 +2,7 @@ import { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { poolState } from '../core/diagnostics.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { nonNegativeInt, positiveInt, rejectUnknownKeys } from '../core/validate.js';
+import { positiveInt, rejectUnknownKeys } from '../core/validate.js';
 import { ClosedError, type OccamsError, QueueFullError, TimeoutError, UnreachableError } from '../errors.js';
 import { type Address, type AddressLike, formatAddress, parseAddress } from '../transport/address.js';
 import { type Caller, type CallHandle, type CallOptions, CallState, deliverError, PromiseHandler, type ResponseHandler } from './call.js';
@@ -14,8 +14,10 @@ import {
   CLIENT_POOL_OPTIONS,
   type ClientPoolOptions,
   type ConnectionFactory,
+  DEFAULT_EXTRA_IDLE_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_POOL_CONNECTIONS,
+  extraIdleTimeout,
   type PoolState,
   type PoolStats,
 } from './pool-options.js';
@@ -23,7 +25,7 @@ import { pingPool } from './pool-ping.js';
 import { PoolQueue } from './pool-queue.js';
 import { PooledCall } from './pooled-call.js';
 
-export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats };
+export { type ClientPoolOptions, type ConnectionFactory, DEFAULT_EXTRA_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_CONNECTIONS, type PoolState, type PoolStats };
 
 /** Legal state moves; anything else is a bug and throws. */
 const TRANSITIONS = {
@@ -76,12 +78,12 @@ export class ClientPool extends Lifecycle<'idle' | 'connecting' | 'ready' | 'sus
     super(`pool ${typeof address === 'string' ? address : JSON.stringify(address)}`, TRANSITIONS, 'idle');
     rejectUnknownKeys(options, CLIENT_POOL_OPTIONS, 'ClientPool');
     this.address = parseAddress(address);
-    const { connections, maxConnections, idleTimeout, backoff, connectionFactory, ...streamOptions } = options;
+    const { connections, maxConnections, extraIdleTimeout: _extra, idleTimeout: _idle, backoff, connectionFactory, ...streamOptions } = options;
     const normalized = normalizeClientStreamOptions(streamOptions);
     this.streamOptions = streamOptions;
     this.min = positiveInt(connections, DEFAULT_POOL_CONNECTIONS, 'connections');
     this.max = Math.max(this.min, positiveInt(maxConnections, this.min, 'maxConnections'));
-    const idleMs = nonNegativeInt(idleTimeout, DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
+    const idleMs = extraIdleTimeout(options);
     this.timeout = normalized.timeout;
     this.clock = normalized.clock;
     this.queue = new PoolQueue(normalized.maxQueued, this.clock, normalized.timerResolution, (pc) => this.expire(pc));

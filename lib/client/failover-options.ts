@@ -13,6 +13,7 @@ import type { IdempotentOption } from './retry-policy.js';
 export const DEFAULT_FAILOVER_STRATEGY: FailoverStrategy = 'least-loaded';
 
 export interface FailoverPoolOptions extends ClientPoolOptions {
+  // ---- picking a server, and retrying a call elsewhere ----
   /**
    * how a server is chosen among the ready ones: 'least-loaded' (the
    * default: power of two choices weighed by calls outstanding × peak-EWMA
@@ -22,18 +23,23 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
    * docs/RELIABILITY.md has the measurements behind the default
    */
   strategy?: FailoverStrategy;
+  /**
+   * which calls may run twice (IdempotentOption: `true` / `false` for all /
+   * none, a list of actions (Nest patterns for OccamsClient), or a
+   * predicate); a call's own `idempotent`, then its method's definition,
+   * come first (README, Retries); default none
+   */
+  idempotent?: IdempotentOption;
   /** retries of a call the server may have run (idempotent calls only); default 2 */
   retryLimit?: number;
   /** caps retries at a share of calls (Finagle's RetryBudget); false: no cap; default 20 % of calls + 10 per second, over 10 s */
   retryBudget?: RetryBudgetOptions | false;
   /** the jittered wait before each retry; default up to 50 ms, doubling, at most 1 s */
   retryBackoff?: RetryBackoffOptions;
+  // ---- a server that fails or slows ----
   /** takes a server failing call after call, or much slower than the others, out of picking for a growing interval (Envoy); false: never; default 5 failures in a row or 3x the others' median latency (over 50 ms, in 2 sweeps 1 s apart), 30 s */
   outlierEjection?: OutlierEjectionOptions | false;
-  /** random source in [0, 1) for picking and retry jitter, injectable for tests; default Math.random */
-  random?: () => number;
-  /** which calls may run twice (list of actions, predicate, or all); default none; per call: `idempotent` */
-  idempotent?: IdempotentOption;
+  // ---- finding the servers behind a name ----
   /**
    * re-resolve host names this often, ms; with `dns`, the longest wait (the
    * records' TTL may make it shorter); 0 = only at start and after a
@@ -48,6 +54,9 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
    * system's DNS servers
    */
   dns?: DnsOptions;
+  // ---- tests ----
+  /** random source in [0, 1) for picking and retry jitter, injectable for tests; default Math.random */
+  random?: () => number;
   /** builds the pool for one address; injectable for tests */
   poolFactory?: (address: Address, options: ClientPoolOptions) => ClientPool;
 }
@@ -56,14 +65,14 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
 export const FAILOVER_POOL_OPTIONS = optionNames<FailoverPoolOptions>({
   ...CLIENT_POOL_OPTIONS,
   strategy: true,
+  idempotent: true,
   retryLimit: true,
   retryBudget: true,
   retryBackoff: true,
   outlierEjection: true,
-  random: true,
-  idempotent: true,
   resolveInterval: true,
   resolver: true,
   dns: true,
+  random: true,
   poolFactory: true,
 });

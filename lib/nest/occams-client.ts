@@ -25,7 +25,16 @@ import { DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT } from './defaults.js';
 import { checkNestOptions } from './nest-options.js';
 import { type OccamsServiceClient, occamsServiceClient } from './occams-service-client.js';
 
+/**
+ * OccamsClient's options: where the servers are, then every FailoverPool
+ * option, flat, in the groups their interfaces give them (FailoverPoolOptions:
+ * picking and retries, failing servers, finding servers; ClientPoolOptions:
+ * how many connections, reconnecting; ClientStreamOptions: the window and a
+ * call's timeout, connecting, a server that stops answering, rarely changed).
+ * README, "Options of OccamsClient and OccamsServer", has them in one table.
+ */
 export interface OccamsClientOptions extends FailoverPoolOptions {
+  // ---- where the servers are ----
   /** TCP host: a name or an IP address (a `host:port` is refused: the port goes in `port`); default 127.0.0.1 */
   host?: string;
   /** TCP port; default 7100; a string of digits is read as the number (env, ConfigService) */
@@ -36,11 +45,6 @@ export interface OccamsClientOptions extends FailoverPoolOptions {
   address?: AddressLike;
   /** several servers: failover / round robin across them */
   addresses?: AddressLike[];
-  /**
-   * Patterns safe to run twice: only these are retried after a timeout
-   * (unreachable/io are retried for every call unless `retry: false`).
-   */
-  idempotent?: string[] | ((pattern: string) => boolean);
 }
 
 /** Every option OccamsClient takes (its own and the pool's); any other key is refused by name. */
@@ -51,7 +55,6 @@ export const OCCAMS_CLIENT_OPTIONS = optionNames<OccamsClientOptions>({
   path: true,
   address: true,
   addresses: true,
-  idempotent: true,
 });
 
 export type OccamsClientStatus = 'connected' | 'disconnected' | 'reconnecting';
@@ -99,7 +102,7 @@ export class OccamsClient extends ClientProxy<OccamsClientEvents> implements OnA
     const { host, port, path, address, addresses, idempotent, ...poolOptions } = options;
     this.addresses = addresses ?? [addressFromParts({ host, port, path, address }, DEFAULT_OCCAMS_HOST, DEFAULT_OCCAMS_PORT)];
     this.poolOptions = poolOptions;
-    this.isIdempotent = actionSet(idempotent, 'idempotent', false);
+    this.isIdempotent = actionSet(idempotent, 'idempotent', true);
     this.pool = this.open(); // bad addresses and pool options throw here, not at the first call
   }
 

@@ -21,7 +21,16 @@ import { ResponseObserver } from './response-observer.js';
 /** Distinct action strings whose handler lookup is cached. */
 const MAX_CACHED_ROUTES = 10_000;
 
+/**
+ * OccamsServer's options: where it listens and its Nest-only ones, then
+ * every RpcServerOptions option but `address` and `logger`, flat, in that
+ * interface's groups (where and how it speaks, what one connection may hold,
+ * connections, timeouts of a slow peer or handler, graceful close, the
+ * concurrency limit, rarely changed). README, "Options of OccamsClient and
+ * OccamsServer", has them in one table.
+ */
 export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 'logger'> {
+  // ---- where it listens ----
   /** TCP host: a name or an IP address (a `host:port` is refused: the port goes in `port`); default 127.0.0.1 */
   host?: string;
   /** TCP port; 0 picks a free one; default 7100; a string of digits is read as the number; checked when constructed */
@@ -30,6 +39,7 @@ export interface OccamsServerOptions extends Omit<RpcServerOptions, 'address' | 
   path?: string;
   /** any address form (overrides host/port/path) */
   address?: AddressLike;
+  // ---- Nest ----
   /** where the transport logs; default a Nest Logger named OccamsServer */
   logger?: LoggerService;
   /**

@@ -126,9 +126,10 @@ export interface RpcServerOptions {
   streamBufferBytes?: number;
   // ---- connections: how many, how they start, when an idle one goes ----
   /**
-   * connections held at once, counted from accept (TLS: before the
-   * handshake, so handshakes in progress count too); further ones are closed
-   * at accept; 0 = no limit (default)
+   * the most connections held open at once (README, "Names both sides
+   * take"), counted from accept (TLS: before the handshake, so handshakes in
+   * progress count too); further ones are closed at accept; 0 = no limit
+   * (default)
    */
   maxConnections?: number;
   /**
@@ -147,7 +148,8 @@ export interface RpcServerOptions {
   /**
    * ms a connection may stay with nothing in flight and no frame received
    * before it is closed (gracefully); clients that ping (the default) are
-   * never idle; 0 = never; default 300 000 (5 minutes)
+   * never idle; 0 = never; default 300 000 (5 minutes). Server only: a
+   * pool's bound on its extra connections is `extraIdleTimeout`
    */
   idleTimeout?: number;
   // ---- timeouts of a slow peer or handler ----
@@ -204,7 +206,11 @@ export interface RpcServerOptions {
    * once, and one whose deadline passed while it waited never starts
    */
   maxQueueWait?: number | 'auto';
-  /** requests that may wait for the concurrency limit, server-wide; default 1024 */
+  /**
+   * requests that may wait for the concurrency limit, server-wide (README,
+   * "Names both sides take"); past it a request is refused at once, unrun;
+   * default 1024
+   */
   maxQueued?: number;
   /**
    * actions the concurrency limit neither counts nor holds back: handlers

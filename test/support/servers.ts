@@ -29,10 +29,10 @@ export async function startServer(methods: Record<string, MethodHandler>, option
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `cond` every 10 ms for at most `ms`. */
-export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+/** Polls `cond` (which may ask something asynchronous: a health check, a child process) every 10 ms for at most `ms`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
     await sleep(10);
   }
