@@ -61,7 +61,7 @@ describe('TLS handshakes within limits', () => {
     expect(answer).toBe('hi');
     const lifetimes = await Promise.all(silents.map((x) => x.closed));
     expect(Math.max(...lifetimes)).toBeLessThan(500 + 1000);
-    expect(s.server.stats.handshakes).toBe(0);
+    await waitFor(() => s.server.stats.handshakes === 0, 2000); // a reconnect the pool began meanwhile is cut or done
     const lines = s.logger.lines;
     expect(lines.some((l) => /\[max_connections\]/.test(l))).toBe(true);
     expect(lines.some((l) => /\[tls_handshake_timeout\]/.test(l))).toBe(true);

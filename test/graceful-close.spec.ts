@@ -99,7 +99,7 @@ describe('graceful close, in process', () => {
       }
     };
     const workers = Promise.all(Array.from({ length: 128 }, worker));
-    await sleep(200);
+    await waitFor(() => answered.size > 1000, 10_000); // traffic flowing (a loaded machine may take more than a moment)
     const t0 = Date.now();
     await ctx.server.close();
     const closeMs = Date.now() - t0;
@@ -107,7 +107,6 @@ describe('graceful close, in process', () => {
     await workers;
     for (const id of executed) expect(answered.has(id)).toBe(true); // nothing ran without its answer reaching the client
     for (const code of failed) expect(['rpc_io_err', 'rpc_unreachable']).toContain(code);
-    expect(answered.size).toBeGreaterThan(1000);
     expect(closeMs).toBeLessThan(5000);
     v1.destroy();
   });

@@ -57,7 +57,7 @@ describe('OccamsHealthIndicator', () => {
   });
 
   it('up while the server answers, down once it stopped, up again once it is back on its port', async () => {
-    const ping = () => indicator.pingCheck('calculator', { client, timeout: 500 });
+    const ping = () => indicator.pingCheck('calculator', { client, timeout: 2000 });
     const up = await check(health, ping);
     expect(up.status).toBe('ok');
     const details = up.details.calculator;

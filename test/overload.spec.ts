@@ -158,14 +158,16 @@ describe('requests that cannot start before their deadline never start', () => {
     };
     const ctx = await startServer({ ...h.methods, spin }, { concurrencyLimit: 1, limitBypass: ['spin'] });
     const long = await ClientStream.connect(ctx.url);
-    const short = await ClientStream.connect(ctx.url, { timeout: 1_000 });
+    // 3 s: time enough, on a loaded machine, to see the call queued before its deadline passes
+    const short = await ClientStream.connect(ctx.url, { timeout: 3_000 });
     try {
       const blocked = long.request('block', null);
+      blocked.catch(() => {}); // awaited below; a failed check destroys the connection under it
       await waitFor(() => ctx.server.stats.inFlight === 1);
       const sentAt = Date.now();
       const late = settle(short.request('work', 'late'));
       await waitFor(() => ctx.server.stats.limit?.queued === 1);
-      expect(await long.request('spin', sentAt + 1_200)).toBe('spun');
+      expect(await long.request('spin', sentAt + 3_200)).toBe('spun');
       expect(await blocked).toBe('unblocked');
       expect(await late).toBe('rpc_timeout'); // the client's own timeout: it gave up first
       expect(h.started).toEqual([]); // the old client sent no deadline: it ran once the slot freed, for nobody
