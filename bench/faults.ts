@@ -132,9 +132,10 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
   const sick = pool.members[0];
   // ms after the fault's start at which server 0 was ejected (slow or failing); ejections before the fault counted apart
   let faultAt = Infinity;
+  let clearedAt = Infinity;
   const ejections: number[] = [];
   let ejectedBefore = 0;
-  // answers server 0 gave to calls made during the fault, and their summed latency (ms)
+  // answers server 0 gave to calls made during the fault (not after it), and their summed latency (ms)
   const sickLatency = { n: 0, total: 0 };
   pool.on('eject', (p: unknown) => {
     if (p !== sick) return;
@@ -156,7 +157,7 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
             buckets[at]!++;
             // the FailoverCall's last pool (not public API: the bench's own look)
             if (h.pool !== sick) others[at]!++;
-            else if (startedAt >= faultAt) {
+            else if (startedAt >= faultAt && startedAt < clearedAt) {
               sickLatency.n++;
               sickLatency.total += Date.now() - startedAt;
             }
@@ -180,7 +181,7 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
   if (fault === 'block') servers[0]!.send({ type: 'block', ms: BLOCK_MS });
   else proxy.fault(fault);
   await new Promise((r) => setTimeout(r, DURING));
-  const clearedAt = Date.now();
+  clearedAt = Date.now();
   const cpu2 = { at: Date.now(), client: ownCpu(), proxy: proxy.cpu(), servers: Promise.all(servers.map(askCpu)) };
   proxy.fault('none');
   await Promise.all(workers);
