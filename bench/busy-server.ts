@@ -5,7 +5,8 @@
  * argument; numbers are remembered as executed ids), `block` (ms: a
  * synchronous busy loop of that long, then answers its name). IPC: 'ready'
  * { port } once listening; { type: 'block', ms } blocks the loop;
- * { type: 'ids' } is answered with { type: 'ids', ids } (every executed id).
+ * { type: 'ids' } is answered with { type: 'ids', ids } (every executed id);
+ * { type: 'cpu' } with { type: 'cpu', us } (its CPU time so far, µs).
  * SIGTERM: exit.
  */
 import { MethodDispatch, RpcServer, silentLogger, type TcpAddress } from '../lib/index.js';
@@ -36,6 +37,10 @@ process.send?.({ type: 'ready', port: address.port });
 process.on('message', (m: { type: string; ms?: number }) => {
   if (m.type === 'block') block(m.ms ?? 0);
   else if (m.type === 'ids') process.send?.({ type: 'ids', ids });
+  else if (m.type === 'cpu') {
+    const { user, system } = process.cpuUsage();
+    process.send?.({ type: 'cpu', us: user + system });
+  }
 });
 process.once('SIGTERM', () => process.exit(0));
 // The orchestrator died (a test timed out): do not outlive it.

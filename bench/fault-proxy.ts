@@ -44,6 +44,7 @@ class Pipe {
         const n = Math.min(chunk.length, 1 + Math.floor(Math.random() * 7));
         if (n < chunk.length) this.held.unshift(chunk.subarray(n));
         this.to.write(chunk.subarray(0, n));
+        if (this.proxy.slicePaceMs > 0) return void setTimeout(() => this.next(), this.proxy.slicePaceMs);
         return void setImmediate(() => this.next());
       }
       default:
@@ -57,6 +58,8 @@ export class FaultProxy {
   fault: Fault = 'none';
   delayMs = 200;
   bytesPerSecond = 64 * 1024;
+  /** ms between two slices of one pipe; 0: the next turn of the loop (setImmediate: the proxy spins while anything is held) */
+  slicePaceMs = 0;
   private readonly server: net.Server;
   private readonly pipes = new Set<Pipe>();
   private readonly sockets = new Set<net.Socket>();

@@ -5,13 +5,15 @@
  * Per strategy and fault (on server 0): throughput before, during and the
  * ratio, of all calls and of those the healthy servers 1-2 answered; the
  * time until throughput is back to 80 %; calls executed twice (must be 0);
- * failures by code; the CPU the client and the proxy used (share of a core).
+ * failures by code; when server 0 was ejected (after the fault's start); the CPU the client and the proxy used (share of a core).
  * Faults: delay (+200 ms each way), throttle (64 KiB/s), slice (1-7 byte
  * writes), blackhole, reset (RST now and on reconnect), block (the
  * server's event loop busy for 3 s).
  * Usage: node dist/bench/faults.js [--before 3] [--during 4] [--after 1] [--callers 32] [--warm-up 1] (s per server) [--repeat 1] (rounds: medians)
  *   [--strategies first,round-robin,least-loaded] [--faults delay,throttle,slice,blackhole,reset,block] [--json] [--out file]
  *   [--series] (calls per 250 ms during the fault, on stderr) [--no-limit] (servers without their concurrency limit)
+ *   [--proxy-per-server] (one proxy process per server instead of one for all three)
+ *   [--slice-pace ms] (slices of one pipe this many ms apart instead of one per turn of the proxy's loop, which spins)
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,6 +43,8 @@ const MAX_MISSED = 3;
 const BUCKET = 250;
 const BLOCK_MS = 3000;
 const NO_LIMIT = argv.includes('--no-limit');
+const PROXY_PER_SERVER = argv.includes('--proxy-per-server');
+const SLICE_PACE = num('slice-pace', 0);
 const REPEAT = num('repeat', 1);
 const WARM_UP = num('warm-up', 1) * 1000;
 const log = (m: string) => !json && console.error(m);
@@ -69,7 +73,7 @@ function askIds(child: ChildProcess): Promise<number[]> {
   });
 }
 
-/** CPU time (µs) the proxy process has used so far. */
+/** CPU time (µs) a child (a proxy or a busy server) has used so far. */
 function askCpu(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {
     const on = (m: { type: string; us: number }) => {
@@ -82,6 +86,8 @@ function askCpu(child: ChildProcess): Promise<number> {
   });
 }
 
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
 /** CPU µs over wall ms, as a share of one core. */
 const share = (us: number, ms: number) => Math.round((us / 1000 / Math.max(1, ms)) * 100) / 100;
 
@@ -93,7 +99,25 @@ function ownCpu(): number {
 
 let nextId = 1;
 
-async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', ports: number[], proxy: ChildProcess, servers: ChildProcess[]) {
+/**
+ * The fault proxies: one process for the three servers (the default), or with --proxy-per-server one
+ * process each (a sliced or throttled path to server 0 then costs the paths to servers 1-2 no turns of
+ * a shared event loop, only CPU: as separate network paths would).
+ */
+class Proxies {
+  constructor(readonly procs: ChildProcess[]) {}
+  /** Sets the fault on server 0's proxy. */
+  fault(fault: Fault): void {
+    this.procs[0]!.send({ type: 'fault', index: 0, fault });
+  }
+  /** CPU µs all proxy processes have used so far. */
+  async cpu(): Promise<number> {
+    const us = await Promise.all(this.procs.map(askCpu));
+    return us.reduce((a, b) => a + b, 0);
+  }
+}
+
+async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', ports: number[], proxy: Proxies, servers: ChildProcess[]) {
   const pool = new FailoverPool(
     ports.map((p) => `127.0.0.1:${p}`),
     { strategy, timeout: TIMEOUT, pingInterval: PING_INTERVAL, maxMissedPings: MAX_MISSED },
@@ -106,18 +130,37 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
   // answers from the healthy servers (1 and 2) alone: the issue's "the others keep >= 80 % of their throughput"
   const others = new Array<number>(buckets.length).fill(0);
   const sick = pool.members[0];
+  // ms after the fault's start at which server 0 was ejected (slow or failing); ejections before the fault counted apart
+  let faultAt = Infinity;
+  let clearedAt = Infinity;
+  const ejections: number[] = [];
+  let ejectedBefore = 0;
+  // answers server 0 gave to calls made during the fault (not after it), and their summed latency (ms)
+  const sickLatency = { n: 0, total: 0 };
+  pool.on('eject', (p: unknown) => {
+    if (p !== sick) return;
+    const now = Date.now();
+    if (now < faultAt) ejectedBefore++;
+    else ejections.push(now - faultAt);
+  });
   const failed: Record<string, number> = {};
   let neverSentFailed = 0;
   const end = t0 + total;
   const workers = Array.from({ length: CALLERS }, async () => {
     for (let i = 0; Date.now() < end && i < 10_000_000; i++) {
       const id = nextId++;
+      const startedAt = Date.now();
       await new Promise<void>((resolve) => {
         const h: CallHandle & { pool?: unknown } = pool.call('work', id, {
           onResult() {
             const at = Math.floor((Date.now() - t0) / BUCKET);
             buckets[at]!++;
-            if (h.pool !== sick) others[at]!++; // the FailoverCall's last pool (not public API: the bench's own look)
+            // the FailoverCall's last pool (not public API: the bench's own look)
+            if (h.pool !== sick) others[at]!++;
+            else if (startedAt >= faultAt && startedAt < clearedAt) {
+              sickLatency.n++;
+              sickLatency.total += Date.now() - startedAt;
+            }
             resolve();
           },
           onError(err: OccamsError) {
@@ -131,16 +174,16 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
   });
   // CPU used (share of one core) by the client and the proxy over the measured before window and during the fault
   await new Promise((r) => setTimeout(r, 1000));
-  const cpu0 = { at: Date.now(), client: ownCpu(), proxy: askCpu(proxy) };
+  const cpu0 = { at: Date.now(), client: ownCpu(), proxy: proxy.cpu(), servers: Promise.all(servers.map(askCpu)) };
   await new Promise((r) => setTimeout(r, BEFORE - 1000));
-  const cpu1 = { at: Date.now(), client: ownCpu(), proxy: askCpu(proxy) };
-  const faultAt = Date.now();
+  const cpu1 = { at: Date.now(), client: ownCpu(), proxy: proxy.cpu(), servers: Promise.all(servers.map(askCpu)) };
+  faultAt = Date.now();
   if (fault === 'block') servers[0]!.send({ type: 'block', ms: BLOCK_MS });
-  else proxy.send({ type: 'fault', index: 0, fault });
+  else proxy.fault(fault);
   await new Promise((r) => setTimeout(r, DURING));
-  const clearedAt = Date.now();
-  const cpu2 = { at: Date.now(), client: ownCpu(), proxy: askCpu(proxy) };
-  proxy.send({ type: 'fault', index: 0, fault: 'none' });
+  clearedAt = Date.now();
+  const cpu2 = { at: Date.now(), client: ownCpu(), proxy: proxy.cpu(), servers: Promise.all(servers.map(askCpu)) };
+  proxy.fault('none');
   await Promise.all(workers);
   pool.destroy();
   const slot = (at: number) => Math.floor((at - t0) / BUCKET);
@@ -175,9 +218,21 @@ async function scenario(strategy: FailoverStrategy, fault: Fault | 'block', port
     recoveredAfterMs: recovered < 0 ? null : recovered * BUCKET,
     failed,
     neverSentFailed,
+    ejectedAfterMs: ejections.length > 0 ? ejections[0]! : null,
+    ejectedBefore,
+    sick: { answers: sickLatency.n, meanMs: sickLatency.n === 0 ? null : Math.round((sickLatency.total / sickLatency.n) * 10) / 10 },
     cpu: {
       client: { before: share(cpu1.client - cpu0.client, cpu1.at - cpu0.at), during: share(cpu2.client - cpu1.client, cpu2.at - cpu1.at) },
       proxy: { before: share((await cpu1.proxy) - (await cpu0.proxy), cpu1.at - cpu0.at), during: share((await cpu2.proxy) - (await cpu1.proxy), cpu2.at - cpu1.at) },
+      // server 0, and servers 1-2 together
+      server0: {
+        before: share((await cpu1.servers)[0]! - (await cpu0.servers)[0]!, cpu1.at - cpu0.at),
+        during: share((await cpu2.servers)[0]! - (await cpu1.servers)[0]!, cpu2.at - cpu1.at),
+      },
+      servers12: {
+        before: share(sum((await cpu1.servers).slice(1)) - sum((await cpu0.servers).slice(1)), cpu1.at - cpu0.at),
+        during: share(sum((await cpu2.servers).slice(1)) - sum((await cpu1.servers).slice(1)), cpu2.at - cpu1.at),
+      },
     },
   };
 }
@@ -213,8 +268,10 @@ for (let round = 1; round <= REPEAT; round++)
       fork(path.join(here, 'busy-server.js'), ['0', `s${i}`, ...(NO_LIMIT ? ['no-limit'] : [])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
     );
     const serverPorts = (await Promise.all(servers.map(started))).map((m: { port: number }) => m.port);
-    const proxy = fork(path.join(here, 'fault-proxy-process.js'), serverPorts.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const { ports } = (await started(proxy)) as { ports: number[] };
+    const forkProxy = (upstreams: number[]) => fork(path.join(here, 'fault-proxy-process.js'), upstreams.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const proxy = new Proxies(PROXY_PER_SERVER ? serverPorts.map((p) => forkProxy([p])) : [forkProxy(serverPorts)]);
+    const ports = (await Promise.all(proxy.procs.map(started))).flatMap((m: { ports: number[] }) => m.ports);
+    if (SLICE_PACE > 0) for (const c of proxy.procs) c.send({ type: 'pace', ms: SLICE_PACE });
     await warmUp(ports);
     for (const fault of faults) {
       log(`${strategy} / ${fault}${REPEAT > 1 ? ` (round ${round})` : ''}`);
@@ -226,7 +283,7 @@ for (let round = 1; round <= REPEAT; round++)
     const ids = new Map<number, number>();
     for (const s of servers) for (const id of await askIds(s)) ids.set(id, (ids.get(id) ?? 0) + 1);
     twice[strategy] = (twice[strategy] ?? 0) + [...ids.values()].filter((n) => n > 1).length;
-    for (const c of [...servers, proxy]) c.kill('SIGKILL');
+    for (const c of [...servers, ...proxy.procs]) c.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
@@ -251,6 +308,7 @@ function summarize(rs: Result[]) {
       duringRatio: of((r) => r.duringRatio),
       othersRatio: of((r) => r.othersRatio),
       recoveredAfterMs: of((r) => r.recoveredAfterMs),
+      ejectedAfterMs: of((r) => r.ejectedAfterMs),
     };
   });
 }
@@ -266,6 +324,8 @@ const report = {
   pingInterval: PING_INTERVAL,
   maxMissedPings: MAX_MISSED,
   phasesMs: { before: BEFORE, during: DURING, after: AFTER },
+  proxyPerServer: PROXY_PER_SERVER,
+  slicePaceMs: SLICE_PACE,
   executedTwice: twice,
   repeat: REPEAT,
   summary: summarize(results),
@@ -274,21 +334,23 @@ const report = {
 if (out !== undefined) fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
 if (json) console.log(JSON.stringify(report));
 else {
-  console.log('| strategy | fault | before /s | during /s | during / before | servers 1-2 during / before | back to 80 % after | failed | CPU client / proxy before, during |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---|---|');
+  console.log(
+    '| strategy | fault | before /s | during /s | during / before | servers 1-2 during / before | back to 80 % after | server 0 ejected after | failed | CPU client / proxy / server 0 / servers 1-2 before, during |',
+  );
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|---|');
   for (const r of results) {
     console.log(
-      `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${JSON.stringify(r.failed)} | ${r.cpu.client.before} / ${r.cpu.proxy.before}, ${r.cpu.client.during} / ${r.cpu.proxy.during} |`,
+      `| ${r.strategy} | ${r.fault} | ${r.beforePerSecond} | ${r.duringPerSecond} | ${r.duringRatio} | ${r.othersRatio ?? '-'} | ${r.recoveredAfterMs ?? '-'} ms | ${r.ejectedAfterMs === null ? '-' : `${r.ejectedAfterMs} ms`}${r.ejectedBefore > 0 ? ` (${r.ejectedBefore}x before)` : ''} | ${JSON.stringify(r.failed)} | ${r.cpu.client.before} / ${r.cpu.proxy.before} / ${r.cpu.server0.before} / ${r.cpu.servers12.before}, ${r.cpu.client.during} / ${r.cpu.proxy.during} / ${r.cpu.server0.during} / ${r.cpu.servers12.during} |`,
     );
   }
   if (REPEAT > 1) {
     const range = (x: { median: number | null; min: number; max: number | null }, unit = '') =>
       x.median === null && x.min === Infinity ? '-' : `${x.median === null ? 'never' : x.median + unit} (${x.min === Infinity ? 'never' : x.min}-${x.max ?? 'never'})`;
     console.log(`\nMedians over ${REPEAT} rounds (range):\n`);
-    console.log('| strategy | fault | during / before | servers 1-2 during / before | back to 80 % after |');
-    console.log('|---|---|---:|---:|---:|');
+    console.log('| strategy | fault | during / before | servers 1-2 during / before | back to 80 % after | server 0 ejected after |');
+    console.log('|---|---|---:|---:|---:|---:|');
     for (const x of report.summary) {
-      console.log(`| ${x.strategy} | ${x.fault} | ${range(x.duringRatio)} | ${range(x.othersRatio)} | ${range(x.recoveredAfterMs, ' ms')} |`);
+      console.log(`| ${x.strategy} | ${x.fault} | ${range(x.duringRatio)} | ${range(x.othersRatio)} | ${range(x.recoveredAfterMs, ' ms')} | ${range(x.ejectedAfterMs, ' ms')} |`);
     }
   }
   console.log(`executed twice: ${JSON.stringify(twice)}; load average ${report.loadavg.start.join(' ')} at the start, ${report.loadavg.end.join(' ')} at the end`);

@@ -415,10 +415,10 @@ describe('outlier ejection of a server much slower than its peers (latency)', ()
     expect(ej.isEjected('slow')).toBe(true);
     ej.release(6_000);
     expect(ej.isEjected('slow')).toBe(false);
-    // below the floor (50 ms) nobody is out, whatever the factor
-    answer('a', 6_500, 1);
-    answer('b', 6_500, 1);
-    answer('slow', 6_500, 40);
+    // at or below the floor (5 ms) nobody is out, whatever the factor
+    answer('a', 6_500, 0.2);
+    answer('b', 6_500, 0.2);
+    answer('slow', 6_500, 5);
     expect(ej.sweep(7_000, ['a', 'b', 'slow'], fast)).toBeUndefined();
     // equal servers: none
     answer('a', 7_500, 100);
@@ -492,7 +492,7 @@ describe('outlier ejection of a server much slower than its peers (latency)', ()
    * Drives 32 callers for `ms` and notes, at each 'eject', the server's
    * count then and `check` ms later (still out), and its count at the end.
    */
-  async function ejections(pool: FailoverPool, slow: { url: string; counts: { calls: number } }, ms: number, check: number) {
+  async function ejections(pool: FailoverPool, slow: { url: string; counts: { calls: number } }, ms: number, check: number, maxCalls = 100_000) {
     const events: { at: number; err: string; calls: number; later?: number }[] = [];
     const t0 = Date.now();
     pool.on('eject', (p: ClientPool, err: Error) => {
@@ -500,7 +500,7 @@ describe('outlier ejection of a server much slower than its peers (latency)', ()
       events.push(e);
       if (formatAddress(p.address) === slow.url) setTimeout(() => (e.later = slow.counts.calls), check);
     });
-    const t = await drive(pool, ms, 32, 100_000);
+    const t = await drive(pool, ms, 32, maxCalls);
     return { t, events };
   }
 
@@ -527,6 +527,34 @@ describe('outlier ejection of a server much slower than its peers (latency)', ()
       expect(events.length, info).toBeGreaterThanOrEqual(2);
       // the two fast servers carried the load
       expect(servers[1]!.counts.calls + servers[2]!.counts.calls, info).toBeGreaterThan(10 * slow.counts.calls);
+    } finally {
+      pool.destroy();
+      await Promise.all(servers.map((s) => s.server.destroy()));
+    }
+  }, 30_000);
+
+  it('with the defaults, a server answering in 30 ms (under the old 50 ms floor) beside two answering at once is ejected within 3 s (least-loaded, real servers)', async () => {
+    // a sliced or throttled path in bench/faults.ts made server 0 answer in 9-17 ms beside peers at about 1 ms,
+    // under the old 50 ms floor: never ejected, and least-loaded kept about half the callers on it
+    // 30 ms: many times the others' on a loaded machine too (3.5 ms there), yet under the old 50 ms floor
+    const servers = await Promise.all([server('slow', { delay: 30 }), server('a'), server('b')]);
+    const slow = servers[0]!;
+    const pool = new FailoverPool(
+      servers.map((s) => s.url),
+      { timeout: 5_000 },
+    );
+    try {
+      await pool.connect();
+      await Promise.all(servers.map(() => pool.request('who'))); // every pool connected
+      for (let i = 0; i < 50 && pool.members.some((m) => !m.ready); i++) await sleep(20);
+      const { t, events } = await ejections(pool, slow, 3_500, 500, 2_000_000); // bounded by time: two intervals must pass
+      const info = JSON.stringify({ events, per: servers.map((s) => s.counts.calls), t });
+      expect(t.ok, info).toBe(t.calls);
+      expect(events.length, info).toBeGreaterThanOrEqual(1);
+      expect(events[0]!.err, info).toMatch(/answered in \d+ ms on average/);
+      expect(events[0]!.at, info).toBeLessThan(3_200); // two 1 s intervals in a row
+      // out (30 s): 0.5 s later it has had at most the calls already on their way
+      expect(events[0]!.later! - events[0]!.calls, info).toBeLessThanOrEqual(32);
     } finally {
       pool.destroy();
       await Promise.all(servers.map((s) => s.server.destroy()));

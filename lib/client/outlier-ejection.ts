@@ -13,8 +13,13 @@ export const DEFAULT_MAX_EJECTION_PERCENT = 10;
 export const DEFAULT_EJECTION_INTERVAL = 1_000;
 /** A server whose mean latency over the last interval is more than this many times the others' median is slow. */
 export const DEFAULT_LATENCY_FACTOR = 3;
-/** ms: a mean latency at or below this never ejects, however it compares (tiny latencies vary by large factors). */
-export const DEFAULT_LATENCY_FLOOR = 50;
+/**
+ * ms: a mean latency at or below this never ejects, however it compares (sub-millisecond latencies vary
+ * by large factors). Low enough that a server answering in 10 ms beside peers answering in 1 ms (a
+ * sliced or throttled path: bench/results/faults.md) is an outlier; the load-aware picker alone kept
+ * half the callers on such a server, its peak-EWMA estimates being the recent peaks every server shares.
+ */
+export const DEFAULT_LATENCY_FLOOR = 5;
 /** Answers in the last interval a server needs to be judged on latency (Envoy's success_rate_request_volume). */
 export const DEFAULT_LATENCY_MIN_ANSWERS = 5;
 /** Sweeps in a row a server must be found slow in: one interval's hiccup (a GC pause, a busy machine) never ejects. */
@@ -43,7 +48,7 @@ export interface OutlierEjectionOptions {
   interval?: number;
   /** a server more than this many times slower than the others' median latency is ejected; 0: never for latency; default 3 */
   latencyFactor?: number;
-  /** ms; a mean latency at or below this never ejects; default 50 */
+  /** ms; a mean latency at or below this never ejects; default 5 */
   latencyFloor?: number;
   /** answers in the last interval a server needs to be judged (a silent one with calls outstanding is judged anyway); default 5 */
   latencyMinAnswers?: number;
