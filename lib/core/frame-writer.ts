@@ -38,7 +38,7 @@ const MAX_SPARE_ARENAS = 32;
 const MAX_LARGE_SPARES = 2;
 /** Larger arenas (8 MiB values) are not kept: at most 2 x 4 MiB held this way, for a connection that never idles. */
 const MAX_LARGE_SPARE_SIZE = 4 * 1024 * 1024;
-/** A large arena is sized with this much headroom, in steps of 64 KiB, so values that grow a little reuse it. */
+/** A large arena that may be kept is sized with this much headroom, in steps of 64 KiB, so values that grow a little reuse it; larger ones get exactly their size. */
 const largeArenaSize = (size: number): number => Math.ceil((size + (size >> 3)) / 65536) * 65536;
 
 /** A write buffer and the socket writes still reading from it. */
@@ -326,7 +326,7 @@ export class FrameWriter {
         if (++this.retiredBusy >= this.keep) this.keep = Math.min(MAX_SPARE_ARENAS, this.retiredBusy + 1);
       }
       const next = size <= ARENA_SIZE ? this.spare.pop() : this.takeLarge(size);
-      this.current = next ?? new Arena(Buffer.allocUnsafe(size <= ARENA_SIZE ? ARENA_SIZE : largeArenaSize(size)), this);
+      this.current = next ?? new Arena(Buffer.allocUnsafe(size <= ARENA_SIZE ? ARENA_SIZE : size > MAX_LARGE_SPARE_SIZE ? size : largeArenaSize(size)), this);
       this.arena = this.current.buf;
       this.start = 0;
       this.pos = 0;
