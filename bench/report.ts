@@ -194,13 +194,15 @@ export function targets(r: Record<string, Spread>): Target[] {
     ['1m', '1 MiB', [1, 16]],
     ['bin1m', '1 MiB Buffer', [1, 16]],
   ] as const) {
-    for (const n of inflights) {
-      for (const [who, bound] of [
-        ['occams', 0.9],
-        ['stream', 0.95],
-      ] as const) {
-        const k = `${who}/limit-msgpack ${payload} x${n} auto`;
-        if (r[k] !== undefined) ratio(`${who} / bare+msgpack, ${label} x${n} (issue 29)`, k, bound);
+    for (const placement of ['auto', 'apart']) {
+      for (const n of inflights) {
+        for (const [who, bound] of [
+          ['occams', 0.9],
+          ['stream', 0.95],
+        ] as const) {
+          const k = `${who}/limit-msgpack ${payload} x${n} ${placement}`;
+          if (r[k] !== undefined) ratio(`${who} / bare+msgpack, ${label} x${n}, ${placement} (issue 29)`, k, bound);
+        }
       }
     }
   }

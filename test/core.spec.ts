@@ -391,6 +391,44 @@ describe('FrameWriter', () => {
     );
   });
 
+  it('a frame past the arena reuses a written large arena (never one the socket still reads), exact; trim gives it back', () => {
+    const pending: (() => void)[] = [];
+    const chunks: Buffer[] = [];
+    const socket = new Writable({
+      highWaterMark: 1 << 30,
+      write: (c: Buffer, _e, cb) => {
+        chunks.push(c); // the very bytes handed over: overwritten if their arena were reused too early
+        pending.push(cb);
+      },
+    });
+    const w = new FrameWriter(socket, 1024);
+    const spy = w as unknown as { arena: Buffer };
+    const big = (seed: number, n: number) => Buffer.alloc(n, seed);
+    w.request(0, 5, undefined, 1, 9, big(1, 1024 * 1024), undefined, undefined);
+    const first = spy.arena;
+    w.request(0, 5, undefined, 2, 9, big(2, 1024 * 1024 + 7), undefined, undefined); // the first still being written
+    const second = spy.arena;
+    expect(second).not.toBe(first);
+    w.request(0, 5, undefined, 3, 9, Buffer.alloc(10), undefined, undefined);
+    w.flush();
+    for (let i = 0; i < 100 && pending.length > 0; i++) pending.shift()!();
+    expect(chunks.map((c) => c[c.length - 1])).toEqual([1, 2, 0]); // each write kept its own bytes
+    const held = w.heldBytes;
+    w.request(0, 5, undefined, 4, 9, big(4, 1024 * 1024 - 5), undefined, undefined); // written: taken again, no fresh buffer
+    expect([first, second]).toContain(spy.arena);
+    expect(w.heldBytes).toBeLessThanOrEqual(held);
+    w.flush();
+    for (let i = 0; i < 100 && pending.length > 0; i++) pending.shift()!();
+    expect(
+      chunks
+        .at(-1)!
+        .subarray(-(1024 * 1024 - 5))
+        .every((b) => b === 4),
+    ).toBe(true);
+    w.trim();
+    expect(w.heldBytes).toBeLessThanOrEqual(3 * ARENA_SIZE); // the current arena and the spares, no large one
+  });
+
   it('keeps as many spare arenas as heavy traffic had busy at once, and reuses them', () => {
     // a socket that completes its writes only when told: every full arena stays busy until then
     const pending: (() => void)[] = [];

@@ -6,10 +6,14 @@
  * - frames are accumulated without re-concatenating: a frame whole in a read
  *   is a view of it; one that spans reads is copied once, into a buffer of
  *   its own size (as lib/protocol/frame-decoder.ts, undici, grpc-js do);
- * - a frame goes out as an 8-byte header and its body, never copied to join
- *   them; a tick's frames are joined into one write while small, and handed
- *   to the socket corked (one writev) once large, so a large body is never
- *   copied in JavaScript.
+ * - values are packed into one reused buffer (msgpackr's `useBuffer`):
+ *   `packr.pack` alone writes into a buffer of msgpackr's own, replaced by a
+ *   fresh one 4x the room every few large values, each fresh buffer external
+ *   memory that sets off a GC (bench/results/large-values.md);
+ * - a tick's frames are written at fixed offsets into a 256 KiB arena, one
+ *   socket write per tick; an arena is reused once the socket has written
+ *   it (no allocation in steady traffic, no concat); a frame too large for
+ *   an arena (1 MiB) gets a buffer of its own size, one copy of its body.
  */
 import net from 'node:net';
 
@@ -19,36 +23,90 @@ import type { BenchClient, BenchServer, BenchTransport } from '../transport.js';
 
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, mapsAsObjects: true, moreTypes: false, bundleStrings: false, structuredClone: false });
 
-/** A tick's frames up to this many bytes are joined into one buffer (one copy of small bodies); beyond, written corked. */
-const JOIN_BELOW = 64 * 1024;
+/** Size of a write arena; a frame larger than this is written from a buffer of its own. */
+const ARENA_SIZE = 256 * 1024;
+/** Arenas kept for reuse per connection. */
+const MAX_SPARE = 8;
 
+/** Where values are packed (msgpackr's useBuffer), grown to 3x the largest value (msgpackr's room for a string) plus slack. */
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+/** `value` packed: bytes valid until the next call (the caller copies them into a frame at once). */
+function pack(value: unknown): Uint8Array {
+  packr.useBuffer(scratch);
+  const out = packr.pack(value);
+  if (out.buffer !== scratch.buffer) scratch = Buffer.allocUnsafeSlow(Math.ceil((out.length * 3 + 1024) / 65536) * 65536); // outgrew it: msgpackr moved to a buffer of its own; next time it fits
+  return out;
+}
+
+/** A write buffer and the socket writes still reading from it. */
+interface Arena {
+  buf: Buffer;
+  writes: number;
+  retired: boolean;
+  written: () => void;
+}
+
+/** Frames of a tick written into a reused arena, one socket write per tick. */
 class Batcher {
-  private parts: Uint8Array[] = [];
-  private bytes = 0;
+  private readonly spare: Arena[] = [];
+  private current: Arena;
+  /** first byte not yet handed to the socket */
+  private start = 0;
+  /** first free byte */
+  private pos = 0;
   private scheduled = false;
-  private readonly flush = (): void => {
+  private readonly flushOnTick = (): void => {
     this.scheduled = false;
-    const parts = this.parts;
-    const socket = this.socket;
-    this.parts = [];
-    if (this.bytes <= JOIN_BELOW) socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.bytes));
-    else {
-      socket.cork();
-      for (const part of parts) socket.write(part);
-      socket.uncork();
-    }
-    this.bytes = 0;
+    this.flush();
   };
-  constructor(private readonly socket: net.Socket) {}
+  constructor(private readonly socket: net.Socket) {
+    this.current = this.arena(ARENA_SIZE);
+  }
+  private arena(size: number): Arena {
+    const reused = size === ARENA_SIZE ? this.spare.pop() : undefined;
+    if (reused !== undefined) {
+      reused.retired = false;
+      return reused;
+    }
+    const a: Arena = {
+      buf: Buffer.allocUnsafe(size),
+      writes: 0,
+      retired: false,
+      written: () => {
+        if (--a.writes === 0 && a.retired) this.recycle(a);
+      },
+    };
+    return a;
+  }
+  private recycle(a: Arena): void {
+    if (a.buf.length === ARENA_SIZE && this.spare.length < MAX_SPARE) this.spare.push(a);
+  }
+  private flush(): void {
+    if (this.pos === this.start) return;
+    const a = this.current;
+    a.writes++;
+    this.socket.write(a.buf.subarray(this.start, this.pos), a.written);
+    this.start = this.pos;
+  }
   push(id: number, body: Uint8Array): void {
-    const head = Buffer.allocUnsafe(8);
-    head.writeUInt32LE(body.length, 0);
-    head.writeUInt32LE(id, 4);
-    this.parts.push(head, body);
-    this.bytes += 8 + body.length;
+    const size = 8 + body.length;
+    if (this.current.buf.length - this.pos < size) {
+      this.flush();
+      const old = this.current;
+      old.retired = true;
+      if (old.writes === 0) this.recycle(old);
+      this.current = this.arena(Math.max(ARENA_SIZE, size));
+      this.start = 0;
+      this.pos = 0;
+    }
+    const buf = this.current.buf;
+    buf.writeUInt32LE(body.length, this.pos);
+    buf.writeUInt32LE(id, this.pos + 4);
+    buf.set(body, this.pos + 8);
+    this.pos += size;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.flush);
+      process.nextTick(this.flushOnTick);
     }
   }
 }
@@ -117,7 +175,7 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
         const out = new Batcher(socket);
         socket.on(
           'data',
-          reader((id, body) => out.push(id, codec ? packr.pack(packr.unpack(body)) : body)),
+          reader((id, body) => out.push(id, codec ? pack(packr.unpack(body)) : body)),
         );
         socket.on('error', () => {});
       });
@@ -143,7 +201,7 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
       return {
         call(payload: unknown) {
           const id = nextId++ >>> 0;
-          const body = codec ? packr.pack(payload) : (raw ??= Buffer.from(packr.pack(payload)));
+          const body = codec ? pack(payload) : (raw ??= Buffer.from(packr.pack(payload)));
           out.push(id, body);
           return new Promise((resolve) => pending.set(id, resolve));
         },

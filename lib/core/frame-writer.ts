@@ -29,6 +29,17 @@ export const FIRST_FLUSH = 4 * 1024;
  */
 const MIN_SPARE_ARENAS = 2;
 const MAX_SPARE_ARENAS = 32;
+/**
+ * Arenas grown for a frame past ARENA_SIZE (a 1 MiB value) kept for the
+ * next such frames once written, at most this many: a fresh one per frame
+ * is fresh pages the kernel zeroes as the frame is copied in, and external
+ * memory that sets off GCs. Given back when the connection idles (`trim`).
+ */
+const MAX_LARGE_SPARES = 2;
+/** Larger arenas (8 MiB values) are not kept: at most 2 x 4 MiB held this way, for a connection that never idles. */
+const MAX_LARGE_SPARE_SIZE = 4 * 1024 * 1024;
+/** A large arena that may be kept is sized with this much headroom, in steps of 64 KiB, so values that grow a little reuse it; larger ones get exactly their size. */
+const largeArenaSize = (size: number): number => Math.ceil((size + (size >> 3)) / 65536) * 65536;
 
 /** A write buffer and the socket writes still reading from it. */
 class Arena {
@@ -70,6 +81,8 @@ export class FrameWriter {
   private current: Arena;
   private arena: Buffer;
   private readonly spare: Arena[] = [];
+  /** written arenas larger than ARENA_SIZE, for frames that need one (MAX_LARGE_SPARES) */
+  private readonly largeSpare: Arena[] = [];
   /** arenas retired and still read by socket writes */
   private retiredBusy = 0;
   /** spares kept: the most arenas ever busy at once, bounded */
@@ -258,12 +271,14 @@ export class FrameWriter {
       this.start = 0;
       this.pos = 0;
     }
+    this.largeSpare.length = 0; // after the current one was recycled into it
   }
 
   /** Bytes held in arenas (current and spares), for stats and tests. */
   get heldBytes(): number {
     let bytes = this.current.buf.length;
     for (const arena of this.spare) bytes += arena.buf.length;
+    for (const arena of this.largeSpare) bytes += arena.buf.length;
     return bytes;
   }
 
@@ -273,10 +288,28 @@ export class FrameWriter {
       arena.counted = false;
       this.retiredBusy--;
     }
-    if (arena.buf.length === ARENA_SIZE && this.spare.length < this.keep) {
+    if (arena.buf.length === ARENA_SIZE) {
+      if (this.spare.length < this.keep) {
+        arena.retired = false;
+        this.spare.push(arena);
+      }
+    } else if (arena.buf.length <= MAX_LARGE_SPARE_SIZE && this.largeSpare.length < MAX_LARGE_SPARES) {
       arena.retired = false;
-      this.spare.push(arena);
+      this.largeSpare.push(arena);
     }
+  }
+
+  /** A written large arena with room for `size` bytes and at most twice that, if one is kept. */
+  private takeLarge(size: number): Arena | undefined {
+    const spares = this.largeSpare;
+    for (let i = 0; i < spares.length; i++) {
+      const arena = spares[i]!;
+      if (arena.buf.length >= size && arena.buf.length <= 2 * size) {
+        spares.splice(i, 1);
+        return arena;
+      }
+    }
+    return undefined;
   }
 
   private reserve(size: number): Buffer {
@@ -292,8 +325,8 @@ export class FrameWriter {
         old.counted = true;
         if (++this.retiredBusy >= this.keep) this.keep = Math.min(MAX_SPARE_ARENAS, this.retiredBusy + 1);
       }
-      const next = size <= ARENA_SIZE ? this.spare.pop() : undefined;
-      this.current = next ?? new Arena(Buffer.allocUnsafe(Math.max(ARENA_SIZE, size)), this);
+      const next = size <= ARENA_SIZE ? this.spare.pop() : this.takeLarge(size);
+      this.current = next ?? new Arena(Buffer.allocUnsafe(size <= ARENA_SIZE ? ARENA_SIZE : size > MAX_LARGE_SPARE_SIZE ? size : largeArenaSize(size)), this);
       this.arena = this.current.buf;
       this.start = 0;
       this.pos = 0;

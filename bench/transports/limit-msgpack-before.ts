@@ -1,0 +1,2 @@
+import { limitBeforeTransport } from './limit-before.js';
+export default limitBeforeTransport('limit-msgpack-before', true);
