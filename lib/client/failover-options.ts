@@ -37,7 +37,7 @@ export interface FailoverPoolOptions extends ClientPoolOptions {
   /** the jittered wait before each retry; default up to 50 ms, doubling, at most 1 s */
   retryBackoff?: RetryBackoffOptions;
   // ---- a server that fails or slows ----
-  /** takes a server failing call after call, or much slower than the others, out of picking for a growing interval (Envoy); false: never; default 5 failures in a row or 3x the others' median latency (over 50 ms, in 2 sweeps 1 s apart), 30 s */
+  /** takes a server failing call after call, or much slower than the others, out of picking for a growing interval (Envoy); false: never; default 5 failures in a row or 3x the others' median latency (over 5 ms, in 2 sweeps 1 s apart), 30 s */
   outlierEjection?: OutlierEjectionOptions | false;
   // ---- finding the servers behind a name ----
   /**
