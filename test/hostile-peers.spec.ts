@@ -728,6 +728,59 @@ describe('one connection cannot hold the event loop', () => {
   });
 });
 
+describe('a connection that overstays its turn sits out only for others', () => {
+  // The server's time is a fake clock moved only by the heavy handler: each heavy request "takes" 20 ms of the
+  // connection's reading (its handler runs as the frame is read), past READ_OVERSTAY_MS in every turn. Its timers
+  // never fire: a connection sitting out reads on only when a turn of the loop goes by with nobody else reading.
+  const heavyServer = (clock: FakeClock) =>
+    startServer(
+      {
+        heavy: (n: number) => {
+          clock.time += 20;
+          return n;
+        },
+        v: (n: number) => n,
+      },
+      { clock, concurrencyLimit: false },
+    );
+  const heavyFrames = (n: number) => Array.from({ length: n }, (_, i) => ({ action: 'heavy', seq: i + 1, msg: msgpackCodec.encode(i) }));
+
+  it('alone, it never sits out: nobody would use the loop meanwhile', async () => {
+    const clock = new FakeClock();
+    const ctx = await heavyServer(clock);
+    const heavy = await RawPeer.connect(ctx.address.port);
+    try {
+      heavy.send(...heavyFrames(40));
+      await heavy.waitForResponses(40, 10_000);
+      expect(clock.time - 1_000_000).toBe(800);
+      expect(ctx.server.stats.ended.satOut).toBe(0);
+    } finally {
+      heavy.destroy();
+      await ctx.server.close();
+    }
+  });
+
+  it('while another connection reads, it sits out; once that one is quiet, it reads on in the next turn of the loop', async () => {
+    const clock = new FakeClock();
+    const ctx = await heavyServer(clock);
+    const heavy = await RawPeer.connect(ctx.address.port);
+    const other = await ClientStream.connect(ctx.url, { timeout: 30_000 });
+    try {
+      expect(await other.request('v', 0)).toBe(0); // it read lately
+      heavy.send(...heavyFrames(40));
+      for (let i = 1; i <= 20; i++) expect(await other.request('v', i)).toBe(i);
+      // every heavy request is answered though no timer of the server's ever fired
+      await heavy.waitForResponses(40, 10_000);
+      expect(heavy.responses.map((r) => r.flag)).toEqual(Array.from({ length: 40 }, () => FLAG_OK));
+      expect(ctx.server.stats.ended.satOut).toBeGreaterThan(0);
+    } finally {
+      heavy.destroy();
+      other.destroy();
+      await ctx.server.close();
+    }
+  });
+});
+
 describe('a Nest OccamsServer with default options, attacked', () => {
   it("refuses the bundled-strings read and a duplicate seq, never echoes another connection's bytes, and keeps serving its victim", async () => {
     const ms = await startMicroservice(TestAppModule);

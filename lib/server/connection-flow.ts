@@ -4,7 +4,9 @@ import { KeyBudget } from '../codec/key-budget.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';
+import type { ReadTurns } from './read-turns.js';
 import type { RequestTable } from './request-table.js';
+import type { ServerCounters } from './server-counters.js';
 import type { NormalizedRpcServerOptions } from './server-options.js';
 import { WriteStallWatch } from './write-stall.js';
 
@@ -20,12 +22,16 @@ export const READ_SLICE_MS = 2;
 /**
  * A connection whose own reading (decode and dispatch of its frames) took
  * longer than this in one turn, some frame of it costly (a request near
- * maxRequestWeight), pauses reading afterwards for as long as that took
- * (at most MAX_READ_PENALTY_MS): it gets at most about half of the loop
- * while others are waiting, however costly each of its requests is.
+ * maxRequestWeight, a 1 MiB value), sits out afterwards for as long as that
+ * took (at most MAX_READ_PENALTY_MS) if other connections are reading: it
+ * gets at most about half of the loop while others are waiting, however
+ * costly each of its requests is. Alone, it reads on: sitting out would
+ * only leave the loop idle (ReadTurns).
  */
 export const READ_OVERSTAY_MS = 8;
 export const MAX_READ_PENALTY_MS = 1_000;
+/** Others count as reading when one of them began a turn within this many ms. */
+export const CONTENDED_MS = 1_000;
 
 /** A stream waiting for the socket to drain (OutboundStream). */
 export interface Resumable {
@@ -77,10 +83,13 @@ export class ConnectionFlow {
   /** reading paused after a turn that overstayed (READ_OVERSTAY_MS) */
   private penalized = false;
   private penaltyTimer: TimerHandle | undefined = undefined;
+  /** ReadTurns.turns when this connection began to sit out an overstay */
+  private turnsAtRest = -1;
   /** the budget of new property names (newKeyRate) */
   private readonly keyBudget: KeyBudget | undefined;
   private readonly endTurnBound = (): void => this.endTurn();
   private readonly endPenaltyBound = (): void => this.endPenalty();
+  private readonly restIfAloneBound = (): void => this.restIfAlone();
   /** streams waiting for the socket to drain */
   private readonly waiting = new Set<Resumable>();
   private readonly stall: WriteStallWatch;
@@ -91,6 +100,8 @@ export class ConnectionFlow {
     private readonly requests: RequestTable,
     private readonly options: NormalizedRpcServerOptions,
     private readonly port: FlowPort,
+    private readonly turns: ReadTurns,
+    private readonly counters: ServerCounters,
   ) {
     this.stall = new WriteStallWatch(
       options.clock,
@@ -188,6 +199,7 @@ export class ConnectionFlow {
   reading(now: number): void {
     if (this.turnStart >= 0) return;
     this.turnStart = now;
+    this.turns.began(this, now);
     setImmediate(this.endTurnBound);
   }
 
@@ -204,24 +216,42 @@ export class ConnectionFlow {
   }
 
   /**
-   * The turn is over: a connection that overstayed pauses for as long as
-   * it took, or that learned new keys beyond its budget until they are
-   * paid for; one that yielded reads on, in a turn of its own.
+   * The turn is over: a connection that overstayed while others were
+   * reading sits out for as long as it took, one that learned new keys
+   * beyond its budget until they are paid for; one that yielded reads on,
+   * in a turn of its own.
    */
   private endTurn(): void {
     this.turnStart = -1;
-    const pause = Math.max(this.busy > READ_OVERSTAY_MS ? this.busy : 0, this.keyDebt());
+    const now = this.options.clock.now();
+    const overstayed = this.busy > READ_OVERSTAY_MS && this.turns.othersSince(this, now - CONTENDED_MS) ? this.busy : 0;
+    const debt = this.keyDebt();
     this.busy = 0;
-    if (pause > 0 && !this.stopped) {
+    if ((overstayed > 0 || debt > 0) && !this.stopped) {
       this.yielded = false;
       this.penalized = true;
-      this.penaltyTimer = this.options.clock.setTimeout(this.endPenaltyBound, Math.min(pause, MAX_READ_PENALTY_MS));
+      this.penaltyTimer = this.options.clock.setTimeout(this.endPenaltyBound, Math.min(Math.max(overstayed, debt), MAX_READ_PENALTY_MS));
+      if (overstayed > 0) this.counters.satOut++;
+      if (debt === 0) {
+        // the others may have gone quiet since: see in the next turn of the loop whether anyone else read
+        this.turnsAtRest = this.turns.turns;
+        setImmediate(this.restIfAloneBound);
+      }
       this.update();
       return;
     }
     if (!this.yielded) return;
     this.yielded = false;
     this.resumeTurn();
+  }
+
+  /** Sitting out an overstay, and a whole turn of the loop went by with nobody else reading: the loop is idle, read on. */
+  private restIfAlone(): void {
+    const at = this.turnsAtRest;
+    this.turnsAtRest = -1;
+    if (!this.penalized || this.stopped || !this.port.isOpen() || at !== this.turns.turns) return;
+    this.options.clock.clear(this.penaltyTimer);
+    this.endPenalty();
   }
 
   private endPenalty(): void {
@@ -261,6 +291,7 @@ export class ConnectionFlow {
   stop(): void {
     this.options.clock.clear(this.penaltyTimer);
     this.penaltyTimer = undefined;
+    this.turns.forget(this);
     this.stall.stop();
     this.waiting.clear();
   }

@@ -12,6 +12,7 @@ import { listen } from '../transport/listen.js';
 import { LIBRARY_VERSION } from '../version.js';
 import type { Dispatch } from './dispatch.js';
 import { peerOf, PendingHandshakes } from './pending-handshakes.js';
+import { ReadTurns } from './read-turns.js';
 import { isDescribable, type ServerDescription } from './reflection.js';
 import { RefusalCode, RefusalLog } from './refusal-log.js';
 import { type ConnectionHost, ServerConnection } from './server-connection.js';
@@ -70,6 +71,7 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
     this.host = {
       counters: this.counters,
       limiter: this.limiter,
+      turns: new ReadTurns(),
       forget: (c) => this.forget(c),
       adoptEvent: () => void this.orphanEvents++,
       eventDone: () => {
@@ -120,7 +122,9 @@ export class RpcServer extends Lifecycle<'idle' | 'listening'> {
    * too late for its deadline; `expiredQueued`: taken out of a queue, its
    * deadline passed or maxQueueWait waited), and `keyPaced`: requests after
    * which a connection's reading waited for the new property names its
-   * peer made the server learn (newKeyRate).
+   * peer made the server learn (newKeyRate), and `satOut`: turns after
+   * which a connection's reading sat out, having held the event loop past
+   * READ_OVERSTAY_MS (8 ms) while other connections were reading.
    */
   get stats(): {
     state: RpcServerState;

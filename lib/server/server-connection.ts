@@ -15,6 +15,7 @@ import { type ConnectionView, ReadOnlyConnection } from './connection-view.js';
 import type { Dispatch } from './dispatch.js';
 import type { RpcLogger } from './logger.js';
 import type { OutboundStream } from './outbound-stream.js';
+import type { ReadTurns } from './read-turns.js';
 import type { EndReason } from './request-end.js';
 import { RequestIntake } from './request-intake.js';
 import { RequestReader } from './request-reader.js';
@@ -31,6 +32,8 @@ export interface ConnectionHost {
   readonly counters: ServerCounters;
   /** the server-wide concurrency limit; undefined when it is off */
   readonly limiter: ServerLimiter | undefined;
+  /** which connections read lately (a connection that overstays its turn sits out only for others) */
+  readonly turns: ReadTurns;
   /** the connection is gone */
   forget(conn: ServerConnection): void;
   /** a closed connection leaves an event running: the server's close waits for it */
@@ -131,13 +134,21 @@ export class ServerConnection extends Connection<'open'> {
       kill: (reason) => this.kill(reason),
     });
     this.reader = reader;
-    this.flow = new ConnectionFlow(socket, reader.decoder, this.requests, options, {
-      pumpHeld: () => this.intake.pumpHeld(),
-      kill: (reason, cause) => this.kill(reason, cause),
-      violated: (reason, cause) => this.violated(reason, cause),
-      flushed: () => this.writer.flushed,
-      isOpen: () => this.state !== 'closed',
-    });
+    this.flow = new ConnectionFlow(
+      socket,
+      reader.decoder,
+      this.requests,
+      options,
+      {
+        pumpHeld: () => this.intake.pumpHeld(),
+        kill: (reason, cause) => this.kill(reason, cause),
+        violated: (reason, cause) => this.violated(reason, cause),
+        flushed: () => this.writer.flushed,
+        isOpen: () => this.state !== 'closed',
+      },
+      host.turns,
+      this.counters,
+    );
     this.intake = new RequestIntake(this.requests, this.flow, dispatcher, this.out, options, this.counters, this.logger, host.limiter, {
       describe: () => this.describe(),
       isOpen: () => this.state !== 'closed',

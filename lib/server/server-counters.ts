@@ -21,10 +21,12 @@ export interface ServerCounters {
   peakStreamBuffer: number;
   /** requests after which a connection's reading paused for the new property names its peer made the server learn (newKeyRate) */
   keyPaced: number;
+  /** turns after which a connection's reading sat out, having held the event loop past READ_OVERSTAY_MS while other connections were reading */
+  satOut: number;
 }
 
 export function newCounters(): ServerCounters {
-  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, overloaded: 0, expiredQueued: 0, peakStreamBuffer: 0, keyPaced: 0 };
+  return { ended: [0, 0, 0, 0, 0, 0, 0], droppedQueued: 0, refused: 0, overloaded: 0, expiredQueued: 0, peakStreamBuffer: 0, keyPaced: 0, satOut: 0 };
 }
 
 /** The counters by name (for stats and reports). */
@@ -42,6 +44,7 @@ export function describeCounters(c: ServerCounters): {
   expiredQueued: number;
   peakStreamBuffer: number;
   keyPaced: number;
+  satOut: number;
 } {
   return {
     cancelled: c.ended[EndReason.Cancel]!,
@@ -57,6 +60,7 @@ export function describeCounters(c: ServerCounters): {
     expiredQueued: c.expiredQueued,
     peakStreamBuffer: c.peakStreamBuffer,
     keyPaced: c.keyPaced,
+    satOut: c.satOut,
   };
 }
 
