@@ -13,10 +13,10 @@ import { firstValueFrom } from 'rxjs';
 import { EchoModule, nestClientContext } from '../nest-echo.js';
 import { benchMaxFrame, type BenchTransport, benchWindow } from '../transport.js';
 
-async function lib(): Promise<any> {
+async function lib(entry = 'index.js'): Promise<any> {
   const where = process.env.OCCAMS_BEFORE_LIB;
   if (!where) throw new Error('set OCCAMS_BEFORE_LIB to a built dist/lib/index.js');
-  return import(where);
+  return import(where.replace(/index\.js$/, entry));
 }
 
 export const occamsBefore: BenchTransport = {
@@ -36,16 +36,19 @@ export const occamsBefore: BenchTransport = {
   },
 };
 
+/** The stream layer's own entry (no Nest loaded), as `stream` loads it. */
+const STREAM_ENTRY = 'stream/index.js';
+
 export const streamBefore: BenchTransport = {
   name: 'stream-before',
   async serve() {
-    const { MethodDispatch, RpcServer, silentLogger } = await lib();
+    const { MethodDispatch, RpcServer, silentLogger } = await lib(STREAM_ENTRY);
     const server = new RpcServer(new MethodDispatch({ echo: (m: unknown) => m }), { logger: silentLogger });
     const address = await server.listen('127.0.0.1:0');
     return { port: address.port, close: () => server.close() };
   },
   async connect(port) {
-    const { ClientStream } = await lib();
+    const { ClientStream } = await lib(STREAM_ENTRY);
     const stream = await ClientStream.connect({ host: '127.0.0.1', port }, { maxInFlight: benchWindow() });
     return { call: (payload) => stream.request('echo', payload), close: () => stream.close() };
   },

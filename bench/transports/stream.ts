@@ -1,5 +1,5 @@
-/** The stream layer alone: ClientStream -> RpcServer, no Nest. */
-import { ClientStream, MethodDispatch, RpcServer, silentLogger, type TcpAddress } from '../../lib/index.js';
+/** The stream layer alone: ClientStream -> RpcServer, loaded from its own entry (`nestjs-occams/stream`, no Nest in the process), as its users load it. */
+import { ClientStream, MethodDispatch, RpcServer, silentLogger, type TcpAddress } from '../../lib/stream/index.js';
 import { type BenchTransport, benchWindow } from '../transport.js';
 
 const transport: BenchTransport = {

@@ -223,6 +223,7 @@ export class ConnectionFlow {
    */
   private endTurn(): void {
     this.turnStart = -1;
+    if (!this.port.isOpen()) return;
     const now = this.options.clock.now();
     const overstayed = this.busy > READ_OVERSTAY_MS && this.turns.othersSince(this, now - CONTENDED_MS) ? this.busy : 0;
     const debt = this.keyDebt();
@@ -249,7 +250,7 @@ export class ConnectionFlow {
   private restIfAlone(): void {
     const at = this.turnsAtRest;
     this.turnsAtRest = -1;
-    if (!this.penalized || this.stopped || !this.port.isOpen() || at !== this.turns.turns) return;
+    if (!this.penalized || this.stopped || at !== this.turns.turns) return;
     this.options.clock.clear(this.penaltyTimer);
     this.endPenalty();
   }
@@ -273,6 +274,7 @@ export class ConnectionFlow {
 
   /** Reads on (what waited first), in a turn of its own, timed like a chunk. */
   private resumeTurn(): void {
+    if (!this.port.isOpen()) return; // closed meanwhile: it reads nothing more (and ReadTurns has forgotten it)
     const clock = this.options.clock;
     const start = clock.now();
     this.reading(start);
