@@ -13,7 +13,11 @@
  * - a tick's frames are written at fixed offsets into a 256 KiB arena, one
  *   socket write per tick; an arena is reused once the socket has written
  *   it (no allocation in steady traffic, no concat); a frame too large for
- *   an arena (1 MiB) gets a buffer of its own size, one copy of its body.
+ *   an arena (1 MiB) gets a buffer of its own size, one copy of its body;
+ * - the client keeps the resolvers of its calls in a ring indexed by the
+ *   call id, not a Map (see PendingCalls: a Map churning integer keys made
+ *   this client keep and promote every reply it decoded, 3-5x its CPU per
+ *   call; bench/results/reference-gc.md).
  */
 import net from 'node:net';
 
@@ -111,6 +115,83 @@ class Batcher {
   }
 }
 
+type Resolve = (value: unknown) => void;
+
+/**
+ * Resolvers of the calls in flight by id: a ring indexed by the id's low
+ * bits (ids are handed out in order), doubled when a new id finds its slot
+ * still taken; an entry is cleared as its reply arrives.
+ *
+ * Not a `Map`: V8 rebuilds a Map's table once deleted keys fill it (every
+ * `size` calls here) and the table it leaves keeps the entries it held,
+ * pointing to the new one; once the live table has reached the old
+ * generation, each rebuilt one is allocated there too. Those dead old tables
+ * are roots for every scavenge until the next mark-compact, so each resolver
+ * they held, its promise and the value it was fulfilled with (the decoded
+ * reply) survive and are promoted: 70-150 µs of GC per call at 16 KiB x64,
+ * 5-6 µs at small x1024, where the ring costs 20 and 2
+ * (bench/results/reference-gc.md).
+ */
+class PendingCalls {
+  private resolvers: (Resolve | undefined)[];
+  private ids: Uint32Array;
+  private mask: number;
+  constructor(slots = 1024) {
+    this.resolvers = new Array<Resolve | undefined>(slots).fill(undefined);
+    this.ids = new Uint32Array(slots);
+    this.mask = slots - 1;
+  }
+  add(id: number, resolve: Resolve): void {
+    while (this.resolvers[id & this.mask] !== undefined) this.grow();
+    this.resolvers[id & this.mask] = resolve;
+    this.ids[id & this.mask] = id;
+  }
+  /** The resolver of call `id`, removed; undefined when no such call is in flight. */
+  take(id: number): Resolve | undefined {
+    const i = id & this.mask;
+    const resolve = this.resolvers[i];
+    if (resolve === undefined || this.ids[i] !== id) return undefined;
+    this.resolvers[i] = undefined;
+    return resolve;
+  }
+  /** Doubles the ring until every call in flight has a slot of its own. */
+  private grow(): void {
+    for (let slots = this.resolvers.length * 2; ; slots *= 2) {
+      const resolvers = new Array<Resolve | undefined>(slots).fill(undefined);
+      const ids = new Uint32Array(slots);
+      const mask = slots - 1;
+      let fits = true;
+      for (let i = 0; fits && i < this.resolvers.length; i++) {
+        const resolve = this.resolvers[i];
+        if (resolve === undefined) continue;
+        const j = this.ids[i]! & mask;
+        if (resolvers[j] !== undefined) fits = false;
+        resolvers[j] = resolve;
+        ids[j] = this.ids[i]!;
+      }
+      if (fits) {
+        this.resolvers = resolvers;
+        this.ids = ids;
+        this.mask = mask;
+        return;
+      }
+    }
+  }
+}
+
+/** The Map this client used before (52ae958), kept only for the A/B of bench/results/reference-gc.md (transport limit-msgpack-map). */
+class PendingMap {
+  private readonly map = new Map<number, Resolve>();
+  add(id: number, resolve: Resolve): void {
+    this.map.set(id, resolve);
+  }
+  take(id: number): Resolve | undefined {
+    const resolve = this.map.get(id);
+    this.map.delete(id);
+    return resolve;
+  }
+}
+
 /** Frames out of a byte stream: views of the read when whole in it, else one copy into a buffer of the frame's size. */
 function reader(onFrame: (id: number, body: Buffer) => void): (chunk: Buffer) => void {
   const head = Buffer.allocUnsafe(8);
@@ -166,7 +247,8 @@ function reader(onFrame: (id: number, body: Buffer) => void): (chunk: Buffer) =>
   };
 }
 
-export function limitTransport(name: string, codec: boolean): BenchTransport {
+/** `pendingIn`: 'map' only for the A/B against the Map the client used before. */
+export function limitTransport(name: string, codec: boolean, pendingIn: 'ring' | 'map' = 'ring'): BenchTransport {
   return {
     name,
     async serve(): Promise<BenchServer> {
@@ -187,15 +269,13 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
       await new Promise((r) => socket.once('connect', r));
       socket.setNoDelay(true);
       const out = new Batcher(socket);
-      const pending = new Map<number, (v: unknown) => void>();
+      const pending = pendingIn === 'ring' ? new PendingCalls() : new PendingMap();
       let nextId = 1;
       let raw: Uint8Array | undefined;
       socket.on(
         'data',
         reader((id, body) => {
-          const resolve = pending.get(id)!;
-          pending.delete(id);
-          resolve(codec ? packr.unpack(body) : body);
+          pending.take(id)?.(codec ? packr.unpack(body) : body);
         }),
       );
       return {
@@ -203,7 +283,7 @@ export function limitTransport(name: string, codec: boolean): BenchTransport {
           const id = nextId++ >>> 0;
           const body = codec ? pack(payload) : (raw ??= Buffer.from(packr.pack(payload)));
           out.push(id, body);
-          return new Promise((resolve) => pending.set(id, resolve));
+          return new Promise((resolve) => pending.add(id, resolve));
         },
         async close() {
           socket.destroy();
