@@ -35,7 +35,11 @@ export function keepLoopReader(unpackr: Unpackr, slot: number, keys: unknown): v
     shape.read = undefined;
     const record = new Uint8Array(1 + shape.length).fill(0xc0); // nil for every key
     record[0] = 0x40 | slot; // a record of this slot
-    unpackr.unpack(record);
+    try {
+      unpackr.unpack(record);
+    } catch {
+      return; // best effort: the shape is read as msgpackr reads it
+    }
   }
   const read = shape.read;
   if (read !== undefined && typeof read.count === 'number') read.count = NaN;
