@@ -6,7 +6,10 @@
  * that cannot be encoded sends the rest of the connection plain; peers
  * that do not negotiate it never see it.
  */
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import type { CallHandle } from '../lib/client/call.js';
 import { ClientStream } from '../lib/client/client-stream.js';
@@ -165,6 +168,39 @@ describe('MsgpackCodec sessions', () => {
     expect(() => new MsgpackCodec().session()!.decode(definition([0x42], keys(4, MAX_SHAPE_KEY_CHARS / 2)))).toThrow(/characters/);
     expect(() => new MsgpackCodec().session()!.decode(definition([0x40, 0x01], fine))).toThrow(); // a two-byte id (-32)
     expect(() => new MsgpackCodec().session()!.decode(definition([0x60, 0x05], fine))).toThrow(); // a two-byte id (192)
+  });
+
+  it('records are born young even after V8 saw them survive: no shape is read through an object literal it could pretenure (issue 29)', () => {
+    // A child process (dist/, built by the global setup) whose young generation is at its largest from the start,
+    // under --allow-natives-syntax: 2000 records of each shape are kept through two scavenges, as a socket read of
+    // many responses keeps them until the callers run; then a fresh record must still be in the young generation.
+    // Through msgpackr's generated literal reader, V8 marks the literal's site "tenure" and the records are born old.
+    const script = `
+      const { MsgpackCodec } = await import(${JSON.stringify(pathToFileURL(path.resolve(import.meta.dirname, '../dist/lib/codec/msgpack-codec.js')).href)});
+      const enc = new MsgpackCodec().session();
+      const dec = new MsgpackCodec().session();
+      const one = { id: 12345, name: 'occams', tags: ['a', 'b'], nested: { x: 1, y: 'two' } };
+      const many = [{ k: 1, v: 'x' }, { k: 2, v: 'y' }, { k: 3, v: 'z' }, { k: 4, v: 'w' }, { k: 5, v: 'u' }]; // its shape used 5 times where it is described
+      dec.decode(enc.encode(one));
+      dec.decode(enc.encode(many));
+      const a = Buffer.from(enc.encode(one));
+      const b = Buffer.from(enc.encode(many));
+      let old = 0;
+      for (let round = 0; round < 10; round++) {
+        const keep = [];
+        for (let i = 0; i < 2000; i++) keep.push(dec.decode(a), dec.decode(b));
+        gc({ type: 'minor' });
+        gc({ type: 'minor' });
+        keep.length = 0;
+        const x = dec.decode(a);
+        const y = dec.decode(b);
+        for (const record of [x, x.nested, y[0], y[4]]) if (!%InYoungGeneration(record)) old++;
+      }
+      console.log('records born old: ' + old);
+    `;
+    const flags = ['--allow-natives-syntax', '--expose-gc', '--max-semi-space-size=1', '--input-type=module'];
+    const out = execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(out.trim()).toBe('records born old: 0');
   });
 
   it('a session has no sessions, and records: false offers none', () => {

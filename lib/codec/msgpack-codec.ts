@@ -4,6 +4,7 @@ import type { Codec } from './codec.js';
 import { KeyCensus } from './key-census.js';
 import { checkMessage, definedShapes, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
+import { keepLoopReader } from './record-readers.js';
 import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
 /** Messages up to this many bytes are decoded from a copy in a reused buffer (see MsgpackCodec). */
@@ -147,8 +148,9 @@ export class MsgpackCodec implements Codec {
     if (session) {
       // a fresh options object each: msgpackr keeps a session's shapes in an array it adds to the object it is given
       this.packr = new CountingPackr({ ...SESSION_OPTIONS, useRecords: withinShapeBounds });
-      const shapes = new ShapeTable();
-      const unpackr = new Unpackr({ ...SESSION_OPTIONS, structures: shapes.slots as object[], copyBuffers: true, int64AsType: 'auto' as 'bigint' });
+      // every shape read by msgpackr's loop reader, never its generated object literal (record-readers.ts)
+      const shapes = new ShapeTable((slot, keys) => keepLoopReader(unpackr, slot, keys));
+      const unpackr: Unpackr = new Unpackr({ ...SESSION_OPTIONS, structures: shapes.slots as object[], copyBuffers: true, int64AsType: 'auto' as 'bigint' });
       this.sessionUnpackr = unpackr;
       this.shapes = shapes;
       // a session decodes everything with `sessionUnpackr` and walks no output (floats stay as msgpackr writes them:

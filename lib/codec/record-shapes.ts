@@ -76,7 +76,8 @@ export class ShapeTable {
   private readonly checked: unknown[] = new Array<unknown>(SHAPE_SLOTS).fill(undefined);
   private readonly novelty = new KeyNovelty();
 
-  constructor() {
+  /** `onShape`: called with each shape `check` finds new in its slot (record-readers.ts). */
+  constructor(private readonly onShape?: (slot: number, keys: readonly unknown[]) => void) {
     const slots = new Array<unknown>(SHAPE_SLOTS).fill(undefined) as unknown[] & { restoreStructures?: unknown; sharedLength?: number };
     // msgpackr's own properties of the array: set by its Unpackr and while it reads
     slots.restoreStructures = null;
@@ -99,6 +100,7 @@ export class ShapeTable {
       for (const key of keys) chars += String(key).length;
       if (chars > MAX_SHAPE_KEY_CHARS) throw new RangeError(`a record shape of ${chars} characters of keys (at most ${MAX_SHAPE_KEY_CHARS})`);
       this.newKeys += this.novelty.learn(keys);
+      this.onShape?.(i, keys);
     }
   }
 }
