@@ -14,6 +14,7 @@ import { ClientStream } from '../lib/client/client-stream.js';
 import { streamCall } from '../lib/client/stream-iterator.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient, OccamsServer, type RpcServer, type TcpAddress } from '../lib/index.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 import { lifecycleServer, message } from './support/processes.js';
@@ -217,6 +218,28 @@ describe('an Observable that outruns its buffer', () => {
 });
 
 describe('a peer is cut for stalling, never for volume', () => {
+  it('requests held while writes are backed up pause reading at maxQueuedBytes; none is refused (a queue of 1 MiB, 256 KiB values)', async () => {
+    // 8 MiB values x 64 in flight against the default 32 MiB were refused rpc_overloaded: a request was held only if it fitted
+    // under the bound, while reading paused only once the bound was reached, so the one that did not fit was read and refused
+    const value = Buffer.alloc(256 * KiB, 5);
+    const ctx = await startServer({ echo: (v: unknown) => v }, { highWaterMark: 64 * KiB, maxQueuedBytes: 1024 * KiB, writeTimeout: 10_000 });
+    const raw = await rawConnect(ctx.address.port);
+    const flags: number[] = [];
+    const decoder = new ResponseDecoder({ onResponse: (flag) => flags.push(flag) }, 1 << 20);
+    raw.on('data', (c: Buffer) => decoder.push(c));
+    raw.pause(); // takes none of its answers yet: the server's writes back up after the first one
+    const msg = msgpackCodec.encode(value) as Buffer;
+    raw.write(Buffer.concat(Array.from({ length: 96 }, (_, i) => encodeRequest({ action: 'echo', seq: i + 1, msg })))); // 24 MiB: past what the kernel buffers
+    await waitFor(() => ctx.server.stats.connections === 1);
+    await sleep(500); // the server answers until the kernel's buffers are full, holds the rest up to the bound and stops reading
+    raw.resume();
+    await waitFor(() => flags.length === 96, 20_000);
+    expect(flags.filter((f) => f !== 0)).toEqual([]);
+    expect(ctx.logger.lines.filter((l) => /already wait/.test(l))).toEqual([]);
+    raw.destroy();
+    await ctx.server.destroy();
+  }, 30_000);
+
   it('a client reading in short bursts gets 50 MiB through a 64 KiB high-water mark and a 400 ms writeTimeout', async () => {
     const big = Buffer.alloc(256 * KiB, 3);
     const ctx = await startServer({ big: () => big }, { highWaterMark: 64 * KiB, writeTimeout: 400 });

@@ -73,11 +73,20 @@ export class RequestIntake {
     return this.inFlight > 0 || this.requests.heldCount > 0;
   }
 
-  /** Whether a request of `size` bytes may wait; refuses it (answered, counted, logged once) when not. */
-  mayHold(seq: number, isEvent: boolean, size: number, closing: boolean): boolean {
+  /**
+   * Whether a request may wait; refuses it (answered,
+   * counted, logged once) when not. The queue is full once it holds
+   * maxQueuedPerConnection requests or maxQueuedBytes bytes, the same rule
+   * ConnectionFlow pauses reading by: a request read while it is not full
+   * waits even if it takes the queue past its bytes (by at most one frame),
+   * and reading then pauses while writes are backed up. Refusing it instead
+   * refused a large request to a peer that only kept its window (64 x 8
+   * MiB in flight against 32 MiB), since reading had not paused for it.
+   */
+  mayHold(seq: number, isEvent: boolean, closing: boolean): boolean {
     const { requests, options } = this;
     if (closing) return this.refuse(seq, isEvent, 'the server is closing', true);
-    if (requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes + size > options.maxQueuedBytes) {
+    if (requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= options.maxQueuedBytes) {
       return this.refuse(seq, isEvent, `${requests.heldCount} requests (${requests.heldBytes} bytes) already wait`, false);
     }
     return true;

@@ -223,7 +223,7 @@ export class RequestReader implements RequestSink {
     const refusing = this.policy.refusing;
     if (!runNow || refusing) {
       size = msg.length + blob.length + HELD_OVERHEAD;
-      if (!intake.mayHold(seq, isEvent, size, refusing)) return;
+      if (!intake.mayHold(seq, isEvent, refusing)) return;
       if (blob.length !== 0) blob = Buffer.from(blob); // a view would pin the whole read buffer
     }
     if (!inRecords) {
