@@ -12,9 +12,9 @@ import { interval, map, type Observable, range } from 'rxjs';
 
 import { ClientStream } from '../lib/client/client-stream.js';
 import { streamCall } from '../lib/client/stream-iterator.js';
+import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import type { OccamsError } from '../lib/errors.js';
 import { OccamsClient, OccamsServer, type RpcServer, type TcpAddress } from '../lib/index.js';
-import { msgpackCodec } from '../lib/codec/msgpack-codec.js';
 import { encodeRequest } from '../lib/protocol/request-frame.js';
 import { ResponseDecoder } from '../lib/protocol/response-decoder.js';
 import { lifecycleServer, message } from './support/processes.js';
