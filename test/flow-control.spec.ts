@@ -5,6 +5,8 @@
  */
 import 'reflect-metadata';
 
+import net from 'node:net';
+
 import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern } from '@nestjs/microservices';
@@ -260,4 +262,66 @@ describe('a peer is cut for stalling, never for volume', () => {
     raw.destroy();
     await ctx.server.destroy();
   }, 60_000);
+});
+
+describe('a client holds about highWaterMark of encoded requests, not a window of them', () => {
+  /** A TCP proxy in front of `port` whose reading from the client stops on `hold()` and goes on on `release()`. */
+  async function gate(port: number) {
+    const clients: net.Socket[] = [];
+    const ups: net.Socket[] = [];
+    const server = net.createServer((c) => {
+      const up = net.connect(port, '127.0.0.1');
+      c.pipe(up);
+      up.pipe(c);
+      clients.push(c);
+      ups.push(up);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      hold: () => clients.forEach((c, i) => (c.unpipe(ups[i]), c.pause())),
+      release: () => clients.forEach((c, i) => (c.pipe(ups[i]!), c.resume())),
+      close: () => (clients.concat(ups).forEach((s) => s.destroy()), new Promise((r) => server.close(r))),
+    };
+  }
+
+  it.each([
+    [1024 * KiB, 4 * 1024 * KiB],
+    [256 * KiB, 2 * 1024 * KiB],
+  ])(
+    '64 x 512 KiB in flight to a server that reads nothing: the socket holds under highWaterMark %i plus one frame, all answered once it reads',
+    async (highWaterMark, bound) => {
+      const ctx = await startServer({ echo: (v: Buffer) => v.length });
+      const proxy = await gate(ctx.address.port);
+      const socket = await rawConnect(proxy.port);
+      const client = new ClientStream(socket, { maxInFlight: 64, highWaterMark, pingInterval: 0, timeout: 20_000 });
+      try {
+        await client.handshake();
+        expect(await client.request('echo', Buffer.alloc(10))).toBe(10);
+        proxy.hold();
+        const value = Buffer.alloc(512 * KiB, 9);
+        let peak = 0;
+        const calls: Promise<unknown>[] = [];
+        for (let i = 0; i < 64; i++) {
+          calls.push(client.request('echo', value));
+          peak = Math.max(peak, socket.writableLength);
+        }
+        // the kernel takes a few MiB; the rest waits, encoded (before: 64 x 512 KiB, less what the kernel took) or not
+        for (let i = 0; i < 20; i++) {
+          await sleep(10);
+          peak = Math.max(peak, socket.writableLength);
+        }
+        expect(client.stats.queued).toBeGreaterThan(0);
+        expect(peak).toBeLessThan(bound);
+        proxy.release();
+        expect(await Promise.all(calls)).toEqual(Array.from({ length: 64 }, () => 512 * KiB));
+        expect(client.stats.queued).toBe(0);
+      } finally {
+        client.destroy();
+        await proxy.close();
+        await ctx.server.destroy();
+      }
+    },
+    30_000,
+  );
 });

@@ -9,6 +9,7 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_MAX_QUEUED = 4096;
+export const DEFAULT_CLIENT_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_TIMEOUT = 20_000;
 export const DEFAULT_TIMER_RESOLUTION = 1_000;
 export const DEFAULT_PING_INTERVAL = 1_000;
@@ -29,6 +30,14 @@ export interface ClientStreamOptions {
    * past it a call fails at once, unsent, with rpc_queue_full; default 4096
    */
   maxQueued?: number;
+  /**
+   * bytes written to the socket and not yet taken by it past which new
+   * calls wait in the queue, as for a window slot, until it drains (their
+   * timeouts running): a window of large values holds one buffer's worth
+   * of encoded requests, not a window's worth (64 x 8 MiB, 512 MiB).
+   * PINGs, CANCELs and events do not wait; default 1 MiB
+   */
+  highWaterMark?: number;
   /**
    * default per-request timeout in ms, sent (as the time left) to a server
    * that speaks the extensions as every call's deadline; default 20 000
@@ -89,6 +98,7 @@ export interface ClientStreamOptions {
 export const CLIENT_STREAM_OPTIONS = optionNames<ClientStreamOptions>({
   maxInFlight: true,
   maxQueued: true,
+  highWaterMark: true,
   timeout: true,
   connectTimeout: true,
   handshakeTimeout: true,
@@ -115,6 +125,7 @@ export function normalizeClientStreamOptions(o: ClientStreamOptions = {}): Norma
   return {
     maxInFlight: positiveInt(o.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight'),
     maxQueued: nonNegativeInt(o.maxQueued, DEFAULT_MAX_QUEUED, 'maxQueued'),
+    highWaterMark: positiveInt(o.highWaterMark, DEFAULT_CLIENT_HIGH_WATER_MARK, 'highWaterMark'),
     timeout: positiveInt(o.timeout, DEFAULT_TIMEOUT, 'timeout'),
     timerResolution: positiveInt(o.timerResolution, DEFAULT_TIMER_RESOLUTION, 'timerResolution'),
     pingInterval: nonNegativeInt(o.pingInterval, DEFAULT_PING_INTERVAL, 'pingInterval'),

@@ -73,6 +73,8 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   private readonly credit: StreamCredit;
   private _features = 0;
   private _draining = false;
+  /** a 'drain' listener pumps the queue (writes were past highWaterMark with calls waiting) */
+  private drainAwaited = false;
   /**
    * The codec's session for this connection (Codec.session), offered in
    * HELLO; kept when the server grants FEATURE_RECORDS, dropped otherwise.
@@ -187,12 +189,13 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     }
     const window = this.window;
     window.arm(call, options?.timeout ?? this.options.timeout);
-    if (window.open) {
+    if (window.open && !this.writesBackedUp) {
       this.send(call);
     } else if (!window.queueFull) {
       window.wait(call);
+      if (window.hasRoom) this.awaitDrain(); // waits for the socket, not a slot
     } else {
-      this.fail(call, new QueueFullError(`window full and ${this.options.maxQueued} callers already waiting`));
+      this.fail(call, new QueueFullError(`window full (or writes backed up) and ${this.options.maxQueued} callers already waiting`));
     }
     return call;
   }
@@ -307,10 +310,38 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     return true;
   }
 
-  /** Sends queued calls while the window has room. */
+  /** Sends queued calls while the window has room and the socket's writes are not backed up. */
   private pump(): void {
-    for (let call = this.window.take(); call !== undefined; call = this.window.take()) this.send(call);
+    if (this.window.queued === 0) return;
+    while (!this.writesBackedUp) {
+      const call = this.window.take();
+      if (call === undefined) return;
+      this.send(call);
+    }
+    if (this.window.queued !== 0) this.awaitDrain();
   }
+
+  /**
+   * The socket holds highWaterMark bytes or more it has not written, and
+   * will say 'drain' (a write was refused: past its own high-water mark,
+   * 16 KiB; a runtime without `writableNeedDrain` never backs up here).
+   */
+  private get writesBackedUp(): boolean {
+    const socket = this.socket;
+    return socket.writableLength >= this.options.highWaterMark && socket.writableNeedDrain;
+  }
+
+  /** Pumps the queue once the socket drains (its writes were past highWaterMark). */
+  private awaitDrain(): void {
+    if (this.drainAwaited) return;
+    this.drainAwaited = true;
+    this.socket.once('drain', this.onDrain);
+  }
+
+  private readonly onDrain = (): void => {
+    this.drainAwaited = false;
+    if (this.state !== 'closed') this.pump();
+  };
 
   // ---- receiving -----------------------------------------------------------
 
