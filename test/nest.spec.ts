@@ -1,9 +1,13 @@
 import 'reflect-metadata';
 
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
 import { type INestApplication, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { firstValueFrom, lastValueFrom, type Observable, retry, take, timeout, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, type Observable, retry, Subscription, take, timeout, toArray } from 'rxjs';
 
 import {
   InjectOccamsClient,
@@ -76,6 +80,79 @@ describe('OccamsServer + OccamsClient in real Nest apps', () => {
         return now >= before + 2;
       }, 1000); // both handlers stopped long before their 5 s
     }
+  });
+
+  it('unsubscribing a plain subscribe() cancels its call, and so does a parent Subscription it was added to', async () => {
+    const stopped = async () => ((await client.request('probe', {})) as { streamsStopped: number }).streamsStopped;
+    for (const viaParent of [false, true]) {
+      const before = await stopped();
+      const items: number[] = [];
+      const sub = client.send<number>('ticks', 1000).subscribe({ next: (n) => items.push(n) }); // 5 s of items unless cancelled
+      const parent = new Subscription();
+      if (viaParent) parent.add(sub); // the subscriber then has two parents: the call and this one
+      await waitFor(() => items.length > 0, 2000);
+      if (viaParent) parent.unsubscribe();
+      else sub.unsubscribe();
+      expect(sub.closed).toBe(true);
+      let now = before;
+      await waitFor(() => {
+        void stopped().then((n) => (now = n));
+        return now >= before + 1;
+      }, 1000); // the handler stopped long before its 5 s
+      const seen = items.length;
+      await sleep(50);
+      expect(items.length).toBe(seen); // nothing delivered after the unsubscribe
+    }
+  });
+
+  it("send()'s calls are not kept by rxjs's teardown arrays once V8 pretenures them (issue 29: the Nest client's slow mode)", () => {
+    // A child process (dist/, built by the global setup) whose young generation is at its largest from the start:
+    // rxjs's Subscription.add makes each subscriber's teardown array from one array literal; 2000 of them kept
+    // through two scavenges make V8 mark that literal's site "tenure", after which every such array is born old
+    // and, dead, keeps what it held through scavenges until the next mark-compact. Then 10,000 send() calls,
+    // 64 at a time, must promote no more than 10,000 request() calls (no rxjs) do, within a margin: with send()'s
+    // teardown in such an array, every call's objects were promoted (about 4.7 MB here, against 0.1 MB).
+    const lib = pathToFileURL(path.resolve(import.meta.dirname, '../dist/lib/index.js')).href;
+    const script = `
+      const v8 = await import('node:v8');
+      const { RpcServer, MethodDispatch, OccamsClient } = await import(${JSON.stringify(lib)});
+      const { Subscription, firstValueFrom } = await import('rxjs');
+      const server = new RpcServer(new MethodDispatch({ echo: (v) => v }));
+      const address = await server.listen();
+      const client = new OccamsClient({ host: '127.0.0.1', port: address.port });
+      const body = { id: 1, name: 'occams', tags: ['a', 'b', 'c', 'd'], ok: true, ratio: 0.5 };
+      for (let i = 0; i < 200; i++) { await firstValueFrom(client.send('echo', body)); await client.request('echo', body); }
+      const teardownArray = () => { const s = new Subscription(); s.add(() => {}); return s._finalizers; };
+      let born = 'young';
+      for (let round = 0; round < 10 && born === 'young'; round++) {
+        const keep = [];
+        for (let i = 0; i < 2000; i++) keep.push(teardownArray());
+        gc({ type: 'minor' });
+        gc({ type: 'minor' });
+        keep.length = 0;
+        if (!%InYoungGeneration(teardownArray())) born = 'old';
+      }
+      const oldBytes = (st) => st.heapSpaceStatistics.filter((x) => x.spaceName === 'old_space' || x.spaceName === 'large_object_space').reduce((a, x) => a + x.spaceUsedSize, 0);
+      async function promotedKiB(call) {
+        const profiler = new v8.GCProfiler();
+        profiler.start();
+        let next = 0;
+        const worker = async () => { while (next < 10000) { next++; await call(); } };
+        await Promise.all(Array.from({ length: 64 }, worker));
+        let bytes = 0;
+        for (const s of profiler.stop().statistics) if (s.gcType === 'Scavenge') bytes += oldBytes(s.afterGC) - oldBytes(s.beforeGC);
+        return Math.round(bytes / 1024);
+      }
+      const request = await promotedKiB(() => client.request('echo', body));
+      const send = await promotedKiB(() => firstValueFrom(client.send('echo', body)));
+      console.log(JSON.stringify({ born, request, send }));
+      await client.close();
+      await server.close();
+    `;
+    const flags = ['--allow-natives-syntax', '--expose-gc', '--max-semi-space-size=1', '--input-type=module'];
+    const out = JSON.parse(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8', timeout: 60_000 })) as { born: string; request: number; send: number };
+    expect(out.born).toBe('old'); // V8 did pretenure rxjs's teardown arrays: the case this test is about
+    expect(out.send).toBeLessThan(Math.max(1024, 4 * out.request));
   });
 
   it('events reach @EventPattern handlers with metadata, and get no response', async () => {
