@@ -57,8 +57,7 @@ const profile = arg('profile', '');
 const profileDir = path.join(resultsDir, 'profiles');
 /** --profile-interval µs: the profiler's sampling interval (node's default 1000; 100 resolves sub-µs costs per call) */
 const profileInterval = arg('profile-interval', '1000');
-const profArgs = (side: string) =>
-  profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', profileInterval] : [];
+const profArgs = (side: string) => (profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', profileInterval] : []);
 
 const ALL_CPUS = `0-${os.cpus().length - 1}`;
 const CPUS: Record<string, { server: string; client: string }> = {

@@ -22,7 +22,6 @@ import { systemClock } from '../lib/core/clock.js';
 import { FrameWriter } from '../lib/core/frame-writer.js';
 import { OccamsClient } from '../lib/index.js';
 import { REQUEST_HEADER_SIZE } from '../lib/protocol/constants.js';
-import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import {
   ALL_FEATURES,
   deadlineHeaderSize,
@@ -34,6 +33,7 @@ import {
   writeDeadlineHeader,
 } from '../lib/protocol/extensions.js';
 import { helloCodec } from '../lib/protocol/hello.js';
+import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import type { ServerRequest } from '../lib/server/server-request.js';
 import { FakeClock } from './support/fake-clock.js';
 import { TestAppModule } from './support/nest-apps.js';
@@ -129,7 +129,7 @@ describe('the frame a call without options goes out in', () => {
     expect(e.subarray(REQUEST_HEADER_SIZE + 4)).toEqual(Buffer.from(msgpackCodec.encode('hi')));
   });
 
-  it('is read by the server\'s decoder once the peer negotiated the extensions: {d} taken off the msg, any other header left to the reader', () => {
+  it("is read by the server's decoder once the peer negotiated the extensions: {d} taken off the msg, any other header left to the reader", () => {
     const { out, frame } = capture();
     const now = systemClock.now();
     const call = new Call(owner, CallKind.User, 'echo', 'hi', IGNORE, undefined);
