@@ -76,11 +76,11 @@ function subjectFn(subject: Subject): () => unknown {
   let seq = 1;
   switch (subject) {
     case 'write-plain':
-      return () => out.request(plain, seq++, ALL_FEATURES & ~FEATURE_DEADLINE, systemClock);
+      return () => out.request(plain, seq++, ALL_FEATURES & ~FEATURE_DEADLINE, systemClock.now());
     case 'write-deadline':
-      return () => out.request(plain, seq++, ALL_FEATURES, systemClock);
+      return () => out.request(plain, seq++, ALL_FEATURES, systemClock.now());
     case 'write-encoded':
-      return () => out.request(withOption, seq++, ALL_FEATURES, systemClock);
+      return () => out.request(withOption, seq++, ALL_FEATURES, systemClock.now());
     case 'read-plain':
       return () => codec.decode(plainMsg, MAX_WEIGHT);
     case 'read-deadline':

@@ -7,7 +7,7 @@
  * are taken within each run. Usage (after `npm run build`):
  *   node dist/bench/run.js [--quick] [--runs 5 (quick: 3)] [--transports a,b] [--inflight 1,64,1024]
  *                          [--payloads small,16k (also 1m, bin16k, bin1m)] [--seconds 3] [--warmup 1]
- *                          [--placements auto,apart] [--profile client|server|both]
+ *                          [--placements auto,apart] [--profile client|server|both] [--profile-interval 1000]
  *                          [--out name] [--observe off|channels|otel]
  * Placements: auto (no pinning), apart (server CPU 0, client CPU 1), same
  * (both CPU 0); every placement runs every payload asked (issue 29's targets
@@ -55,7 +55,9 @@ const out = `${arg('out', quick ? 'quick' : 'latest')}${observe === 'off' ? '' :
 /** --profile client|server|both: run that side under --cpu-prof (profiles in bench/results/profiles) */
 const profile = arg('profile', '');
 const profileDir = path.join(resultsDir, 'profiles');
-const profArgs = (side: string) => (profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []);
+/** --profile-interval µs: the profiler's sampling interval (node's default 1000; 100 resolves sub-µs costs per call) */
+const profileInterval = arg('profile-interval', '1000');
+const profArgs = (side: string) => (profile === side || profile === 'both' ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', profileInterval] : []);
 
 const ALL_CPUS = `0-${os.cpus().length - 1}`;
 const CPUS: Record<string, { server: string; client: string }> = {

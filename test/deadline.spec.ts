@@ -33,6 +33,7 @@ import {
   writeDeadlineHeader,
 } from '../lib/protocol/extensions.js';
 import { helloCodec } from '../lib/protocol/hello.js';
+import { RequestDecoder } from '../lib/protocol/request-decoder.js';
 import type { ServerRequest } from '../lib/server/server-request.js';
 import { FakeClock } from './support/fake-clock.js';
 import { TestAppModule } from './support/nest-apps.js';
@@ -106,27 +107,60 @@ describe('the frame a call without options goes out in', () => {
   it('carries {d} between the action and the msg, flagged FORMAT_EXT_HEADER, to a FEATURE_DEADLINE peer; nothing to others or for events', () => {
     const { out, frame } = capture();
     const call = new Call(owner, CallKind.User, 'echo', 'hi', IGNORE, undefined);
-    call.expiresAt = systemClock.now() + 20_000;
-    out.request(call, 1, ALL_FEATURES, systemClock);
+    const now = systemClock.now();
+    call.expiresAt = now + 20_000;
+    out.request(call, 1, ALL_FEATURES, now + 1_500); // written 1.5 s after it was armed (it waited for a window slot)
     const f = frame();
     expect(f[3]).toBe(FORMAT_EXT_HEADER);
     const msg = f.subarray(REQUEST_HEADER_SIZE + 4, REQUEST_HEADER_SIZE + 4 + f.readUInt32LE(24));
-    const left = readDeadlineHeader(msg);
-    expect(left).toBeGreaterThan(19_000);
-    expect(left).toBeLessThanOrEqual(20_000);
+    expect(readDeadlineHeader(msg)).toBe(18_500); // the time left when it is written, not when it was armed
     expect(msg.subarray(4 + msg.readUInt32LE(0))).toEqual(Buffer.from(msgpackCodec.encode('hi')));
 
     for (const features of [0, ALL_FEATURES & ~FEATURE_DEADLINE]) {
-      out.request(call, 2, features, systemClock);
+      out.request(call, 2, features, now);
       const plain = frame();
       expect(plain[3]).toBe(0);
       expect(plain.subarray(REQUEST_HEADER_SIZE + 4)).toEqual(Buffer.from(msgpackCodec.encode('hi')));
     }
     const event = new Call(owner, CallKind.Event, 'echo', 'hi', IGNORE, { event: true });
-    out.request(event, 3, ALL_FEATURES, systemClock);
+    out.request(event, 3, ALL_FEATURES, now);
     const e = frame();
     expect(e[3]).toBe(FORMAT_EVENT); // no caller waits for an event: no deadline
     expect(e.subarray(REQUEST_HEADER_SIZE + 4)).toEqual(Buffer.from(msgpackCodec.encode('hi')));
+  });
+
+  it("is read by the server's decoder once the peer negotiated the extensions: {d} taken off the msg, any other header left to the reader", () => {
+    const { out, frame } = capture();
+    const now = systemClock.now();
+    const call = new Call(owner, CallKind.User, 'echo', 'hi', IGNORE, undefined);
+    call.expiresAt = now + 20_000;
+    const withMeta = new Call(owner, CallKind.User, 'echo', 'hi', IGNORE, { meta: { k: 1 } });
+    withMeta.expiresAt = now + 20_000;
+    out.request(call, 1, ALL_FEATURES, now);
+    out.request(withMeta, 2, ALL_FEATURES, now);
+    const bytes = frame();
+    const seen: { seq: number; msg: Buffer; left: number }[] = [];
+    const decoder = new RequestDecoder({ onRequest: (_f, _a, seq, _c, msg, _b, left) => void seen.push({ seq, msg: Buffer.from(msg), left }) });
+    const hi = Buffer.from(msgpackCodec.encode('hi'));
+    // a plain v1 peer's (the default): the msgs as sent, header and all
+    expect(decoder.push(bytes)).toBeUndefined();
+    expect(seen.map((r) => r.left)).toEqual([-1, -1]);
+    expect(readDeadlineHeader(seen[0]!.msg)).toBe(20_000);
+    expect(seen[1]!.msg.subarray(seen[1]!.msg.length - hi.length)).toEqual(hi);
+    seen.length = 0;
+    decoder.deadlines = true;
+    // one byte at a time too: the body is assembled, then read the same way
+    for (const chunk of [bytes, ...Array.from(bytes, (b) => Buffer.from([b]))]) expect(decoder.push(chunk)).toBeUndefined();
+    expect(seen.map((r) => [r.seq, r.left])).toEqual([
+      [1, 20_000],
+      [2, -1],
+      [1, 20_000],
+      [2, -1],
+    ]);
+    for (const r of seen) {
+      if (r.left >= 0) expect(r.msg).toEqual(hi);
+      else expect(helloCodec.decode(r.msg.subarray(4, 4 + r.msg.readUInt32LE(0)))).toEqual({ m: { k: 1 }, d: 20_000 });
+    }
   });
 });
 

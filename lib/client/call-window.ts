@@ -53,12 +53,14 @@ export class CallWindow {
     return this.inFlight === 0 && this.queue.length === 0;
   }
 
-  /** Files `call` to time out `timeout` ms from now (again, when it was filed). */
-  arm(call: Call, timeout: number): void {
+  /** Files `call` to time out `timeout` ms from now (again, when it was filed). Returns the clock's time it read (one read per call: the wheel and the request's header use it). */
+  arm(call: Call, timeout: number): number {
     if (call.timerBucket !== null) this.wheel.remove(call);
+    const now = this.clock.now();
     call.timeoutMs = call.options?.statedTimeout ?? timeout; // what the error names: the caller's timeout
-    call.expiresAt = this.clock.now() + timeout; // what the server is told (FEATURE_DEADLINE): a pool's `timeout` is the time left of the whole call
-    this.wheel.add(call, call.expiresAt);
+    call.expiresAt = now + timeout; // what the server is told (FEATURE_DEADLINE): a pool's `timeout` is the time left of the whole call
+    this.wheel.add(call, call.expiresAt, now);
+    return now;
   }
 
   wait(call: Call): void {

@@ -184,13 +184,13 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     }
     if (isEvent) {
       if (this.socket.writableLength > MAX_EVENT_BACKLOG) this.fail(call, new QueueFullError('event backlog is full'));
-      else if (this.send(call)) this.events.add(call);
+      else if (this.send(call, this.clock.now())) this.events.add(call);
       return call;
     }
     const window = this.window;
-    window.arm(call, options?.timeout ?? this.options.timeout);
+    const now = window.arm(call, options?.timeout ?? this.options.timeout);
     if (window.open && !this.writesBackedUp) {
-      this.send(call);
+      this.send(call, now);
     } else if (!window.queueFull) {
       window.wait(call);
       if (window.hasRoom) this.awaitDrain(); // waits for the socket, not a slot
@@ -280,17 +280,17 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   private control(action: number, body: unknown, handler: ResponseHandler, timeout: number): void {
     const call = new Call(this, CallKind.Control, action, body, handler, undefined);
     if (this.state === 'closed') return this.fail(call, this.closeError ?? new ClosedError());
-    this.window.arm(call, timeout);
-    this.send(call);
+    this.send(call, this.window.arm(call, timeout));
   }
 
   /**
-   * Encodes and writes a call; a User call takes its window slot here, and
-   * only once it is on its way. Returns false when it failed (and was settled).
+   * Encodes and writes a call at clock time `now` (read by the caller); a
+   * User call takes its window slot here, and only once it is on its way.
+   * Returns false when it failed (and was settled).
    */
-  private send(call: Call): boolean {
+  private send(call: Call, now: number): boolean {
     const seq = this.nextSeq;
-    const batch = this.out.request(call, seq, this._features, this.clock);
+    const batch = this.out.request(call, seq, this._features, now);
     if (typeof batch !== 'number') {
       this.fail(call, batch);
       return false;
@@ -313,10 +313,11 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
   /** Sends queued calls while the window has room and the socket's writes are not backed up. */
   private pump(): void {
     if (this.window.queued === 0) return;
+    let now = -1;
     while (!this.writesBackedUp) {
       const call = this.window.take();
       if (call === undefined) return;
-      this.send(call);
+      this.send(call, now < 0 ? (now = this.clock.now()) : now);
     }
     if (this.window.queued !== 0) this.awaitDrain();
   }

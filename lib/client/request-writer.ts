@@ -1,6 +1,5 @@
 import type { Codec } from '../codec/codec.js';
 import { actionBytes } from '../core/action-bytes.js';
-import type { Clock } from '../core/clock.js';
 import type { FrameWriter } from '../core/frame-writer.js';
 import { InPlaceRoom } from '../core/in-place-room.js';
 import { EncodeError } from '../errors.js';
@@ -51,12 +50,12 @@ export class RequestWriter {
   }
 
   /**
-   * Writes `call` as `seq`. Returns the write batch its frame went into
-   * (handed to the socket once `FrameWriter.batch` passes it), or the
-   * EncodeError when its value (or header) cannot be encoded; nothing is
-   * written then.
+   * Writes `call` as `seq` at clock time `now` (what its deadline header
+   * counts from). Returns the write batch its frame went into (handed to
+   * the socket once `FrameWriter.batch` passes it), or the EncodeError when
+   * its value (or header) cannot be encoded; nothing is written then.
    */
-  request(call: Call, seq: number, features: number, clock: Clock): number | EncodeError {
+  request(call: Call, seq: number, features: number, now: number): number | EncodeError {
     let msg: Uint8Array;
     let ext: Uint8Array | undefined;
     let format = call.kind === CallKind.Event ? FORMAT_EVENT : 0;
@@ -69,7 +68,7 @@ export class RequestWriter {
         msg = call.value === undefined ? EMPTY : helloCodec.encode(call.value);
       } else if (plain(call.options)) {
         // the usual call: no blob, at most the header `{d}` (written by hand); the codec writes the msg into the frame
-        const left = call.kind === CallKind.User && (features & FEATURE_DEADLINE) !== 0 ? msLeft(call.expiresAt, clock.now()) : -1;
+        const left = call.kind === CallKind.User && (features & FEATURE_DEADLINE) !== 0 ? msLeft(call.expiresAt, now) : -1;
         if (left >= 0) format |= FORMAT_EXT_HEADER;
         const action = call.action;
         const actionBytes = typeof action === 'string' ? this.bytesOf(action) : undefined;
@@ -86,7 +85,7 @@ export class RequestWriter {
         }
         if (left >= 0) ext = this.deadlineHeader(left);
       } else {
-        const header = extHeader(call.options!, features, clock.now(), call.kind === CallKind.User ? call.expiresAt : 0);
+        const header = extHeader(call.options!, features, now, call.kind === CallKind.User ? call.expiresAt : 0);
         if (header !== undefined) {
           ext = header.m === undefined && header.c === undefined ? this.deadlineHeader(header.d!) : Buffer.from(helloCodec.encode(header));
           format |= FORMAT_EXT_HEADER;

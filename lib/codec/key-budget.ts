@@ -31,6 +31,11 @@ export class KeyBudget {
     return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.rate;
   }
 
+  /** Keys were taken beyond the budget and not yet paid for (as of the last `spend` or `debt`). */
+  get owing(): boolean {
+    return this.tokens < 0;
+  }
+
   /** ms from `now` until the keys taken are paid for (0 when they are). */
   debt(now: number): number {
     if (this.tokens >= 0) return 0;

@@ -78,9 +78,8 @@ export class TimeoutWheel<T extends Timed> {
     return this.count;
   }
 
-  /** Files `entry` to expire at `deadline` (epoch ms). */
-  add(entry: T, deadline: number): void {
-    const now = this.clock.now();
+  /** Files `entry` to expire at `deadline` (epoch ms); `now`: the clock's time, when the caller just read it. */
+  add(entry: T, deadline: number, now = this.clock.now()): void {
     const granule = granuleFor(deadline - now, this.resolution);
     const at = Math.ceil(deadline / granule) * granule;
     let bucket = this.last;

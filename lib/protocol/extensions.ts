@@ -154,23 +154,25 @@ export function writeDeadlineHeader(buf: Uint8Array, off: number, left: number):
 }
 
 /**
- * The `d` of a request msg whose ext header (after its u32 LE length) is
- * exactly `{d: n}`, a map of one entry (fixmap, or map16 as msgpackr writes
- * maps) with n a msgpack uint of at most 32 bits; -1 for any other header
- * (read with the decoder then) or a length that overruns `msg`.
+ * The `d` of a request msg (`msg[start..end)`, all of `msg` by default)
+ * whose ext header (after its u32 LE length) is exactly `{d: n}`, a map of
+ * one entry (fixmap, or map16 as msgpackr writes maps) with n a msgpack
+ * uint of at most 32 bits; -1 for any other header (read with the decoder
+ * then) or a length that overruns the msg. The msg after the header starts
+ * at `start + 4 + msg[start]`.
  */
-export function readDeadlineHeader(msg: Uint8Array): number {
-  if (msg.length < 8 || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return -1;
-  const len = msg[0]!;
-  if (len > msg.length - 4) return -1;
-  let at = 5; // the key, after the map's head
-  if (msg[4] !== 0x81) {
-    if (msg[4] !== 0xde || msg[5] !== 0 || msg[6] !== 1) return -1;
-    at = 7;
+export function readDeadlineHeader(msg: Uint8Array, start = 0, end = msg.length): number {
+  if (end - start < 8 || msg[start + 1] !== 0 || msg[start + 2] !== 0 || msg[start + 3] !== 0) return -1;
+  const len = msg[start]!;
+  if (len > end - start - 4) return -1;
+  let at = start + 5; // the key, after the map's head
+  if (msg[at - 1] !== 0x81) {
+    if (msg[at - 1] !== 0xde || msg[at] !== 0 || msg[at + 1] !== 1) return -1;
+    at += 2;
   }
   if (msg[at] !== 0xa1 || msg[at + 1] !== 0x64) return -1;
   const t = msg[at + 2]!;
-  const end = 4 + len; // the uint must end the header
+  end = start + 4 + len; // the uint must end the header
   at += 3;
   if (t < 0x80) return end === at ? t : -1;
   switch (t) {

@@ -1,12 +1,18 @@
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
 import { ActionNames } from './action-names.js';
 import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, EMPTY, REQUEST_HEADER_SIZE } from './constants.js';
+import { FORMAT_EXT_HEADER, readDeadlineHeader } from './extensions.js';
 import { checkMagicAndVersion, FrameDecoder } from './frame-decoder.js';
 import { readU53, readU64Lossy } from './u64.js';
 
 /** Receives decoded requests; `msg`/`blob` are views valid until you drop them. */
 export interface RequestSink {
-  onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void;
+  /**
+   * `left`: with `RequestDecoder.deadlines` on, the ms left of a
+   * FORMAT_EXT_HEADER request whose header is just `{d}` (every plain call's),
+   * read here and taken off `msg`; -1 otherwise (`msg` is then as sent).
+   */
+  onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer, left: number): void;
   /**
    * A request frame of `size` bytes, past maxFrameSize: return true to
    * refuse it alone (its body is read past, never buffered; the sink
@@ -20,6 +26,12 @@ export class RequestDecoder extends FrameDecoder {
   private readonly sink: RequestSink;
   private readonly maxFrameSize: number;
   private readonly names = new ActionNames();
+  /**
+   * The peer negotiated the extensions: a FORMAT_EXT_HEADER request's
+   * header that is just `{d}` is read here, and its msg handed on past it
+   * (one view of the body, not a view and then a view of that).
+   */
+  deadlines = false;
 
   constructor(sink: RequestSink, maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {
     super(REQUEST_HEADER_SIZE);
@@ -46,6 +58,7 @@ export class RequestDecoder extends FrameDecoder {
     const rawAction = hdr.readUInt32LE(h + 4);
     const seq = readU53(hdr, h + 8);
     if (seq < 0) throw new ProtocolError('request seq exceeds 2^53');
+    const format = hdr[h + 3]!;
     const msgLen = hdr.readUInt32LE(h + 24);
     const blobLen = hdr.readUInt32LE(h + 28);
     let action: number | string;
@@ -56,13 +69,21 @@ export class RequestDecoder extends FrameDecoder {
     } else {
       action = rawAction;
     }
+    const msgEnd = b + msgLen;
+    let msgStart = b;
+    let left = -1;
+    if (this.deadlines && (format & FORMAT_EXT_HEADER) !== 0) {
+      left = readDeadlineHeader(body, b, msgEnd);
+      if (left >= 0) msgStart += 4 + body[b]!;
+    }
     this.sink.onRequest(
-      hdr[h + 3]!,
+      format,
       action,
       seq,
       readU64Lossy(hdr, h + 16),
-      msgLen === 0 ? EMPTY : body.subarray(b, b + msgLen),
-      blobLen === 0 ? EMPTY : body.subarray(b + msgLen, b + msgLen + blobLen),
+      msgLen === 0 ? EMPTY : body.subarray(msgStart, msgEnd),
+      blobLen === 0 ? EMPTY : body.subarray(msgEnd, msgEnd + blobLen),
+      left,
     );
   }
 }

@@ -224,8 +224,8 @@ export class ConnectionFlow {
   private endTurn(): void {
     this.turnStart = -1;
     if (!this.port.isOpen()) return;
-    const now = this.options.clock.now();
-    const overstayed = this.busy > READ_OVERSTAY_MS && this.turns.othersSince(this, now - CONTENDED_MS) ? this.busy : 0;
+    // the clock is read only when the turn overstayed (every turn of a connection at 1 call in flight ends here)
+    const overstayed = this.busy > READ_OVERSTAY_MS && this.turns.othersSince(this, this.options.clock.now() - CONTENDED_MS) ? this.busy : 0;
     const debt = this.keyDebt();
     this.busy = 0;
     if ((overstayed > 0 || debt > 0) && !this.stopped) {
@@ -269,7 +269,8 @@ export class ConnectionFlow {
 
   /** ms until the new names taken are paid for (KeyBudget); 0 when they are. */
   private keyDebt(): number {
-    return this.keyBudget === undefined ? 0 : this.keyBudget.debt(this.options.clock.now());
+    const budget = this.keyBudget;
+    return budget === undefined || !budget.owing ? 0 : budget.debt(this.options.clock.now());
   }
 
   /** Reads on (what waited first), in a turn of its own, timed like a chunk. */

@@ -18,7 +18,6 @@ import {
   FORMAT_EXT_HEADER,
   FORMAT_RECORDS,
   MAX_STREAM_CREDIT,
-  readDeadlineHeader,
   type RequestExtHeader,
 } from '../protocol/extensions.js';
 import { acceptHello, encodeHelloAnswer } from '../protocol/hello.js';
@@ -147,7 +146,7 @@ export class RequestReader implements RequestSink {
   }
 
   /** RequestSink: one decoded frame. */
-  onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer): void {
+  onRequest(format: number, action: number | string, seq: number, clientId: number, msg: Buffer, blob: Buffer, left: number): void {
     if (this.stopped) return;
     // every 32 frames or 16 KiB: has this connection had its slice of the loop for this turn?
     this.bytesRead += msg.length + blob.length;
@@ -176,20 +175,14 @@ export class RequestReader implements RequestSink {
     this.lastRequestAt = this.readAt;
     const isEvent = (format & FORMAT_EVENT) !== 0 && this.features !== 0;
     let header: RequestExtHeader | undefined;
-    /** ms left of a header that is just `{d}` (every plain call's), read by hand; -1 otherwise */
-    let left = -1;
-    if ((format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
-      left = readDeadlineHeader(msg);
-      if (left >= 0) {
-        msg = msg.subarray(4 + msg[0]!);
-      } else {
-        const split = splitExtHeader(msg, this.options.maxRequestWeight);
-        if (split === undefined) return this.host.violated(`protocol violation: malformed extension header in request ${seq}`);
-        // metadata's keys are names the server learns too
-        if (this.plainCensus !== undefined && split.header !== undefined) this.census(this.plainCensus, msg.subarray(4, msg.length - split.msg.length));
-        header = split.header;
-        msg = split.msg;
-      }
+    // `left` >= 0: the decoder read a header that is just `{d}` (every plain call's) and took it off msg (RequestDecoder.deadlines)
+    if (left < 0 && (format & FORMAT_EXT_HEADER) !== 0 && this.features !== 0) {
+      const split = splitExtHeader(msg, this.options.maxRequestWeight);
+      if (split === undefined) return this.host.violated(`protocol violation: malformed extension header in request ${seq}`);
+      // metadata's keys are names the server learns too
+      if (this.plainCensus !== undefined && split.header !== undefined) this.census(this.plainCensus, msg.subarray(4, msg.length - split.msg.length));
+      header = split.header;
+      msg = split.msg;
     }
     let value: unknown;
     // (a v1 peer's format byte is ignored, as the reference says; a peer that said HELLO is held to what it negotiated)
@@ -311,6 +304,7 @@ export class RequestReader implements RequestSink {
         else this.features &= ~FEATURE_RECORDS;
       }
     }
+    this.decoder.deadlines = this.features !== 0; // the ext headers it sends are read from now on (the plain `{d}` by the decoder)
     const answer = encodeHelloAnswer(this.features, this.options.maxInFlightPerConnection);
     this.writer.response(FLAG_OK, answer.length, seq, answer, undefined);
   }
