@@ -68,8 +68,8 @@ export interface FlowPort {
  * waits to run is bounded like what waits to be written, and the rest
  * stays unread in the socket. A held request is decoded and lives until
  * the socket drains, through young-generation GCs: holding up to 32 MiB of
- * 16 KiB values made the server's GC 3x the bare reference's at 16 KiB x
- * 1024 (bench/results/gc-16k-x1024.md). `readTimeout` cuts a peer that stalls mid-frame, unless we are
+ * 16 KiB values, the server promoted 25-100 MB in 2 s at 16 KiB x 1024,
+ * the bare reference under 1 MB (bench/results/gc-16k-x1024.md). `readTimeout` cuts a peer that stalls mid-frame, unless we are
  * the ones not reading. And they pause for the rest of the event-loop turn
  * once this connection has been read for READ_SLICE_MS in it (at a frame
  * boundary; `reading` / `spent`), so that one busy peer takes turns with
