@@ -7,7 +7,8 @@
 // usage: node bench/gc-trace.mjs <transport> <payload> <inflight> <auto|apart> [runs 3] [seconds 2] [warmup 0.5] [-- node flags for both]
 // env: SERVER_FLAGS / CLIENT_FLAGS (space-separated) for one side; DIST (default dist) for another build;
 // OCCAMS_BEFORE_LIB for the *-before transports, as bench/run.ts.
-import { fork, execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 const [transport, payload, inflight, placement, runsArg, secArg, warmArg, ...rest] = process.argv.slice(2);
 const runs = Number(runsArg ?? 3), seconds = Number(secArg ?? 2), warmup = Number(warmArg ?? 0.5);
@@ -49,7 +50,7 @@ for (let run = 1; run <= runs; run++) {
   const sg = gcSum(sout.slice(s0)), cg = gcSum(cout.slice(c0));
   const req = r.requests;
   const ccpu = r.cpuMicros / 1000, scpu = st.cpuMicros / 1000;
-  console.log(`${transport} ${payload} x${inflight} ${placement} run ${run}: ${Math.round(r.rps)} req/s p99 ${(r.p99us / 1000).toFixed(1)}ms load ${(await import('node:os')).loadavg()[0].toFixed(1)}`);
+  console.log(`${transport} ${payload} x${inflight} ${placement} run ${run}: ${Math.round(r.rps)} req/s p99 ${(r.p99us / 1000).toFixed(1)}ms load ${os.loadavg()[0].toFixed(1)}`);
   console.log(`  client ${(r.cpuMicros / req).toFixed(1)}us/req cpu ${ccpu.toFixed(0)}ms gc-pause ${((100 * (cg.scavMs + cg.mcMs)) / ccpu).toFixed(1)}% rss ${(r.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(cg)}`);
   console.log(`  server ${(st.cpuMicros / req).toFixed(1)}us/req cpu ${scpu.toFixed(0)}ms gc-pause ${((100 * (sg.scavMs + sg.mcMs)) / scpu).toFixed(1)}% rss ${(st.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(sg)}`);
   client.kill('SIGKILL');

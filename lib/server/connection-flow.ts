@@ -69,8 +69,9 @@ export interface FlowPort {
  * stays unread in the socket. A held request is decoded and lives until
  * the socket drains, through young-generation GCs: holding up to 32 MiB of
  * 16 KiB values, the server promoted 25-100 MB in 2 s at 16 KiB x 1024,
- * the bare reference under 1 MB (bench/results/gc-16k-x1024.md). `readTimeout` cuts a peer that stalls mid-frame, unless we are
- * the ones not reading. And they pause for the rest of the event-loop turn
+ * the bare reference under 1 MB (bench/results/gc-16k-x1024.md).
+ * `readTimeout` cuts a peer that stalls mid-frame, unless we are the ones
+ * not reading. And reads pause for the rest of the event-loop turn
  * once this connection has been read for READ_SLICE_MS in it (at a frame
  * boundary; `reading` / `spent`), so that one busy peer takes turns with
  * the others instead of holding the loop.
