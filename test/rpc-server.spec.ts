@@ -100,6 +100,43 @@ describe('RpcServer with raw peers', () => {
     await ctx.server.destroy();
   });
 
+  it('while its writes are backed up, holds about highWaterMark bytes of requests, not maxQueuedBytes, then catches up', async () => {
+    // requests of 16 KiB each: held decoded until the socket drains, so the
+    // bytes held are bounded like the bytes waiting to be written (issue 29)
+    let dispatched = 0;
+    const big = 'y'.repeat(64 * 1024);
+    const ctx = await startServer(
+      {
+        big: () => {
+          dispatched++;
+          return big;
+        },
+      },
+      { highWaterMark: 256 * 1024 },
+    );
+    const raw = await rawConnect(ctx.address.port);
+    raw.pause(); // reads nothing until asked
+    const n = 600; // 600 x 16 KiB = 9.4 MiB of requests (under maxQueuedBytes, 32 MiB), 37.5 MiB of answers
+    const msg = Buffer.from(msgpackCodec.encode('r'.repeat(16 * 1024)));
+    raw.write(Buffer.concat(Array.from({ length: n }, (_, i) => encodeRequest({ action: 'big', seq: i + 1, msg }))));
+    await waitFor(() => ctx.server.stats.queued > 0, 5000);
+    await sleep(300); // time to read on, if it would
+    const held = ctx.server.stats.queued;
+    expect(held).toBeGreaterThan(0);
+    // 256 KiB / (16 KiB + overhead) = 15 requests, then reading stops (a chunk's frames may add a few)
+    expect(held).toBeLessThanOrEqual(20);
+    expect(dispatched + held).toBeLessThan(n);
+    let count = 0;
+    const decoder = new ResponseDecoder({ onResponse: (flag) => (count += flag === 0 ? 1 : 1000) });
+    raw.on('data', (c: Buffer) => decoder.push(c));
+    raw.resume();
+    await waitFor(() => count >= n, 15_000);
+    expect(count).toBe(n); // every one answered, none refused
+    expect(dispatched).toBe(n);
+    raw.destroy();
+    await ctx.server.destroy();
+  });
+
   it('refuses connections past maxConnections', async () => {
     const ctx = await startServer({ echo: (v: unknown) => v }, { maxConnections: 1 });
     const first = await ClientStream.connect(ctx.url);

@@ -63,8 +63,15 @@ export interface FlowPort {
  * Reads: never stop for the in-flight cap (pings, CANCELs and a FIN must be
  * seen while handlers are stuck); they pause only while writes are backed
  * up AND the held queue is full: a peer that neither reads nor stops
- * sending. `readTimeout` cuts a peer that stalls mid-frame, unless we are
- * the ones not reading. And they pause for the rest of the event-loop turn
+ * sending. While writes are backed up, "full" is `maxQueuedPerConnection`
+ * requests or `highWaterMark` bytes of them (not `maxQueuedBytes`): what
+ * waits to run is bounded like what waits to be written, and the rest
+ * stays unread in the socket. A held request is decoded and lives until
+ * the socket drains, through young-generation GCs: holding up to 32 MiB of
+ * 16 KiB values, the server promoted 25-100 MB in 2 s at 16 KiB x 1024,
+ * the bare reference under 1 MB (bench/results/gc-16k-x1024.md).
+ * `readTimeout` cuts a peer that stalls mid-frame, unless we are the ones
+ * not reading. And reads pause for the rest of the event-loop turn
  * once this connection has been read for READ_SLICE_MS in it (at a frame
  * boundary; `reading` / `spent`), so that one busy peer takes turns with
  * the others instead of holding the loop.
@@ -93,6 +100,8 @@ export class ConnectionFlow {
   /** streams waiting for the socket to drain */
   private readonly waiting = new Set<Resumable>();
   private readonly stall: WriteStallWatch;
+  /** bytes of held requests that, with writes backed up, stop reading: highWaterMark, or maxQueuedBytes if lower */
+  private readonly heldWhileBlocked: number;
 
   constructor(
     private readonly socket: Socket,
@@ -109,6 +118,7 @@ export class ConnectionFlow {
       () => port.flushed() - socket.writableLength,
       () => port.kill(`write timeout (write stall): peer read none of our bytes for ${options.writeTimeout} ms (${socket.writableLength} bytes waiting)`),
     );
+    this.heldWhileBlocked = Math.min(options.highWaterMark, options.maxQueuedBytes);
     this.keyBudget = options.newKeyRate === Infinity ? undefined : new KeyBudget(options.newKeyRate, options.clock.now());
   }
 
@@ -169,7 +179,7 @@ export class ConnectionFlow {
   update(): void {
     if (!this.port.isOpen() || this.stopped) return;
     const { requests, options } = this;
-    const full = requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= options.maxQueuedBytes;
+    const full = requests.heldCount >= options.maxQueuedPerConnection || requests.heldBytes >= this.heldWhileBlocked;
     const shouldPause = (this.writeBlocked && full) || this.yielded || this.penalized;
     if (shouldPause === this.readPaused) return;
     this.readPaused = shouldPause;
