@@ -193,7 +193,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
       this.send(call, now);
     } else if (!window.queueFull) {
       window.wait(call);
-      if (window.hasRoom) this.awaitDrain(); // waits for the socket, not a slot
+      if (window.hasRoom) this.pump(); // waits for the socket, not a slot: sent at once if it drained meanwhile, else on 'drain'
     } else {
       this.fail(call, new QueueFullError(`window full (or writes backed up) and ${this.options.maxQueued} callers already waiting`));
     }
