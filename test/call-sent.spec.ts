@@ -114,8 +114,8 @@ describe('a call is sent once the socket took any byte of it', () => {
       await pool.connect();
       await waitFor(() => pool.members[0]!.ready);
       const handler = new Recorder();
-      // 5 KiB: past FIRST_FLUSH, so the frame goes to the socket inside call()
-      const handle = pool.call('run', { id: 1, pad: 'x'.repeat(5 * 1024) }, handler);
+      // 70 KiB: past the flush threshold, so the frame goes to the socket inside call()
+      const handle = pool.call('run', { id: 1, pad: 'x'.repeat(70 * 1024) }, handler);
       const sentAtOnce = handle.sent;
       await sleep(200);
       const sentLater = handle.sent;
