@@ -5,6 +5,8 @@
 // pause ms, bytes promoted to the old generation) and mark-compacts, and their pauses as a share of that
 // side's CPU time. Build first (npx tsc -p tsconfig.build.json); run it under the bench lock.
 // usage: node bench/gc-trace.mjs <transport> <payload> <inflight> <auto|apart> [runs 3] [seconds 2] [warmup 0.5] [-- node flags for both]
+// Under `-- --trace-deopt` each side's line also counts the deopts in the measured window (V8's "bailout" and
+// "marking dependent code" lines), for telling a process that keeps deoptimizing from one that settled.
 // env: SERVER_FLAGS / CLIENT_FLAGS (space-separated) for one side; DIST (default dist) for another build;
 // OCCAMS_BEFORE_LIB for the *-before transports, as bench/run.ts.
 import { execFileSync, fork } from 'node:child_process';
@@ -48,11 +50,12 @@ for (let run = 1; run <= runs; run++) {
   server.send('stats'); const st = await wait(server, 'stats');
   await new Promise((res) => setTimeout(res, 50));
   const sg = gcSum(sout.slice(s0)), cg = gcSum(cout.slice(c0));
+  const deopts = (text) => { const n = (text.match(/\[bailout|\[marking dependent code/g) ?? []).length; return n === 0 ? '' : `  deopts ${n}`; };
   const req = r.requests;
   const ccpu = r.cpuMicros / 1000, scpu = st.cpuMicros / 1000;
   console.log(`${transport} ${payload} x${inflight} ${placement} run ${run}: ${Math.round(r.rps)} req/s p99 ${(r.p99us / 1000).toFixed(1)}ms load ${os.loadavg()[0].toFixed(1)}`);
-  console.log(`  client ${(r.cpuMicros / req).toFixed(1)}us/req cpu ${ccpu.toFixed(0)}ms gc-pause ${((100 * (cg.scavMs + cg.mcMs)) / ccpu).toFixed(1)}% rss ${(r.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(cg)}`);
-  console.log(`  server ${(st.cpuMicros / req).toFixed(1)}us/req cpu ${scpu.toFixed(0)}ms gc-pause ${((100 * (sg.scavMs + sg.mcMs)) / scpu).toFixed(1)}% rss ${(st.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(sg)}`);
+  console.log(`  client ${(r.cpuMicros / req).toFixed(1)}us/req cpu ${ccpu.toFixed(0)}ms gc-pause ${((100 * (cg.scavMs + cg.mcMs)) / ccpu).toFixed(1)}% rss ${(r.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(cg)}${deopts(cout.slice(c0))}`);
+  console.log(`  server ${(st.cpuMicros / req).toFixed(1)}us/req cpu ${scpu.toFixed(0)}ms gc-pause ${((100 * (sg.scavMs + sg.mcMs)) / scpu).toFixed(1)}% rss ${(st.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(sg)}${deopts(sout.slice(s0))}`);
   client.kill('SIGKILL');
   server.send('stop');
   await new Promise((res) => (server.exitCode !== null ? res() : server.once('exit', res)));
