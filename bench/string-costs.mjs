@@ -1,7 +1,7 @@
 // What making a large string costs here (issue 29, bench/results/writes-per-call.md): msgpackr pack/unpack of the issue's mixed
 // object with a <bytes>-byte ASCII string, Buffer#toString utf8/latin1, TextDecoder, utf8Write, and our codec's session.
 // usage: node bench/string-costs.mjs [bytes 1048576]   (after npx tsc -p tsconfig.build.json; any node binary)
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 const { MsgpackCodec } = await import(new URL('../dist/lib/codec/msgpack-codec.js', import.meta.url).href);
 const n = Number(process.argv[2] ?? 1048576);
 const v = { id: 12345, name: 'occams-bench', tags: ['alpha', 'beta', 'gamma', 'delta'], ok: true, score: 0.75, text: 'x'.repeat(n) };
