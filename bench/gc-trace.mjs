@@ -7,7 +7,8 @@
 // usage: node bench/gc-trace.mjs <transport> <payload> <inflight> <auto|apart> [runs 3] [seconds 2] [warmup 0.5] [-- node flags for both]
 // Under `-- --trace-deopt` each side's line also counts the deopts in the measured window (V8's "bailout" and
 // "marking dependent code" lines), for telling a process that keeps deoptimizing from one that settled.
-// env: SERVER_FLAGS / CLIENT_FLAGS (space-separated) for one side; DIST (default dist) for another build;
+// env: DUMP_DIR: each run's whole trace output per side is written there (runN-server.log, runN-client.log);
+// SERVER_FLAGS / CLIENT_FLAGS (space-separated) for one side; DIST (default dist) for another build;
 // OCCAMS_BEFORE_LIB for the *-before transports, as bench/run.ts.
 import { execFileSync, fork } from 'node:child_process';
 import os from 'node:os';
@@ -56,6 +57,12 @@ for (let run = 1; run <= runs; run++) {
   console.log(`${transport} ${payload} x${inflight} ${placement} run ${run}: ${Math.round(r.rps)} req/s p99 ${(r.p99us / 1000).toFixed(1)}ms load ${os.loadavg()[0].toFixed(1)}`);
   console.log(`  client ${(r.cpuMicros / req).toFixed(1)}us/req cpu ${ccpu.toFixed(0)}ms gc-pause ${((100 * (cg.scavMs + cg.mcMs)) / ccpu).toFixed(1)}% rss ${(r.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(cg)}${deopts(cout.slice(c0))}`);
   console.log(`  server ${(st.cpuMicros / req).toFixed(1)}us/req cpu ${scpu.toFixed(0)}ms gc-pause ${((100 * (sg.scavMs + sg.mcMs)) / scpu).toFixed(1)}% rss ${(st.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(sg)}${deopts(sout.slice(s0))}`);
+  if (process.env.DUMP_DIR) {
+    // each side's trace output, whole (warm-up included), for comparing a fast process with a slow one
+    const fs = await import('node:fs');
+    fs.writeFileSync(path.join(process.env.DUMP_DIR, `run${run}-server.log`), sout);
+    fs.writeFileSync(path.join(process.env.DUMP_DIR, `run${run}-client.log`), cout);
+  }
   client.kill('SIGKILL');
   server.send('stop');
   await new Promise((res) => (server.exitCode !== null ? res() : server.once('exit', res)));

@@ -110,6 +110,36 @@ describe('frames: incremental decoding', () => {
     expect(decoder.push(PING_SEQ1)).toBe(err);
     expect(out).toHaveLength(0);
   });
+  it('reads length fields with the top bit set as unsigned: too large, never negative', () => {
+    for (const field of [24, 28]) {
+      const bad = Buffer.from(CALC_ADD);
+      bad.writeUInt32LE(0x8000_0000, field); // msg_len, then blob_len: 2 GiB
+      expect(requestCollector().decoder.push(bad)).toBeInstanceOf(FrameTooLargeError);
+    }
+    const big = Buffer.from(OK_SEQ2);
+    big.writeUInt32LE(0xffff_fff0, 4); // msg_len
+    expect(responseCollector().decoder.push(big)).toBeInstanceOf(FrameTooLargeError);
+  });
+  it('refuses a seq of 2^53 or more in a frame read, request or response', () => {
+    for (const hi of [0x0020_0000, 0xffff_ffff]) {
+      const req = Buffer.from(PING_SEQ1);
+      req.writeUInt32LE(hi, 12); // the seq's high half
+      expect(requestCollector().decoder.push(req)).toBeInstanceOf(ProtocolError);
+      const res = Buffer.from(OK_SEQ2);
+      res.writeUInt32LE(hi, 12);
+      expect(responseCollector().decoder.push(res)).toBeInstanceOf(ProtocolError);
+    }
+    const last = Buffer.from(PING_SEQ1);
+    last.writeUInt32LE(0x001f_ffff, 12);
+    last.writeUInt32LE(0xffff_ffff, 8);
+    const { out, decoder } = requestCollector();
+    expect(decoder.push(last)).toBeUndefined();
+    expect(out[0]!.seq).toBe(2 ** 53 - 1);
+  });
+  it('refuses to write a seq that is not a u53', () => {
+    for (const seq of [-1, 2 ** 53, Number.NaN, 1.5 * 2 ** 53]) expect(() => encodeRequest({ action: 'x', seq })).toThrow(RangeError);
+    expect(() => encodeRequest({ action: 'x', seq: 2 ** 53 - 1 })).not.toThrow();
+  });
   it('rejects a negative blob_len in a response', () => {
     const bad = Buffer.from(OK_SEQ2);
     bad.writeInt32LE(-1, 16);

@@ -1,5 +1,6 @@
 import { InvalidVersionError, OccamsError, ProtocolError } from '../errors.js';
 import { MAGIC, VERSION } from './constants.js';
+import { readU16 } from './u64.js';
 
 /**
  * Where the decoder is between chunks: reading a header (possibly part of
@@ -202,7 +203,7 @@ export abstract class FrameDecoder {
  * who sent it (a server's responses, a client's requests), for the message.
  */
 export function checkMagicAndVersion(buf: Buffer, off: number, peer: 'server' | 'client'): void {
-  const magic = buf.readUInt16LE(off);
+  const magic = readU16(buf, off);
   if (magic !== MAGIC) throw new ProtocolError(badMagic(buf, off, magic, peer));
   const ver = buf[off + 2]!;
   if (ver !== VERSION) throw new InvalidVersionError(`unsupported protocol version ${ver}`);

@@ -3,7 +3,7 @@ import { ActionNames } from './action-names.js';
 import { ACTION_LEN_MASK, ACTION_STRING_BIT, DEFAULT_MAX_FRAME_SIZE, EMPTY, REQUEST_HEADER_SIZE } from './constants.js';
 import { FORMAT_EXT_HEADER, readDeadlineHeader } from './extensions.js';
 import { checkMagicAndVersion, FrameDecoder } from './frame-decoder.js';
-import { readU53, readU64Lossy } from './u64.js';
+import { readU32, readU53, readU64Lossy } from './u64.js';
 
 /** Receives decoded requests; `msg`/`blob` are views valid until you drop them. */
 export interface RequestSink {
@@ -41,9 +41,9 @@ export class RequestDecoder extends FrameDecoder {
 
   protected bodyLength(buf: Buffer, off: number): number {
     checkMagicAndVersion(buf, off, 'client');
-    const action = buf.readUInt32LE(off + 4);
+    const action = readU32(buf, off + 4);
     const actionLen = action >= ACTION_STRING_BIT ? action & ACTION_LEN_MASK : 0;
-    const bodyLen = actionLen + buf.readUInt32LE(off + 24) + buf.readUInt32LE(off + 28);
+    const bodyLen = actionLen + readU32(buf, off + 24) + readU32(buf, off + 28);
     if (bodyLen > this.maxFrameSize - REQUEST_HEADER_SIZE) {
       const seq = readU53(buf, off + 8);
       if (seq < 0 || this.sink.onOversized?.(buf[off + 3]!, seq, bodyLen + REQUEST_HEADER_SIZE) !== true) {
@@ -55,12 +55,12 @@ export class RequestDecoder extends FrameDecoder {
   }
 
   protected emit(hdr: Buffer, h: number, body: Buffer, b: number): void {
-    const rawAction = hdr.readUInt32LE(h + 4);
+    const rawAction = readU32(hdr, h + 4);
     const seq = readU53(hdr, h + 8);
     if (seq < 0) throw new ProtocolError('request seq exceeds 2^53');
     const format = hdr[h + 3]!;
-    const msgLen = hdr.readUInt32LE(h + 24);
-    const blobLen = hdr.readUInt32LE(h + 28);
+    const msgLen = readU32(hdr, h + 24);
+    const blobLen = readU32(hdr, h + 28);
     let action: number | string;
     if (rawAction >= ACTION_STRING_BIT) {
       const actionLen = rawAction & ACTION_LEN_MASK;

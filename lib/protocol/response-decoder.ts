@@ -2,7 +2,7 @@ import { FrameTooLargeError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, EMPTY, FLAG_ERRNO, RESPONSE_HEADER_SIZE } from './constants.js';
 import { FLAG_ERRNO_MESSAGE } from './extensions.js';
 import { checkMagicAndVersion, FrameDecoder } from './frame-decoder.js';
-import { readU53 } from './u64.js';
+import { readI32, readU32, readU53 } from './u64.js';
 
 /**
  * Receives decoded responses. For flags 1 and 6 `msgLen` is the errno and
@@ -25,9 +25,9 @@ export class ResponseDecoder extends FrameDecoder {
 
   protected bodyLength(buf: Buffer, off: number): number {
     checkMagicAndVersion(buf, off, 'server');
-    const blobLen = buf.readInt32LE(off + 16);
+    const blobLen = readI32(buf, off + 16);
     if (blobLen < 0) throw new ProtocolError(`negative blob_len ${blobLen}`);
-    const bodyLen = (errnoInMsgLen(buf[off + 3]!) ? 0 : buf.readUInt32LE(off + 4)) + blobLen;
+    const bodyLen = (errnoInMsgLen(buf[off + 3]!) ? 0 : readU32(buf, off + 4)) + blobLen;
     if (bodyLen > this.maxFrameSize - RESPONSE_HEADER_SIZE) {
       throw new FrameTooLargeError(bodyLen + RESPONSE_HEADER_SIZE, this.maxFrameSize);
     }
@@ -36,10 +36,10 @@ export class ResponseDecoder extends FrameDecoder {
 
   protected emit(hdr: Buffer, h: number, body: Buffer, b: number): void {
     const flag = hdr[h + 3]!;
-    const msgLen = hdr.readUInt32LE(h + 4);
+    const msgLen = readU32(hdr, h + 4);
     const seq = readU53(hdr, h + 8);
     if (seq < 0) throw new ProtocolError('response seq exceeds 2^53');
-    const blobLen = hdr.readInt32LE(h + 16);
+    const blobLen = readI32(hdr, h + 16);
     const bodyMsgLen = errnoInMsgLen(flag) ? 0 : msgLen;
     this.sink.onResponse(
       flag,
