@@ -6,6 +6,7 @@
 // JIT code is named through the perf map node writes under --perf-basic-prof. Kernel work (syscalls, TCP)
 // is not counted; `rep movs`/`rep stos` count once per byte (memcpy and memset weigh their bytes), so they are
 // shown apart, as are GC and the optimizing compiler: "code" is what an A/B of the code a call runs compares.
+// env: VALGRIND_FLAGS=--cache-sim=yes adds cache misses; with it, EVENT=D1mr (I1mr, ...) lists functions by that.
 // usage: node bench/instructions-per-call.mjs <payload> <inflight> <transport[:distdir]>... [--calls 3000] [--warmup 4000] [--top 25]
 // e.g.   node bench/instructions-per-call.mjs 16k 64 stream limit-msgpack stream:.scratch/dist-A
 // Build first (npx tsc -p tsconfig.build.json). Needs valgrind.
@@ -29,6 +30,8 @@ const [kind, inflight, ...subjects] = args;
 if (subjects.length === 0) throw new Error('usage: instructions-per-call.mjs <payload> <inflight> <transport[:distdir]>... [--calls N] [--warmup N] [--top N]');
 /** VALGRIND_FLAGS (space-separated), e.g. `--cache-sim=yes`: then every event's total per call is shown too (cache misses). */
 const VALGRIND_FLAGS = process.env.VALGRIND_FLAGS ? process.env.VALGRIND_FLAGS.split(' ') : [];
+/** EVENT (with the cache simulation), e.g. D1mr: the event functions are listed and bucketed by (default Ir). */
+const EVENT = process.env.EVENT ?? 'Ir';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ipc-'));
 
 /** One callgrind run: its output file and the pid whose perf map names its JIT code. */
@@ -93,13 +96,15 @@ function selfCounts({ out, pid }) {
     .map((t) => (t === '.' ? 0 : Number(t.replaceAll(',', ''))));
   counts.events = new Map(events.map((e, i) => [e, totals[i] ?? 0]));
   for (const line of text.split('\n')) {
-    // one `count (share%)` per event (`.` for none), Ir first, then the function
-    const m = /^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+((?:(?:[\d,]+\s+\(\s*[\d.]+%\)|\.)\s+)*)(.*)$/.exec(line);
+    // one `count (share%)` per event (`.` or a bare 0 for none), Ir first, then the function
+    const m = /^\s*([\d,]+)(?:\s+\(\s*[\d.]+%\))?\s+((?:(?:[\d,]+(?:\s+\(\s*[\d.]+%\))?|\.)\s+)*)(\S.*)$/.exec(line);
     if (m === null) continue;
     let name = m[3].split(' [')[0].trim();
     const jit = /^\?\?\?:0x([0-9a-f]+)/.exec(name);
     if (jit !== null) name = nameOf(entries, parseInt(jit[1], 16));
-    counts.set(name, (counts.get(name) ?? 0) + Number(m[1].replaceAll(',', '')));
+    const columns = [m[1], ...m[2].replace(/\([^)]*\)/g, ' ').trim().split(/\s+/)];
+    const value = columns[Math.max(0, events.indexOf(EVENT))] ?? '0';
+    counts.set(name, (counts.get(name) ?? 0) + (value === '.' ? 0 : Number(value.replaceAll(',', ''))));
   }
   return counts;
 }
@@ -137,7 +142,7 @@ for (const subject of subjects) {
   results.push({ subject, total, ...buckets, per, events: events.length > 1 ? events.join(', ') : '' });
 }
 
-console.log(`${kind} x${inflight}, ${calls} and ${3 * calls} calls after ${warmup}, instructions per call (both ends, user space):`);
+console.log(`${kind} x${inflight}, ${calls} and ${3 * calls} calls after ${warmup}, ${EVENT === 'Ir' ? 'instructions' : EVENT} per call (both ends, user space):`);
 for (const r of results) {
   const code = r.total - r.gc - r.compiler - r.bytes;
   const n = (x) => Math.round(x);
