@@ -1,5 +1,5 @@
 // User-space instructions per call, counted by valgrind's callgrind (issue 29): repeatable where times on this
-// VM are not (the same 16 KiB point gives 0.5-2x between runs; instruction counts agree to about 1 %).
+// VM are not (the same 16 KiB point gives 0.5-2x between runs; counts of code instructions agree to 1-2 %).
 // Runs dist/bench/fixed-calls.js (server and client of a transport in one process) under callgrind twice, with
 // `calls` and 3 x `calls` measured calls after the same warm-up, both at once (2 cores), and divides the
 // difference by 2 x `calls`: what is left is the steady cost of a call, both ends, warm-up and start-up gone.
@@ -7,9 +7,10 @@
 // is not counted; `rep movs`/`rep stos` count once per byte (memcpy and memset weigh their bytes), so they are
 // shown apart, as are GC and the optimizing compiler: "code" is what an A/B of the code a call runs compares.
 // env: VALGRIND_FLAGS=--cache-sim=yes adds cache misses; with it, EVENT=D1mr (I1mr, ...) lists functions by that.
-// usage: node bench/instructions-per-call.mjs <payload> <inflight> <transport[:distdir]>... [--calls 3000] [--warmup 4000] [--top 25]
+// usage: node bench/instructions-per-call.mjs <payload> <inflight> <transport[:distdir]>... [--calls 10000] [--warmup 30000] [--top 25]
 // e.g.   node bench/instructions-per-call.mjs 16k 64 stream limit-msgpack stream:.scratch/dist-A
-// Build first (npx tsc -p tsconfig.build.json). Needs valgrind.
+// Warm-up: with a few thousand calls, GC and compiler work still swamp a small call's counts; 30,000 settles them
+// (16 KiB points: 8,000 and --calls 4000 take a few minutes). Build first (npx tsc -p tsconfig.build.json). Needs valgrind.
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,8 +24,8 @@ const option = (name, fallback) => {
   args.splice(i, 2);
   return Number(value);
 };
-const calls = option('calls', 3000);
-const warmup = option('warmup', 4000);
+const calls = option('calls', 10000);
+const warmup = option('warmup', 30000);
 const top = option('top', 25);
 const [kind, inflight, ...subjects] = args;
 if (subjects.length === 0) throw new Error('usage: instructions-per-call.mjs <payload> <inflight> <transport[:distdir]>... [--calls N] [--warmup N] [--top N]');
