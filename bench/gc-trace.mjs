@@ -11,6 +11,7 @@
 // SERVER_FLAGS / CLIENT_FLAGS (space-separated) for one side; DIST (default dist) for another build;
 // OCCAMS_BEFORE_LIB for the *-before transports, as bench/run.ts.
 import { execFileSync, fork } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 const [transport, payload, inflight, placement, runsArg, secArg, warmArg, ...rest] = process.argv.slice(2);
@@ -59,7 +60,6 @@ for (let run = 1; run <= runs; run++) {
   console.log(`  server ${(st.cpuMicros / req).toFixed(1)}us/req cpu ${scpu.toFixed(0)}ms gc-pause ${((100 * (sg.scavMs + sg.mcMs)) / scpu).toFixed(1)}% rss ${(st.maxRssKiB / 1024).toFixed(0)}MiB  ${fmt(sg)}${deopts(sout.slice(s0))}`);
   if (process.env.DUMP_DIR) {
     // each side's trace output, whole (warm-up included), for comparing a fast process with a slow one
-    const fs = await import('node:fs');
     fs.writeFileSync(path.join(process.env.DUMP_DIR, `run${run}-server.log`), sout);
     fs.writeFileSync(path.join(process.env.DUMP_DIR, `run${run}-client.log`), cout);
   }

@@ -18,6 +18,8 @@
  * they have seen the number of items msgpackr reported.
  */
 
+import { u32 } from './msgpack-check.js';
+
 /** Bytes taken by the item that starts with each marker, header included; 0 = read the length (str8-32, bin8-32, ext8-32). */
 const ITEM_SIZE = new Uint8Array(256);
 for (let m = 0x00; m <= 0x7f; m++) ITEM_SIZE[m] = 1; // positive fixint
@@ -82,8 +84,8 @@ export function hasUnsafeInt64s(bytes: Uint8Array, int64s: number): boolean {
   while (p < end) {
     const marker = bytes[p]!;
     if (marker === UINT64 || marker === INT64) {
-      const hi = readU32(bytes, p + 1);
-      const lo = readU32(bytes, p + 5);
+      const hi = u32(bytes, p + 1);
+      const lo = u32(bytes, p + 5);
       if (marker === UINT64 ? beyond2p53(hi, lo) : hi < 0x80000000 ? beyond2p53(hi, lo) : hi < 0x100000000 - HI_2_53) return true;
       if (--int64s === 0) return false;
       p += 9;
@@ -111,19 +113,14 @@ function sizeFromLength(bytes: Uint8Array, p: number, marker: number): number {
       return 3 + ((bytes[p + 1]! << 8) | bytes[p + 2]!);
     case 0xc6: // bin32
     case 0xdb: // str32
-      return 5 + readU32(bytes, p + 1);
+      return 5 + u32(bytes, p + 1);
     case 0xc7: // ext8: length, type, data
       return 3 + bytes[p + 1]!;
     case 0xc8: // ext16
       return 4 + ((bytes[p + 1]! << 8) | bytes[p + 2]!);
     default: // 0xc9 ext32
-      return 6 + readU32(bytes, p + 1);
+      return 6 + u32(bytes, p + 1);
   }
-}
-
-/** Big-endian u32 (unsigned, as a number). */
-function readU32(bytes: Uint8Array, p: number): number {
-  return bytes[p]! * 0x1000000 + ((bytes[p + 1]! << 16) | (bytes[p + 2]! << 8) | bytes[p + 3]!);
 }
 
 /**
