@@ -21,7 +21,7 @@
  */
 import net from 'node:net';
 
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 
 import type { BenchClient, BenchServer, BenchTransport } from '../transport.js';
 
@@ -247,37 +247,60 @@ function reader(onFrame: (id: number, body: Buffer) => void): (chunk: Buffer) =>
   };
 }
 
-/** `pendingIn`: 'map' only for the A/B against the Map the client used before. */
-export function limitTransport(name: string, codec: boolean, pendingIn: 'ring' | 'map' = 'ring'): BenchTransport {
+/**
+ * The one buffer the `reads: 'shared'` variant reads every socket into (Node's onread mode: no allocation per
+ * read); a frame whole in a read is a view of it, good until the read callback returns, so its values are
+ * decoded with bins copied out. The client takes net.connect's public `onread` option; Node has none for
+ * accepted sockets, so the server sets the same slots by name (as lib/transport/socket-reads.ts does).
+ */
+const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+const copyingUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false, structuredClone: false, copyBuffers: true });
+
+function readShared(socket: net.Socket, onChunk: (chunk: Buffer) => void): void {
+  const s = socket as net.Socket & Record<symbol, unknown> & { _handle: { useUserBuffer(b: Uint8Array): void } };
+  const slot = (name: string) => Object.getOwnPropertySymbols(s).find((k) => k.description === name)!;
+  s[slot('kBuffer')] = readBuffer;
+  s[slot('kBufferCb')] = (n: number, buf: Buffer) => onChunk(buf.subarray(0, n));
+  s._handle.useUserBuffer(readBuffer);
+}
+
+/**
+ * `pendingIn`: 'map' only for the A/B against the Map the client used before. `reads`: 'data' (a fresh
+ * buffer per read, Node's default) or 'shared' (every read into one buffer, as our library reads).
+ */
+export function limitTransport(name: string, codec: boolean, pendingIn: 'ring' | 'map' = 'ring', reads: 'data' | 'shared' = 'data'): BenchTransport {
+  const unpack = reads === 'shared' ? (b: Buffer) => copyingUnpackr.unpack(b) : (b: Buffer) => packr.unpack(b);
   return {
     name,
     async serve(): Promise<BenchServer> {
       const server = net.createServer((socket) => {
         socket.setNoDelay(true);
         const out = new Batcher(socket);
-        socket.on(
-          'data',
-          reader((id, body) => out.push(id, codec ? pack(packr.unpack(body)) : body)),
-        );
+        const onChunk = reader((id, body) => out.push(id, codec ? pack(unpack(body)) : body));
+        if (reads === 'shared') readShared(socket, onChunk);
+        else socket.on('data', onChunk);
         socket.on('error', () => {});
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
     },
     async connect(port: number): Promise<BenchClient> {
-      const socket = net.connect(port, '127.0.0.1');
+      const pending = pendingIn === 'ring' ? new PendingCalls() : new PendingMap();
+      const onChunk = reader((id, body) => {
+        // (raw bodies out of the shared buffer are copied: the caller keeps them)
+        pending.take(id)?.(codec ? unpack(body) : reads === 'shared' ? Buffer.from(body) : body);
+      });
+      const socket = net.connect({
+        port,
+        host: '127.0.0.1',
+        ...(reads === 'shared' ? { onread: { buffer: readBuffer, callback: (n: number, buf: Uint8Array) => (onChunk(Buffer.from(buf.buffer, buf.byteOffset, n)), true) } } : {}),
+      });
       await new Promise((r) => socket.once('connect', r));
       socket.setNoDelay(true);
       const out = new Batcher(socket);
-      const pending = pendingIn === 'ring' ? new PendingCalls() : new PendingMap();
       let nextId = 1;
       let raw: Uint8Array | undefined;
-      socket.on(
-        'data',
-        reader((id, body) => {
-          pending.take(id)?.(codec ? packr.unpack(body) : body);
-        }),
-      );
+      if (reads === 'data') socket.on('data', onChunk);
       return {
         call(payload: unknown) {
           const id = nextId++ >>> 0;

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 
 import type { Codec } from '../codec/codec.js';
+import { ownedIfRead } from '../codec/read-buffer.js';
 import type { Clock } from '../core/clock.js';
 import { Connection } from '../core/connection.js';
 import { goaway } from '../core/diagnostics.js';
@@ -24,6 +25,7 @@ import { helloCodec, helloOffer } from '../protocol/hello.js';
 import { ResponseDecoder, type ResponseSink } from '../protocol/response-decoder.js';
 import type { Address, AddressLike } from '../transport/address.js';
 import { describeTlsError } from '../transport/dial.js';
+import { readSocket } from '../transport/socket-reads.js';
 import { AbandonedSeqs } from './abandoned-seqs.js';
 import { Call, type CallHandle, CallKind, type CallOptions, type CallOwner, CallState, deliverError, IGNORE, PromiseHandler, type ResponseHandler, rethrow } from './call.js';
 import { callsObserved, observeCall, type ProbedConnection } from './call-probe.js';
@@ -126,7 +128,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     const o = this.options;
     this.heartbeat = new Heartbeat(port, this.clock, o.pingInterval, o.maxMissedPings, o.keepaliveTimeout);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    readSocket(socket, (chunk) => this.onData(chunk));
     socket.on('error', (err) => this.destroy(new IoError(`connection error: ${describeTlsError(err)}`, { cause: err })));
     socket.on('close', () => {
       if (this.state === 'closing' && this.window.idle) this.terminate(undefined);
@@ -457,7 +459,7 @@ export class ClientStream extends Connection<'ready'> implements CallOwner, Resp
     if (call.state === CallState.Done) return;
     this.finish(call);
     try {
-      call.handler.onResult(value, blob);
+      call.handler.onResult(value, blob.length === 0 ? blob : ownedIfRead(blob)); // (a view of the read buffer lasts only this call)
     } catch (err) {
       rethrow(err);
     }

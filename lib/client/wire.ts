@@ -1,4 +1,5 @@
 import type { Codec } from '../codec/codec.js';
+import { decodeReceived } from '../codec/decode-received.js';
 import {
   DecodeError,
   ErrorCode,
@@ -73,7 +74,7 @@ export function responseError(flag: number, msgLen: number, blob: Buffer, codec:
 /** `msg` decoded with `codec`, or the DecodeError saying what (`what`) could not be. */
 export function decodeValue(codec: Codec, msg: Uint8Array, what: string): unknown {
   try {
-    return codec.decode(msg);
+    return decodeReceived(codec, msg);
   } catch (err) {
     return new DecodeError(`cannot decode ${what}: ${(err as Error).message}`, { cause: err });
   }

@@ -4,6 +4,7 @@ import type { Codec } from './codec.js';
 import { KeyCensus } from './key-census.js';
 import { checkMessage, definedShapes, type ExtensionTypes, extensionTypes, MessageTooHeavyError } from './msgpack-check.js';
 import { float64sToIntegers, hasUnsafeInt64s } from './msgpack-integers.js';
+import { isReadBuffer } from './read-buffer.js';
 import { keepLoopReader } from './record-readers.js';
 import { ShapeTable, withinShapeBounds } from './record-shapes.js';
 
@@ -95,7 +96,8 @@ const SESSION_OPTIONS = { ...OPTIONS, useRecords: true, sequential: true } as co
  * a small message's decode, measured). That decoder copies bin values out
  * (`copyBuffers`), so nothing decoded refers to the reused buffer; larger
  * messages are decoded in place, their bins views of the bytes received
- * (in a session too: `inPlace`).
+ * (in a session too: `inPlace`), except bytes in the process's read buffer
+ * (read-buffer.ts), good only during the call: their bins are copied.
  * The reused buffer is zeroed after each message, so it never holds
  * another message's bytes while msgpackr reads one.
  *
@@ -165,7 +167,8 @@ export class MsgpackCodec implements Codec {
     this.scratchUnpackr = new CountingPackr({ ...OPTIONS, copyBuffers: true });
     this.sessionUnpackr = undefined;
     this.shapes = undefined;
-    this.bigIntUnpackr = new Unpackr({ ...OPTIONS, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
+    // (bins copied: it may be reading the read buffer, and is seldom used)
+    this.bigIntUnpackr = new Unpackr({ ...OPTIONS, copyBuffers: true, int64AsType: 'auto' as 'bigint' }); // 'auto' is missing from the typings
     const packr = this.packr;
     packr.pack(2 ** 32);
     this.floatFloor = packr.floats === 1 ? 0 : Infinity;
@@ -265,7 +268,9 @@ export class MsgpackCodec implements Codec {
         throw err;
       }
       const defined = definedShapes();
-      const value = length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : inPlace(sessionUnpackr, bytes);
+      // (bytes in the read buffer are written over after this call: their bins are copied, as from scratch)
+      const value =
+        length <= SCRATCH_SIZE && !scratch.busy ? fromScratch(sessionUnpackr, bytes) : isReadBuffer(bytes) ? sessionUnpackr.unpack(bytes) : inPlace(sessionUnpackr, bytes);
       if (defined) this.shapes!.check();
       return value;
     }
@@ -279,10 +284,11 @@ export class MsgpackCodec implements Codec {
       value = fromScratch(unpackr, bytes);
       int64s = unpackr.int64s;
     } else {
-      const packr = this.packr;
-      packr.int64s = 0;
-      value = packr.unpack(bytes);
-      int64s = packr.int64s;
+      // in place, bins as views of the bytes; but bytes in the read buffer are written over after this call: bins copied out
+      const unpackr = isReadBuffer(bytes) ? this.scratchUnpackr : this.packr;
+      unpackr.int64s = 0;
+      value = unpackr.unpack(bytes);
+      int64s = unpackr.int64s;
     }
     if (int64s === 0 || !hasUnsafeInt64s(bytes, int64s)) return value;
     return this.bigIntUnpackr.unpack(bytes);

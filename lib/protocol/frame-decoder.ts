@@ -1,3 +1,4 @@
+import { ownedIfRead } from '../codec/read-buffer.js';
 import { InvalidVersionError, OccamsError, ProtocolError } from '../errors.js';
 import { MAGIC, VERSION } from './constants.js';
 import { readU16 } from './u64.js';
@@ -20,7 +21,9 @@ export type ReadState = 'header' | 'body' | 'skip' | 'dead';
  *
  * Invariants:
  * - a frame that arrives whole in one chunk is emitted as views of that
- *   chunk, never copied;
+ *   chunk, never copied (a view of the read buffer is good only until
+ *   `push` returns: read-buffer.ts);
+ * - bytes kept across chunks are its own, never views of the read buffer;
  * - a body is buffered only after its header passed every check (magic,
  *   version, size limit), so a hostile length never allocates;
  * - after the first protocol error the decoder is dead and keeps returning
@@ -94,7 +97,7 @@ export abstract class FrameDecoder {
   push(chunk: Buffer): OccamsError | undefined {
     if (this.failure !== undefined) return this.failure;
     if (this.paused) {
-      this.stash = this.stash === undefined ? chunk : Buffer.concat([this.stash, chunk]);
+      this.stash = this.stash === undefined ? ownedIfRead(chunk) : Buffer.concat([this.stash, chunk]);
       return undefined;
     }
     try {
@@ -114,7 +117,7 @@ export abstract class FrameDecoder {
     let off = 0;
     while (off < len) {
       if (this.paused) {
-        this.stash = chunk.subarray(off);
+        this.stash = ownedIfRead(chunk.subarray(off)); // (the read buffer's bytes last only this call)
         return;
       }
       if (this.state === 'skip') {

@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
 
 import type { Codec, NewKeyCount } from '../codec/codec.js';
+import { decodeReceived } from '../codec/decode-received.js';
 import { MessageTooHeavyError } from '../codec/msgpack-check.js';
+import { ownedIfRead } from '../codec/read-buffer.js';
 import type { FrameWriter } from '../core/frame-writer.js';
 import { DecodeError, ErrorCode, type OccamsError } from '../errors.js';
 import { ACTION_PING, EMPTY, FLAG_OK } from '../protocol/constants.js';
@@ -133,16 +135,23 @@ export class RequestReader implements RequestSink {
     this.stopped = true;
   }
 
-  /** One chunk from the socket. */
-  onData(chunk: Buffer): void {
-    if (this.stopped) return; // reads nothing more (bytes the socket had already taken)
+  /**
+   * One chunk from the socket. Returns false when the socket should stop
+   * reading: the decoder is paused holding bytes. So the peer's FIN is read
+   * only after the frames before it (readSocket; with 'data', the readable
+   * buffer holds them and 'end' waits for it).
+   */
+  onData(chunk: Buffer): boolean {
+    if (this.stopped) return false; // reads nothing more (bytes the socket had already taken)
     this.readAt = this.options.clock.now();
     this.flow.reading(this.readAt);
     const policy = this.policy;
     if (policy.active) policy.read(this.readAt);
-    const err = this.decoder.push(chunk);
+    const decoder = this.decoder;
+    const err = decoder.push(chunk);
     this.flow.worked(this.readAt, this.options.clock.now());
     if (err !== undefined) this.host.violated(`protocol violation: ${err.message}`, err);
+    return !decoder.isPaused || decoder.buffered === 0;
   }
 
   /** RequestSink: one decoded frame. */
@@ -191,7 +200,7 @@ export class RequestReader implements RequestSink {
       const records = this.records;
       if (records === undefined) return this.host.violated(`protocol violation: request ${seq} is in a record session the connection did not negotiate`);
       try {
-        value = msg.length === 0 ? undefined : records.decode(msg, this.options.maxRequestWeight);
+        value = msg.length === 0 ? undefined : decodeReceived(records, msg, this.options.maxRequestWeight);
       } catch (err) {
         // refused unread, the session intact (the codec took the shapes it defines): that request alone fails
         if (err instanceof MessageTooHeavyError) return this.undecodable(seq, action, isEvent, err);
@@ -218,10 +227,12 @@ export class RequestReader implements RequestSink {
       size = msg.length + blob.length + HELD_OVERHEAD;
       if (!intake.mayHold(seq, isEvent, refusing)) return;
       if (blob.length !== 0) blob = Buffer.from(blob); // a view would pin the whole read buffer
+    } else if (blob.length !== 0) {
+      blob = ownedIfRead(blob); // the handler may keep it: a view of the process's read buffer lasts only this call
     }
     if (!inRecords) {
       try {
-        value = msg.length === 0 ? undefined : this.codec.decode(msg, this.options.maxRequestWeight);
+        value = msg.length === 0 ? undefined : decodeReceived(this.codec, msg, this.options.maxRequestWeight);
       } catch (err) {
         return this.undecodable(seq, action, isEvent, err as Error);
       }

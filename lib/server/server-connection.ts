@@ -9,6 +9,7 @@ import { FrameWriter } from '../core/frame-writer.js';
 import { ErrorCode, IoError, type OccamsError } from '../errors.js';
 import { EMPTY } from '../protocol/constants.js';
 import { FEATURE_GOAWAY, FEATURE_GOAWAY_ACK, FEATURE_OVERLOADED, FEATURE_STREAMING, FLAG_GOAWAY } from '../protocol/extensions.js';
+import { readSocket } from '../transport/socket-reads.js';
 import { ConnectionDrain } from './connection-drain.js';
 import { ConnectionFlow } from './connection-flow.js';
 import { type ConnectionView, ReadOnlyConnection } from './connection-view.js';
@@ -157,7 +158,7 @@ export class ServerConnection extends Connection<'open'> {
     reader.flow = this.flow;
     reader.intake = this.intake;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => reader.onData(chunk));
+    readSocket(socket, (chunk) => reader.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => {
       this.socketError = err;
