@@ -4,6 +4,7 @@ import { KeyBudget } from '../codec/key-budget.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { OccamsError } from '../errors.js';
 import type { RequestDecoder } from '../protocol/request-decoder.js';
+import { readOn } from '../transport/socket-reads.js';
 import type { ReadTurns } from './read-turns.js';
 import type { RequestTable } from './request-table.js';
 import type { ServerCounters } from './server-counters.js';
@@ -191,6 +192,7 @@ export class ConnectionFlow {
     const err = this.decoder.resume();
     if (err !== undefined) return this.port.violated(`protocol violation: ${err.message}`, err);
     if (!this.decoder.isPaused) this.socket.resume();
+    else if (this.decoder.buffered === 0) readOn(this.socket); // paused again holding nothing: a FIN is still seen
   }
 
   /**

@@ -85,3 +85,15 @@ function intoReadBuffer(socket: Socket, onChunk: (chunk: Buffer) => boolean | vo
   handle.useUserBuffer(buffer);
   return true;
 }
+
+/**
+ * A paused socket whose reader holds nothing any more (it returned false
+ * to stop reading, and has since used what it held) reads on, its 'data'
+ * and 'end' still held: so a peer that hangs up meanwhile is seen, as a
+ * paused 'data' socket sees it. (With 'data' this changes nothing.)
+ */
+export function readOn(socket: Socket): void {
+  if (!socket.isPaused()) return;
+  socket.resume();
+  socket.pause();
+}
