@@ -12,9 +12,9 @@
  *
  * Its bytes are good only until the callback that was given them returns:
  * they are zeroed then (so no connection's bytes stay while another's are
- * decoded), and the next read, on any connection, writes over them. So whatever outlives
- * that call is copied out first, and every place that keeps bytes asks
- * `isReadBuffer`:
+ * decoded), and the next read, on any connection, writes over them. So
+ * whatever outlives that call is copied out first, and every place that
+ * keeps bytes asks `isReadBuffer`:
  * - FrameDecoder: the rest of a chunk held while paused, a partial header,
  *   a body split across reads (copied as before);
  * - decoders of values (MsgpackCodec: bin values are copied out; any other

@@ -5,7 +5,7 @@ import { readBuffer } from '../codec/read-buffer.js';
 
 /**
  * Hands each chunk a socket reads to `onChunk`. On Node, a plain TCP or
- * Unix socket reads into the process's one read buffer (protocol's
+ * Unix socket reads into the process's one read buffer (the codec's
  * read-buffer.ts): Node's `onread` mode, which net.connect takes as an
  * option and which is switched on here for any socket, accepted ones too.
  * The chunk is then a view of that buffer, good only until `onChunk`
@@ -13,11 +13,13 @@ import { readBuffer } from '../codec/read-buffer.js';
  * Bun, Deno, a Node whose internals differ, bytes already buffered) it is
  * the 'data' event and a chunk of its own.
  *
- * Pausing keeps the meaning it has with 'data': `socket.pause()` holds
- * back 'data' and 'end', while the socket goes on reading until what is
- * held is enough (there, the readable buffer's highWaterMark; here, the
- * moment `onChunk` returns false; `socket.resume()` reads on). So a peer
- * that hangs up is still seen while paused, as before.
+ * Pausing keeps the meaning it has with 'data': after `socket.pause()`
+ * the socket goes on reading until what is held is enough (there, the
+ * readable buffer's highWaterMark; here, the moment `onChunk` returns
+ * false; `socket.resume()` reads on), so a peer that hangs up is still
+ * seen while paused. ('end' waits for bytes held in the readable buffer;
+ * here none are, so a reader that holds bytes returns false: the FIN is
+ * then read after them.)
  *
  * Returns true when reads go to the shared buffer.
  */
@@ -88,9 +90,9 @@ function intoReadBuffer(socket: Socket, onChunk: (chunk: Buffer) => boolean | vo
 
 /**
  * A paused socket whose reader holds nothing any more (it returned false
- * to stop reading, and has since used what it held) reads on, its 'data'
- * and 'end' still held: so a peer that hangs up meanwhile is seen, as a
- * paused 'data' socket sees it. (With 'data' this changes nothing.)
+ * to stop reading, and has since used what it held) reads on, still
+ * paused: so a peer that hangs up meanwhile is seen, as a paused 'data'
+ * socket sees it. (With 'data' this changes nothing.)
  */
 export function readOn(socket: Socket): void {
   if (!socket.isPaused()) return;
