@@ -21,7 +21,13 @@
  *   codec is handed a copy);
  * - a request's or response's blob, handed to the application.
  */
-export const READ_BUFFER_SIZE = 64 * 1024;
+/**
+ * 256 KiB, not Node's 64: at 16 KiB x64 a 64 KiB read split most reads'
+ * last frame (each copied into a body of its own) and took 4x the reads;
+ * 256 KiB was 1.3-1.4x the calls there, and the same elsewhere
+ * (bench/results/read-buffer.md). It stays in a core's L2 cache.
+ */
+export const READ_BUFFER_SIZE = 256 * 1024;
 
 let shared: Buffer | undefined;
 
