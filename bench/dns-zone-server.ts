@@ -77,11 +77,15 @@ function answer(query: Buffer): Buffer | undefined {
   return reply(RCODE.NOERROR, answers);
 }
 
-const udp = dgram.createSocket('udp4');
-udp.on('message', (msg, from) => {
-  const out = answer(msg);
-  if (out !== undefined) udp.send(out, from.port, from.address);
-});
+function udpSocket(): dgram.Socket {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, from) => {
+    const out = answer(msg);
+    if (out !== undefined) socket.send(out, from.port, from.address);
+  });
+  return socket;
+}
+let udp = udpSocket();
 
 // TCP: two-byte length prefix per message (a resolver falls back to it after a truncated answer)
 const tcp = net.createServer((socket) => {
@@ -114,7 +118,25 @@ process.on('message', (m: { type: string; zone?: Zone; mode?: Mode }) => {
 process.on('disconnect', () => process.exit(0));
 
 const wanted = Number(process.argv[2] ?? 0);
-udp.bind(wanted, '127.0.0.1', () => {
-  const { port } = udp.address();
-  tcp.listen(port, '127.0.0.1', () => process.send!({ type: 'ready', port }));
-});
+/**
+ * UDP takes a free port, then TCP the same one. Another process may hold that port for TCP (a client's
+ * ephemeral port, in a test suite running beside it): with no port asked for, take another (at most 20 tries).
+ */
+function listenBoth(tries: number): void {
+  udp.bind(wanted, '127.0.0.1', () => {
+    const { port } = udp.address();
+    const retry = (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE' || wanted !== 0 || tries <= 1) throw err;
+      udp.close(() => {
+        udp = udpSocket();
+        listenBoth(tries - 1);
+      });
+    };
+    tcp.once('error', retry);
+    tcp.listen(port, '127.0.0.1', () => {
+      tcp.off('error', retry);
+      process.send!({ type: 'ready', port });
+    });
+  });
+}
+listenBoth(20);
