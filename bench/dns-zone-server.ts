@@ -85,26 +85,27 @@ function udpSocket(): dgram.Socket {
   });
   return socket;
 }
-let udp = udpSocket();
 
 // TCP: two-byte length prefix per message (a resolver falls back to it after a truncated answer)
-const tcp = net.createServer((socket) => {
-  let buf = Buffer.alloc(0);
-  socket.on('data', (chunk) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 2) {
-      const len = buf.readUInt16BE(0);
-      if (buf.length < 2 + len) return;
-      const out = answer(buf.subarray(2, 2 + len));
-      buf = buf.subarray(2 + len);
-      if (out === undefined) continue;
-      const head = Buffer.alloc(2);
-      head.writeUInt16BE(out.length, 0);
-      socket.write(Buffer.concat([head, out]));
-    }
+function tcpServer(): net.Server {
+  return net.createServer((socket) => {
+    let buf = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) return;
+        const out = answer(buf.subarray(2, 2 + len));
+        buf = buf.subarray(2 + len);
+        if (out === undefined) continue;
+        const head = Buffer.alloc(2);
+        head.writeUInt16BE(out.length, 0);
+        socket.write(Buffer.concat([head, out]));
+      }
+    });
+    socket.on('error', () => {});
   });
-  socket.on('error', () => {});
-});
+}
 
 process.on('message', (m: { type: string; zone?: Zone; mode?: Mode }) => {
   if (m.type === 'zone') {
@@ -121,22 +122,19 @@ const wanted = Number(process.argv[2] ?? 0);
 /**
  * UDP takes a free port, then TCP the same one. Another process may hold that port for TCP (a client's
  * ephemeral port, in a test suite running beside it): with no port asked for, take another (at most 20 tries).
+ * Each try has sockets of its own: a net.Server's listen callback stays registered after a failed listen, and
+ * would report the abandoned port when a later listen on the same server succeeds.
  */
 function listenBoth(tries: number): void {
+  const udp = udpSocket();
   udp.bind(wanted, '127.0.0.1', () => {
     const { port } = udp.address();
-    const retry = (err: NodeJS.ErrnoException) => {
+    const tcp = tcpServer();
+    tcp.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EADDRINUSE' || wanted !== 0 || tries <= 1) throw err;
-      udp.close(() => {
-        udp = udpSocket();
-        listenBoth(tries - 1);
-      });
-    };
-    tcp.once('error', retry);
-    tcp.listen(port, '127.0.0.1', () => {
-      tcp.off('error', retry);
-      process.send!({ type: 'ready', port });
+      udp.close(() => listenBoth(tries - 1));
     });
+    tcp.listen(port, '127.0.0.1', () => process.send!({ type: 'ready', port }));
   });
 }
 listenBoth(20);

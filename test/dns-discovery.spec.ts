@@ -4,9 +4,14 @@
  * run. Replicas listen on 127.0.0.2, 127.0.0.3, ... with one port, as pods do.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import dns from 'node:dns/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
+import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import type { Mode, Zone } from '../bench/dns-zone-server.js';
@@ -31,8 +36,8 @@ class ZoneServer {
     readonly child: ChildProcess,
     readonly port: number,
   ) {}
-  static async start(port = 0): Promise<ZoneServer> {
-    const child = fork(path.join(root, 'dist/bench/dns-zone-server.js'), [String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  static async start(port = 0, execArgv: string[] = []): Promise<ZoneServer> {
+    const child = fork(path.join(root, 'dist/bench/dns-zone-server.js'), [String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
     children.add(child);
     const ready = await message<{ port: number }>(child, 'ready', 10_000);
     return new ZoneServer(child, ready.port);
@@ -136,6 +141,26 @@ function dnsPool(zone: ZoneServer, port: number, extra: FailoverPoolOptions = {}
     connectTimeout: 2000,
     ...extra,
   });
+}
+
+/** One A query over TCP (two-byte length prefix), as a resolver sends after a truncated answer. */
+async function tcpQuery(port: number, name: string): Promise<string[]> {
+  const query = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(query.length, 0);
+  const socket = net.connect(port, '127.0.0.1');
+  try {
+    socket.write(Buffer.concat([head, query]));
+    let got = Buffer.alloc(0);
+    for await (const chunk of socket.setTimeout(2000, () => socket.destroy(new Error('no TCP answer in 2 s')))) {
+      got = Buffer.concat([got, chunk as Buffer]);
+      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) break;
+    }
+    const reply = dnsPacket.decode(got.subarray(2, 2 + got.readUInt16BE(0)));
+    return (reply.answers ?? []).flatMap((a) => (a.type === 'A' ? [a.data] : []));
+  } finally {
+    socket.destroy();
+  }
 }
 
 const pools: FailoverPool[] = [];
@@ -251,6 +276,39 @@ describe('re-resolution schedule (AddressResolver on a fake clock)', () => {
 });
 
 describe('DNS discovery against a DNS server process', () => {
+  it('the DNS server process reports the port it answers on, over UDP and TCP, also when the TCP port its first UDP port got was taken', async () => {
+    // a preload that, before the server's first TCP listen, has another socket of that process listen on the port
+    const dir = mkdtempSync(path.join(tmpdir(), 'occams-zone-'));
+    const preload = path.join(dir, 'take-first-port.cjs');
+    writeFileSync(
+      preload,
+      `const net = require('node:net');
+const listen = net.Server.prototype.listen;
+let taken = false;
+net.Server.prototype.listen = function (port, host, cb) {
+  if (taken || typeof port !== 'number' || port === 0) return listen.call(this, port, host, cb);
+  taken = true;
+  globalThis.blocker = net.createServer();
+  listen.call(globalThis.blocker, port, host, () => listen.call(this, port, host, cb));
+  return this;
+};
+`,
+    );
+    try {
+      for (const execArgv of [[], ['--require', preload]]) {
+        const zone = await ZoneServer.start(0, execArgv);
+        await zone.set({ [NAME]: { A: ['127.0.0.9'], ttl: 1 } });
+        const resolver = new dns.Resolver({ timeout: 2000, tries: 1 });
+        resolver.setServers([zone.server]);
+        expect(await resolver.resolve4(NAME)).toEqual(['127.0.0.9']);
+        expect(await tcpQuery(zone.port, NAME)).toEqual(['127.0.0.9']);
+        await zone.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rolling replace, scale out and in while non-idempotent calls run: none fails, none runs twice, new replicas get traffic, removed ones no new call', async () => {
     const zone = await ZoneServer.start();
     const r2 = await replica('127.0.0.2', 0);
