@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-/** Tests whose figure is a throughput ratio: they run alone, after the rest, so no other file shares the CPU. */
-const ALONE = ['test/failover-freeze.spec.ts'];
+/** Tests whose figure is a throughput ratio or a latency: they run alone, after the rest, so no other file shares the CPU. */
+const ALONE = ['test/failover-freeze.spec.ts', 'test/limit-learning.spec.ts'];
 
 export default defineConfig({
   // Nest resolves constructor and pipe types from decorator metadata, which

@@ -27,6 +27,13 @@ export async function startServer(methods: Record<string, MethodHandler>, option
   return { server, address, logger, url: `${address.host}:${address.port}` };
 }
 
+/** The call's outcome as a word: 'ok', or the error's code. */
+export const settle = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'ok',
+    (e: { code: string }) => e.code,
+  );
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` (which may ask something asynchronous: a health check, a child process) every 10 ms for at most `ms`. */
