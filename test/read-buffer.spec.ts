@@ -235,6 +235,8 @@ describe('nothing kept refers to the read buffer', () => {
     }
     expect(kept).toHaveLength(24);
     for (const v of kept) expect(v.every((x) => x === v[0])).toBe(true);
+    // each copy in memory of its own: a view's .buffer reaches no other bytes (Node's pool would hold others')
+    for (const v of kept) expect(v.buffer.byteLength).toBe(v.length);
     for (const { v, fill: f } of answers) expect(v.every((x) => x === f)).toBe(true);
   });
 

@@ -46,7 +46,9 @@ export function isReadBuffer(bytes: Uint8Array): boolean {
  * memory of its own (not Node's shared pool: whoever is handed it can
  * reach its whole `.buffer`).
  */
-export function ownedIfRead(bytes: Buffer): Buffer {
+export function ownedIfRead(bytes: Buffer): Buffer;
+export function ownedIfRead(bytes: Uint8Array): Uint8Array;
+export function ownedIfRead(bytes: Uint8Array): Uint8Array {
   if (shared === undefined || bytes.buffer !== shared.buffer) return bytes;
   const copy = Buffer.allocUnsafeSlow(bytes.length);
   copy.set(bytes);
